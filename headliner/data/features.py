@@ -1,0 +1,109 @@
+"""Reading feature and label columns per the spec, shared by validation (which counts problems) and
+wrangling and labelling (which act on them), so both always agree on what a problem is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from headliner.spec import Feature, FeatureType, OutOfRangeAction, Target
+
+_BOOL_WORDS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "yes": 1.0, "no": 0.0}
+
+# Problems a row can have in one feature column, in the order they are checked.
+MISSING = "missing value"
+NOT_WHOLE = "not a whole number"
+OUT_OF_RANGE = "out of range"
+
+
+def examples(values: pd.Series, limit: int = 5) -> list[str]:
+    """A few distinct offending values, as text, for messages and reports."""
+    return [repr(v) if isinstance(v, str) else str(v) for v in pd.unique(values.dropna())[:limit]]
+
+
+def coerce_feature(raw: pd.Series, feature: Feature) -> tuple[pd.Series, pd.Series]:
+    """The column as float64 (bool as 0/1) and a mask of present values that are not of its type."""
+    if feature.dtype is FeatureType.BOOL:
+        if pd.api.types.is_bool_dtype(raw):
+            return raw.astype("float64"), pd.Series(False, index=raw.index)
+        if pd.api.types.is_numeric_dtype(raw):
+            values = raw.astype("float64")
+            return values.where(values.isin([0.0, 1.0])), raw.notna() & ~values.isin([0.0, 1.0])
+        words = raw.astype("string").str.strip().str.lower()
+        values = words.map(_BOOL_WORDS).astype("float64")
+        return values, raw.notna() & values.isna()
+    if pd.api.types.is_bool_dtype(raw) or pd.api.types.is_numeric_dtype(raw):
+        return raw.astype("float64"), pd.Series(False, index=raw.index)
+    text = raw.astype("string").str.strip()
+    values = pd.to_numeric(text, errors="coerce").astype("float64")
+    return values, text.notna() & (text != "") & values.isna()
+
+
+def expected_type(feature: Feature) -> str:
+    return {FeatureType.BOOL: "true/false or 0/1", FeatureType.INT: "a whole number", FeatureType.FLOAT: "a number"}[
+        feature.dtype
+    ]
+
+
+@dataclass(frozen=True)
+class FeatureProblems:
+    """Row masks of the soft problems in one feature column (after type coercion)."""
+
+    missing: pd.Series
+    not_whole: pd.Series
+    out_of_range: pd.Series
+
+    def drop_mask(self, feature: Feature) -> pd.Series:
+        """Rows wrangling drops because of this feature."""
+        dropped = self.missing | self.not_whole
+        if feature.out_of_range is OutOfRangeAction.DROP:
+            dropped = dropped | self.out_of_range
+        return dropped
+
+    def findings(self, feature: Feature) -> list[tuple[str, pd.Series, str]]:
+        """(problem, rows, action) for each kind of problem, in a fixed order."""
+        return [
+            (MISSING, self.missing, "drop row"),
+            (NOT_WHOLE, self.not_whole, "drop row"),
+            (OUT_OF_RANGE, self.out_of_range, out_of_range_action(feature)),
+        ]
+
+
+def feature_problems(values: pd.Series, feature: Feature) -> FeatureProblems:
+    missing = values.isna() | np.isinf(values)
+    present = ~missing
+    not_whole = present & (feature.dtype is FeatureType.INT) & (values != np.round(values))
+    low = values < feature.min if feature.min is not None else pd.Series(False, index=values.index)
+    high = values > feature.max if feature.max is not None else pd.Series(False, index=values.index)
+    return FeatureProblems(missing=missing, not_whole=not_whole, out_of_range=present & ~not_whole & (low | high))
+
+
+def valid_range(feature: Feature) -> str:
+    low = "-inf" if feature.min is None else f"{feature.min:g}"
+    high = "inf" if feature.max is None else f"{feature.max:g}"
+    return f"[{low}, {high}]"
+
+
+def out_of_range_action(feature: Feature) -> str:
+    bounds = valid_range(feature)
+    if feature.out_of_range is OutOfRangeAction.CLIP:
+        return f"clip to {bounds}"
+    return f"drop row (valid: {bounds})"
+
+
+def raw_labels(raw: pd.Series) -> pd.Series:
+    """Label values as stripped text; empty strings count as missing (e.g. global-chart rows)."""
+    if pd.api.types.is_float_dtype(raw) and (raw.dropna() == raw.dropna().round()).all():
+        raw = raw.astype("Int64")  # 0.0 -> '0', as an integer label column read with NaNs would be
+    text = raw.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def map_labels(labels: pd.Series, target: Target) -> tuple[pd.Series, pd.Series]:
+    """Class of each present label (raw values mapped per the spec) and a mask of unknown ones."""
+    mapped = labels.replace(target.raw_values) if target.raw_values else labels
+    unknown = mapped.notna() & ~mapped.isin(target.classes)
+    return mapped, unknown

@@ -1,0 +1,132 @@
+"""Validation with teeth: hard failures stop the pipeline with one line naming the file, the column,
+what was expected and a sample of offending values; soft problems are counted for wrangling to repair.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from headliner.data.features import (
+    MISSING,
+    coerce_feature,
+    examples,
+    expected_type,
+    feature_problems,
+    map_labels,
+    raw_labels,
+)
+from headliner.errors import DataValidationError
+from headliner.reports import Check, DataReport, Finding
+from headliner.spec import UseCaseSpec
+
+
+def _entirely_empty(column: pd.Series) -> bool:
+    if column.notna().any():
+        return not column.astype("string").str.strip().ne("").any()
+    return True
+
+
+def check_structure(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> list[Check]:
+    """The hard rules on rows and columns; raises DataValidationError on the first one broken."""
+    if frame.empty:
+        raise DataValidationError(f"{source}: no rows to validate (empty file)")
+    missing = [c for c in spec.raw_columns if c not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, list(frame.columns)[:12])) + (" ..." if frame.shape[1] > 12 else "")
+        raise DataValidationError(
+            f"{source}: missing required column(s) {', '.join(repr(c) for c in missing)}; "
+            f"expected all of the spec's columns, found: {found}"
+        )
+    checks = [
+        Check(name="has rows", passed=True, detail=f"{len(frame):,} rows"),
+        Check(name="required columns present", passed=True, detail=", ".join(spec.raw_columns)),
+    ]
+    for column in spec.raw_columns:
+        if column != spec.target.column and _entirely_empty(frame[column]):
+            raise DataValidationError(
+                f"{source}: column '{column}' is entirely empty (all {len(frame):,} values missing); "
+                "expected values in it"
+            )
+    checks.append(Check(name="no entirely empty column", passed=True))
+    for feature in spec.features:
+        _, wrong_type = coerce_feature(frame[feature.name], feature)
+        if wrong_type.any():
+            raise DataValidationError(
+                f"{source}: column '{feature.name}' must be {expected_type(feature)}; found "
+                f"{', '.join(examples(frame.loc[wrong_type, feature.name]))} "
+                f"in {int(wrong_type.sum()):,} of {len(frame):,} rows"
+            )
+    checks.append(Check(name="feature columns have the spec's types", passed=True))
+    return checks
+
+
+def check_labels(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[Check, pd.Series, pd.Series]:
+    """Labelled rows exist and unknown labels stay under the spec's share; returns classes and mask."""
+    target = spec.target
+    labels = raw_labels(frame[target.column])
+    labelled = int(labels.notna().sum())
+    if labelled == 0:
+        raise DataValidationError(
+            f"{source}: no labelled rows: column '{target.column}' is empty in all {len(frame):,} rows; "
+            f"expected {target.description.lower()}"
+        )
+    classes, unknown = map_labels(labels, target)
+    share = float(unknown.sum()) / labelled
+    if share > target.max_unknown_share:
+        raise DataValidationError(
+            f"{source}: column '{target.column}' has {share:.1%} of labelled rows with unknown labels "
+            f"(at most {target.max_unknown_share:.1%} allowed); found "
+            f"{', '.join(examples(labels[unknown]))}; expected one of the spec's {len(target.classes)} classes"
+        )
+    return Check(name="labelled rows", passed=True, detail=f"{labelled:,} labelled"), classes, unknown
+
+
+def validate_raw(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> DataReport:
+    """Run every hard check (raising on failure) and count the soft problems."""
+    checks = check_structure(frame, spec, source)
+    label_check, classes, unknown = check_labels(frame, spec, source)
+    checks.append(label_check)
+
+    findings: list[Finding] = []
+    duplicates = int(frame.duplicated().sum())
+    if duplicates:
+        findings.append(Finding(problem="duplicate row", rows=duplicates, action="drop the copies"))
+    unlabelled = int(classes.isna().sum())
+    if unlabelled:
+        findings.append(
+            Finding(column=spec.target.column, problem="no label", rows=unlabelled, action="drop row")
+        )
+    if unknown.any():
+        findings.append(
+            Finding(
+                column=spec.target.column,
+                problem="unknown label",
+                rows=int(unknown.sum()),
+                action="drop row",
+                examples=examples(frame.loc[unknown, spec.target.column]),
+            )
+        )
+    for feature in spec.features:
+        raw = frame[feature.name]
+        values, _ = coerce_feature(raw, feature)
+        for problem, mask, action in feature_problems(values, feature).findings(feature):
+            if mask.any():
+                findings.append(
+                    Finding(
+                        column=feature.name,
+                        problem=problem,
+                        rows=int(mask.sum()),
+                        action=action,
+                        examples=examples(raw[mask]) if problem != MISSING else [],
+                    )
+                )
+    return DataReport(
+        title=f"Validation of {spec.name} raw data",
+        source=source,
+        rows_in=len(frame),
+        rows_out=len(frame),
+        checks=checks,
+        findings=findings,
+        label_counts={str(k): int(v) for k, v in classes[~unknown].value_counts().items()},
+        facts={"columns": str(frame.shape[1])},
+    )

@@ -1,0 +1,21 @@
+"""Errors that the CLI reports as one clear line (no traceback): the user can act on them."""
+
+
+class HeadlinerError(Exception):
+    """Base class: a problem with the user's input or setup, not a bug."""
+
+
+class SpecError(HeadlinerError):
+    """A use-case spec file is missing or invalid."""
+
+
+class DataSourceError(HeadlinerError):
+    """Raw data cannot be read: missing or unreadable path, unknown format, empty file."""
+
+
+class DataValidationError(HeadlinerError):
+    """Raw data violates the spec in a way that cannot be repaired."""
+
+
+class StackSetupError(HeadlinerError):
+    """The active ZenML stack cannot run the requested pipeline."""

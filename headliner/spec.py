@@ -1,0 +1,269 @@
+"""The use-case spec ("ML canvas as code"): one YAML file per use case, validated here.
+
+Everything a pipeline needs to know about a use case — features and their valid ranges, the target
+and its classes, the data source, metrics and gates — comes from this model, so the pipelines hold
+nothing use-case specific.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from headliner.errors import SpecError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureType(str, Enum):
+    """How a feature is read, validated and fed to the model."""
+
+    BOOL = "bool"
+    INT = "int"
+    FLOAT = "float"
+
+
+class OutOfRangeAction(str, Enum):
+    """What wrangling does with a value outside a feature's valid range."""
+
+    CLIP = "clip"  # move it to the nearest bound
+    DROP = "drop"  # drop the row
+
+
+class Feature(_Strict):
+    """One model input: its name, type, valid range and meaning."""
+
+    name: str
+    dtype: FeatureType
+    description: str
+    unit: Optional[str] = None
+    min: Optional[float] = None
+    max: Optional[float] = None
+    out_of_range: OutOfRangeAction = OutOfRangeAction.DROP
+    default: Optional[float] = Field(
+        default=None, description="A typical value, used as the starting point of input forms."
+    )
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> "Feature":
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"feature '{self.name}': min {self.min} is above max {self.max}")
+        if self.dtype is FeatureType.BOOL and (self.min is not None or self.max is not None):
+            raise ValueError(f"feature '{self.name}': a bool feature takes no min/max")
+        return self
+
+    def in_range(self, value: float) -> bool:
+        """Whether a (non-missing) value lies inside the valid range."""
+        if self.min is not None and value < self.min:
+            return False
+        if self.max is not None and value > self.max:
+            return False
+        return not math.isnan(value)
+
+
+class Target(_Strict):
+    """The label: its column in the raw data and the classes the model predicts."""
+
+    column: str
+    description: str
+    classes: list[str] = Field(min_length=2)
+    class_names: Literal["iso3166", "given"] = Field(
+        default="given",
+        description="How classes are shown to people: 'iso3166' looks up country names, "
+        "'given' uses display_names (or the class itself).",
+    )
+    display_names: dict[str, str] = Field(default_factory=dict)
+    raw_values: dict[str, str] = Field(
+        default_factory=dict, description="Maps raw label values to classes, e.g. '0' -> 'class_0'."
+    )
+    max_unknown_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Rows whose label is not a known class are dropped and counted; above this "
+        "share of labelled rows the data is refused.",
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _classes_unique(cls, classes: list[str]) -> list[str]:
+        duplicates = sorted({c for c in classes if classes.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate classes: {duplicates}")
+        return classes
+
+    @model_validator(mode="after")
+    def _mappings_name_known_classes(self) -> "Target":
+        unknown = sorted(
+            (set(self.display_names) | set(self.raw_values.values())) - set(self.classes)
+        )
+        if unknown:
+            raise ValueError(f"display_names/raw_values name unknown classes: {unknown}")
+        return self
+
+
+class SourceKind(str, Enum):
+    GENERATOR = "generator"  # a synthetic generator shipped with the project
+    SKLEARN = "sklearn"  # a dataset bundled with scikit-learn
+    FILE = "file"  # a CSV/Parquet path, http(s) URL or s3:// URI
+
+
+class DataSource(_Strict):
+    """Where the raw data comes from when the CLI is given no --data."""
+
+    kind: SourceKind
+    name: Optional[str] = Field(
+        default=None, description="Generator name or scikit-learn dataset name."
+    )
+    uri: Optional[str] = None
+    rows: Optional[int] = Field(default=None, gt=0, description="Rows to generate by default.")
+    seed: int = 42
+    format_description: str = ""
+
+    @model_validator(mode="after")
+    def _has_what_its_kind_needs(self) -> "DataSource":
+        if self.kind in (SourceKind.GENERATOR, SourceKind.SKLEARN) and not self.name:
+            raise ValueError(f"source kind '{self.kind.value}' needs a 'name'")
+        if self.kind is SourceKind.FILE and not self.uri:
+            raise ValueError("source kind 'file' needs a 'uri'")
+        return self
+
+
+class Wrangling(_Strict):
+    """How raw rows become examples."""
+
+    example_key: list[str] = Field(
+        default_factory=list,
+        description="Columns that identify one example; rows repeating a key are collapsed "
+        "(e.g. a song charting in a country on many days is one example). Empty: every row.",
+    )
+
+
+class Split(_Strict):
+    """How examples are split; grouped so no group (e.g. a song) lands in two splits."""
+
+    train: float = Field(gt=0, lt=1)
+    validation: float = Field(gt=0, lt=1)
+    test: float = Field(gt=0, lt=1)
+    group_column: Optional[str] = Field(
+        default=None, description="Rows sharing this value stay in one split; none: row-level."
+    )
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> "Split":
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + validation + test must be 1, got {total:g}")
+        return self
+
+
+class QualityGate(_Strict):
+    """A metric the candidate must reach: absolutely and/or by a margin over the baseline."""
+
+    metric: str
+    min: Optional[float] = None
+    min_lift_over_baseline: Optional[float] = None
+
+
+class Evaluation(_Strict):
+    metrics: list[str]
+    top_k: int = Field(ge=1)
+    quality_gates: list[QualityGate] = Field(default_factory=list)
+
+
+class Decision(_Strict):
+    """What a person is shown."""
+
+    question: str
+    top_k: int = Field(ge=1)
+    answer_template: str
+
+
+class Monitoring(_Strict):
+    drift_share_warn: float = Field(ge=0, le=1)
+    drift_share_retrain: float = Field(ge=0, le=1)
+    feature_drift_p_value: float = Field(gt=0, lt=1)
+    live_metric: str
+    live_metric_min_drop_to_retrain: float = Field(ge=0)
+    fairness_attribute: Optional[str] = None
+    fairness_max_parity_difference: Optional[float] = Field(default=None, ge=0, le=1)
+
+
+class Retraining(_Strict):
+    automatic: bool = False
+    min_new_labels: int = Field(default=0, ge=0)
+
+
+class UseCaseSpec(_Strict):
+    """A whole use case: the ML canvas blocks that the pipelines act on."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Also the registered model name.")
+    title: str
+    description: str
+    task: Literal["multiclass_classification"]
+    source: DataSource
+    features: list[Feature] = Field(min_length=1)
+    target: Target
+    wrangling: Wrangling = Wrangling()
+    split: Split
+    evaluation: Evaluation
+    decision: Decision
+    monitoring: Monitoring
+    retraining: Retraining = Retraining()
+
+    @model_validator(mode="after")
+    def _columns_are_consistent(self) -> "UseCaseSpec":
+        names = self.feature_names
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate feature names in {names}")
+        if self.target.column in names:
+            raise ValueError(f"target column '{self.target.column}' is also a feature")
+        for column in self.wrangling.example_key:
+            if column not in self.raw_columns:
+                raise ValueError(f"wrangling.example_key column '{column}' is not a data column")
+        if self.decision.top_k > len(self.target.classes):
+            raise ValueError("decision.top_k exceeds the number of classes")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def raw_columns(self) -> list[str]:
+        """The columns a raw dataset must have: group column, features, target."""
+        group = [self.split.group_column] if self.split.group_column else []
+        return group + self.feature_names + [self.target.column]
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+
+def load_spec(path: str | Path) -> UseCaseSpec:
+    """Read and validate a use-case spec; errors name the file and the offending field."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"use-case spec {path}: no such file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"use-case spec {path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"use-case spec {path}: expected a mapping at the top level")
+    try:
+        return UseCaseSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise SpecError(f"use-case spec {path}: field '{where}': {first['msg']}") from None

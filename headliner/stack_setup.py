@@ -1,0 +1,88 @@
+"""First-run setup: initialise ZenML and make sure the active stack can run a pipeline.
+
+On a fresh clone the active stack is ZenML's 'default'; it is replaced by the project's local stack
+(imported from stack_configs/local.yaml, in the format of `zenml stack import`). A stack the user
+chose is left alone when it has the components the pipeline needs. Never prompts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from headliner.errors import StackSetupError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_STACK_FILE = PROJECT_ROOT / "stack_configs" / "local.yaml"
+ZENML_DEFAULT_STACK = "default"
+
+
+def import_stack(stack_file: Path) -> str:
+    """Register the stack of a `zenml stack export` style YAML unless it exists; returns its name.
+
+    Components are reused by name when their flavor matches; a same-named component of another
+    flavor is an error rather than a prompt.
+    """
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    client = Client()
+    data = yaml.safe_load(stack_file.read_text())
+    name = data["stack_name"]
+    if client.list_stacks(name=name).total:
+        return name
+    component_ids = {}
+    for type_name, config in data["components"].items():
+        component_type = StackComponentType(type_name)
+        existing = client.list_stack_components(type=component_type, name=config["name"])
+        if existing.total:
+            component = existing.items[0]
+            if component.flavor_name != config["flavor"]:
+                raise StackSetupError(
+                    f"{stack_file}: a {type_name} named '{config['name']}' already exists with flavor "
+                    f"'{component.flavor_name}', expected '{config['flavor']}'; rename or delete it"
+                )
+        else:
+            component = client.create_stack_component(
+                name=config["name"],
+                flavor=config["flavor"],
+                component_type=component_type,
+                configuration=config.get("configuration") or {},
+            )
+        component_ids[component_type] = [component.id]
+    client.create_stack(name=name, components=component_ids)
+    return name
+
+
+def ensure_stack(required: Iterable[str]) -> str:
+    """Initialise the repository if needed and return the name of an active stack that has the
+    `required` component types (e.g. 'experiment_tracker').
+
+    ZenML's own 'default' stack is replaced by the project's local stack; any other active stack is
+    the user's choice and is kept, or refused with a clear message if it lacks a component.
+    """
+    from zenml.client import Client
+
+    if Client.find_repository(PROJECT_ROOT) is None:
+        Client.initialize(root=PROJECT_ROOT)
+    client = Client()
+    active = client.active_stack_model
+    if active.name == ZENML_DEFAULT_STACK:
+        name = import_stack(LOCAL_STACK_FILE)
+        client.activate_stack(name)
+        return name
+    missing = sorted(t for t in required if not active.components.get(_component_type(t)))
+    if missing:
+        raise StackSetupError(
+            f"the active ZenML stack '{active.name}' has no {', '.join(missing)}; "
+            f"add one, or use the project's stack: zenml stack set local"
+        )
+    return active.name
+
+
+def _component_type(name: str):
+    from zenml.enums import StackComponentType
+
+    return StackComponentType(name)

@@ -1,0 +1,38 @@
+"""Stores report artifacts (`headliner.reports.HtmlReport` subclasses) as JSON through the artifact
+store, and shows their HTML rendering in the ZenML dashboard."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Dict, Tuple, Type
+
+from zenml.enums import ArtifactType, VisualizationType
+from zenml.materializers.base_materializer import BaseMaterializer
+from zenml.metadata.metadata_types import MetadataType
+
+from headliner.reports import HtmlReport
+
+REPORT_FILE = "report.json"
+VISUALIZATION_FILE = "report.html"
+
+
+class HtmlReportMaterializer(BaseMaterializer):
+    ASSOCIATED_TYPES: ClassVar[Tuple[Type[Any], ...]] = (HtmlReport,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
+
+    def load(self, data_type: Type[HtmlReport]) -> HtmlReport:
+        with self.artifact_store.open(os.path.join(self.uri, REPORT_FILE), "r") as handle:
+            return data_type.model_validate_json(handle.read())
+
+    def save(self, data: HtmlReport) -> None:
+        with self.artifact_store.open(os.path.join(self.uri, REPORT_FILE), "w") as handle:
+            handle.write(data.model_dump_json(indent=2))
+
+    def save_visualizations(self, data: HtmlReport) -> Dict[str, VisualizationType]:
+        path = os.path.join(self.uri, VISUALIZATION_FILE)
+        with self.artifact_store.open(path, "w") as handle:
+            handle.write(data.to_html())
+        return {path: VisualizationType.HTML}
+
+    def extract_metadata(self, data: HtmlReport) -> Dict[str, MetadataType]:
+        return data.summary_metadata()

@@ -1,0 +1,1 @@
+"""ZenML pipelines: each wires steps and holds no logic."""

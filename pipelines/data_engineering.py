@@ -1,0 +1,32 @@
+"""The data engineering pipeline: raw data -> validated, wrangled, labelled, split examples."""
+
+from typing import Optional
+
+from zenml import pipeline
+
+from headliner.data.sources import describe_source
+from headliner.spec import UseCaseSpec
+from steps.data import ingest_data, label_data, profile_data, split_data, validate_data, wrangle_data
+
+
+def data_engineering_steps(spec: UseCaseSpec, data: Optional[str], rows: Optional[int]):
+    """The data steps, for any pipeline that starts from raw data; returns the three splits.
+
+    A file or URL is re-read on every run (its content may change under the same name); generated
+    and bundled data are cached by their parameters.
+    """
+    source = describe_source(spec, data, rows)
+    ingest = ingest_data.with_options(enable_cache=False) if data else ingest_data
+    raw_data = ingest(spec=spec, data=data, rows=rows)
+    validate_data(raw_data, spec=spec, source=source)
+    # Nothing downstream starts before validation has passed.
+    wrangled_data, _ = wrangle_data(raw_data, spec=spec, source=source, after="validate_data")
+    labelled_data, _ = label_data(wrangled_data, spec=spec, source=source)
+    train_split, validation_split, test_split, _ = split_data(labelled_data, spec=spec, source=source)
+    profile_data(labelled_data, spec=spec)
+    return train_split, validation_split, test_split
+
+
+@pipeline(name="data_engineering")
+def data_engineering(spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None) -> None:
+    data_engineering_steps(spec, data, rows)

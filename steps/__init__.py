@@ -1,0 +1,1 @@
+"""ZenML steps, one folder per ML-canvas stage; each step is a thin typed wrapper over headliner."""

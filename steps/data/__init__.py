@@ -1,0 +1,10 @@
+"""Data engineering steps: ingest, validate, wrangle, label, split, profile."""
+
+from steps.data.ingest_data import ingest_data
+from steps.data.label_data import label_data
+from steps.data.profile_data import profile_data
+from steps.data.split_data import split_data
+from steps.data.validate_data import validate_data
+from steps.data.wrangle_data import wrangle_data
+
+__all__ = ["ingest_data", "validate_data", "wrangle_data", "label_data", "split_data", "profile_data"]

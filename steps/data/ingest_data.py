@@ -1,0 +1,21 @@
+"""Step: read the raw table (file, URL, s3:// URI, bundled dataset or generator)."""
+
+from typing import Annotated, Optional
+
+import pandas as pd
+from zenml import log_metadata, step
+
+from headliner.data.sources import describe_source, load_raw_data
+from headliner.spec import UseCaseSpec
+
+
+@step
+def ingest_data(
+    spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None
+) -> Annotated[pd.DataFrame, "raw_data"]:
+    frame = load_raw_data(spec, data=data, rows=rows)
+    log_metadata(
+        metadata={"source": describe_source(spec, data, rows), "rows": len(frame), "columns": frame.shape[1]},
+        infer_artifact=True,
+    )
+    return frame

@@ -1,0 +1,20 @@
+"""Step: map raw labels to the spec's classes and drop unknown ones, with counts."""
+
+from typing import Annotated, Tuple
+
+import pandas as pd
+from zenml import step
+
+import materializers  # noqa: F401  (registers the report materializer)
+from headliner.data.wrangling import label_examples
+from headliner.reports import DataReport
+from headliner.spec import UseCaseSpec
+
+
+@step
+def label_data(
+    wrangled_data: pd.DataFrame, spec: UseCaseSpec, source: str
+) -> Tuple[Annotated[pd.DataFrame, "labelled_data"], Annotated[DataReport, "labelling_report"]]:
+    # ZenML counts outputs from the literal tuple in the return statement.
+    labelled_data, report = label_examples(wrangled_data, spec, source)
+    return labelled_data, report

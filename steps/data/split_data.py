@@ -1,0 +1,30 @@
+"""Step: grouped, stratified, seeded train/validation/test split; each split carries its fingerprint."""
+
+from typing import Annotated, Tuple
+
+import pandas as pd
+from zenml import log_metadata, step
+
+import materializers  # noqa: F401  (registers the report materializer)
+from headliner.data.splitting import dataframe_fingerprint, split_examples
+from headliner.reports import DataReport
+from headliner.spec import UseCaseSpec
+
+
+@step
+def split_data(
+    labelled_data: pd.DataFrame, spec: UseCaseSpec, source: str
+) -> Tuple[
+    Annotated[pd.DataFrame, "train_split"],
+    Annotated[pd.DataFrame, "validation_split"],
+    Annotated[pd.DataFrame, "test_split"],
+    Annotated[DataReport, "split_report"],
+]:
+    train, validation, test, report = split_examples(labelled_data, spec, source)
+    for name, part in (("train_split", train), ("validation_split", validation), ("test_split", test)):
+        log_metadata(
+            metadata={"fingerprint": dataframe_fingerprint(part), "rows": len(part)},
+            artifact_name=name,
+            infer_artifact=True,
+        )
+    return train, validation, test, report

@@ -1,0 +1,20 @@
+"""Step: deduplicate, fix types, repair or drop odd values per the spec, with counts."""
+
+from typing import Annotated, Tuple
+
+import pandas as pd
+from zenml import step
+
+import materializers  # noqa: F401  (registers the report materializer)
+from headliner.data.wrangling import wrangle
+from headliner.reports import DataReport
+from headliner.spec import UseCaseSpec
+
+
+@step
+def wrangle_data(
+    raw_data: pd.DataFrame, spec: UseCaseSpec, source: str
+) -> Tuple[Annotated[pd.DataFrame, "wrangled_data"], Annotated[DataReport, "wrangling_report"]]:
+    # ZenML counts outputs from the literal tuple in the return statement.
+    wrangled_data, report = wrangle(raw_data, spec, source)
+    return wrangled_data, report
