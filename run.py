@@ -27,6 +27,24 @@ def _set_quiet_defaults() -> None:
     os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
 
 
+def _hide_user_error_tracebacks() -> None:
+    """Keep tracebacks of the user's own input errors off the terminal (the CLI prints one line);
+    ZenML's stored step logs, shown in the dashboard, keep them."""
+    import logging
+
+    from headliner.errors import HeadlinerError
+
+    class _DropUserErrorTraceback(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.exc_info and isinstance(record.exc_info[1], HeadlinerError):
+                record.exc_info, record.exc_text = None, None
+            return True
+
+    for handler in logging.getLogger().handlers:
+        if type(handler).__name__ == "ZenMLConsoleHandler":
+            handler.addFilter(_DropUserErrorTraceback())
+
+
 def _fail(message: str) -> None:
     click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(1)
@@ -59,6 +77,7 @@ def _run_data_pipeline(spec, data: Optional[str], rows: Optional[int], no_cache:
 
     if data:
         check_source(data)
+    _hide_user_error_tracebacks()
     stack = ensure_stack(PIPELINE_COMPONENTS["data"])
     click.echo(f"Running data_engineering for '{spec.name}' on stack '{stack}'")
     run = data_engineering.with_options(enable_cache=not no_cache)(spec=spec, data=data, rows=rows)

@@ -7,6 +7,7 @@ chose is left alone when it has the components the pipeline needs. Never prompts
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -56,6 +57,11 @@ def import_stack(stack_file: Path) -> str:
     return name
 
 
+def repository_root() -> Path:
+    """Where the ZenML repository (.zen) lives: $ZENML_REPOSITORY_PATH if set, else the project."""
+    return Path(os.environ.get("ZENML_REPOSITORY_PATH") or PROJECT_ROOT)
+
+
 def ensure_stack(required: Iterable[str]) -> str:
     """Initialise the repository if needed and return the name of an active stack that has the
     `required` component types (e.g. 'experiment_tracker').
@@ -64,9 +70,13 @@ def ensure_stack(required: Iterable[str]) -> str:
     the user's choice and is kept, or refused with a clear message if it lacks a component.
     """
     from zenml.client import Client
+    from zenml.utils.source_utils import set_custom_source_root
 
-    if Client.find_repository(PROJECT_ROOT) is None:
-        Client.initialize(root=PROJECT_ROOT)
+    # Steps are imported from the project even when the repository config lives elsewhere.
+    set_custom_source_root(str(PROJECT_ROOT))
+    root = repository_root()
+    if Client.find_repository(root) is None:
+        Client.initialize(root=root)
     client = Client()
     active = client.active_stack_model
     if active.name == ZENML_DEFAULT_STACK:

@@ -3,6 +3,7 @@
 from typing import Optional
 
 from zenml import pipeline
+from zenml.enums import ExecutionMode
 
 from headliner.data.sources import describe_source
 from headliner.spec import UseCaseSpec
@@ -27,6 +28,6 @@ def data_engineering_steps(spec: UseCaseSpec, data: Optional[str], rows: Optiona
     return train_split, validation_split, test_split
 
 
-@pipeline(name="data_engineering")
+@pipeline(name="data_engineering", execution_mode=ExecutionMode.FAIL_FAST)
 def data_engineering(spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None) -> None:
     data_engineering_steps(spec, data, rows)

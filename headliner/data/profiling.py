@@ -17,13 +17,15 @@ def data_profile_html(frame: pd.DataFrame, spec: UseCaseSpec, max_rows: int = PR
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataSummaryPreset
 
-    columns = spec.feature_names + [spec.target.column]
-    sample = frame[columns]
+    flags = [f.name for f in spec.features if f.dtype is FeatureType.BOOL]
+    sample = frame[spec.feature_names + [spec.target.column]]
     if len(sample) > max_rows:
         sample = sample.sample(n=max_rows, random_state=spec.split.seed)
+    # Evidently takes category labels as text, not as the 0/1 floats wrangling produces.
+    sample = sample.assign(**{name: sample[name].astype(bool).astype(str) for name in flags})
     definition = DataDefinition(
         numerical_columns=[f.name for f in spec.features if f.dtype is not FeatureType.BOOL],
-        categorical_columns=[f.name for f in spec.features if f.dtype is FeatureType.BOOL] + [spec.target.column],
+        categorical_columns=flags + [spec.target.column],
     )
     snapshot = Report([DataSummaryPreset()]).run(
         current_data=Dataset.from_pandas(sample.reset_index(drop=True), data_definition=definition),

@@ -1,0 +1,74 @@
+"""The use-case spec: both shipped specs load, and broken specs fail naming the field."""
+
+from pathlib import Path
+
+import pytest
+
+from headliner.errors import SpecError
+from headliner.spec import FeatureType, load_spec
+
+JUKEBOX_FEATURES = [
+    "is_explicit", "duration_ms", "danceability", "energy", "key", "loudness", "mode",
+    "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
+]
+
+
+def test_jukebox_spec_matches_the_design(jukebox_spec):
+    assert jukebox_spec.name == "jukebox"
+    assert jukebox_spec.feature_names == JUKEBOX_FEATURES
+    classes = jukebox_spec.target.classes
+    assert len(classes) == 72 and classes == sorted(classes)
+    assert "NO" in classes  # YAML's Norway problem: NO must stay a string
+    assert jukebox_spec.target.column == "country"
+    assert jukebox_spec.split.group_column == "spotify_id"
+    assert jukebox_spec.feature("is_explicit").dtype is FeatureType.BOOL
+    assert jukebox_spec.raw_columns[0] == "spotify_id" and jukebox_spec.raw_columns[-1] == "country"
+
+
+def test_wine_spec_loads_with_label_mapping(wine_spec):
+    assert wine_spec.name == "wine"
+    assert len(wine_spec.features) == 13
+    assert wine_spec.target.raw_values["2"] == "class_2"
+    assert wine_spec.split.group_column is None
+
+
+def test_feature_range_check(jukebox_spec):
+    tempo = jukebox_spec.feature("tempo")
+    assert tempo.in_range(120.0)
+    assert not tempo.in_range(0.0)
+    assert not tempo.in_range(float("nan"))
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_missing_spec_file_names_the_file(tmp_path):
+    with pytest.raises(SpecError, match=r"nope\.yaml: no such file"):
+        load_spec(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_is_refused(tmp_path):
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(_write(tmp_path, "name: [unclosed"))
+
+
+@pytest.mark.parametrize(
+    ("mutation", "field"),
+    [
+        (lambda d: d["split"].update(train=0.9), "split"),
+        (lambda d: d["features"][1].update(min=5, max=1), "features.1"),
+        (lambda d: d["target"].update(classes=["AE", "AE"]), "target.classes"),
+        (lambda d: d.pop("target"), "target"),
+        (lambda d: d.update(colour="red"), "colour"),
+    ],
+)
+def test_invalid_spec_names_the_field(tmp_path, mutation, field):
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "jukebox.yaml").read_text())
+    mutation(data)
+    with pytest.raises(SpecError, match=rf"field '{field}"):
+        load_spec(_write(tmp_path, yaml.safe_dump(data)))

@@ -1,0 +1,186 @@
+"""Validation: every hard failure with its own message, and the soft problems counted, then repaired
+by wrangling and labelling with the same counts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from headliner.data.validation import validate_raw
+from headliner.data.wrangling import label_examples, wrangle
+from headliner.errors import DataValidationError
+
+SOURCE = "charts.csv"
+
+
+def clean_rows(n: int = 12) -> pd.DataFrame:
+    """n valid raw rows in the Kaggle layout (spec columns plus two extra ones), 3 songs x 4 countries."""
+    rng = np.random.default_rng(0)
+    songs = [f"song{i // 4}" for i in range(n)]
+    return pd.DataFrame(
+        {
+            "spotify_id": songs,
+            "name": [f"Name {s}" for s in songs],
+            "daily_rank": np.arange(1, n + 1),
+            "country": (["DE", "FR", "US", "BR"] * n)[:n],
+            "is_explicit": [bool(i % 2) for i in range(n)],
+            "duration_ms": rng.integers(120_000, 240_000, n),
+            "danceability": rng.uniform(0.2, 0.9, n),
+            "energy": rng.uniform(0.2, 0.9, n),
+            "key": rng.integers(0, 12, n),
+            "loudness": rng.uniform(-12, -3, n),
+            "mode": rng.integers(0, 2, n),
+            "speechiness": rng.uniform(0.02, 0.3, n),
+            "acousticness": rng.uniform(0, 0.8, n),
+            "instrumentalness": rng.uniform(0, 0.1, n),
+            "liveness": rng.uniform(0.05, 0.4, n),
+            "valence": rng.uniform(0.1, 0.9, n),
+            "tempo": rng.uniform(80, 160, n),
+        }
+    )
+
+
+def test_clean_data_passes_with_no_findings(jukebox_spec):
+    report = validate_raw(clean_rows(), jukebox_spec, SOURCE)
+    assert report.findings == []
+    assert all(check.passed for check in report.checks)
+    assert report.label_counts == {"DE": 3, "FR": 3, "US": 3, "BR": 3}
+
+
+def test_empty_table(jukebox_spec):
+    with pytest.raises(DataValidationError, match=r"^charts\.csv: no rows to validate"):
+        validate_raw(clean_rows().iloc[0:0], jukebox_spec, SOURCE)
+
+
+def test_missing_required_column(jukebox_spec):
+    with pytest.raises(
+        DataValidationError,
+        match=r"^charts\.csv: missing required column\(s\) 'valence', 'tempo'; expected all of the spec's "
+        r"columns, found: spotify_id, name,",
+    ):
+        validate_raw(clean_rows().drop(columns=["tempo", "valence"]), jukebox_spec, SOURCE)
+
+
+def test_non_numeric_feature_column(jukebox_spec):
+    frame = clean_rows()
+    frame["tempo"] = frame["tempo"].astype(object)
+    frame.loc[[2, 5], "tempo"] = ["fast", "120 bpm"]
+    with pytest.raises(
+        DataValidationError,
+        match=r"^charts\.csv: column 'tempo' must be a number; found 'fast', '120 bpm' in 2 of 12 rows$",
+    ):
+        validate_raw(frame, jukebox_spec, SOURCE)
+
+
+def test_non_boolean_flag_column(jukebox_spec):
+    frame = clean_rows()
+    frame["is_explicit"] = ["maybe"] + ["true"] * 11
+    with pytest.raises(DataValidationError, match=r"column 'is_explicit' must be true/false or 0/1; found 'maybe'"):
+        validate_raw(frame, jukebox_spec, SOURCE)
+
+
+def test_text_booleans_and_numbers_are_accepted(jukebox_spec):
+    frame = clean_rows()
+    frame["is_explicit"] = ["True", "False"] * 6
+    frame["tempo"] = frame["tempo"].map(lambda v: f" {v:.3f} ")
+    wrangled, _ = wrangle(frame, jukebox_spec, SOURCE)
+    assert wrangled["is_explicit"].tolist()[:2] == [1.0, 0.0]
+    assert wrangled["tempo"].dtype == "float64"
+
+
+def test_entirely_empty_column(jukebox_spec):
+    frame = clean_rows()
+    frame["energy"] = np.nan
+    with pytest.raises(
+        DataValidationError, match=r"^charts\.csv: column 'energy' is entirely empty \(all 12 values missing\)"
+    ):
+        validate_raw(frame, jukebox_spec, SOURCE)
+
+
+def test_no_labelled_rows(jukebox_spec):
+    frame = clean_rows()
+    frame["country"] = ""
+    with pytest.raises(
+        DataValidationError, match=r"^charts\.csv: no labelled rows: column 'country' is empty in all 12 rows"
+    ):
+        validate_raw(frame, jukebox_spec, SOURCE)
+
+
+def test_too_many_unknown_labels(jukebox_spec):
+    frame = clean_rows()
+    frame.loc[[0, 1], "country"] = ["XX", "Germany"]
+    with pytest.raises(
+        DataValidationError,
+        match=r"column 'country' has 16\.7% of labelled rows with unknown labels \(at most 1\.0% allowed\); "
+        r"found 'XX', 'Germany'",
+    ):
+        validate_raw(frame, jukebox_spec, SOURCE)
+
+
+def odd_rows() -> pd.DataFrame:
+    """Clean rows plus one of each soft problem, at known places."""
+    frame = clean_rows(40)
+    frame.loc[0, "country"] = np.nan  # global chart row
+    frame.loc[1, "danceability"] = np.nan
+    frame.loc[2, "tempo"] = 0.0  # out of range [30, 250]: drop
+    frame.loc[3, "duration_ms"] = 0  # out of range: drop
+    frame.loc[4, "loudness"] = 2.5  # above 0 dB: clip
+    frame["key"] = frame["key"].astype("float64")
+    frame.loc[5, "key"] = 3.5  # not a whole number: drop
+    frame.loc[6, "country"] = "XX"  # unknown label (1 of 39 labelled, allowed with a larger share)
+    frame = pd.concat([frame, frame.iloc[[10, 11]]], ignore_index=True)  # two exact duplicates
+    frame.loc[len(frame)] = frame.loc[12].copy()  # same song and country on another day
+    frame.loc[len(frame) - 1, "daily_rank"] = 99
+    return frame
+
+
+def test_soft_problems_are_counted_then_repaired(jukebox_spec):
+    spec = jukebox_spec.model_copy(
+        update={"target": jukebox_spec.target.model_copy(update={"max_unknown_share": 0.05})}
+    )
+    raw = odd_rows()
+    report = validate_raw(raw, spec, SOURCE)
+    assert report.rows_affected("duplicate row") == 2
+    assert report.rows_affected("no label", "country") == 1
+    assert report.rows_affected("unknown label", "country") == 1
+    assert report.rows_affected("missing value", "danceability") == 1
+    assert report.rows_affected("out of range", "tempo") == 1
+    assert report.rows_affected("out of range", "duration_ms") == 1
+    assert report.rows_affected("out of range", "loudness") == 1
+    assert report.rows_affected("not a whole number", "key") == 1
+
+    wrangled, wrangling_report = wrangle(raw, spec, SOURCE)
+    assert wrangling_report.rows_in == len(raw) == 43
+    assert wrangling_report.rows_affected("duplicate row") == 2
+    assert wrangling_report.rows_affected("no label") == 1
+    assert wrangling_report.rows_affected("repeated example key") == 1
+    # dropped: 2 duplicates, 1 unlabelled, NaN, tempo 0, duration 0, key 3.5, 1 repeated key
+    assert wrangling_report.rows_out == len(wrangled) == 43 - 2 - 1 - 4 - 1
+    assert list(wrangled.columns) == jukebox_spec.raw_columns
+    assert wrangled["loudness"].max() == 0.0  # clipped, not dropped
+    assert wrangled[spec.feature_names].notna().all().all()
+    assert (wrangled["tempo"] >= 30).all() and (wrangled["duration_ms"] >= 10_000).all()
+    assert not wrangled.duplicated(subset=["spotify_id", "country"]).any()
+
+    labelled, labelling_report = label_examples(wrangled, spec, SOURCE)
+    assert labelling_report.rows_affected("unknown label") == 1
+    assert len(labelled) == len(wrangled) - 1
+    assert set(labelled["country"]) <= set(spec.target.classes)
+    assert sum(labelling_report.label_counts.values()) == len(labelled)
+
+
+def test_integer_labels_are_mapped_to_classes(wine_spec):
+    from headliner.data.sources import load_raw_data
+
+    raw = load_raw_data(wine_spec)
+    wrangled, _ = wrangle(raw, wine_spec, "wine")
+    labelled, report = label_examples(wrangled, wine_spec, "wine")
+    assert report.label_counts == {"class_1": 71, "class_0": 59, "class_2": 48}
+    assert len(labelled) == 178
+
+
+def test_report_renders_findings_as_html(jukebox_spec):
+    spec = jukebox_spec.model_copy(
+        update={"target": jukebox_spec.target.model_copy(update={"max_unknown_share": 0.05})}
+    )
+    page = validate_raw(odd_rows(), spec, SOURCE).to_html()
+    assert "<table>" in page and "out of range" in page and "clip to [-60, 0]" in page
