@@ -95,10 +95,12 @@ def out_of_range_action(feature: Feature) -> str:
 
 
 def raw_labels(raw: pd.Series) -> pd.Series:
-    """Label values as stripped text; empty strings count as missing (e.g. global-chart rows)."""
+    """Label values as stripped text (object dtype); empty strings count as missing (e.g. global-chart
+    rows)."""
     if pd.api.types.is_float_dtype(raw) and (raw.dropna() == raw.dropna().round()).all():
         raw = raw.astype("Int64")  # 0.0 -> '0', as an integer label column read with NaNs would be
-    text = raw.astype("string").str.strip()
+    missing = raw.isna().to_numpy()
+    text = raw.astype(object).where(missing, raw.astype(str)).str.strip()
     return text.mask(text == "")
 
 

@@ -21,9 +21,13 @@ from headliner.spec import UseCaseSpec
 
 
 def _entirely_empty(column: pd.Series) -> bool:
-    if column.notna().any():
-        return not column.astype("string").str.strip().ne("").any()
-    return True
+    """All values missing, or (text columns) blank; stops at the first real value."""
+    present = column.dropna()
+    if present.empty:
+        return True
+    if column.dtype != object:
+        return False
+    return not any(not isinstance(v, str) or v.strip() for v in present.to_numpy())
 
 
 def check_structure(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> list[Check]:
