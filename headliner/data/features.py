@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from headliner.reports import Finding
 from headliner.spec import Feature, FeatureType, OutOfRangeAction, Target
 
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "yes": 1.0, "no": 0.0}
@@ -63,13 +64,27 @@ class FeatureProblems:
             dropped = dropped | self.out_of_range
         return dropped
 
-    def findings(self, feature: Feature) -> list[tuple[str, pd.Series, str]]:
-        """(problem, rows, action) for each kind of problem, in a fixed order."""
-        return [
+    def findings(self, raw: pd.Series, feature: Feature, among: np.ndarray | None = None) -> list[Finding]:
+        """One finding per kind of problem present, counted among the rows `among` (default: all),
+        with examples from the raw column."""
+        found = []
+        for problem, mask, action in (
             (MISSING, self.missing, "drop row"),
             (NOT_WHOLE, self.not_whole, "drop row"),
             (OUT_OF_RANGE, self.out_of_range, out_of_range_action(feature)),
-        ]
+        ):
+            rows = mask.to_numpy() if among is None else mask.to_numpy() & among
+            if rows.any():
+                found.append(
+                    Finding(
+                        column=feature.name,
+                        problem=problem,
+                        rows=int(rows.sum()),
+                        action=action,
+                        examples=examples(raw[rows]) if problem != MISSING else [],
+                    )
+                )
+        return found
 
 
 def feature_problems(values: pd.Series, feature: Feature) -> FeatureProblems:
@@ -102,6 +117,16 @@ def raw_labels(raw: pd.Series) -> pd.Series:
     missing = raw.isna().to_numpy()
     text = raw.astype(object).where(missing, raw.astype(str)).str.strip()
     return text.mask(text == "")
+
+
+def unknown_label_finding(raw: pd.Series, unknown: pd.Series) -> Finding:
+    return Finding(
+        column=str(raw.name),
+        problem="unknown label",
+        rows=int(unknown.sum()),
+        action="drop row",
+        examples=examples(raw[unknown.to_numpy()]),
+    )
 
 
 def map_labels(labels: pd.Series, target: Target) -> tuple[pd.Series, pd.Series]:

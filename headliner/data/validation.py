@@ -7,13 +7,13 @@ from __future__ import annotations
 import pandas as pd
 
 from headliner.data.features import (
-    MISSING,
     coerce_feature,
     examples,
     expected_type,
     feature_problems,
     map_labels,
     raw_labels,
+    unknown_label_finding,
 )
 from headliner.errors import DataValidationError
 from headliner.reports import Check, DataReport, Finding
@@ -101,29 +101,10 @@ def validate_raw(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> DataRep
             Finding(column=spec.target.column, problem="no label", rows=unlabelled, action="drop row")
         )
     if unknown.any():
-        findings.append(
-            Finding(
-                column=spec.target.column,
-                problem="unknown label",
-                rows=int(unknown.sum()),
-                action="drop row",
-                examples=examples(frame.loc[unknown, spec.target.column]),
-            )
-        )
+        findings.append(unknown_label_finding(frame[spec.target.column], unknown))
     for feature in spec.features:
-        raw = frame[feature.name]
-        values, _ = coerce_feature(raw, feature)
-        for problem, mask, action in feature_problems(values, feature).findings(feature):
-            if mask.any():
-                findings.append(
-                    Finding(
-                        column=feature.name,
-                        problem=problem,
-                        rows=int(mask.sum()),
-                        action=action,
-                        examples=examples(raw[mask]) if problem != MISSING else [],
-                    )
-                )
+        values, _ = coerce_feature(frame[feature.name], feature)
+        findings.extend(feature_problems(values, feature).findings(frame[feature.name], feature))
     return DataReport(
         title=f"Validation of {spec.name} raw data",
         source=source,

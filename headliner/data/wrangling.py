@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from headliner.data.features import MISSING, coerce_feature, examples, feature_problems, map_labels, raw_labels
+from headliner.data.features import coerce_feature, feature_problems, map_labels, raw_labels, unknown_label_finding
 from headliner.reports import DataReport, Finding
 from headliner.spec import OutOfRangeAction, UseCaseSpec
 
@@ -37,18 +37,8 @@ def wrangle(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.Dat
     for feature in spec.features:
         values, _ = coerce_feature(deduped[feature.name], feature)
         problems = feature_problems(values, feature)
-        for problem, mask, action in problems.findings(feature):
-            counted = mask.to_numpy() & keep  # only rows still in play are counted
-            if counted.any():
-                findings.append(
-                    Finding(
-                        column=feature.name,
-                        problem=problem,
-                        rows=int(counted.sum()),
-                        action=action,
-                        examples=examples(deduped[feature.name][counted]) if problem != MISSING else [],
-                    )
-                )
+        # Only rows still in play are counted, so a row is counted once, under its first problem column.
+        findings.extend(problems.findings(deduped[feature.name], feature, among=keep))
         keep &= ~problems.drop_mask(feature).to_numpy()
         if feature.out_of_range is OutOfRangeAction.CLIP:
             values = values.clip(lower=feature.min, upper=feature.max)
@@ -84,17 +74,7 @@ def label_examples(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple
     """Map raw labels to the spec's classes, drop rows with unknown labels, count the classes."""
     column = spec.target.column
     classes, unknown = map_labels(raw_labels(frame[column]), spec.target)
-    findings = []
-    if unknown.any():
-        findings.append(
-            Finding(
-                column=column,
-                problem="unknown label",
-                rows=int(unknown.sum()),
-                action="drop row",
-                examples=examples(frame.loc[unknown, column]),
-            )
-        )
+    findings = [unknown_label_finding(frame[column], unknown)] if unknown.any() else []
     labelled = frame.loc[~unknown.to_numpy()].copy()
     labelled[column] = classes[~unknown].astype(object).to_numpy()
     labelled = labelled.reset_index(drop=True)
