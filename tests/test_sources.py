@@ -53,6 +53,41 @@ def test_http_not_found_is_a_clear_error(http_folder):
         read_table(f"{base_url}/missing.csv")
 
 
+@pytest.fixture()
+def s3_bucket(monkeypatch):
+    """A moto S3 server on a free port of 127.0.0.1 with bucket 'songs'; stopped after the test."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    import boto3
+
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="songs")
+    yield client
+    server.stop()
+
+
+def test_reads_from_s3(s3_bucket, table):
+    import io
+
+    buffer = io.BytesIO()
+    table.to_parquet(buffer)
+    s3_bucket.put_object(Bucket="songs", Key="2024/charts.parquet", Body=buffer.getvalue())
+    frame = read_table("s3://songs/2024/charts.parquet")
+    assert frame["spotify_id"].tolist() == ["a", "b", "c"]
+    with pytest.raises(DataSourceError, match=r"^s3://songs/2024/other\.csv: not found$"):
+        read_table("s3://songs/2024/other.csv")
+
+
 def test_missing_path(tmp_path):
     with pytest.raises(DataSourceError, match=r"nope\.csv: no such file$"):
         read_table(str(tmp_path / "nope.csv"))

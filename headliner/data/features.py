@@ -96,9 +96,13 @@ def feature_problems(values: pd.Series, feature: Feature) -> FeatureProblems:
     return FeatureProblems(missing=missing, not_whole=not_whole, out_of_range=present & ~not_whole & (low | high))
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def valid_range(feature: Feature) -> str:
-    low = "-inf" if feature.min is None else f"{feature.min:g}"
-    high = "inf" if feature.max is None else f"{feature.max:g}"
+    low = "-inf" if feature.min is None else _number(feature.min)
+    high = "inf" if feature.max is None else _number(feature.max)
     return f"[{low}, {high}]"
 
 

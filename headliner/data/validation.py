@@ -72,7 +72,7 @@ def check_labels(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[C
     if labelled == 0:
         raise DataValidationError(
             f"{source}: no labelled rows: column '{target.column}' is empty in all {len(frame):,} rows; "
-            f"expected {target.description.lower()}"
+            f"expected: {target.description}"
         )
     classes, unknown = map_labels(labels, target)
     share = float(unknown.sum()) / labelled
