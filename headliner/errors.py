@@ -19,3 +19,11 @@ class DataValidationError(HeadlinerError):
 
 class StackSetupError(HeadlinerError):
     """The active ZenML stack cannot run the requested pipeline."""
+
+
+class QualityGateError(HeadlinerError):
+    """A trained model misses a quality gate of the spec; nothing is registered."""
+
+
+class ParityError(HeadlinerError):
+    """The ONNX graph does not reproduce the scikit-learn model within the tolerance."""

@@ -47,6 +47,10 @@ class HtmlReport(BaseModel):
         """Key figures shown as artifact metadata in the dashboard."""
         return {}
 
+    def png_images(self) -> dict[str, bytes]:
+        """Figures shown as separate image visualizations in the dashboard, by file stem."""
+        return {}
+
 
 class Check(BaseModel):
     """A hard rule the data was checked against."""

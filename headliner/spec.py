@@ -166,11 +166,19 @@ class Split(_Strict):
 
 
 class QualityGate(_Strict):
-    """A metric the candidate must reach: absolutely and/or by a margin over the baseline."""
+    """A bound a model's test metric must meet: a floor (`min`), a ceiling (`max`, for
+    lower-is-better metrics such as log loss) and/or a margin over the trivial baseline."""
 
     metric: str
     min: Optional[float] = None
+    max: Optional[float] = None
     min_lift_over_baseline: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> "QualityGate":
+        if self.min is None and self.max is None and self.min_lift_over_baseline is None:
+            raise ValueError(f"quality gate on '{self.metric}' sets no bound (min, max or min_lift_over_baseline)")
+        return self
 
 
 class Evaluation(_Strict):

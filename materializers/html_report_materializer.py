@@ -32,7 +32,13 @@ class HtmlReportMaterializer(BaseMaterializer):
         path = os.path.join(self.uri, VISUALIZATION_FILE)
         with self.artifact_store.open(path, "w") as handle:
             handle.write(data.to_html())
-        return {path: VisualizationType.HTML}
+        visualizations = {path: VisualizationType.HTML}
+        for stem, png in data.png_images().items():
+            image_path = os.path.join(self.uri, f"{stem}.png")
+            with self.artifact_store.open(image_path, "wb") as handle:
+                handle.write(png)
+            visualizations[image_path] = VisualizationType.IMAGE
+        return visualizations
 
     def extract_metadata(self, data: HtmlReport) -> Dict[str, MetadataType]:
         return data.summary_metadata()
