@@ -15,9 +15,13 @@ import click
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = "configs/jukebox.yaml"
+DEFAULT_RUN_CONFIG = "configs/training.yaml"
 
-# The stack component types each pipeline needs besides an orchestrator and an artifact store.
-PIPELINE_COMPONENTS: dict[str, tuple[str, ...]] = {"data": ("orchestrator", "artifact_store")}
+# The stack component types each pipeline needs.
+PIPELINE_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "data": ("orchestrator", "artifact_store"),
+    "training": ("orchestrator", "artifact_store", "experiment_tracker", "model_registry"),
+}
 
 
 def _set_quiet_defaults() -> None:
@@ -57,44 +61,81 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def _project_path(path: str) -> Path:
+    """A relative path that does not exist here is looked up in the project (default configs work
+    from any working directory)."""
+    candidate = Path(path)
+    if not candidate.is_absolute() and not candidate.exists() and (PROJECT_ROOT / candidate).exists():
+        return PROJECT_ROOT / candidate
+    return candidate
+
+
 def _load_spec(config: str):
     from headliner.errors import HeadlinerError
     from headliner.spec import load_spec
 
-    path = Path(config)
-    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
-        path = PROJECT_ROOT / path  # the default config works from any working directory
     try:
-        return load_spec(path)
+        return load_spec(_project_path(config))
     except HeadlinerError as exc:
         _fail(str(exc))
 
 
-def _run_data_pipeline(spec, data: Optional[str], rows: Optional[int], no_cache: bool):
-    from headliner.data.sources import check_source
-    from headliner.stack_setup import ensure_stack
-    from pipelines.data_engineering import data_engineering
-
-    if data:
-        check_source(data)
-    _hide_user_error_tracebacks()
-    stack = ensure_stack(PIPELINE_COMPONENTS["data"])
-    click.echo(f"Running data_engineering for '{spec.name}' on stack '{stack}'")
-    run = data_engineering.with_options(enable_cache=not no_cache)(spec=spec, data=data, rows=rows)
+def _print_splits(run) -> None:
     report = run.steps["split_data"].outputs["split_report"][0].load()
-    click.echo(f"\nRun '{run.name}' finished: {report.rows_in:,} labelled examples")
+    click.echo(f"{report.rows_in:,} labelled examples")
     for name in ("train", "validation", "test"):
         click.echo(
             f"  {name + '_split':17} {report.facts[f'{name} rows']:>18}  fingerprint {report.facts[f'{name} fingerprint']}"
         )
-    click.echo("Reports and splits are in the ZenML dashboard: zenml login --local")
+
+
+def _print_model_version(run) -> None:
+    report = run.steps["evaluate_model"].outputs["evaluation_report"][0].load()
+    gates = run.steps["check_quality_gates"].outputs["quality_gates"][0].load()
+    version = run.steps["register_model"].model_version
+    click.echo(f"Registered model '{version.model.name}' version {version.number} (candidate '{report.candidate}')")
+    click.echo(f"  {'test metric':22} {'model':>8} {'baseline':>9}")
+    for metric, value in report.metrics.items():
+        click.echo(f"  {metric:22} {value:8.4f} {report.baseline_metrics[metric]:9.4f}")
+    for gate in gates.results:
+        click.echo(f"  gate {gate.metric} {gate.bound}: {'passed' if gate.passed else 'FAILED'} ({gate.value:.4f})")
+    click.echo("Model version in the dashboard (zenml login --local); runs and registry: python run.py mlflow-ui")
+
+
+def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[int], no_cache: bool, run_config: str):
+    from headliner.data.sources import check_source
+    from headliner.stack_setup import ensure_stack
+
+    if data:
+        check_source(data)
+    options: dict = {"enable_cache": False} if no_cache else {}
+    if pipeline_name == "training":
+        from headliner.model.training import load_training_config
+        from pipelines.training import training as pipeline
+
+        config_path = _project_path(run_config)
+        load_training_config(config_path)
+        options["config_path"] = str(config_path)
+    else:
+        from pipelines.data_engineering import data_engineering as pipeline
+    _hide_user_error_tracebacks()
+    stack = ensure_stack(PIPELINE_COMPONENTS[pipeline_name])
+    click.echo(f"Running {pipeline.name} for '{spec.name}' on stack '{stack}'")
+    run = pipeline.with_options(**options)(spec=spec, data=data, rows=rows)
+    click.echo(f"\nRun '{run.name}' finished: ", nl=False)
+    _print_splits(run)
+    if pipeline_name == "training":
+        _print_model_version(run)
+    else:
+        click.echo("Reports and splits are in the ZenML dashboard: zenml login --local")
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--pipeline",
     type=click.Choice(sorted(PIPELINE_COMPONENTS)),
-    help="The pipeline to run: data = ingest, validate, wrangle, label, split.",
+    help="data = ingest, validate, wrangle, label, split; training = data, then train, evaluate, "
+    "gate, package as ONNX, register a model version.",
 )
 @click.option(
     "--config",
@@ -114,8 +155,23 @@ def _run_data_pipeline(spec, data: Optional[str], rows: Optional[int], no_cache:
     help="Rows to generate (generated sources), or a seeded sample of that many rows (files).",
 )
 @click.option("--no-cache", is_flag=True, help="Run every step again instead of reusing cached results.")
+@click.option(
+    "--run-config",
+    default=DEFAULT_RUN_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="ZenML run config of the training pipeline: candidates and selection metric.",
+)
 @click.pass_context
-def cli(ctx: click.Context, pipeline: Optional[str], config: str, data: Optional[str], rows: Optional[int], no_cache: bool):
+def cli(
+    ctx: click.Context,
+    pipeline: Optional[str],
+    config: str,
+    data: Optional[str],
+    rows: Optional[int],
+    no_cache: bool,
+    run_config: str,
+):
     """Headliner: from song characteristics to where the song becomes a hit, as ZenML pipelines."""
     if ctx.invoked_subcommand:
         if pipeline:
@@ -129,7 +185,7 @@ def cli(ctx: click.Context, pipeline: Optional[str], config: str, data: Optional
     from headliner.errors import HeadlinerError
 
     try:
-        _run_data_pipeline(spec, data, rows, no_cache)
+        _run_pipeline(pipeline, spec, data, rows, no_cache, run_config)
     except Exception as exc:  # a failed step surfaces here; show its own message, not a traceback
         cause = _root_cause(exc)
         if isinstance(cause, HeadlinerError):

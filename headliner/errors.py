@@ -27,3 +27,7 @@ class QualityGateError(HeadlinerError):
 
 class ParityError(HeadlinerError):
     """The ONNX graph does not reproduce the scikit-learn model within the tolerance."""
+
+
+class RunConfigError(HeadlinerError):
+    """A ZenML run config file is missing or invalid."""

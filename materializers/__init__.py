@@ -1,5 +1,6 @@
 """Custom ZenML materializers; importing this package registers them."""
 
 from materializers.html_report_materializer import HtmlReportMaterializer
+from materializers.onnx_materializer import OnnxModelMaterializer
 
-__all__ = ["HtmlReportMaterializer"]
+__all__ = ["HtmlReportMaterializer", "OnnxModelMaterializer"]

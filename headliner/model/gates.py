@@ -1,0 +1,87 @@
+"""Quality gates: the spec's bounds on test metrics, checked before a model may be registered, so a
+model that does not beat its floor, ceiling or the trivial baseline never reaches the registry."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from headliner.errors import QualityGateError
+from headliner.model.evaluation import LOWER_IS_BETTER, EvaluationReport
+from headliner.reports import HtmlReport, html_page, html_table
+from headliner.spec import QualityGate
+
+__all__ = ["LOWER_IS_BETTER", "GateResult", "QualityGateReport", "enforce_gates", "evaluate_gates"]
+
+_MISSED = {">=": "is below", "<=": "is above"}
+
+
+class GateResult(BaseModel):
+    """One bound of a quality gate and whether the model met it."""
+
+    metric: str
+    value: float
+    baseline: float
+    bound: str  # "<operator> <threshold>", e.g. ">= 0.8" or ">= baseline 0.0712 + 0.05 = 0.1212"
+    passed: bool
+
+    def failure(self) -> str:
+        """The miss in words, e.g. "accuracy 0.7500 is below 0.8"."""
+        operator, threshold = self.bound.split(" ", 1)
+        return f"{self.metric} {self.value:.4f} {_MISSED[operator]} {threshold}"
+
+
+class QualityGateReport(HtmlReport):
+    """The gate results of a model that passed them all: the artifact kept with the model version."""
+
+    results: list[GateResult]
+
+    def summary_metadata(self) -> dict[str, str | int | float]:
+        return {"gates": len(self.results), "passed": sum(result.passed for result in self.results)}
+
+    def to_html(self) -> str:
+        rows = [
+            [r.metric, f"{r.value:.4f}", f"{r.baseline:.4f}", r.bound, "passed" if r.passed else "FAILED"]
+            for r in self.results
+        ]
+        table = html_table(["metric", "value", "baseline", "bound", "result"], rows) if rows else "<p>No gates set.</p>"
+        return html_page("Quality gates", [("Results", table)])
+
+
+def _result(
+    gate: QualityGate, value: float, baseline: float, at_least: bool, threshold: float, text: str
+) -> GateResult:
+    passed = value >= threshold if at_least else value <= threshold
+    bound = f"{'>=' if at_least else '<='} {text}"
+    return GateResult(metric=gate.metric, value=value, baseline=baseline, bound=bound, passed=passed)
+
+
+def evaluate_gates(report: EvaluationReport, gates: list[QualityGate]) -> list[GateResult]:
+    """One result per bound that a gate sets (min, max, min_lift_over_baseline)."""
+    results = []
+    for gate in gates:
+        if gate.metric not in report.metrics:
+            raise QualityGateError(
+                f"quality gate on unknown metric '{gate.metric}'; known metrics: {', '.join(report.metrics)}"
+            )
+        value, baseline = report.metrics[gate.metric], report.baseline_metrics[gate.metric]
+        if gate.min is not None:
+            results.append(_result(gate, value, baseline, True, gate.min, f"{gate.min:g}"))
+        if gate.max is not None:
+            results.append(_result(gate, value, baseline, False, gate.max, f"{gate.max:g}"))
+        if gate.min_lift_over_baseline is not None:
+            lift = gate.min_lift_over_baseline
+            higher_is_better = gate.metric not in LOWER_IS_BETTER
+            threshold = baseline + lift if higher_is_better else baseline - lift
+            sign = "+" if higher_is_better else "-"
+            text = f"baseline {baseline:.4f} {sign} {lift:g} = {threshold:.4f}"
+            results.append(_result(gate, value, baseline, higher_is_better, threshold, text))
+    return results
+
+
+def enforce_gates(report: EvaluationReport, gates: list[QualityGate]) -> list[GateResult]:
+    """The gate results if all passed; otherwise a QualityGateError naming every miss on one line."""
+    results = evaluate_gates(report, gates)
+    failures = [result.failure() for result in results if not result.passed]
+    if failures:
+        raise QualityGateError(f"quality gate failed: {'; '.join(failures)}; nothing was registered")
+    return results

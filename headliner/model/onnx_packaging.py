@@ -1,0 +1,301 @@
+"""One ONNX file is the whole model: the fitted scikit-learn pipeline (imputation, scaling, classifier)
+becomes one graph from raw named features to class probabilities and class labels, with everything a
+client needs (classes, feature schema, version, metrics, library versions) in its metadata, so no
+client ever scales features or maps indices to classes itself, and serving never loads a pickle.
+
+Graph contract (what `package_onnx` writes and `OnnxPredictor` reads):
+- inputs: one per feature, named as in the spec, in spec order, float32 of shape [N, 1], raw values
+  (missing values as NaN are imputed inside the graph);
+- outputs, in this order: `probabilities` float32 [N, C] (columns in the order of the `class_labels`
+  metadata, which is the spec's class order), then `label` string [N].
+
+This module imports only numpy and onnxruntime at module level, so `OnnxPredictor` runs where neither
+scikit-learn nor pandas is installed; packaging and the parity check import them when called.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+import onnxruntime as ort
+
+from headliner.errors import ParityError
+
+if TYPE_CHECKING:
+    import onnx
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from headliner.spec import UseCaseSpec
+
+PROBABILITIES = "probabilities"
+LABELS = "label"
+GRAPH_OUTPUTS = (PROBABILITIES, LABELS)  # the graph's output order
+
+# metadata_props keys
+USE_CASE = "use_case"
+MODEL_NAME = "model_name"
+MODEL_VERSION = "model_version"
+CLASS_LABELS = "class_labels"
+CLASS_NAMES = "class_names"
+FEATURE_SCHEMA = "feature_schema"
+TOP_K = "top_k"
+LIBRARY_VERSIONS = "library_versions"
+METRICS = "metrics"
+DATA_FINGERPRINT = "data_fingerprint"
+PACKAGED_KEYS = (USE_CASE, MODEL_NAME, MODEL_VERSION, CLASS_LABELS, FEATURE_SCHEMA, TOP_K, LIBRARY_VERSIONS)
+
+
+def feature_schema(spec: UseCaseSpec) -> list[dict[str, Any]]:
+    """The model's inputs as plain data: what a client must send and which values are valid."""
+    return [
+        {
+            "name": feature.name,
+            "dtype": feature.dtype.value,
+            "min": feature.min,
+            "max": feature.max,
+            "unit": feature.unit,
+            "description": feature.description,
+            "default": feature.default,
+        }
+        for feature in spec.features
+    ]
+
+
+def model_metadata(model: onnx.ModelProto) -> dict[str, str]:
+    """The model's metadata_props as a dict."""
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def _require_spec_classes(classes: Any, spec: UseCaseSpec) -> None:
+    classes, expected = [str(c) for c in classes], spec.target.classes
+    if classes == expected:
+        return
+    missing = [c for c in expected if c not in classes]
+    unexpected = [c for c in classes if c not in expected]
+    detail = (
+        f"missing {missing}, unexpected {unexpected}" if missing or unexpected else "same classes in another order"
+    )
+    raise ValueError(f"the model's classes differ from the spec's target classes ({detail})")
+
+
+def _packaged_metadata(spec: UseCaseSpec, model_version: str, metadata: dict[str, str]) -> dict[str, str]:
+    import onnx
+    import skl2onnx
+    import sklearn
+
+    clashing = sorted(set(metadata) & set(PACKAGED_KEYS))
+    if clashing:
+        raise ValueError(f"metadata keys {clashing} are written by package_onnx itself")
+    not_strings = sorted(key for key, value in metadata.items() if not isinstance(value, str))
+    if not_strings:
+        raise ValueError(f"metadata values must be strings; not for {not_strings}")
+    versions = {
+        "scikit-learn": sklearn.__version__,
+        "skl2onnx": skl2onnx.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+        "numpy": np.__version__,
+    }
+    return {
+        USE_CASE: spec.title,
+        MODEL_NAME: spec.name,
+        MODEL_VERSION: model_version,
+        CLASS_LABELS: json.dumps(spec.target.classes),
+        FEATURE_SCHEMA: json.dumps(feature_schema(spec)),
+        TOP_K: str(spec.decision.top_k),
+        LIBRARY_VERSIONS: json.dumps(versions),
+        **metadata,
+    }
+
+
+def _order_outputs(model: onnx.ModelProto) -> None:
+    """Check that the graph has exactly the contract's outputs and put them in GRAPH_OUTPUTS order."""
+    import onnx
+
+    outputs = {output.name: output for output in model.graph.output}
+    if sorted(outputs) != sorted(GRAPH_OUTPUTS):
+        raise ValueError(f"converted graph has outputs {sorted(outputs)}, expected {sorted(GRAPH_OUTPUTS)}")
+    expected_types = {PROBABILITIES: onnx.TensorProto.FLOAT, LABELS: onnx.TensorProto.STRING}
+    for name, elem_type in expected_types.items():
+        actual = outputs[name].type.tensor_type.elem_type
+        if actual != elem_type:
+            raise ValueError(
+                f"converted graph output '{name}' has type {onnx.TensorProto.DataType.Name(actual)}, "
+                f"expected {onnx.TensorProto.DataType.Name(elem_type)}"
+            )
+    ordered = [outputs[name] for name in GRAPH_OUTPUTS]
+    del model.graph.output[:]
+    model.graph.output.extend(ordered)
+
+
+def package_onnx(
+    pipeline: Pipeline, spec: UseCaseSpec, model_version: str, metadata: dict[str, str]
+) -> onnx.ModelProto:
+    """Convert a fitted pipeline built by `build_pipeline` into one self-describing ONNX model.
+
+    `metadata` (all values strings, e.g. data_fingerprint, metrics JSON, candidate, created_at,
+    class_names JSON) is added to the metadata_props next to the keys this function writes
+    (PACKAGED_KEYS). The graph follows the contract in the module docstring.
+    """
+    import onnx
+    import skl2onnx
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.preprocessing import StandardScaler
+
+    _require_spec_classes(pipeline.classes_, spec)
+    fitted_features = [str(name) for name in getattr(pipeline, "feature_names_in_", spec.feature_names)]
+    if fitted_features != spec.feature_names:
+        raise ValueError(f"the pipeline was fitted on features {fitted_features}, the spec has {spec.feature_names}")
+    props = _packaged_metadata(spec, model_version, metadata)
+
+    model = convert_sklearn(
+        pipeline,
+        name=spec.name,
+        initial_types=[(name, FloatTensorType([None, 1])) for name in spec.feature_names],
+        # "div": subtract and divide in float32 as scikit-learn does; the default multiplies by 1/scale,
+        # and its last-bit differences send values sitting on a tree threshold down the other branch.
+        options={StandardScaler: {"div": "div"}, id(pipeline[-1]): {"zipmap": False}},
+        final_types=[
+            (LABELS, StringTensorType([None])),
+            (PROBABILITIES, FloatTensorType([None, len(spec.target.classes)])),
+        ],
+    )
+    _order_outputs(model)
+    model.producer_name = "headliner (skl2onnx)"
+    model.producer_version = skl2onnx.__version__
+    model.doc_string = (
+        f"{spec.title}: {spec.description} Inputs: {len(spec.features)} raw features, float32 [N, 1] each, "
+        f"described in the '{FEATURE_SCHEMA}' metadata. Outputs: '{PROBABILITIES}' float32 "
+        f"[N, {len(spec.target.classes)}] in the order of the '{CLASS_LABELS}' metadata, then '{LABELS}' "
+        f"string [N]."
+    )
+    model.graph.name = spec.name
+    onnx.helper.set_model_props(model, props)
+    onnx.checker.check_model(model)
+    return model
+
+
+def check_parity(
+    model: onnx.ModelProto, pipeline: Pipeline, frame: pd.DataFrame, spec: UseCaseSpec, tolerance: float = 1e-4
+) -> float:
+    """The max abs difference between ONNX and scikit-learn probabilities over `frame`; raises
+    ParityError above `tolerance`, or if a predicted label differs where scikit-learn's top two
+    probabilities are further apart than the tolerance (a near tie may break either way)."""
+    from headliner.model.estimators import feature_frame
+
+    if frame.empty:
+        raise ValueError("the parity check needs at least one row")
+    _require_spec_classes(pipeline.classes_, spec)
+    features = feature_frame(frame, spec)
+    expected_probabilities = pipeline.predict_proba(features)
+    expected_labels = np.asarray(pipeline.predict(features)).astype(str)
+    labels, probabilities = OnnxPredictor.from_model(model).predict(features)
+
+    rows = len(features)
+    max_difference = float(np.abs(probabilities - expected_probabilities).max())
+    if max_difference > tolerance:
+        raise ParityError(
+            f"ONNX parity failed: max abs difference {max_difference:.4g} > {tolerance:g} over {rows} rows"
+        )
+    top_two = np.sort(expected_probabilities, axis=1)[:, -2:]
+    near_tie = top_two[:, 1] - top_two[:, 0] <= tolerance
+    differing = int(((labels != expected_labels) & ~near_tie).sum())
+    if differing:
+        raise ParityError(f"ONNX parity failed: labels differ from scikit-learn on {differing} of {rows} rows")
+    return max_difference
+
+
+class OnnxPredictor:
+    """Predictions from a packaged ONNX model with nothing but onnxruntime and numpy: feature names,
+    classes and schema all come from the file.
+
+    The session runs with one intra-op and one inter-op thread: a request is microseconds of work, so
+    a thread pool only adds wake-up and spinning jitter to the latency; serve more traffic with more
+    worker processes instead.
+    """
+
+    def __init__(self, model_bytes: bytes):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+
+        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        missing = [key for key in PACKAGED_KEYS if key not in self.metadata]
+        if missing:
+            raise ValueError(f"not a packaged headliner model: metadata lacks {missing}")
+        self.model_name: str = self.metadata[MODEL_NAME]
+        self.model_version: str = self.metadata[MODEL_VERSION]
+        self.classes: list[str] = json.loads(self.metadata[CLASS_LABELS])
+        self.class_names: list[str] = (
+            json.loads(self.metadata[CLASS_NAMES]) if CLASS_NAMES in self.metadata else list(self.classes)
+        )
+        self.feature_schema: list[dict[str, Any]] = json.loads(self.metadata[FEATURE_SCHEMA])
+        self.feature_names: list[str] = [graph_input.name for graph_input in self._session.get_inputs()]
+        self.top_k: int = int(self.metadata[TOP_K])
+        self._known_features = frozenset(self.feature_names)
+
+        outputs = [output.name for output in self._session.get_outputs()]
+        if sorted(outputs) != sorted(GRAPH_OUTPUTS):
+            raise ValueError(f"graph outputs {outputs} are not {list(GRAPH_OUTPUTS)}")
+        if [entry["name"] for entry in self.feature_schema] != self.feature_names:
+            raise ValueError("the feature_schema metadata does not match the graph inputs")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> OnnxPredictor:
+        return cls(data)
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> OnnxPredictor:
+        return cls(Path(path).read_bytes())
+
+    @classmethod
+    def from_model(cls, model: onnx.ModelProto) -> OnnxPredictor:
+        return cls(model.SerializeToString())
+
+    def predict(self, features: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Named feature columns, each of length N ([N] or [N, 1]; a dict or a pandas DataFrame) ->
+        (labels [N] str, probabilities [N, C] float32, columns in `classes` order)."""
+        if not hasattr(features, "keys"):
+            raise ValueError("features must map each feature name to a column of values")
+        given = [str(name) for name in features.keys()]
+        missing = [name for name in self.feature_names if name not in given]
+        unknown = [name for name in given if name not in self._known_features]
+        if missing or unknown:
+            raise ValueError(f"features do not match the model's inputs: missing {missing}, unknown {unknown}")
+        columns = {name: _feature_column(name, features[name]) for name in self.feature_names}
+        lengths = {name: len(column) for name, column in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"feature columns differ in length: {lengths}")
+        return self._run(columns)
+
+    def predict_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """An [N, F] matrix with the features in `feature_names` order -> (labels, probabilities)."""
+        values = np.asarray(matrix, dtype=np.float32)
+        if values.ndim != 2 or values.shape[1] != len(self.feature_names):
+            raise ValueError(f"expected a matrix of shape [N, {len(self.feature_names)}], got {list(values.shape)}")
+        by_feature = np.ascontiguousarray(values.T)
+        return self._run({name: by_feature[i].reshape(-1, 1) for i, name in enumerate(self.feature_names)})
+
+    def _run(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        labels, probabilities = self._session.run([LABELS, PROBABILITIES], columns)
+        return labels.astype(str), probabilities
+
+
+def _feature_column(name: str, values: Any) -> np.ndarray:
+    """One feature's values as the float32 [N, 1] array the graph takes."""
+    try:
+        column = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"feature '{name}': values are not numbers") from None
+    if column.ndim == 1:
+        return column.reshape(-1, 1)
+    if column.ndim == 2 and column.shape[1] == 1:
+        return column
+    raise ValueError(f"feature '{name}': expected shape [N] or [N, 1], got {list(column.shape)}")

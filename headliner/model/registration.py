@@ -1,0 +1,140 @@
+"""Registration of a model version: its metadata in the ZenML Model Control Plane, its mirror in the
+stack's model registry (MLflow), and its model card."""
+
+from __future__ import annotations
+
+
+import onnx
+import pandas as pd
+
+from headliner.data.splitting import dataframe_fingerprint
+from headliner.model.evaluation import EvaluationReport
+from headliner.model.gates import QualityGateReport
+from headliner.model.training import ModelSelection
+from headliner.spec import SourceKind, UseCaseSpec
+
+
+def version_metadata(
+    report: EvaluationReport, splits: dict[str, pd.DataFrame], registry_version: str
+) -> dict[str, object]:
+    """What the dashboard shows on the model version."""
+    return {
+        "test_metrics": report.metrics,
+        "baseline_metrics": report.baseline_metrics,
+        "candidate": report.candidate,
+        "splits": {name: {"rows": len(frame), "fingerprint": dataframe_fingerprint(frame)} for name, frame in splits.items()},
+        "mlflow_registry_version": registry_version,
+    }
+
+
+def mirror_to_registry(spec: UseCaseSpec, onnx_model: onnx.ModelProto, version: int, run_name: str) -> str:
+    """Log the ONNX file to the active MLflow run and register it as a new version of the registered
+    model of the same name in the stack's model registry; returns the registry's version."""
+    import mlflow
+    import onnxruntime
+    import zenml
+    from zenml.client import Client
+    from zenml.model_registries.base_model_registry import ModelRegistryModelMetadata
+
+    info = mlflow.onnx.log_model(
+        onnx_model,
+        name="onnx_model",
+        pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
+    )
+    registry = Client().active_stack.model_registry
+    registered = registry.register_model_version(
+        name=spec.name,
+        model_source_uri=info.model_uri,
+        description=f"{spec.title}: ZenML model version {version} (ONNX, pre- and post-processing included)",
+        metadata=ModelRegistryModelMetadata(
+            zenml_version=zenml.__version__,
+            zenml_run_name=run_name,
+            zenml_pipeline_name="training",
+            zenml_model_version=str(version),
+        ),
+    )
+    return str(registered.version)
+
+
+def _metrics_table(report: EvaluationReport) -> str:
+    lines = ["| metric | model | baseline (class prior) |", "|---|---|---|"]
+    lines += [f"| {m} | {v:.4f} | {report.baseline_metrics[m]:.4f} |" for m, v in report.metrics.items()]
+    return "\n".join(lines)
+
+
+def model_card_markdown(
+    spec: UseCaseSpec,
+    version: int,
+    onnx_model: onnx.ModelProto,
+    report: EvaluationReport,
+    selection: ModelSelection,
+    gates: QualityGateReport,
+    splits: dict[str, pd.DataFrame],
+) -> str:
+    """A model card: intended use, data, model, metrics, gates, inputs and outputs, known limits."""
+    meta = {p.key: p.value for p in onnx_model.metadata_props}
+    features = "\n".join(
+        f"| `{f.name}` | {f.dtype.value} | {f.unit or ''} | "
+        f"{'' if f.min is None else f'{f.min:g}'} – {'' if f.max is None else f'{f.max:g}'} | {f.description} |"
+        for f in spec.features
+    )
+    data_rows = "\n".join(
+        f"| {name} | {len(frame):,} | `{dataframe_fingerprint(frame)}` |" for name, frame in splits.items()
+    )
+    gate_rows = "\n".join(
+        f"| {g.metric} | {g.value:.4f} | {g.bound} | {'passed' if g.passed else 'FAILED'} |" for g in gates.results
+    ) or "| (none configured) | | | |"
+    candidates = ", ".join(
+        f"{c.name} ({c.validation_metrics[selection.selection_metric]:.4f})" for c in selection.candidates
+    )
+    synthetic = (
+        f"- Trained on data from the `{spec.source.name}` generator: synthetic, calibrated to real value ranges. "
+        "Its numbers say the pipeline works, not how the model would do on real charts.\n"
+        if spec.source.kind is SourceKind.GENERATOR
+        else ""
+    )
+    return f"""# {spec.title}: model `{spec.name}`, version {version}
+
+## Intended use
+{spec.description}
+
+Question answered: *{spec.decision.question}* People are shown the top {spec.decision.top_k} of
+{len(spec.target.classes)} classes by name, with their probabilities. One ONNX file holds the whole
+model: raw features in (one named input per feature), class probabilities and class labels out.
+
+## Data
+Source: {spec.source.format_description or spec.source.kind.value}
+
+| split | rows | fingerprint |
+|---|---|---|
+{data_rows}
+
+## Model
+Selected candidate: **{report.candidate}** by validation {selection.selection_metric}, among: {candidates}.
+
+## Test metrics
+{_metrics_table(report)}
+
+## Quality gates
+| metric | value | bound | result |
+|---|---|---|---|
+{gate_rows}
+
+## Inputs
+| feature | type | unit | valid range | meaning |
+|---|---|---|---|---|
+{features}
+
+## Outputs
+`probabilities` [N, {len(spec.target.classes)}] in the order of `class_labels`, and `label` (the most likely class).
+
+## Known limits
+{synthetic}- The probabilities are chart-entry likelihoods given the 13 features alone: artist, language, marketing
+  and release timing are not inputs, so they explain little of where a song charts.
+- Top-1 accuracy is low by nature with {len(spec.target.classes)} classes; read the top {spec.evaluation.top_k}.
+- Inputs outside the valid ranges above are refused by the service rather than extrapolated.
+
+## Provenance
+ZenML model version {version}; data fingerprint `{meta.get("data_fingerprint", "")}`; git commit
+`{meta.get("git_commit", "")}`; libraries {meta.get("library_versions", "")}.
+"""

@@ -1,0 +1,94 @@
+"""MLflow tracking of training: each candidate as a nested run (params, validation metrics, tags, the
+fitted pipeline in MLflow's sklearn flavor), the evaluation on the parent run. Writes to whatever
+tracking URI the stack's experiment tracker has set."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from headliner.model.estimators import feature_frame
+from headliner.model.evaluation import EvaluationReport
+from headliner.model.training import TrainedCandidate
+from headliner.spec import UseCaseSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+TRUSTED_TYPE_PREFIXES = ("numpy.", "sklearn.")
+
+
+def git_commit() -> str:
+    """The checked-out commit of the project ('unknown' outside a git checkout)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5, check=True
+        )
+        return result.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _pip_requirements() -> list[str]:
+    """Stated explicitly: MLflow's own inference of them takes seconds per model."""
+    import mlflow
+    import skops
+    import sklearn
+
+    return [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"mlflow=={mlflow.__version__}"]
+
+
+def _trusted_types(model) -> list[str]:
+    """The types skops will not load by default, trusted only when they are numpy's or scikit-learn's."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    foreign = [t for t in untrusted if not t.startswith(TRUSTED_TYPE_PREFIXES)]
+    if foreign:
+        raise ValueError(f"refusing to trust non-scikit-learn types when logging the model: {foreign}")
+    return untrusted
+
+
+def log_candidate(
+    spec: UseCaseSpec, trained: TrainedCandidate, validation: pd.DataFrame, tags: Mapping[str, str]
+) -> str:
+    """One nested MLflow run for a candidate; returns its run id."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    sample = feature_frame(validation.head(5), spec)
+    with mlflow.start_run(run_name=trained.config.name, nested=True) as run:
+        mlflow.set_tags({**tags, "candidate": trained.config.name, "family": trained.config.family})
+        mlflow.log_params({"family": trained.config.family, **trained.config.params})
+        mlflow.log_metrics({f"validation_{k}": v for k, v in trained.validation_metrics.items()})
+        mlflow.log_metric("fit_seconds", trained.fit_seconds)
+        mlflow.sklearn.log_model(
+            trained.pipeline,
+            name="model",
+            signature=infer_signature(sample, trained.pipeline.predict_proba(sample)),
+            input_example=sample.head(3),
+            skops_trusted_types=_trusted_types(trained.pipeline),
+            pip_requirements=_pip_requirements(),
+        )
+        return run.info.run_id
+
+
+def log_evaluation(report: EvaluationReport) -> None:
+    """Test metrics, baseline metrics and the confusion matrix on the active (parent) run."""
+    import mlflow
+
+    mlflow.log_metrics({f"test_{k}": v for k, v in report.metrics.items()})
+    mlflow.log_metrics({f"baseline_{k}": v for k, v in report.baseline_metrics.items()})
+    mlflow.set_tag("selected_candidate", report.candidate)
+    for stem, png in report.png_images().items():
+        mlflow.log_image(_png_array(png), f"{stem}.png")
+    mlflow.log_text(report.model_dump_json(indent=2), "evaluation_report.json")
+
+
+def _png_array(png: bytes):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png))

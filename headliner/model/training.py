@@ -1,0 +1,198 @@
+"""Model selection: every candidate of the run config is trained on the train split and scored on the
+validation split; the best by the selection metric is kept."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sklearn.pipeline import Pipeline
+
+from headliner.errors import HeadlinerError, RunConfigError
+from headliner.model.estimators import CandidateConfig, build_pipeline, class_indices, feature_frame
+from headliner.labels import class_display_names
+from headliner.model.evaluation import METRIC_NAMES, EvaluationReport, compute_metrics, evaluate
+from headliner.model.gates import LOWER_IS_BETTER
+from headliner.reports import HtmlReport, html_page, html_table
+from headliner.spec import UseCaseSpec
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingConfig(BaseModel):
+    """The run config's choice of candidates and how the best one is picked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    candidates: list[CandidateConfig] = Field(min_length=1)
+    selection_metric: str = "log_loss"
+
+    @field_validator("selection_metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in METRIC_NAMES:
+            raise ValueError(f"unknown selection metric '{metric}'; expected one of {', '.join(METRIC_NAMES)}")
+        return metric
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_names(cls, candidates: list[CandidateConfig]) -> list[CandidateConfig]:
+        names = [c.name for c in candidates]
+        if len(set(names)) != len(names):
+            raise ValueError(f"candidate names must be unique, got {names}")
+        return candidates
+
+
+@dataclass
+class TrainedCandidate:
+    config: CandidateConfig
+    pipeline: Pipeline
+    validation_metrics: dict[str, float]
+    fit_seconds: float
+
+
+class CandidateScore(BaseModel):
+    name: str
+    family: str
+    params: dict
+    fit_seconds: float
+    validation_metrics: dict[str, float]
+    mlflow_run_id: str = ""
+
+
+class ModelSelection(HtmlReport):
+    """Which candidates were tried, how they scored on the validation split, which one won."""
+
+    use_case: str
+    selection_metric: str
+    selected: str
+    candidates: list[CandidateScore]
+
+    def summary_metadata(self) -> dict[str, str | int | float]:
+        best = next(c for c in self.candidates if c.name == self.selected)
+        return {"selected": self.selected, f"validation_{self.selection_metric}": best.validation_metrics[self.selection_metric]}
+
+    def to_html(self) -> str:
+        metrics = list(self.candidates[0].validation_metrics)
+        rows = [
+            [("✔ " if c.name == self.selected else "") + c.name, c.family, f"{c.fit_seconds:.1f}"]
+            + [f"{c.validation_metrics[m]:.4f}" for m in metrics]
+            + [", ".join(f"{k}={v}" for k, v in c.params.items()), c.mlflow_run_id]
+            for c in self.candidates
+        ]
+        table = html_table(["candidate", "family", "fit s"] + metrics + ["params", "MLflow run"], rows)
+        note = f"<p>Selected by validation {self.selection_metric} ({'lower' if self.selection_metric in LOWER_IS_BETTER else 'higher'} is better).</p>"
+        return html_page(f"Model selection for {self.use_case}", [("Candidates", note + table)])
+
+
+def require_all_classes(train: pd.DataFrame, spec: UseCaseSpec) -> None:
+    """The model must output every class of the spec, so the train split must contain each."""
+    present = set(train[spec.target.column])
+    missing = [c for c in spec.target.classes if c not in present]
+    if missing:
+        raise HeadlinerError(
+            f"train_split has no examples of {len(missing)} class(es) of the spec ({', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''}); use more data (--rows) or remove them from the spec"
+        )
+
+
+def fit_candidate(
+    spec: UseCaseSpec, candidate: CandidateConfig, train: pd.DataFrame, validation: pd.DataFrame
+) -> TrainedCandidate:
+    pipeline = build_pipeline(spec, candidate)
+    start = time.perf_counter()
+    pipeline.fit(feature_frame(train, spec), train[spec.target.column])
+    fit_seconds = time.perf_counter() - start
+    proba = pipeline.predict_proba(feature_frame(validation, spec))
+    metrics = compute_metrics(
+        class_indices(validation[spec.target.column], spec), proba, len(spec.target.classes), spec.evaluation.top_k
+    )
+    return TrainedCandidate(candidate, pipeline, metrics, fit_seconds)
+
+
+def best_candidate(trained: list[TrainedCandidate], metric: str) -> TrainedCandidate:
+    """The best by `metric` (ties: the first in config order)."""
+    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
+    return min(trained, key=lambda t: sign * t.validation_metrics[metric])
+
+
+def select_model(
+    spec: UseCaseSpec,
+    training: TrainingConfig,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    track: Callable[[TrainedCandidate], str] | None = None,
+) -> tuple[Pipeline, ModelSelection]:
+    """Train every candidate (each passed to `track`, which returns a tracking run id) and return the
+    best pipeline with the selection report."""
+    require_all_classes(train, spec)
+    trained, scores = [], []
+    for candidate in training.candidates:
+        logger.info("Training candidate %s (%s) on %d rows", candidate.name, candidate.family, len(train))
+        result = fit_candidate(spec, candidate, train, validation)
+        trained.append(result)
+        scores.append(
+            CandidateScore(
+                name=candidate.name,
+                family=candidate.family,
+                params=candidate.params,
+                fit_seconds=result.fit_seconds,
+                validation_metrics=result.validation_metrics,
+                mlflow_run_id=track(result) if track else "",
+            )
+        )
+        logger.info(
+            "  %s: validation %s = %.4f (%.1f s)",
+            candidate.name, training.selection_metric, result.validation_metrics[training.selection_metric], result.fit_seconds,
+        )
+    best = best_candidate(trained, training.selection_metric)
+    selection = ModelSelection(
+        use_case=spec.name, selection_metric=training.selection_metric, selected=best.config.name, candidates=scores
+    )
+    return best.pipeline, selection
+
+
+def evaluate_selected(
+    spec: UseCaseSpec, pipeline: Pipeline, candidate: str, train: pd.DataFrame, test: pd.DataFrame
+) -> EvaluationReport:
+    """The selected model on the test split, beside the class prior of the train split."""
+    column = spec.target.column
+    return evaluate(
+        spec,
+        model_name=spec.name,
+        candidate=candidate,
+        y_true=class_indices(test[column], spec),
+        proba=pipeline.predict_proba(feature_frame(test, spec)),
+        train_y=class_indices(train[column], spec),
+        class_names=class_display_names(spec),
+    )
+
+
+TRAINING_PARAMETERS_PATH = ("steps", "train_model", "parameters", "training")
+
+
+def load_training_config(path: str | Path) -> TrainingConfig:
+    """The training parameters of a ZenML run config, validated before any pipeline starts."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunConfigError(f"run config {path}: no such file")
+    try:
+        node = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RunConfigError(f"run config {path}: not valid YAML ({exc})") from None
+    for key in TRAINING_PARAMETERS_PATH:
+        if not isinstance(node, dict) or key not in node:
+            raise RunConfigError(f"run config {path}: missing '{'.'.join(TRAINING_PARAMETERS_PATH)}'")
+        node = node[key]
+    try:
+        return TrainingConfig.model_validate(node)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in (*TRAINING_PARAMETERS_PATH, *first["loc"]))
+        raise RunConfigError(f"run config {path}: field '{where}': {first['msg']}") from None

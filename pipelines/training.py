@@ -1,0 +1,28 @@
+"""The training pipeline: data engineering -> train and select -> evaluate -> quality gates ->
+ONNX package with parity check -> registered model version."""
+
+from typing import Optional
+
+from zenml import Model, pipeline
+from zenml.enums import ExecutionMode
+
+from headliner.spec import UseCaseSpec
+from pipelines.data_engineering import data_engineering_steps
+from steps.training import check_quality_gates, evaluate_model, package_model, register_model, train_model
+
+
+@pipeline(name="training", execution_mode=ExecutionMode.FAIL_FAST)
+def training(spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None) -> None:
+    """Candidates and selection come from the run config (steps.train_model.parameters.training)."""
+    train_split, validation_split, test_split = data_engineering_steps(spec, data, rows)
+    sklearn_model, model_selection = train_model(train_split, validation_split, spec=spec)
+    evaluation_report = evaluate_model(sklearn_model, model_selection, train_split, test_split, spec=spec)
+    quality_gates = check_quality_gates(evaluation_report, spec=spec)
+    # The model version is created only when packaging starts, i.e. after every gate has passed.
+    model = Model(name=spec.name, description=spec.description, tags=[spec.name, "onnx"])
+    onnx_model = package_model.with_options(model=model)(
+        sklearn_model, evaluation_report, train_split, test_split, spec=spec, after="check_quality_gates"
+    )
+    register_model.with_options(model=model)(
+        onnx_model, evaluation_report, model_selection, quality_gates, train_split, validation_split, test_split, spec=spec
+    )

@@ -1,0 +1,9 @@
+"""Model engineering steps: train and select, evaluate, gate, package as ONNX, register."""
+
+from steps.training.check_quality_gates import check_quality_gates
+from steps.training.evaluate_model import evaluate_model
+from steps.training.package_model import package_model
+from steps.training.register_model import register_model
+from steps.training.train_model import train_model
+
+__all__ = ["train_model", "evaluate_model", "check_quality_gates", "package_model", "register_model"]

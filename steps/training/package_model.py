@@ -1,0 +1,35 @@
+"""Step: the whole fitted pipeline as one ONNX file with its metadata, checked for parity."""
+
+from typing import Annotated
+
+import onnx
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from zenml import get_step_context, log_metadata, step
+
+import materializers  # noqa: F401  (registers the ONNX materializer)
+from headliner.model.evaluation import EvaluationReport
+from headliner.model.packaging import package_checked
+from headliner.spec import UseCaseSpec
+
+
+@step(enable_cache=False)
+def package_model(
+    sklearn_model: Pipeline,
+    evaluation_report: EvaluationReport,
+    train_split: pd.DataFrame,
+    test_split: pd.DataFrame,
+    spec: UseCaseSpec,
+) -> Annotated[onnx.ModelProto, "onnx_model"]:
+    context = get_step_context()
+    onnx_model, parity = package_checked(
+        spec,
+        sklearn_model,
+        evaluation_report,
+        train_split,
+        test_split,
+        model_version=str(context.model.number),
+        zenml_run_id=str(context.pipeline_run.id),
+    )
+    log_metadata(metadata={"parity_max_abs_diff": parity}, infer_artifact=True)
+    return onnx_model

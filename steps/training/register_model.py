@@ -1,0 +1,40 @@
+"""Step: complete the model version (splits, evaluation, metrics, model card) and mirror it in the
+stack's model registry (MLflow)."""
+
+from typing import Annotated
+
+import onnx
+import pandas as pd
+from zenml import get_step_context, log_metadata, step
+from zenml.model.utils import link_artifact_to_model
+from zenml.types import MarkdownString
+
+import materializers  # noqa: F401  (registers the report materializer)
+from headliner.model.evaluation import EvaluationReport
+from headliner.model.gates import QualityGateReport
+from headliner.model.registration import mirror_to_registry, model_card_markdown, version_metadata
+from headliner.model.training import ModelSelection
+from headliner.spec import UseCaseSpec
+
+LINKED_INPUTS = ("train_split", "validation_split", "test_split", "evaluation_report", "model_selection", "quality_gates")
+
+
+@step(experiment_tracker=True, enable_cache=False)
+def register_model(
+    onnx_model: onnx.ModelProto,
+    evaluation_report: EvaluationReport,
+    model_selection: ModelSelection,
+    quality_gates: QualityGateReport,
+    train_split: pd.DataFrame,
+    validation_split: pd.DataFrame,
+    test_split: pd.DataFrame,
+    spec: UseCaseSpec,
+) -> Annotated[MarkdownString, "model_card"]:
+    context = get_step_context()
+    for name in LINKED_INPUTS:
+        link_artifact_to_model(context.inputs[name][0])
+    splits = {"train_split": train_split, "validation_split": validation_split, "test_split": test_split}
+    version = context.model.number
+    registry_version = mirror_to_registry(spec, onnx_model, version, str(context.pipeline_run.name))
+    log_metadata(metadata=version_metadata(evaluation_report, splits, registry_version), infer_model=True)
+    return MarkdownString(model_card_markdown(spec, version, onnx_model, evaluation_report, model_selection, quality_gates, splits))
