@@ -221,6 +221,28 @@ def generate(config: str, rows: Optional[int], seed: Optional[int], out: str):
     click.echo(f"Wrote {len(frame):,} rows x {frame.shape[1]} columns to {out}")
 
 
+@cli.command("export-model")
+@click.option("--config", default=DEFAULT_CONFIG, show_default=True, type=click.Path(dir_okay=False))
+@click.option("--version", default="latest", show_default=True, help="Version number, 'latest' or a stage.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+def export_model(config: str, version: str, out: str):
+    """Write a registered model version as one ONNX file (all a client needs to predict)."""
+    _set_quiet_defaults()
+    spec = _load_spec(config)
+    from headliner.errors import HeadlinerError
+    from headliner.model.versions import onnx_model_bytes
+    from headliner.stack_setup import ensure_stack
+
+    try:
+        ensure_stack(PIPELINE_COMPONENTS["data"])
+        number, data = onnx_model_bytes(spec.name, version)
+    except HeadlinerError as exc:
+        _fail(str(exc))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_bytes(data)
+    click.echo(f"Wrote model '{spec.name}' version {number} ({len(data):,} bytes) to {out}")
+
+
 @cli.command("mlflow-ui")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True)

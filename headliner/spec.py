@@ -12,8 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from headliner.errors import SpecError
 
@@ -260,18 +259,6 @@ class UseCaseSpec(_Strict):
 
 def load_spec(path: str | Path) -> UseCaseSpec:
     """Read and validate a use-case spec; errors name the file and the offending field."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"use-case spec {path}: no such file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"use-case spec {path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"use-case spec {path}: expected a mapping at the top level")
-    try:
-        return UseCaseSpec.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise SpecError(f"use-case spec {path}: field '{where}': {first['msg']}") from None
+    from headliner.config_files import load_yaml_model
+
+    return load_yaml_model(path, UseCaseSpec, "use-case spec", SpecError)

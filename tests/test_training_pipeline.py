@@ -99,8 +99,11 @@ def test_every_candidate_is_an_mlflow_run_and_the_version_is_mirrored(jukebox_tr
         tags = mlflow_run.data.tags
         assert tags["zenml_run_id"] == str(run.id) and len(tags["data_fingerprint"]) == 16 and tags["git_commit"]
         assert "mlflow.parentRunId" in tags
-        logged = client.search_logged_models(experiment_ids=[mlflow_run.info.experiment_id], filter_string=f"source_run_id='{mlflow_run.info.run_id}'")
-        assert logged and logged[0].flavors if hasattr(logged[0], "flavors") else logged
+        logged = client.search_logged_models(
+            experiment_ids=[mlflow_run.info.experiment_id], filter_string=f"source_run_id='{mlflow_run.info.run_id}'"
+        )
+        info = mlflow.models.get_model_info(f"models:/{logged[0].model_id}")
+        assert "sklearn" in info.flavors and info.signature is not None and info.saved_input_example_info
     version = run.steps["register_model"].model_version
     mirrored = client.get_model_version("jukebox", version.run_metadata["mlflow_registry_version"])
     assert mirrored.tags["zenml_model_version"] == str(version.number)
@@ -132,3 +135,21 @@ def test_a_missed_gate_fails_with_one_line_and_registers_nothing(isolated_env, t
         result.stderr.strip().splitlines()[-1],
     ), result.stderr[-500:]
     assert Client().list_model_versions("wine").total == versions_before
+
+
+def test_export_model_writes_the_registered_onnx_file(jukebox_training, isolated_env, tmp_path):
+    run, _ = jukebox_training
+    number = run.steps["register_model"].model_version.number
+    out = tmp_path / "jukebox.onnx"
+    result = run_cli(["export-model", "--version", str(number), "--out", str(out)], isolated_env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Wrote model 'jukebox' version {number}" in result.stdout
+    predictor = OnnxPredictor.from_path(out)
+    assert predictor.model_version == str(number) and len(predictor.classes) == 72
+
+    missing = run_cli(["export-model", "--version", "999", "--out", str(tmp_path / "x.onnx")], isolated_env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1] == (
+        "error: model 'jukebox' has no version '999'; see: zenml model version list --model=jukebox"
+    )
+    assert not (tmp_path / "x.onnx").exists()

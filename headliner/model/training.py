@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sklearn.pipeline import Pipeline
 
+from headliner.config_files import load_yaml_model
 from headliner.errors import HeadlinerError, RunConfigError
 from headliner.model.estimators import CandidateConfig, build_pipeline, class_indices, feature_frame
 from headliner.labels import class_display_names
@@ -179,20 +179,4 @@ TRAINING_PARAMETERS_PATH = ("steps", "train_model", "parameters", "training")
 
 def load_training_config(path: str | Path) -> TrainingConfig:
     """The training parameters of a ZenML run config, validated before any pipeline starts."""
-    path = Path(path)
-    if not path.is_file():
-        raise RunConfigError(f"run config {path}: no such file")
-    try:
-        node = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RunConfigError(f"run config {path}: not valid YAML ({exc})") from None
-    for key in TRAINING_PARAMETERS_PATH:
-        if not isinstance(node, dict) or key not in node:
-            raise RunConfigError(f"run config {path}: missing '{'.'.join(TRAINING_PARAMETERS_PATH)}'")
-        node = node[key]
-    try:
-        return TrainingConfig.model_validate(node)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in (*TRAINING_PARAMETERS_PATH, *first["loc"]))
-        raise RunConfigError(f"run config {path}: field '{where}': {first['msg']}") from None
+    return load_yaml_model(path, TrainingConfig, "run config", RunConfigError, at=TRAINING_PARAMETERS_PATH)
