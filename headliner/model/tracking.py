@@ -76,19 +76,15 @@ def log_candidate(
 
 def log_evaluation(report: EvaluationReport) -> None:
     """Test metrics, baseline metrics and the confusion matrix on the active (parent) run."""
+    import io
+
     import mlflow
+    from PIL import Image
 
     mlflow.log_metrics({f"test_{k}": v for k, v in report.metrics.items()})
     mlflow.log_metrics({f"baseline_{k}": v for k, v in report.baseline_metrics.items()})
     mlflow.set_tag("selected_candidate", report.candidate)
     for stem, png in report.png_images().items():
-        mlflow.log_image(_png_array(png), f"{stem}.png")
+        mlflow.log_image(Image.open(io.BytesIO(png)), f"{stem}.png")
     mlflow.log_text(report.model_dump_json(indent=2), "evaluation_report.json")
 
-
-def _png_array(png: bytes):
-    import io
-
-    from PIL import Image
-
-    return Image.open(io.BytesIO(png))
