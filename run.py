@@ -243,6 +243,113 @@ def export_model(config: str, version: str, out: str):
     click.echo(f"Wrote model '{spec.name}' version {number} ({len(data):,} bytes) to {out}")
 
 
+@cli.group()
+def promote():
+    """Four-eyes promotion: request a stage for a version, a second person approves or rejects."""
+
+
+def _governance(action):
+    """Run a governance action with the stack ready; refusals are one line and exit 1."""
+    _set_quiet_defaults()
+    from headliner.errors import HeadlinerError
+    from headliner.stack_setup import ensure_stack
+
+    try:
+        ensure_stack(PIPELINE_COMPONENTS["training"])
+        return action()
+    except HeadlinerError as exc:
+        _fail(str(exc))
+
+
+AS_OPTION = click.option(
+    "--as", "as_name", metavar="NAME", help="Who you are, on the single-user local store only (recorded in the audit trail)."
+)
+
+
+@promote.command("request")
+@click.option("--model", required=True)
+@click.option("--version", required=True, type=click.IntRange(min=1))
+@click.option("--to", "to_stage", required=True, type=click.Choice(["staging", "production"]))
+@click.option("--reason", required=True)
+@AS_OPTION
+def promote_request(model: str, version: int, to_stage: str, reason: str, as_name: Optional[str]):
+    """Ask for a version to move to staging or production."""
+    from headliner import governance
+
+    request = _governance(
+        lambda: governance.request_promotion(model, version, to_stage, reason, governance.acting_user(as_name))
+    )
+    click.echo(f"Request {request.id}: {model} v{version} {request.from_stage} -> {to_stage} by {request.requested_by}")
+    click.echo(f"A second person approves it with: python run.py promote approve {request.id}")
+
+
+@promote.command("approve")
+@click.argument("request_id")
+@click.option("--reason", default="", help="Why (optional).")
+@click.option("--override", metavar="REASON", help="Approve a candidate worse than production, saying why.")
+@AS_OPTION
+def promote_approve(request_id: str, reason: str, override: Optional[str], as_name: Optional[str]):
+    """Approve a pending request (not your own); to production this archives the previous version."""
+    from headliner import governance
+
+    request = _governance(lambda: governance.approve(request_id, governance.acting_user(as_name), reason, override))
+    click.echo(f"Approved {request.id} by {request.decided_by}: {request.model} v{request.version} is now in {request.to_stage}")
+
+
+@promote.command("reject")
+@click.argument("request_id")
+@click.option("--reason", required=True)
+@AS_OPTION
+def promote_reject(request_id: str, reason: str, as_name: Optional[str]):
+    """Reject a pending request (not your own)."""
+    from headliner import governance
+
+    request = _governance(lambda: governance.reject(request_id, reason, governance.acting_user(as_name)))
+    click.echo(f"Rejected {request.id} by {request.decided_by}: {request.decision_reason}")
+
+
+@promote.command("list")
+@click.option("--model", help="One model (default: all).")
+def promote_list(model: Optional[str]):
+    """Pending requests, and which version holds which stage."""
+    from headliner import governance
+
+    def listing():
+        from zenml.client import Client
+
+        names = [model] if model else [m.name for m in Client().list_models(size=1000).items]
+        return [(name, governance.stage_holders(name)) for name in names], governance.pending_requests(model)
+
+    holders, pending = _governance(listing)
+    for name, stages in holders:
+        held = ", ".join(f"{stage}: {', '.join(f'v{n}' for n in numbers) or '-'}" for stage, numbers in stages.items())
+        click.echo(f"{name}  {held}")
+    click.echo(f"\n{len(pending)} pending request(s)")
+    for r in pending:
+        click.echo(f"  {r.id}  {r.model} v{r.version} {r.from_stage} -> {r.to_stage}  by {r.requested_by} at {r.requested_at[:19]}Z: {r.reason}")
+
+
+@promote.command("history")
+@click.option("--model", required=True)
+@click.option("--version", type=click.IntRange(min=1))
+def promote_history(model: str, version: Optional[int]):
+    """The audit trail: who did what, when and why."""
+    from headliner import governance
+
+    for e in _governance(lambda: governance.history(model, version)):
+        click.echo(f"{e.at[:19]}Z  v{e.version}  {e.event:8} {e.stage:10} by {e.by:12} {e.request_id}  {e.reason}")
+
+
+@promote.command("sync")
+@click.option("--model", required=True)
+def promote_sync(model: str):
+    """Repair the MLflow registry mirror (aliases, tags, missing versions) from the ZenML store."""
+    from headliner import governance
+
+    changes = _governance(lambda: governance.sync_mlflow_mirror(model))
+    click.echo("\n".join(changes) if changes else "MLflow mirror already matches the ZenML store")
+
+
 @cli.command("mlflow-ui")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True)

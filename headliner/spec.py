@@ -183,7 +183,16 @@ class QualityGate(_Strict):
 class Evaluation(_Strict):
     metrics: list[str]
     top_k: int = Field(ge=1)
+    primary_metric: str = Field(
+        default="top_k_accuracy", description="The metric that decides whether one model is better than another."
+    )
     quality_gates: list[QualityGate] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _primary_metric_is_evaluated(self) -> "Evaluation":
+        if self.primary_metric not in self.metrics:
+            raise ValueError(f"primary_metric '{self.primary_metric}' is not among metrics {self.metrics}")
+        return self
 
 
 class Decision(_Strict):

@@ -28,8 +28,12 @@ def version_metadata(
 
 
 def mirror_to_registry(spec: UseCaseSpec, onnx_model: onnx.ModelProto, version: int, run_name: str) -> str:
-    """Log the ONNX file to the active MLflow run and register it as a new version of the registered
-    model of the same name in the stack's model registry; returns the registry's version."""
+    """Register the ONNX file as a new version of the registered model of the same name in the
+    stack's model registry (logged to the active MLflow run); returns the registry's version."""
+    return _register_onnx(spec.name, spec.title, onnx_model, version, run_name)
+
+
+def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version: int, run_name: str) -> str:
     import mlflow
     import onnxruntime
     import zenml
@@ -41,11 +45,10 @@ def mirror_to_registry(spec: UseCaseSpec, onnx_model: onnx.ModelProto, version: 
         name="onnx_model",
         pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
     )
-    registry = Client().active_stack.model_registry
-    registered = registry.register_model_version(
-        name=spec.name,
+    registered = Client().active_stack.model_registry.register_model_version(
+        name=model,
         model_source_uri=info.model_uri,
-        description=f"{spec.title}: ZenML model version {version} (ONNX, pre- and post-processing included)",
+        description=f"{title}: ZenML model version {version} (ONNX, pre- and post-processing included)",
         metadata=ModelRegistryModelMetadata(
             zenml_version=zenml.__version__,
             zenml_run_name=run_name,
@@ -54,6 +57,69 @@ def mirror_to_registry(spec: UseCaseSpec, onnx_model: onnx.ModelProto, version: 
         ),
     )
     return str(registered.version)
+
+
+AUDIT_TAG_EVENTS = 20  # MLflow tag values are size-limited: the newest events
+
+
+def mirror_version(model: str) -> list[str]:
+    """Repair the MLflow mirror of a model from the ZenML store, the source of truth: one MLflow
+    version per ZenML version (re-registered from its ONNX file if missing, never duplicated), a
+    `zenml_stage` tag and the newest audit events as tags, and the aliases 'staging' and 'champion'
+    on the versions holding those stages. Returns the changes made."""
+    import json
+
+    from zenml.client import Client
+
+    from headliner.governance import EVENT_KEY, MLFLOW_ALIASES
+
+    client = Client()
+    mlflow_client = client.active_stack.model_registry.mlflow_client
+    mirrored = {
+        v.tags.get("zenml_model_version"): v for v in mlflow_client.search_model_versions(f"name='{model}'")
+    }
+    changes: list[str] = []
+    holders: dict[str, str] = {}
+    for model_version in client.list_model_versions(model, size=1000, hydrate=True).items:
+        number = str(model_version.number)
+        stage = getattr(model_version.stage, "value", model_version.stage) or "none"
+        if number in mirrored:
+            mlflow_version = mirrored[number].version
+            tags = mirrored[number].tags
+        else:
+            artifact = model_version.get_artifact("onnx_model")
+            if artifact is None:
+                continue
+            mlflow_version = _register_onnx(model, model, artifact.load(), model_version.number, "mirror repair")
+            tags = {}
+            changes.append(f"v{number}: re-registered the missing MLflow version (now MLflow version {mlflow_version})")
+        events = sorted(
+            (value for key, value in model_version.run_metadata.items() if key.startswith(EVENT_KEY)),
+            key=lambda event: event["at"],
+        )[-AUDIT_TAG_EVENTS:]
+        wanted_tags = {
+            "zenml_stage": stage,
+            "promotion_history": json.dumps(
+                [f"{e['at']} {e['event']} {e['stage']} by {e['by']}: {e['reason']}" for e in events]
+            ),
+        }
+        for key, value in wanted_tags.items():
+            if tags.get(key) != value:
+                mlflow_client.set_model_version_tag(model, mlflow_version, key, value)
+                changes.append(f"v{number}: MLflow tag {key} set")
+        if stage in MLFLOW_ALIASES:
+            holders[MLFLOW_ALIASES[stage]] = str(mlflow_version)
+    aliases = mlflow_client.get_registered_model(model).aliases if mirrored or changes else {}
+    for alias in MLFLOW_ALIASES.values():
+        wanted = holders.get(alias)
+        current = aliases.get(alias)
+        if wanted and str(current) != wanted:
+            mlflow_client.set_registered_model_alias(model, alias, wanted)
+            changes.append(f"MLflow alias {alias} -> version {wanted}")
+        elif not wanted and current is not None:
+            mlflow_client.delete_registered_model_alias(model, alias)
+            changes.append(f"MLflow alias {alias} removed")
+    return changes
 
 
 def _metrics_table(report: EvaluationReport) -> str:

@@ -1,0 +1,301 @@
+"""Four-eyes promotion of model versions (none -> staging -> production -> archived): a request by one
+person, an approval or rejection by another, every step kept as an audit trail on the model version
+in the ZenML store, and each approval mirrored to the stack's MLflow registry as an alias.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import secrets
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Literal, Optional
+
+from pydantic import BaseModel
+
+from headliner.errors import HeadlinerError
+
+Stage = Literal["staging", "production"]
+# (current stage, target stage) pairs a request may ask for; archived -> production is a rollback.
+ALLOWED_MOVES = {("none", "staging"), ("staging", "production"), ("archived", "production")}
+MLFLOW_ALIASES = {"staging": "staging", "production": "champion"}
+# Metadata keys on the model version (ZenML allows no colons in keys).
+REQUEST_KEY = "promotion_request."
+EVENT_KEY = "promotion_event."
+
+
+class PromotionError(HeadlinerError):
+    """A promotion step that the rules refuse."""
+
+
+class PromotionRequest(BaseModel):
+    id: str
+    model: str
+    version: int
+    from_stage: str
+    to_stage: Stage
+    requested_by: str
+    requested_at: str
+    reason: str
+    status: Literal["pending", "approved", "rejected"] = "pending"
+    decided_by: Optional[str] = None
+    decided_at: Optional[str] = None
+    decision_reason: Optional[str] = None
+    override: Optional[str] = None
+
+
+class AuditEvent(BaseModel):
+    at: str
+    event: Literal["requested", "approved", "rejected", "archived"]
+    request_id: str
+    by: str
+    model: str
+    version: int
+    stage: str
+    reason: str = ""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def acting_user(as_name: Optional[str]) -> str:
+    """Who acts: the active ZenML user; on the single-user embedded store `--as NAME` stands in for
+    the person (real accounts, hence real enforcement, need a ZenML server)."""
+    from zenml.client import Client
+    from zenml.enums import StoreType
+
+    client = Client()
+    user = client.active_user.name
+    if as_name is None:
+        return user
+    if client.zen_store.type != StoreType.SQL:
+        raise PromotionError(
+            f"--as is only for the single-user local store; on a ZenML server you act as your logged-in user '{user}'"
+        )
+    if not as_name.strip():
+        raise PromotionError("--as needs a name")
+    return as_name.strip()
+
+
+@contextmanager
+def promotion_lock() -> Iterator[None]:
+    """One promotion decision at a time on this machine (a file lock beside ZenML's config), so two
+    racing approvals cannot both see the old production version."""
+    from zenml.config.global_config import GlobalConfiguration
+
+    path = Path(GlobalConfiguration().config_directory) / "headliner-promotion.lock"
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _model_version(model: str, version: int):
+    from zenml.client import Client
+
+    client = Client()
+    if not client.list_models(name=model).total:
+        raise PromotionError(f"no registered model '{model}'")
+    try:
+        return client.get_model_version(model, version)
+    except KeyError:
+        raise PromotionError(f"model '{model}' has no version {version}") from None
+
+
+def _stage(model_version) -> str:
+    stage = model_version.stage
+    return getattr(stage, "value", stage) or "none"
+
+
+def _log(model_version, metadata: dict) -> None:
+    from zenml import log_metadata
+
+    log_metadata(metadata=metadata, model_version_id=model_version.id)
+
+
+def _event_metadata(event: AuditEvent) -> dict:
+    stamp = event.at.replace(":", "").replace("-", "")
+    return {f"{EVENT_KEY}{stamp}.{event.request_id}.{event.event}": event.model_dump(mode="json")}
+
+
+def _record(model_version, request: PromotionRequest, event: AuditEvent) -> None:
+    _log(model_version, {f"{REQUEST_KEY}{request.id}": request.model_dump(mode="json"), **_event_metadata(event)})
+
+
+def request_promotion(model: str, version: int, to_stage: Stage, reason: str, user: str) -> PromotionRequest:
+    """File a request to move a version to a stage; refused unless the move is allowed now."""
+    if not reason.strip():
+        raise PromotionError("a request needs a --reason")
+    model_version = _model_version(model, version)
+    current = _stage(model_version)
+    if (current, to_stage) not in ALLOWED_MOVES:
+        raise PromotionError(_move_refusal(model, version, current, to_stage))
+    for pending in pending_requests(model):
+        if pending.version == version and pending.to_stage == to_stage:
+            raise PromotionError(f"request {pending.id} already asks to move {model} v{version} to {to_stage}")
+    request = PromotionRequest(
+        id=f"{model}-v{version}-{to_stage}-{secrets.token_hex(2)}",
+        model=model,
+        version=version,
+        from_stage=current,
+        to_stage=to_stage,
+        requested_by=user,
+        requested_at=_now(),
+        reason=reason.strip(),
+    )
+    event = AuditEvent(
+        at=request.requested_at, event="requested", request_id=request.id, by=user, model=model, version=version,
+        stage=to_stage, reason=request.reason,
+    )
+    _record(model_version, request, event)
+    return request
+
+
+def _move_refusal(model: str, version: int, current: str, to_stage: str) -> str:
+    allowed = sorted(target for source, target in ALLOWED_MOVES if source == current)
+    hint = f"from {current} it can only go to {', '.join(allowed)}" if allowed else f"nothing moves out of {current}"
+    return f"{model} v{version} is in stage {current}: it cannot move to {to_stage} ({hint})"
+
+
+def _requests_of(model_version) -> list[PromotionRequest]:
+    return [
+        PromotionRequest.model_validate(value)
+        for key, value in model_version.run_metadata.items()
+        if key.startswith(REQUEST_KEY)
+    ]
+
+
+def all_requests(model: Optional[str] = None) -> list[PromotionRequest]:
+    from zenml.client import Client
+
+    client = Client()
+    models = [model] if model else [m.name for m in client.list_models(size=1000).items]
+    requests = []
+    for name in models:
+        if not client.list_models(name=name).total:
+            raise PromotionError(f"no registered model '{name}'")
+        for model_version in client.list_model_versions(name, size=1000, hydrate=True).items:
+            requests.extend(_requests_of(model_version))
+    return sorted(requests, key=lambda r: r.requested_at)
+
+
+def pending_requests(model: Optional[str] = None) -> list[PromotionRequest]:
+    return [r for r in all_requests(model) if r.status == "pending"]
+
+
+def find_request(request_id: str) -> PromotionRequest:
+    model = request_id.split("-v", 1)[0] if "-v" in request_id else None
+    from zenml.client import Client
+
+    if model and Client().list_models(name=model).total:
+        for request in all_requests(model):
+            if request.id == request_id:
+                return request
+    raise PromotionError(f"unknown request '{request_id}'; see: python run.py promote list")
+
+
+def stage_holders(model: str) -> dict[str, list[int]]:
+    """Version numbers per stage (staging, production, archived)."""
+    from zenml.client import Client
+
+    holders: dict[str, list[int]] = {"staging": [], "production": [], "archived": []}
+    for model_version in Client().list_model_versions(model, size=1000).items:
+        stage = _stage(model_version)
+        if stage in holders:
+            holders[stage].append(model_version.number)
+    return holders
+
+
+def _decidable(request_id: str, user: str) -> tuple[PromotionRequest, object]:
+    request = find_request(request_id)
+    if request.status != "pending":
+        raise PromotionError(f"request {request_id} was already {request.status} by {request.decided_by}")
+    if request.requested_by == user:
+        raise PromotionError(f"{user} filed request {request_id} and cannot decide it: a second person must")
+    return request, _model_version(request.model, request.version)
+
+
+def reject(request_id: str, reason: str, user: str) -> PromotionRequest:
+    if not reason.strip():
+        raise PromotionError("a rejection needs a --reason")
+    with promotion_lock():
+        request, model_version = _decidable(request_id, user)
+        decided = request.model_copy(
+            update={"status": "rejected", "decided_by": user, "decided_at": _now(), "decision_reason": reason.strip()}
+        )
+        event = AuditEvent(
+            at=decided.decided_at, event="rejected", request_id=request.id, by=user, model=request.model,
+            version=request.version, stage=request.to_stage, reason=decided.decision_reason,
+        )
+        _record(model_version, decided, event)
+    return decided
+
+
+def approve(request_id: str, user: str, reason: str = "", override: Optional[str] = None) -> PromotionRequest:
+    """Approve a pending request and move the version; to production this archives the previous
+    production version in the same store operation, and a candidate worse than it needs `override`."""
+    from headliner.model.comparison import compare_with_production
+
+    with promotion_lock():
+        request, model_version = _decidable(request_id, user)
+        current = _stage(model_version)
+        if (current, request.to_stage) not in ALLOWED_MOVES:
+            raise PromotionError(
+                f"request {request_id} is stale: " + _move_refusal(request.model, request.version, current, request.to_stage)
+            )
+        previous = stage_holders(request.model)["production"] if request.to_stage == "production" else []
+        if previous:
+            verdict = compare_with_production(request.model, request.version, previous[0])
+            if verdict.worse and not (override and override.strip()):
+                raise PromotionError(f"{verdict.summary}; approve with --override \"reason\" to promote it anyway")
+        decided = request.model_copy(
+            update={
+                "status": "approved",
+                "decided_by": user,
+                "decided_at": _now(),
+                "decision_reason": reason.strip() or None,
+                "override": override.strip() if override else None,
+            }
+        )
+        model_version.set_stage(request.to_stage, force=True)
+        event = AuditEvent(
+            at=decided.decided_at, event="approved", request_id=request.id, by=user, model=request.model,
+            version=request.version, stage=request.to_stage, reason=decided.decision_reason or override or "",
+        )
+        _record(model_version, decided, event)
+        for number in previous:
+            if number != request.version:
+                archived = AuditEvent(
+                    at=_now(), event="archived", request_id=request.id, by=user, model=request.model, version=number,
+                    stage="archived", reason=f"replaced in production by v{request.version}",
+                )
+                _log(_model_version(request.model, number), _event_metadata(archived))
+        sync_mlflow_mirror(request.model)
+    return decided
+
+
+def history(model: str, version: Optional[int] = None) -> list[AuditEvent]:
+    from zenml.client import Client
+
+    if not Client().list_models(name=model).total:
+        raise PromotionError(f"no registered model '{model}'")
+    versions = [_model_version(model, version)] if version else Client().list_model_versions(model, size=1000, hydrate=True).items
+    events = [
+        AuditEvent.model_validate(value)
+        for model_version in versions
+        for key, value in model_version.run_metadata.items()
+        if key.startswith(EVENT_KEY)
+    ]
+    return sorted(events, key=lambda e: e.at)
+
+
+def sync_mlflow_mirror(model: str) -> list[str]:
+    """Make the MLflow registry's aliases match the ZenML stages (staging -> 'staging', production ->
+    'champion'), re-registering a missing mirror version from its ONNX file; returns what changed."""
+    from headliner.model.registration import mirror_version
+
+    return mirror_version(model)

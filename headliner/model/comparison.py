@@ -1,0 +1,75 @@
+"""Is a candidate worse than the production version? Both versions' ONNX files are scored on the
+candidate's test split (the current one) by the spec's primary metric, so the comparison is fair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from headliner.errors import HeadlinerError
+from headliner.model.estimators import class_indices
+from headliner.model.evaluation import LOWER_IS_BETTER, compute_metrics
+from headliner.spec import UseCaseSpec, load_spec
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "configs"
+
+
+class Verdict(BaseModel):
+    metric: str
+    candidate_version: int
+    production_version: int
+    candidate_value: float
+    production_value: float
+    rows: int
+    worse: bool
+
+    @property
+    def summary(self) -> str:
+        relation = "worse than" if self.worse else "not worse than"
+        return (
+            f"v{self.candidate_version} is {relation} production v{self.production_version} on the current test split "
+            f"({self.rows:,} rows): {self.metric} {self.candidate_value:.4f} vs {self.production_value:.4f}"
+        )
+
+
+def spec_for_model(model: str) -> UseCaseSpec:
+    path = CONFIG_DIR / f"{model}.yaml"
+    if not path.is_file():
+        raise HeadlinerError(f"no use-case spec for model '{model}' (expected {path})")
+    return load_spec(path)
+
+
+def _score(model_version, test, spec: UseCaseSpec) -> float:
+    from headliner.model.onnx_packaging import OnnxPredictor
+
+    artifact = model_version.get_artifact("onnx_model")
+    if artifact is None:
+        raise HeadlinerError(f"{spec.name} v{model_version.number} has no onnx_model to compare")
+    predictor = OnnxPredictor.from_bytes(artifact.load().SerializeToString())
+    _, proba = predictor.predict({name: test[name].to_numpy() for name in spec.feature_names})
+    metrics = compute_metrics(
+        class_indices(test[spec.target.column], spec), proba, len(spec.target.classes), spec.evaluation.top_k
+    )
+    return metrics[spec.evaluation.primary_metric]
+
+
+def compare_with_production(model: str, candidate: int, production: int) -> Verdict:
+    import materializers  # noqa: F401  (registers the ONNX materializer)
+    from zenml.client import Client
+
+    spec = spec_for_model(model)
+    client = Client()
+    candidate_version = client.get_model_version(model, candidate)
+    test_artifact = candidate_version.get_artifact("test_split")
+    if test_artifact is None:
+        raise HeadlinerError(f"{model} v{candidate} has no test_split to compare on")
+    test = test_artifact.load()
+    candidate_value = _score(candidate_version, test, spec)
+    production_value = _score(client.get_model_version(model, production), test, spec)
+    metric = spec.evaluation.primary_metric
+    worse = candidate_value > production_value if metric in LOWER_IS_BETTER else candidate_value < production_value
+    return Verdict(
+        metric=metric, candidate_version=candidate, production_version=production, candidate_value=candidate_value,
+        production_value=production_value, rows=len(test), worse=worse,
+    )
