@@ -2,7 +2,10 @@
 temporary folder, set before ZenML is imported, so the user's global config is never touched."""
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -53,3 +56,34 @@ def local_stack() -> str:
     from headliner.stack_setup import ensure_stack
 
     return ensure_stack(("orchestrator", "artifact_store"))
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`python run.py ARGS` in the project, with the given environment."""
+    return subprocess.run(
+        [sys.executable, "run.py", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+def run_pipeline(args: list[str], env: dict[str, str]):
+    """Run a pipeline through the CLI; returns the finished run from the store and the CLI's output."""
+    from zenml.client import Client
+
+    result = run_cli(args, env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    run_name = re.search(r"Run '([^']+)' finished", result.stdout).group(1)
+    return Client().get_pipeline_run(run_name), result.stdout
+
+
+FAST_RUN_CONFIG = str(PROJECT_ROOT / "tests" / "training_fast.yaml")
+
+
+@pytest.fixture(scope="session")
+def jukebox_training(isolated_env):
+    """One training run of jukebox on 60k generated rows (enough for every country) with two quick candidates."""
+    return run_pipeline(["--pipeline", "training", "--rows", "60000", "--run-config", FAST_RUN_CONFIG], isolated_env)
+
+
+@pytest.fixture(scope="session")
+def wine_training(isolated_env):
+    return run_pipeline(["--pipeline", "training", "--config", "configs/wine.yaml"], isolated_env)

@@ -1,17 +1,13 @@
 """The data engineering pipeline, run through the CLI (`python run.py --pipeline data`) once per
 use case on small data in the session's isolated ZenML store, then checked artifact by artifact."""
 
-import re
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from headliner.data.splitting import dataframe_fingerprint
 from headliner.reports import DataReport
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import run_cli, run_pipeline
 
 SPLITS = ("train_split", "validation_split", "test_split")
 ARTIFACTS = {
@@ -22,22 +18,6 @@ ARTIFACTS = {
     "split_data": [*SPLITS, "split_report"],
     "profile_data": ["data_profile"],
 }
-
-
-def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "run.py", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-
-
-def run_pipeline(args: list[str], env: dict[str, str]):
-    """Run the data pipeline through the CLI and return the finished run from the store."""
-    from zenml.client import Client
-
-    result = run_cli(["--pipeline", "data", *args], env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run_name = re.search(r"Run '([^']+)' finished", result.stdout).group(1)
-    return Client().get_pipeline_run(run_name), result.stdout
 
 
 def output(run, step: str, name: str):
@@ -75,19 +55,19 @@ def kaggle_csv_not_from_the_generator(path, rng_seed: int = 3) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def jukebox_run(isolated_env):
-    return run_pipeline(["--rows", "4000"], isolated_env)
+    return run_pipeline(["--pipeline", "data", "--rows", "4000"], isolated_env)
 
 
 @pytest.fixture(scope="session")
 def wine_run(isolated_env):
-    return run_pipeline(["--config", "configs/wine.yaml"], isolated_env)
+    return run_pipeline(["--pipeline", "data", "--config", "configs/wine.yaml"], isolated_env)
 
 
 @pytest.fixture(scope="session")
 def file_run(isolated_env, tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "top_songs.csv"
     frame = kaggle_csv_not_from_the_generator(path)
-    run, _ = run_pipeline(["--data", str(path)], isolated_env)
+    run, _ = run_pipeline(["--pipeline", "data", "--data", str(path)], isolated_env)
     return run, frame
 
 

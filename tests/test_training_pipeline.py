@@ -10,30 +10,9 @@ import yaml
 
 from headliner.model.estimators import feature_frame
 from headliner.model.onnx_packaging import OnnxPredictor
-from tests.conftest import PROJECT_ROOT
-from tests.test_data_pipeline import run_cli
+from tests.conftest import PROJECT_ROOT, run_cli
 
-FAST_RUN_CONFIG = str(PROJECT_ROOT / "tests" / "training_fast.yaml")
 LINKED_ARTIFACTS = {"onnx_model", "model_card", "evaluation_report", "train_split", "validation_split", "test_split"}
-
-
-def train(args: list[str], env: dict[str, str]):
-    from zenml.client import Client
-
-    result = run_cli(["--pipeline", "training", *args], env)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
-    run_name = re.search(r"Run '([^']+)' finished", result.stdout).group(1)
-    return Client().get_pipeline_run(run_name), result.stdout
-
-
-@pytest.fixture(scope="session")
-def jukebox_training(isolated_env):
-    return train(["--rows", "60000", "--run-config", FAST_RUN_CONFIG], isolated_env)
-
-
-@pytest.fixture(scope="session")
-def wine_training(isolated_env):
-    return train(["--config", "configs/wine.yaml"], isolated_env)
 
 
 def test_registers_a_model_version_with_its_artifacts(jukebox_training):
