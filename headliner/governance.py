@@ -134,8 +134,8 @@ def request_promotion(model: str, version: int, to_stage: Stage, reason: str, us
     current = _stage(model_version)
     if (current, to_stage) not in ALLOWED_MOVES:
         raise PromotionError(_move_refusal(model, version, current, to_stage))
-    for pending in pending_requests(model):
-        if pending.version == version and pending.to_stage == to_stage:
+    for pending in _requests_of(model_version):
+        if pending.status == "pending" and pending.to_stage == to_stage:
             raise PromotionError(f"request {pending.id} already asks to move {model} v{version} to {to_stage}")
     request = PromotionRequest(
         id=f"{model}-v{version}-{to_stage}-{secrets.token_hex(2)}",
@@ -188,13 +188,20 @@ def pending_requests(model: Optional[str] = None) -> list[PromotionRequest]:
 
 
 def find_request(request_id: str) -> PromotionRequest:
-    model = request_id.split("-v", 1)[0] if "-v" in request_id else None
+    """The request of an id `<model>-v<version>-<stage>-<hex>`, read from that version alone."""
     from zenml.client import Client
 
-    if model and Client().list_models(name=model).total:
-        for request in all_requests(model):
-            if request.id == request_id:
-                return request
+    model, _, rest = request_id.rpartition("-v") if "-v" in request_id else ("", "", "")
+    number = rest.split("-", 1)[0]
+    if model and number.isdigit() and Client().list_models(name=model).total:
+        try:
+            model_version = Client().get_model_version(model, int(number))
+        except KeyError:
+            model_version = None
+        if model_version is not None:
+            for request in _requests_of(model_version):
+                if request.id == request_id:
+                    return request
     raise PromotionError(f"unknown request '{request_id}'; see: python run.py promote list")
 
 
@@ -274,7 +281,7 @@ def approve(request_id: str, user: str, reason: str = "", override: Optional[str
                     stage="archived", reason=f"replaced in production by v{request.version}",
                 )
                 _log(_model_version(request.model, number), _event_metadata(archived))
-        sync_mlflow_mirror(request.model)
+        sync_mlflow_mirror(request.model, versions=[request.version, *previous])
     return decided
 
 
@@ -293,9 +300,10 @@ def history(model: str, version: Optional[int] = None) -> list[AuditEvent]:
     return sorted(events, key=lambda e: e.at)
 
 
-def sync_mlflow_mirror(model: str) -> list[str]:
+def sync_mlflow_mirror(model: str, versions: Optional[list[int]] = None) -> list[str]:
     """Make the MLflow registry's aliases match the ZenML stages (staging -> 'staging', production ->
-    'champion'), re-registering a missing mirror version from its ONNX file; returns what changed."""
+    'champion') and mirror the tags of `versions` (default: all), re-registering a missing mirror
+    version from its ONNX file; returns what changed."""
     from headliner.model.registration import mirror_version
 
-    return mirror_version(model)
+    return mirror_version(model, versions)

@@ -62,11 +62,12 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
 AUDIT_TAG_EVENTS = 20  # MLflow tag values are size-limited: the newest events
 
 
-def mirror_version(model: str) -> list[str]:
+def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
     """Repair the MLflow mirror of a model from the ZenML store, the source of truth: one MLflow
     version per ZenML version (re-registered from its ONNX file if missing, never duplicated), a
     `zenml_stage` tag and the newest audit events as tags, and the aliases 'staging' and 'champion'
-    on the versions holding those stages. Returns the changes made."""
+    on the versions holding those stages. `versions` limits the per-version work to those numbers;
+    aliases are always checked. Returns the changes made."""
     import json
 
     from zenml.client import Client
@@ -80,9 +81,14 @@ def mirror_version(model: str) -> list[str]:
     }
     changes: list[str] = []
     holders: dict[str, str] = {}
-    for model_version in client.list_model_versions(model, size=1000, hydrate=True).items:
+    for model_version in client.list_model_versions(model, size=1000).items:
         number = str(model_version.number)
         stage = getattr(model_version.stage, "value", model_version.stage) or "none"
+        if stage in MLFLOW_ALIASES and number in mirrored:
+            holders[MLFLOW_ALIASES[stage]] = str(mirrored[number].version)
+        if versions is not None and model_version.number not in versions:
+            continue
+        model_version = client.get_model_version(model, model_version.number)  # with its metadata
         if number in mirrored:
             mlflow_version = mirrored[number].version
             tags = mirrored[number].tags
