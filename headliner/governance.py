@@ -20,6 +20,7 @@ Stage = Literal["staging", "production"]
 # (current stage, target stage) pairs a request may ask for; archived -> production is a rollback.
 ALLOWED_MOVES = {("none", "staging"), ("staging", "production"), ("archived", "production")}
 MLFLOW_ALIASES = {"staging": "staging", "production": "champion"}
+AUTOMATION_USER = "training-pipeline"  # who files requests made by the training run config flag
 # Metadata keys on the model version (ZenML allows no colons in keys).
 REQUEST_KEY = "promotion_request."
 EVENT_KEY = "promotion_event."

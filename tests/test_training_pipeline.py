@@ -132,3 +132,14 @@ def test_export_model_writes_the_registered_onnx_file(jukebox_training, isolated
         "error: model 'jukebox' has no version '999'; see: zenml model version list --model=jukebox"
     )
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_run_config_flag_files_the_staging_request(jukebox_training):
+    from headliner import governance
+
+    run, _ = jukebox_training
+    number = run.steps["register_model"].model_version.number
+    (request,) = [r for r in governance.pending_requests("jukebox") if r.version == number]
+    assert (request.to_stage, request.from_stage, request.requested_by) == ("staging", "none", "training-pipeline")
+    assert run.name in request.reason
+    assert governance.stage_holders("jukebox")["staging"] == []  # approval stays human

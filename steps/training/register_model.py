@@ -10,6 +10,7 @@ from zenml.model.utils import link_artifact_to_model
 from zenml.types import MarkdownString
 
 import materializers  # noqa: F401  (registers the report materializer)
+from headliner.governance import AUTOMATION_USER, request_promotion
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.gates import QualityGateReport
 from headliner.model.registration import mirror_to_registry, model_card_markdown, version_metadata
@@ -29,7 +30,9 @@ def register_model(
     validation_split: pd.DataFrame,
     test_split: pd.DataFrame,
     spec: UseCaseSpec,
+    request_staging: bool = False,
 ) -> Annotated[MarkdownString, "model_card"]:
+    """`request_staging` (run config) files the staging request for a second person to approve."""
     context = get_step_context()
     for name in LINKED_INPUTS:
         link_artifact_to_model(context.inputs[name][0])
@@ -37,4 +40,8 @@ def register_model(
     version = context.model.number
     registry_version = mirror_to_registry(spec, onnx_model, version, str(context.pipeline_run.name))
     log_metadata(metadata=version_metadata(evaluation_report, splits, registry_version), infer_model=True)
+    if request_staging:
+        request_promotion(
+            spec.name, version, "staging", f"automatic: quality gates passed in run {context.pipeline_run.name}", AUTOMATION_USER
+        )
     return MarkdownString(model_card_markdown(spec, version, onnx_model, evaluation_report, model_selection, quality_gates, splits))
