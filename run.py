@@ -16,6 +16,13 @@ import click
 PROJECT_ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = "configs/jukebox.yaml"
 DEFAULT_RUN_CONFIG = "configs/training.yaml"
+CONFIG_OPTION = click.option(
+    "--config",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Use-case spec (configs/jukebox.yaml or configs/wine.yaml).",
+)
 
 # The stack component types each pipeline needs.
 PIPELINE_COMPONENTS: dict[str, tuple[str, ...]] = {
@@ -137,13 +144,7 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
     help="data = ingest, validate, wrangle, label, split; training = data, then train, evaluate, "
     "gate, package as ONNX, register a model version.",
 )
-@click.option(
-    "--config",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Use-case spec (configs/jukebox.yaml or configs/wine.yaml).",
-)
+@CONFIG_OPTION
 @click.option(
     "--data",
     metavar="PATH|URL|s3://...",
@@ -194,7 +195,7 @@ def cli(
 
 
 @cli.command()
-@click.option("--config", default=DEFAULT_CONFIG, show_default=True, type=click.Path(dir_okay=False))
+@CONFIG_OPTION
 @click.option("--rows", type=click.IntRange(min=1), help="Rows to generate (default: the spec's).")
 @click.option("--seed", type=int, help="Random seed (default: the spec's).")
 @click.option(
@@ -222,7 +223,7 @@ def generate(config: str, rows: Optional[int], seed: Optional[int], out: str):
 
 
 @cli.command("export-model")
-@click.option("--config", default=DEFAULT_CONFIG, show_default=True, type=click.Path(dir_okay=False))
+@CONFIG_OPTION
 @click.option("--version", default="latest", show_default=True, help="Version number, 'latest' or a stage.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 def export_model(config: str, version: str, out: str):
