@@ -1,6 +1,7 @@
 """Test isolation: every test session gets its own ZenML config, store, repository and stack in a
 temporary folder, set before ZenML is imported, so the user's global config is never touched."""
 
+import json
 import os
 import re
 import shutil
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="headliner-tests-"))
 ISOLATED_ENV = {
@@ -87,3 +89,37 @@ def jukebox_training(isolated_env):
 @pytest.fixture(scope="session")
 def wine_training(isolated_env):
     return run_pipeline(["--pipeline", "training", "--config", "configs/wine.yaml"], isolated_env)
+
+
+def packaged_linear_model(spec: UseCaseSpec, rows: Optional[int], version: str = "1") -> bytes:
+    """A logistic-regression model of a use case, packaged as the training pipeline packages it, from
+    `rows` generated rows (None: the spec's own source), without ZenML."""
+    from headliner.data.sources import load_raw_data
+    from headliner.data.splitting import split_examples
+    from headliner.data.wrangling import label_examples, wrangle
+    from headliner.labels import class_display_names
+    from headliner.model.estimators import CandidateConfig, build_pipeline, feature_frame
+    from headliner.model.onnx_packaging import package_onnx
+
+    wrangled, _ = wrangle(load_raw_data(spec, rows=rows), spec, "test")
+    labelled, _ = label_examples(wrangled, spec, "test")
+    train, _, _, _ = split_examples(labelled, spec, "test")
+    pipeline = build_pipeline(spec, CandidateConfig(name="test", family="logistic_regression"))
+    pipeline.fit(feature_frame(train, spec), train[spec.target.column])
+    metadata = {"class_names": json.dumps(class_display_names(spec)), "candidate": "test"}
+    return package_onnx(pipeline, spec, version, metadata).SerializeToString()
+
+
+@pytest.fixture(scope="session")
+def jukebox_onnx_file(jukebox_spec, tmp_path_factory) -> Path:
+    """A small packaged jukebox model (version '1') as an .onnx file, for serving and batch tests."""
+    path = tmp_path_factory.mktemp("models") / "jukebox.onnx"
+    path.write_bytes(packaged_linear_model(jukebox_spec, rows=20_000))
+    return path
+
+
+@pytest.fixture(scope="session")
+def wine_onnx_file(wine_spec, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "wine.onnx"
+    path.write_bytes(packaged_linear_model(wine_spec, rows=None))
+    return path

@@ -1,0 +1,395 @@
+"""The inference HTTP API as one plain ASGI app: friendly `POST /predict`, the Open Inference Protocol
+(KServe v2) endpoints, bearer-token auth, Prometheus metrics and the inference log.
+
+It is a raw ASGI callable rather than a framework app because one-row requests are tens of
+microseconds of model work: routing, validation and JSON are kept to what the request needs. The
+BentoML service (serving/service.py) mounts it; tests and benchmarks can run it on any ASGI server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import hmac
+import logging
+import time
+import os
+from typing import Any, Awaitable, Callable, Optional
+
+import numpy as np
+import orjson
+
+from headliner.model.onnx_packaging import OnnxPredictor
+from headliner.serving.inference_log import InferenceLog, InferenceRecord
+from headliner.serving.payloads import FeatureRules, RequestError, parse_json
+
+logger = logging.getLogger(__name__)
+
+JSON = b"application/json"
+PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
+ROWS_RUN_IN_THREAD = 256  # bigger requests run the model off the event loop
+PROTOCOL_NAME = "headliner"
+V2_OUTPUTS = ("probabilities", "label", "classes")
+
+
+def _json(payload: Any) -> bytes:
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class Metrics:
+    """Request counters and a latency histogram of this process, kept as plain numbers (a metrics
+    library's locks and, under BentoML, its multiprocess files cost more than a one-row prediction)
+    and written in the Prometheus text format when scraped."""
+
+    BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+
+    def __init__(self, log: Optional[InferenceLog] = None):
+        self._requests: dict[tuple[str, int], int] = {}
+        self._rows: dict[str, int] = {}
+        self._histograms: dict[str, list] = {}  # endpoint -> [bucket counts..., +Inf count, sum]
+        self._log = log
+
+    def observe(self, endpoint: str, status: int, rows: int, seconds: float) -> None:
+        key = (endpoint, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        self._rows[endpoint] = self._rows.get(endpoint, 0) + rows
+        histogram = self._histograms.get(endpoint)
+        if histogram is None:
+            histogram = self._histograms[endpoint] = [0] * (len(self.BUCKETS) + 1) + [0.0]
+        histogram[bisect.bisect_left(self.BUCKETS, seconds)] += 1
+        histogram[-1] += seconds
+
+    def text(self) -> str:
+        lines = ["# HELP headliner_requests_total Requests answered", "# TYPE headliner_requests_total counter"]
+        lines += [f'headliner_requests_total{{endpoint="{e}",status="{s}"}} {n}' for (e, s), n in sorted(self._requests.items())]
+        lines += ["# HELP headliner_rows_scored_total Rows (songs) scored", "# TYPE headliner_rows_scored_total counter"]
+        lines += [f'headliner_rows_scored_total{{endpoint="{e}"}} {n}' for e, n in sorted(self._rows.items())]
+        name = "headliner_request_latency_seconds"
+        lines += [f"# HELP {name} Time from receiving a request to answering it", f"# TYPE {name} histogram"]
+        for endpoint, histogram in sorted(self._histograms.items()):
+            cumulative = 0
+            for bound, count in zip((*self.BUCKETS, "+Inf"), histogram[:-1]):
+                cumulative += count
+                lines.append(f'{name}_bucket{{endpoint="{endpoint}",le="{bound}"}} {cumulative}')
+            lines.append(f'{name}_count{{endpoint="{endpoint}"}} {cumulative}')
+            lines.append(f'{name}_sum{{endpoint="{endpoint}"}} {histogram[-1]}')
+        if self._log is not None:
+            lines += [
+                "# HELP headliner_inference_log_rows_written_total Inference log rows written",
+                "# TYPE headliner_inference_log_rows_written_total counter",
+                f"headliner_inference_log_rows_written_total {self._log.written}",
+                "# HELP headliner_inference_log_rows_pending Inference log rows queued, not yet written",
+                "# TYPE headliner_inference_log_rows_pending gauge",
+                f"headliner_inference_log_rows_pending {self._log.pending}",
+            ]
+        return "\n".join(lines) + "\n"
+
+
+class ModelServer:
+    """One loaded model and everything a request needs: validation rules, top-k, the log, auth."""
+
+    def __init__(
+        self,
+        predictor: OnnxPredictor,
+        log: Optional[InferenceLog],
+        token: Optional[str] = None,
+        max_rows: int = 1000,
+        max_body_bytes: int = 16 * 1024 * 1024,
+    ):
+        self.predictor = predictor
+        self.rules = FeatureRules(predictor.feature_schema)
+        self.log = log
+        self.token = f"Bearer {token}".encode() if token else None
+        self.max_rows = max_rows
+        self.max_body_bytes = max_body_bytes
+        self.name = predictor.model_name
+        self.version = predictor.model_version
+        self.top_k = max(1, min(predictor.top_k, len(predictor.classes)))
+        self.classes = np.array(predictor.classes, dtype=object)
+        self.names_by_code = dict(zip(predictor.classes, predictor.class_names))
+        self.metrics = Metrics(log)
+        self.model_metadata = self._model_metadata()
+
+    def _model_metadata(self) -> dict[str, Any]:
+        width = self.rules.width
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": [{"name": name, "datatype": "FP32", "shape": [-1, 1]} for name in self.rules.names],
+            "outputs": [
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.classes)]},
+                {"name": "label", "datatype": "BYTES", "shape": [-1]},
+                {"name": "classes", "datatype": "BYTES", "shape": [len(self.classes)]},
+            ],
+            "parameters": {
+                "feature_schema": self.rules.schema,
+                "class_labels": list(self.predictor.classes),
+                "class_names": list(self.predictor.class_names),
+                "top_k": self.top_k,
+                "single_input_shape": [-1, width],
+            },
+        }
+
+    async def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """[N, F] raw values -> (probabilities [N, C], top labels [N, k], top probabilities [N, k])."""
+        if len(matrix) > ROWS_RUN_IN_THREAD:
+            probabilities = await asyncio.get_running_loop().run_in_executor(None, self.predictor.probabilities, matrix)
+        else:
+            probabilities = self.predictor.probabilities(matrix)
+        if len(probabilities) == 1:  # the common case, without the general fancy indexing
+            order = probabilities[0].argsort()[: -self.top_k - 1 : -1]
+            return probabilities, self.classes[order][None, :], probabilities[0][order][None, :]
+        order = np.argsort(-probabilities, axis=1)[:, : self.top_k]
+        return probabilities, self.classes[order], np.take_along_axis(probabilities, order, axis=1)
+
+    def predict_response(self, request_id: str, top_labels: np.ndarray, top_probabilities: np.ndarray) -> dict:
+        names = self.names_by_code
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "request_id": request_id,
+            "predictions": [
+                {
+                    "top": [
+                        {"code": code, "name": names[code], "probability": round(float(p), 6)}
+                        for code, p in zip(codes, probabilities)
+                    ]
+                }
+                for codes, probabilities in zip(top_labels.tolist(), top_probabilities.tolist())
+            ],
+        }
+
+    def v2_response(self, request_id: str, probabilities: np.ndarray, top_labels: np.ndarray, wanted: list[str]) -> dict:
+        rows = len(probabilities)
+        tensors = {
+            "probabilities": {
+                "name": "probabilities",
+                "datatype": "FP32",
+                "shape": [rows, probabilities.shape[1]],
+                "data": np.ascontiguousarray(probabilities, dtype=np.float32).reshape(-1),
+            },
+            "label": {"name": "label", "datatype": "BYTES", "shape": [rows], "data": top_labels[:, 0].tolist()},
+            "classes": {"name": "classes", "datatype": "BYTES", "shape": [len(self.classes)], "data": self.predictor.classes},
+        }
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "id": request_id,
+            "outputs": [tensors[name] for name in wanted],
+        }
+
+
+def requested_outputs(payload: dict) -> list[str]:
+    """The v2 request's `outputs` names (all three by default, probabilities first)."""
+    outputs = payload.get("outputs")
+    if outputs is None:
+        return list(V2_OUTPUTS)
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+        raise RequestError(400, "'outputs' must be a list of objects with a 'name'", "outputs")
+    names = [o["name"] for o in outputs]
+    unknown = [name for name in names if name not in V2_OUTPUTS]
+    if unknown:
+        raise RequestError(400, f"unknown output '{unknown[0]}'; this model has {list(V2_OUTPUTS)}", "outputs")
+    return names
+
+
+Send = Callable[[dict], Awaitable[None]]
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes = JSON, request_id: Optional[str] = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if request_id:
+        headers.append((b"x-request-id", request_id.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class InferenceApp:
+    """The ASGI app. It answers 503 until `attach` gives it a loaded `ModelServer`, so it can be created
+    at import time (when BentoML builds its app) and the model loaded when the worker starts."""
+
+    def __init__(self, server: Optional[ModelServer] = None):
+        self.server = server
+
+    def attach(self, server: ModelServer) -> None:
+        self.server = server
+
+    @staticmethod
+    def handles(path: str) -> bool:
+        """Whether a path belongs to this app (the rest is left to the server it runs in)."""
+        return path == "/predict" or path == "/metrics" or path == "/v2" or path.startswith("/v2/")
+
+    async def __call__(self, scope: dict, receive: Callable, send: Send) -> None:
+        if scope["type"] == "lifespan":  # standalone use (tests, benchmarks); BentoML does not forward it
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        received_at = time.time()
+        method, path = scope["method"], scope["path"]
+        server = self.server
+        content_type = authorization = request_id = None
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                content_type = value
+            elif key == b"authorization":
+                authorization = value
+            elif key == b"x-request-id" and len(value) <= 64:
+                request_id = value.decode("latin-1")
+        request_id = request_id or os.urandom(16).hex()
+
+        if path == "/v2/health/live":
+            return await _respond(send, 200, b'{"live":true}')
+        if server is None:
+            return await _respond(send, 503, b'{"error":"the model is still loading"}')
+        if path == "/v2/health/ready":
+            return await _respond(send, 200, b'{"ready":true}')
+        if server.token is not None and not (authorization and hmac.compare_digest(authorization, server.token)):
+            body = b'{"error":"missing or wrong bearer token: send Authorization: Bearer <token>"}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [(b"content-type", JSON), (b"content-length", str(len(body)).encode()), (b"www-authenticate", b"Bearer")],
+                }
+            )
+            return await send({"type": "http.response.body", "body": body})
+
+        endpoint, handler = self._route(method, path, server)
+        if handler is None:
+            return await endpoint(send)  # a ready answer: metadata, 404, 405
+        status, rows, matrix, top_labels, top_probabilities, error = 200, 0, None, None, None, None
+        try:
+            if content_type is None or b"json" not in content_type:
+                raise RequestError(400, f"Content-Type must be application/json, got {content_type.decode('latin-1') if content_type else 'none'}", "Content-Type")
+            body = await self._read_body(receive, server.max_body_bytes)
+            payload = parse_json(body)
+            response, matrix, top_labels, top_probabilities = await handler(server, payload, request_id)
+            rows = len(matrix)
+            answer = _json(response)
+        except RequestError as exc:
+            status, error = exc.status, exc.message
+            answer = _json(exc.body())
+        except Exception as exc:  # a bug, not bad input: answer 500, keep serving
+            logger.exception("request %s to %s failed", request_id, path)
+            status, error = 500, f"internal error: {type(exc).__name__}"
+            answer = _json({"error": error})
+        await _respond(send, status, answer, request_id=request_id)
+        elapsed = time.perf_counter() - started
+        server.metrics.observe(endpoint, status, rows, elapsed)
+        if server.log is not None:
+            server.log.append(
+                InferenceRecord(
+                    received_at, request_id, endpoint, server.name, server.version, status, elapsed * 1000.0,
+                    rows, matrix, top_labels, top_probabilities, error,
+                )
+            )
+
+    @staticmethod
+    async def _read_body(receive: Callable, limit: int) -> bytes:
+        message = await receive()
+        body = message.get("body", b"")
+        if message.get("more_body"):
+            chunks = [body]
+            size = len(body)
+            while message.get("more_body"):
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(413, f"request body over {limit:,} bytes")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        elif len(body) > limit:
+            raise RequestError(413, f"request body over {limit:,} bytes")
+        return body
+
+    def _route(self, method: str, path: str, server: ModelServer) -> tuple[Any, Any]:
+        """(endpoint name, handler) for a scoring request, or (ready answer, None)."""
+        if path == "/predict":
+            return ("predict", _predict) if method == "POST" else (_method_not_allowed("POST"), None)
+        if path.startswith("/v2"):
+            return _route_v2(method, path, server)
+        if path == "/metrics":
+            return _ready(200, server.metrics.text().encode(), PROMETHEUS), None
+        return _not_found(path), None
+
+
+class InferenceMiddleware:
+    """The app as ASGI middleware: its own paths are answered directly, everything else goes on to the
+    wrapped app. Under BentoML this skips the framework's per-request context, routing and exception
+    layers, which cost more than a one-row prediction (bench/serving_bench.py measures it)."""
+
+    def __init__(self, app: Callable, endpoints: InferenceApp):
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: dict, receive: Callable, send: Send) -> None:
+        if scope["type"] == "http" and self.endpoints.handles(scope["path"]):
+            return await self.endpoints(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+async def _predict(server: ModelServer, payload: Any, request_id: str):
+    matrix = server.rules.songs_matrix(payload, server.max_rows)
+    _, top_labels, top_probabilities = await server.score(matrix)
+    return server.predict_response(request_id, top_labels, top_probabilities), matrix, top_labels, top_probabilities
+
+
+async def _infer(server: ModelServer, payload: Any, request_id: str):
+    matrix = server.rules.v2_matrix(payload, server.max_rows)
+    wanted = requested_outputs(payload)
+    probabilities, top_labels, top_probabilities = await server.score(matrix)
+    if isinstance(payload.get("id"), str):
+        request_id = payload["id"][:64]
+    return server.v2_response(request_id, probabilities, top_labels, wanted), matrix, top_labels, top_probabilities
+
+
+def _ready(status: int, payload: Any, content_type: bytes = JSON):
+    body = payload if isinstance(payload, bytes) else _json(payload)
+
+    async def answer(send: Send) -> None:
+        await _respond(send, status, body, content_type)
+
+    return answer
+
+
+def _not_found(path: str):
+    return _ready(
+        404,
+        {"error": f"no endpoint {path}; try POST /predict, POST /v2/models/<model>/infer, GET /v2/models/<model>"},
+    )
+
+
+def _method_not_allowed(allowed: str):
+    return _ready(405, {"error": f"method not allowed; use {allowed}"})
+
+
+def _route_v2(method: str, path: str, server: ModelServer):
+    parts = path.strip("/").split("/")
+    if parts == ["v2"]:
+        return _ready(200, {"name": PROTOCOL_NAME, "version": "2", "extensions": []}), None
+    if len(parts) < 3 or parts[1] != "models":
+        return _not_found(path), None
+    name, rest = parts[2], parts[3:]
+    if name != server.name:
+        return _ready(404, {"error": f"unknown model '{name}'; this server serves '{server.name}'"}), None
+    if rest[:1] == ["versions"]:
+        if len(rest) < 2 or rest[1] != server.version:
+            version = rest[1] if len(rest) > 1 else ""
+            return _ready(404, {"error": f"unknown version '{version}' of '{name}'; served: {server.version}"}), None
+        rest = rest[2:]
+    if rest == []:
+        return (_ready(200, server.model_metadata), None) if method == "GET" else (_method_not_allowed("GET"), None)
+    if rest == ["ready"]:
+        return _ready(200, {"name": name, "ready": True}), None
+    if rest == ["infer"]:
+        return ("v2", _infer) if method == "POST" else (_method_not_allowed("POST"), None)
+    return _not_found(path), None

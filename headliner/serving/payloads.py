@@ -1,0 +1,254 @@
+"""Request bodies to model inputs: the friendly `/predict` JSON and Open Inference Protocol (KServe v2)
+tensors both become one float matrix [N, F] checked against the model's feature schema, and every
+problem is a `RequestError` that names the field, so bad input is a 4xx and never reaches the model."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import orjson
+
+# Open Inference Protocol datatypes that carry numbers.
+NUMERIC_DATATYPES = frozenset(
+    {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
+)
+
+
+class RequestError(Exception):
+    """A client error: `status` is the HTTP status (400 malformed, 422 invalid values), `field` the
+    path of the offending field (e.g. `songs[2].tempo`, `inputs[0].shape`) when there is one."""
+
+    def __init__(self, status: int, message: str, field: Optional[str] = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "field": self.field} if self.field else {"error": self.message}
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON; a body whose only fault is NaN/Infinity literals parses, so the value check can name
+    the field instead of reporting a syntax error."""
+    if not body:
+        raise RequestError(400, "empty request body: send a JSON document")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise RequestError(400, f"invalid JSON: {exc}") from None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if value is None:
+        return "null"
+    return f"{type(value).__name__} {str(value)[:40]}"
+
+
+class FeatureRules:
+    """The model's feature schema as checks: names and order, integer features (a boolean is an integer
+    in [0, 1] that may also be sent as false/true), valid ranges, finite values."""
+
+    def __init__(self, feature_schema: Sequence[dict[str, Any]]):
+        self.schema = list(feature_schema)
+        self.names: list[str] = [entry["name"] for entry in feature_schema]
+        self._name_set = frozenset(self.names)
+        self._rules = []  # (name, dtype, lower, upper, whole)
+        for entry in feature_schema:
+            dtype = entry.get("dtype", "float")
+            if dtype not in ("float", "int", "bool"):
+                raise ValueError(f"feature '{entry['name']}': unsupported dtype '{dtype}'")
+            lower = 0.0 if dtype == "bool" else -math.inf if entry.get("min") is None else float(entry["min"])
+            upper = 1.0 if dtype == "bool" else math.inf if entry.get("max") is None else float(entry["max"])
+            self._rules.append((entry["name"], dtype, lower, upper, dtype != "float"))
+        self._units = [entry.get("unit") for entry in feature_schema]
+        self._lower = np.array([rule[2] for rule in self._rules])
+        self._upper = np.array([rule[3] for rule in self._rules])
+        self._whole = np.array([rule[4] for rule in self._rules])
+
+    @property
+    def width(self) -> int:
+        return len(self.names)
+
+    def expected(self, position: int) -> str:
+        """What a valid value of a feature is, in words."""
+        _, dtype, lower, upper, _ = self._rules[position]
+        if dtype == "bool":
+            return "0/1 or false/true"
+        kind = "an integer" if dtype == "int" else "a number"
+        if math.isinf(lower) and math.isinf(upper):
+            return f"{kind} (finite)"
+        unit = f" {self._units[position]}" if self._units[position] else ""
+        return f"{kind} in [{lower:g}, {upper:g}]{unit}"
+
+    def _value_ok(self, position: int, value: float) -> bool:
+        _, _, lower, upper, whole = self._rules[position]
+        return math.isfinite(value) and lower <= value <= upper and (not whole or value == int(value))
+
+    def _field_mismatch(self, given: Sequence[str], where: str, what: str = "field", status: int = 422) -> RequestError:
+        unknown = [name for name in given if name not in self._name_set]
+        missing = [name for name in self.names if name not in given]
+        parts = []
+        for name in unknown:
+            close = difflib.get_close_matches(str(name), self.names, n=1)
+            parts.append(f"unknown {what} '{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        if missing:
+            parts.append(f"missing {what}{'s' if len(missing) > 1 else ''} " + ", ".join(f"'{n}'" for n in missing))
+        return RequestError(status, f"{where}: " + "; ".join(parts), f"{where}.{(unknown or missing)[0]}")
+
+    # -- friendly JSON -------------------------------------------------------------------------------
+
+    def songs_matrix(self, payload: Any, max_rows: int) -> np.ndarray:
+        """One song (a JSON object of features) or a list of them -> [N, F] float64 raw values."""
+        if type(payload) is dict:
+            songs, single = (payload,), True
+        elif type(payload) is list:
+            songs, single = payload, False
+            if not songs:
+                raise RequestError(422, "the list of songs is empty: send at least one")
+            if len(songs) > max_rows:
+                raise RequestError(422, f"{len(songs)} songs in one request; at most {max_rows} are accepted")
+        else:
+            raise RequestError(422, f"expected a JSON object (one song) or a list of objects, got {_describe(payload)}")
+        rules, name_set = self._rules, self._name_set
+        rows = []
+        for index, song in enumerate(songs):
+            if type(song) is not dict:
+                where = f"songs[{index}]"
+                raise RequestError(422, f"{where}: expected an object of features, got {_describe(song)}", where)
+            if song.keys() != name_set:
+                raise self._field_mismatch(list(song), "song" if single else f"songs[{index}]")
+            row = []
+            for position, (name, dtype, lower, upper, whole) in enumerate(rules):
+                value = song[name]
+                kind = type(value)
+                if kind is bool and dtype == "bool":
+                    value = int(value)
+                elif kind is not float and kind is not int:
+                    raise self._bad(single, index, position, f"got {_describe(value)}")
+                if value - value != 0 or not lower <= value <= upper or (whole and value != int(value)):  # NaN, inf
+                    raise self._bad(single, index, position, f"got {value}")
+                row.append(value)
+            rows.append(row)
+        return np.array(rows, dtype=np.float64)
+
+    def _bad(self, single: bool, index: int, position: int, got: str) -> RequestError:
+        field = f"{'song' if single else f'songs[{index}]'}.{self.names[position]}"
+        return RequestError(422, f"{field}: expected {self.expected(position)}, {got}", field)
+
+    # -- checks shared by v2 tensors and batch files -------------------------------------------------
+
+    def invalid_rows(self, matrix: np.ndarray) -> np.ndarray:
+        """Boolean mask [N]: rows with a non-finite, out-of-range or non-integral (integer feature) value."""
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(matrix) | (matrix < self._lower) | (matrix > self._upper)
+            whole = matrix[:, self._whole]
+            bad[:, self._whole] |= whole != np.round(whole)
+        return bad.any(axis=1)
+
+    def row_problems(self, row: np.ndarray) -> list[tuple[str, str]]:
+        """(feature, why) for each invalid value of one row."""
+        return [
+            (self.names[position], f"expected {self.expected(position)}, got {value:g}")
+            for position, value in enumerate(row)
+            if not self._value_ok(position, float(value))
+        ]
+
+    def check_matrix(self, matrix: np.ndarray, what: str) -> None:
+        """Raise for the first invalid value of a matrix, naming its feature and row."""
+        bad = self.invalid_rows(matrix)
+        if bad.any():
+            row = int(np.argmax(bad))
+            feature, why = self.row_problems(matrix[row])[0]
+            raise RequestError(422, f"{what} '{feature}', row {row}: {why}", feature)
+
+    # -- Open Inference Protocol -----------------------------------------------------------------------
+
+    def v2_matrix(self, payload: Any, max_rows: int) -> np.ndarray:
+        """A v2 infer request -> [N, F] float64. Accepted layouts: one input per feature named as the
+        feature, shape [N, 1] or [N]; or one input of shape [N, F] with the features in schema order."""
+        if not isinstance(payload, dict):
+            raise RequestError(400, f"expected a JSON object with 'inputs', got {_describe(payload)}")
+        inputs = payload.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise RequestError(400, "'inputs' must be a non-empty list of tensors", "inputs")
+        tensors = [self._v2_tensor(tensor, index) for index, tensor in enumerate(inputs)]
+        width = self.width
+        if len(tensors) == 1 and tensors[0][2] is not None and tensors[0][2][-1] == width and len(tensors[0][2]) == 2:
+            matrix = tensors[0][1].reshape(-1, width)
+        else:
+            names = [name for name, _, _ in tensors]
+            if len(names) != width or set(names) != set(self.names) or len(set(names)) != len(names):
+                if len(tensors) == 1:
+                    raise RequestError(
+                        400,
+                        f"inputs[0] '{names[0]}': a single input must have shape [N, {width}], got {tensors[0][2]}",
+                        "inputs[0].shape",
+                    )
+                duplicate = next((name for name in names if names.count(name) > 1), None)
+                if duplicate:
+                    raise RequestError(400, f"input '{duplicate}' is given twice", "inputs")
+                raise self._field_mismatch(names, "inputs", what="input", status=400)
+            rows = None
+            columns = {}
+            for index, (name, values, shape) in enumerate(tensors):
+                if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+                    raise RequestError(
+                        400, f"inputs[{index}] '{name}': shape must be [N, 1] or [N], got {shape}", f"inputs[{index}].shape"
+                    )
+                if rows is None:
+                    rows = shape[0]
+                elif shape[0] != rows:
+                    raise RequestError(
+                        400,
+                        f"inputs[{index}] '{name}': {shape[0]} rows, but the first input has {rows}",
+                        f"inputs[{index}].shape",
+                    )
+                columns[name] = values
+            matrix = np.stack([columns[name] for name in self.names], axis=1)
+        if matrix.shape[0] == 0:
+            raise RequestError(400, "the inputs hold no rows", "inputs")
+        if matrix.shape[0] > max_rows:
+            raise RequestError(422, f"{matrix.shape[0]} rows in one request; at most {max_rows} are accepted", "inputs")
+        self.check_matrix(matrix, "input")
+        return matrix
+
+    @staticmethod
+    def _v2_tensor(tensor: Any, index: int) -> tuple[str, np.ndarray, list[int]]:
+        where = f"inputs[{index}]"
+        if not isinstance(tensor, dict):
+            raise RequestError(400, f"{where}: expected a tensor object, got {_describe(tensor)}", where)
+        for key in ("name", "shape", "datatype", "data"):
+            if key not in tensor:
+                raise RequestError(400, f"{where}: missing '{key}'", f"{where}.{key}")
+        name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
+        if not isinstance(name, str):
+            raise RequestError(400, f"{where}.name: expected a string, got {_describe(name)}", f"{where}.name")
+        where = f"{where} '{name}'"
+        if not isinstance(shape, list) or not shape or not all(type(d) is int and d >= 0 for d in shape):
+            raise RequestError(400, f"{where}: shape must be a list of non-negative integers, got {shape!r}", f"{where}.shape")
+        if datatype not in NUMERIC_DATATYPES:
+            raise RequestError(
+                400, f"{where}: datatype {datatype!r} is not numeric; send FP32 (or another numeric type)", f"{where}.datatype"
+            )
+        if not isinstance(data, list):
+            raise RequestError(400, f"{where}: data must be a list of numbers, got {_describe(data)}", f"{where}.data")
+        try:
+            values = np.array(data, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise RequestError(400, f"{where}: data must hold only numbers", f"{where}.data") from None
+        expected = math.prod(shape)
+        if values.size != expected:
+            raise RequestError(
+                400, f"{where}: shape {shape} needs {expected} values, data has {values.size}", f"{where}.data"
+            )
+        return name, values, shape

@@ -1,0 +1,65 @@
+"""What a serving process needs to know, from environment variables (HEADLINER_*), so the same code
+runs under `python run.py serve`, a ZenML-deployed bento and a Kubernetes pod."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def local_state_dir() -> Path:
+    """Headliner's local state (inference log, exported models) beside ZenML's local stores, so it
+    follows ZENML_CONFIG_PATH (tests and users with several configs stay apart)."""
+    config = os.environ.get("ZENML_CONFIG_PATH")
+    if config:
+        base = Path(config)
+    else:
+        import click  # ZenML's own rule for its config folder
+
+        base = Path(click.get_app_dir("zenml"))
+    return base / "local_stores" / "headliner"
+
+
+def default_inference_log_url() -> str:
+    return f"sqlite:///{local_state_dir() / 'inference_log.sqlite'}"
+
+
+class ServingSettings(BaseSettings):
+    """Which model to serve and how; every field is read from HEADLINER_<FIELD> in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="HEADLINER_", extra="ignore")
+
+    model_file: Optional[Path] = Field(None, description="An ONNX file to serve.")
+    model: Optional[str] = Field(None, description="A registered model to serve (with model_version).")
+    model_version: str = Field("latest", description="Version number, 'latest' or a stage.")
+    inference_log: str = Field(
+        default_factory=default_inference_log_url,
+        description="SQLAlchemy URL or file path of the inference log (default: SQLite beside ZenML's local stores).",
+    )
+    api_token: Optional[str] = Field(None, description="Bearer token every request must carry.")
+    api_token_secret: Optional[str] = Field(None, description="ZenML secret whose 'token' value is the bearer token.")
+    max_batch: int = Field(1000, ge=1, description="Most songs (rows) one request may carry.")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    log_flush_seconds: float = Field(0.5, gt=0, description="How often queued log rows are written.")
+
+    def inference_log_url(self) -> str:
+        """A plain path means a SQLite file."""
+        if "://" in self.inference_log:
+            return self.inference_log
+        return f"sqlite:///{Path(self.inference_log).expanduser().resolve()}"
+
+    def bearer_token(self) -> Optional[str]:
+        if self.api_token:
+            return self.api_token
+        if self.api_token_secret:
+            from zenml.client import Client
+
+            values = Client().get_secret(self.api_token_secret).secret_values
+            if "token" not in values:
+                raise ValueError(f"ZenML secret '{self.api_token_secret}' has no 'token' value")
+            return str(values["token"])
+        return None

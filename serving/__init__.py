@@ -1,0 +1,1 @@
+"""The BentoML service of Headliner and its bentofile."""

@@ -1,0 +1,80 @@
+"""The BentoML service: serves one packaged ONNX model (jukebox, wine, any model built by the training
+pipeline) through headliner's inference app.
+
+Which model comes from the environment (see headliner/serving/settings.py): HEADLINER_MODEL_FILE, or
+HEADLINER_MODEL + HEADLINER_MODEL_VERSION (a number, 'latest' or a stage), or, in a bento built by
+the deployment pipeline, the one BentoML model packed into it. Everything else (input schema, class
+labels and names, model name and version) is read from the ONNX metadata. The endpoints are an ASGI
+app (headliner/serving/app.py) added as service middleware, ahead of BentoML's routing.
+
+Run it with `python run.py serve`, or `bentoml serve serving.service:Headliner` with those variables set.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from pathlib import Path
+from typing import Optional
+
+import bentoml
+
+from headliner.serving.app import InferenceApp, InferenceMiddleware, ModelServer
+from headliner.serving.settings import ServingSettings
+
+logger = logging.getLogger("bentoml.headliner")  # BentoML configures the bentoml.* loggers
+
+app = InferenceApp()
+
+# BentoML's per-request instrumentation (metrics, access log, tracing spans) costs more than the model;
+# the app keeps its own Prometheus metrics (/metrics) and the inference log instead.
+SERVICE_CONFIG = {
+    "metrics": {"enabled": False},
+    "logging": {"access": {"enabled": False}},
+    "tracing": {"sample_rate": 0.0, "excluded_urls": ["/predict", "/v2"]},
+    "traffic": {"timeout": 60},
+}
+
+
+def _bento_model_dir() -> Optional[Path]:
+    """The model directory of the bento this service runs from, if any."""
+    bento = Headliner.bento
+    if bento is None or not bento.info.models:
+        return None
+    return Path(bentoml.models.get(bento.info.models[0].tag).path)
+
+
+@bentoml.service(name="headliner", **SERVICE_CONFIG)
+class Headliner:
+    def __init__(self) -> None:
+        from headliner.model.onnx_packaging import OnnxPredictor
+        from headliner.serving.inference_log import InferenceLog
+        from headliner.serving.model_source import model_bytes
+
+        settings = ServingSettings()
+        data, source = model_bytes(settings, _bento_model_dir())
+        predictor = OnnxPredictor(data)
+        self.log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
+        self.server = ModelServer(predictor, self.log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes)
+        app.attach(self.server)
+        # Everything loaded so far lives as long as the process: keep it out of the cyclic garbage
+        # collector's full passes, which otherwise stall requests by tens of milliseconds.
+        gc.collect()
+        gc.freeze()
+        logger.info(
+            "serving %s version %s from %s; inference log %s; auth %s",
+            predictor.model_name,
+            predictor.model_version,
+            source,
+            settings.inference_log_url(),
+            "on" if self.server.token else "off",
+        )
+
+    @bentoml.on_shutdown
+    def close_inference_log(self) -> None:
+        unwritten = self.log.close()
+        logger.info("inference log closed: %d rows written%s", self.log.written, f", {unwritten} spilled" if unwritten else "")
+
+
+# The inference endpoints and /metrics answer ahead of BentoML's own routing (/livez, /readyz stay BentoML's).
+Headliner.add_asgi_middleware(InferenceMiddleware, endpoints=app)
