@@ -28,7 +28,11 @@ CONFIG_OPTION = click.option(
 PIPELINE_COMPONENTS: dict[str, tuple[str, ...]] = {
     "data": ("orchestrator", "artifact_store"),
     "training": ("orchestrator", "artifact_store", "experiment_tracker", "model_registry"),
+    "deployment": ("orchestrator", "artifact_store", "model_deployer"),
+    "batch-inference": ("orchestrator", "artifact_store"),
+    "all": ("orchestrator", "artifact_store", "experiment_tracker", "model_registry", "model_deployer"),
 }
+DEFAULT_PORT = 3000
 
 
 def _set_quiet_defaults() -> None:
@@ -109,32 +113,85 @@ def _print_model_version(run) -> None:
     click.echo("Model version in the dashboard (zenml login --local); runs and registry: python run.py mlflow-ui")
 
 
-def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[int], no_cache: bool, run_config: str):
+def _print_deployment(run) -> None:
+    report = run.steps["smoke_test_service"].outputs["smoke_test"][0].load()
+    click.echo(f"Service for '{report.model_name}' version {report.model_version} is live at {report.url}")
+    for check in report.checks:
+        click.echo(f"  smoke test {check.name}: {'passed' if check.passed else 'FAILED'} ({check.detail})")
+    click.echo(f"  Open Inference Protocol: {report.url}/v2/models/{report.model_name}/infer   metrics: {report.url}/metrics")
+    click.echo("Try it:")
+    click.echo(f"  {report.curl}")
+    click.echo("Running services: zenml model-deployer models list; stop one: zenml model-deployer models delete <uuid>")
+
+
+def _deploy(spec, version: str, port: int, options: dict):
+    """Deploy a registered version (number, 'latest' or stage) with the deployment pipeline."""
+    from headliner.model.versions import find_model_version
+    from pipelines.deployment import deployment
+
+    number = find_model_version(spec.name, version).number
+    click.echo(f"Deploying '{spec.name}' version {number} ({version}) on port {port}")
+    run = deployment.with_options(**options)(spec=spec, version=str(number), port=port)
+    _print_deployment(run)
+    return run
+
+
+def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[int], no_cache: bool, run_config: str,
+                  version: str, port: int, output: Optional[str]):
     from headliner.data.sources import check_source
     from headliner.stack_setup import ensure_stack
 
     if data:
         check_source(data)
     options: dict = {"enable_cache": False} if no_cache else {}
-    if pipeline_name == "training":
+    if pipeline_name in ("training", "all"):
         from headliner.model.training import load_training_config
-        from pipelines.training import training as pipeline
 
         config_path = _project_path(run_config)
         load_training_config(config_path)
-        options["config_path"] = str(config_path)
-    else:
-        from pipelines.data_engineering import data_engineering as pipeline
     _hide_user_error_tracebacks()
     stack = ensure_stack(PIPELINE_COMPONENTS[pipeline_name])
+    if pipeline_name == "deployment":
+        return _deploy(spec, version, port, options)
+    if pipeline_name == "batch-inference":
+        return _score_batch(spec, data, version, output, options)
+    if pipeline_name == "data":
+        from pipelines.data_engineering import data_engineering as pipeline
+    else:
+        from pipelines.training import training as pipeline
+
+        options["config_path"] = str(config_path)
     click.echo(f"Running {pipeline.name} for '{spec.name}' on stack '{stack}'")
     run = pipeline.with_options(**options)(spec=spec, data=data, rows=rows)
     click.echo(f"\nRun '{run.name}' finished: ", nl=False)
     _print_splits(run)
-    if pipeline_name == "training":
-        _print_model_version(run)
-    else:
+    if pipeline_name == "data":
         click.echo("Reports and splits are in the ZenML dashboard: zenml login --local")
+        return run
+    _print_model_version(run)
+    if pipeline_name == "all":  # try the new version locally: no approval needed for `latest`
+        number = run.steps["register_model"].model_version.number
+        click.echo("")
+        return _deploy(spec, str(number), port, {k: v for k, v in options.items() if k != "config_path"})
+    return run
+
+
+def _version_choice(stage: Optional[str], version: Optional[str]) -> str:
+    """--stage or --version (a number or 'latest'; default 'latest')."""
+    if stage and version:
+        raise click.UsageError("give --stage or --version, not both")
+    if version and not (version == "latest" or version.isdigit()):
+        raise click.BadParameter(f"'{version}' is not a version number or 'latest'", param_hint="--version")
+    return stage or version or "latest"
+
+
+STAGE_OPTION = click.option(
+    "--stage", type=click.Choice(["staging", "production"]), help="Use the version a promotion approved for this stage."
+)
+VERSION_OPTION = click.option("--version", metavar="N|latest", help="Use this version number, or the newest (default).")
+PORT_OPTION = click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535), help="Port of the service."
+)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -142,7 +199,8 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
     "--pipeline",
     type=click.Choice(sorted(PIPELINE_COMPONENTS)),
     help="data = ingest, validate, wrangle, label, split; training = data, then train, evaluate, "
-    "gate, package as ONNX, register a model version.",
+    "gate, package as ONNX, register a model version; deployment = serve a registered version; "
+    "batch-inference = score --data FILE; all = training, then deploy the new version.",
 )
 @CONFIG_OPTION
 @click.option(
@@ -163,6 +221,12 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
     type=click.Path(dir_okay=False),
     help="ZenML run config of the training pipeline: candidates and selection metric.",
 )
+@STAGE_OPTION
+@VERSION_OPTION
+@PORT_OPTION
+@click.option(
+    "--output", type=click.Path(dir_okay=False), help="batch-inference: predictions file to write (.csv or .parquet)."
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -172,6 +236,10 @@ def cli(
     rows: Optional[int],
     no_cache: bool,
     run_config: str,
+    stage: Optional[str],
+    version: Optional[str],
+    port: int,
+    output: Optional[str],
 ):
     """Headliner: from song characteristics to where the song becomes a hit, as ZenML pipelines."""
     if ctx.invoked_subcommand:
@@ -181,12 +249,15 @@ def cli(
     if not pipeline:
         click.echo(ctx.get_help())
         ctx.exit(2)
+    if pipeline == "batch-inference" and not data:
+        raise click.UsageError("--pipeline batch-inference needs --data FILE (the songs to score)")
+    chosen_version = _version_choice(stage, version)
     _set_quiet_defaults()
     spec = _load_spec(config)
     from headliner.errors import HeadlinerError
 
     try:
-        _run_pipeline(pipeline, spec, data, rows, no_cache, run_config)
+        _run_pipeline(pipeline, spec, data, rows, no_cache, run_config, chosen_version, port, output)
     except Exception as exc:  # a failed step surfaces here; show its own message, not a traceback
         cause = _root_cause(exc)
         if isinstance(cause, HeadlinerError):
@@ -242,6 +313,71 @@ def export_model(config: str, version: str, out: str):
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_bytes(data)
     click.echo(f"Wrote model '{spec.name}' version {number} ({len(data):,} bytes) to {out}")
+
+
+@cli.command()
+@CONFIG_OPTION
+@STAGE_OPTION
+@VERSION_OPTION
+@click.option("--model-file", type=click.Path(dir_okay=False), help="Serve this .onnx file instead of a registered version.")
+@PORT_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: every one).")
+def serve(config: str, stage: Optional[str], version: Optional[str], model_file: Optional[str], port: int, host: str):
+    """Run the BentoML service in the foreground (Ctrl+C stops it and flushes the inference log)."""
+    chosen = _version_choice(stage, version)
+    _set_quiet_defaults()
+    spec = _load_spec(config)
+    from headliner.errors import HeadlinerError
+    from headliner.serving.settings import ServingSettings
+
+    env = dict(os.environ)
+    try:
+        if model_file:
+            from headliner.model.onnx_packaging import OnnxPredictor
+
+            if stage or version:
+                raise click.UsageError("--model-file cannot be combined with --stage or --version")
+            path = Path(model_file).resolve()
+            if not path.is_file():
+                raise HeadlinerError(f"--model-file: no such file {path}")
+            try:
+                predictor = OnnxPredictor.from_path(path)
+            except Exception as exc:  # not ONNX, or not packaged by this project
+                raise HeadlinerError(f"--model-file {path}: not a packaged Headliner model ({exc})") from None
+            env["HEADLINER_MODEL_FILE"] = str(path)
+            what = f"'{predictor.model_name}' version {predictor.model_version} from {path}"
+        else:
+            from headliner.model.versions import find_model_version
+            from headliner.stack_setup import ensure_stack
+
+            ensure_stack(PIPELINE_COMPONENTS["data"])
+            number = find_model_version(spec.name, chosen).number
+            env.update(HEADLINER_MODEL=spec.name, HEADLINER_MODEL_VERSION=str(number))
+            what = f"'{spec.name}' version {number} ({chosen})"
+        _require_free_port(host, port)
+        log_url = ServingSettings().inference_log_url()
+    except HeadlinerError as exc:
+        _fail(str(exc))
+    click.echo(f"Serving {what} at http://{host}:{port}")
+    click.echo(f"  POST /predict, POST /v2/models/{spec.name if not model_file else predictor.model_name}/infer, GET /metrics")
+    click.echo(f"  inference log: {log_url}; Ctrl+C stops")
+    os.chdir(PROJECT_ROOT)
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Headliner", "--host", host, "--port", str(port)]
+    os.execvpe(sys.executable, command, env)
+
+
+def _require_free_port(host: str, port: int) -> None:
+    import socket
+
+    from headliner.errors import HeadlinerError
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise HeadlinerError(
+                f"port {port} on {host} is in use (a deployed service? see: zenml model-deployer models list); choose --port"
+            ) from None
 
 
 @cli.group()

@@ -31,3 +31,7 @@ class ParityError(HeadlinerError):
 
 class RunConfigError(HeadlinerError):
     """A ZenML run config file is missing or invalid."""
+
+
+class DeploymentError(HeadlinerError):
+    """A model version could not be deployed, or the deployed service does not answer as it should."""

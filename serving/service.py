@@ -2,8 +2,8 @@
 pipeline) through headliner's inference app.
 
 Which model comes from the environment (see headliner/serving/settings.py): HEADLINER_MODEL_FILE, or
-HEADLINER_MODEL + HEADLINER_MODEL_VERSION (a number, 'latest' or a stage), or, in a bento built by
-the deployment pipeline, the one BentoML model packed into it. Everything else (input schema, class
+HEADLINER_MODEL + HEADLINER_MODEL_VERSION (a number, 'latest' or a stage); a bento built by the
+deployment pipeline packs its model (bento argument `bento_model`) and serves that one. Everything else (input schema, class
 labels and names, model name and version) is read from the ONNX metadata. The endpoints are an ASGI
 app (headliner/serving/app.py) added as service middleware, ahead of BentoML's routing.
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 import bentoml
+from pydantic import BaseModel
 
 from headliner.serving.app import InferenceApp, InferenceMiddleware, ModelServer
 from headliner.serving.settings import ServingSettings
@@ -25,6 +26,15 @@ from headliner.serving.settings import ServingSettings
 logger = logging.getLogger("bentoml.headliner")  # BentoML configures the bentoml.* loggers
 
 app = InferenceApp()
+
+
+class ServiceArguments(BaseModel):
+    """Bento arguments (`bentoml build/serve --arg name=value`)."""
+
+    bento_model: Optional[str] = None  # tag of the BentoML model packed into the bento, e.g. jukebox:v3
+
+
+arguments = bentoml.use_arguments(ServiceArguments)
 
 # BentoML's per-request instrumentation (metrics, access log, tracing spans) costs more than the model;
 # the app keeps its own Prometheus metrics (/metrics) and the inference log instead.
@@ -36,23 +46,17 @@ SERVICE_CONFIG = {
 }
 
 
-def _bento_model_dir() -> Optional[Path]:
-    """The model directory of the bento this service runs from, if any."""
-    bento = Headliner.bento
-    if bento is None or not bento.info.models:
-        return None
-    return Path(bentoml.models.get(bento.info.models[0].tag).path)
-
-
 @bentoml.service(name="headliner", **SERVICE_CONFIG)
 class Headliner:
+    packed_model = bentoml.models.BentoModel(arguments.bento_model) if arguments.bento_model else None
+
     def __init__(self) -> None:
         from headliner.model.onnx_packaging import OnnxPredictor
         from headliner.serving.inference_log import InferenceLog
         from headliner.serving.model_source import model_bytes
 
         settings = ServingSettings()
-        data, source = model_bytes(settings, _bento_model_dir())
+        data, source = model_bytes(settings, Path(self.packed_model.path) if self.packed_model else None)
         predictor = OnnxPredictor(data)
         self.log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
         self.server = ModelServer(predictor, self.log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes)

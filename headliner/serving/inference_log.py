@@ -109,7 +109,7 @@ class RowWriter:
     handling costs more than the request it logs), applying the dialect's own value conversions."""
 
     def __init__(self, engine, table, feature_names: Sequence[str]):
-        self.columns = [column.name for column in table.columns if column.name != "id"]
+        self.columns = [str(column.name) for column in table.columns if column.name != "id"]  # plain str: JSON keys
         compiled = table.insert().compile(dialect=engine.dialect, column_keys=self.columns)
         self.sql = str(compiled)
         self.positional = compiled.positional
@@ -119,7 +119,7 @@ class RowWriter:
         self._processors = [
             (index, processor)
             for index, name in enumerate(self.columns)
-            if (processor := table.c[name].type.bind_processor(engine.dialect)) is not None
+            if (processor := table.c[name].type.dialect_impl(engine.dialect).bind_processor(engine.dialect)) is not None
         ]
         self._feature_names = list(feature_names)
 
@@ -168,13 +168,26 @@ class InferenceLog:
         self.max_rows_per_write = max_rows_per_write
         self.written = 0
         self._engine = create_log_engine(url)
-        self._writer = RowWriter(self._engine, log_table(self._engine), feature_names)
+        from sqlalchemy import MetaData
+
+        self._table = _table(MetaData())
+        self._writer = RowWriter(self._engine, self._table, feature_names)
+        self._table_ready = False
+        try:
+            self._ensure_table()
+        except Exception as exc:  # the database is down: serve anyway, rows wait in the queue
+            logger.warning("inference log: database unavailable at start (%s); will retry", exc)
         self._queue: collections.deque[InferenceRecord] = collections.deque()
         self._wake = threading.Event()
         self._closing = False
         self._write_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="inference-log-writer", daemon=True)
         self._thread.start()
+
+    def _ensure_table(self) -> None:
+        if not self._table_ready:
+            self._table.metadata.create_all(self._engine, checkfirst=True)
+            self._table_ready = True
 
     def append(self, record: InferenceRecord) -> None:
         self._queue.append(record)
@@ -192,6 +205,7 @@ class InferenceLog:
                 while self._queue and len(batch) < self.max_rows_per_write:
                     batch.append(self._queue.popleft())
                 try:
+                    self._ensure_table()
                     parameters = self._writer.parameters(batch)
                     with self._engine.begin() as connection:
                         connection.exec_driver_sql(self._writer.sql, parameters)
@@ -252,7 +266,9 @@ def read_inference_log(url: str, endpoint: Optional[str] = None, since: Optional
         if since is not None:
             query = query.where(table.c.received_at >= since)
         with engine.connect() as connection:
-            return pd.read_sql(query, connection)
+            frame = pd.read_sql(query, connection)
+        frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)  # SQLite gives naive UTC values
+        return frame
     finally:
         engine.dispose()
 

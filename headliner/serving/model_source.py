@@ -9,12 +9,14 @@ from typing import Optional
 from headliner.errors import HeadlinerError
 from headliner.serving.settings import ServingSettings
 
-BENTO_MODEL_FILE = "model.onnx"
+BENTO_MODEL_FILE = "model.onnx"  # headliner.deployment.save_bento_model writes it
 
 
 def model_bytes(settings: ServingSettings, bento_model_dir: Optional[Path] = None) -> tuple[bytes, str]:
-    """(ONNX bytes, where they came from). The first that is set wins: HEADLINER_MODEL_FILE,
-    HEADLINER_MODEL (+ HEADLINER_MODEL_VERSION), the bento's own model."""
+    """(ONNX bytes, where they came from). The first that is set wins: the model packed into the bento
+    (a bento is built for one model), HEADLINER_MODEL_FILE, HEADLINER_MODEL (+ HEADLINER_MODEL_VERSION)."""
+    if bento_model_dir is not None:
+        return (bento_model_dir / BENTO_MODEL_FILE).read_bytes(), f"bento model {bento_model_dir.name}"
     if settings.model_file is not None:
         path = Path(settings.model_file)
         if not path.is_file():
@@ -25,6 +27,4 @@ def model_bytes(settings: ServingSettings, bento_model_dir: Optional[Path] = Non
 
         number, data = onnx_model_bytes(settings.model, settings.model_version)
         return data, f"registry {settings.model} version {number} ({settings.model_version})"
-    if bento_model_dir is not None:
-        return (bento_model_dir / BENTO_MODEL_FILE).read_bytes(), f"bento model {bento_model_dir.name}"
     raise HeadlinerError("no model to serve: set HEADLINER_MODEL_FILE, or HEADLINER_MODEL and HEADLINER_MODEL_VERSION")

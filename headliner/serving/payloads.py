@@ -46,6 +46,11 @@ def parse_json(body: bytes) -> Any:
             raise RequestError(400, f"invalid JSON: {exc}") from None
 
 
+def _number(value: float) -> str:
+    """A number as people write it: 1200000, not 1.2e+06."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, str):
         return f"the string {value[:40]!r}"
@@ -88,7 +93,7 @@ class FeatureRules:
         if math.isinf(lower) and math.isinf(upper):
             return f"{kind} (finite)"
         unit = f" {self._units[position]}" if self._units[position] else ""
-        return f"{kind} in [{lower:g}, {upper:g}]{unit}"
+        return f"{kind} in [{_number(lower)}, {_number(upper)}]{unit}"
 
     def _value_ok(self, position: int, value: float) -> bool:
         _, _, lower, upper, whole = self._rules[position]
@@ -158,7 +163,7 @@ class FeatureRules:
     def row_problems(self, row: np.ndarray) -> list[tuple[str, str]]:
         """(feature, why) for each invalid value of one row."""
         return [
-            (self.names[position], f"expected {self.expected(position)}, got {value:g}")
+            (self.names[position], f"expected {self.expected(position)}, got {_number(value)}")
             for position, value in enumerate(row)
             if not self._value_ok(position, float(value))
         ]
@@ -233,22 +238,25 @@ class FeatureRules:
         name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
         if not isinstance(name, str):
             raise RequestError(400, f"{where}.name: expected a string, got {_describe(name)}", f"{where}.name")
-        where = f"{where} '{name}'"
+        path, where = where, f"{where} '{name}'"
         if not isinstance(shape, list) or not shape or not all(type(d) is int and d >= 0 for d in shape):
-            raise RequestError(400, f"{where}: shape must be a list of non-negative integers, got {shape!r}", f"{where}.shape")
+            raise RequestError(400, f"{where}: shape must be a list of non-negative integers, got {shape!r}", f"{path}.shape")
         if datatype not in NUMERIC_DATATYPES:
             raise RequestError(
-                400, f"{where}: datatype {datatype!r} is not numeric; send FP32 (or another numeric type)", f"{where}.datatype"
+                400, f"{where}: datatype {datatype!r} is not numeric; send FP32 (or another numeric type)", f"{path}.datatype"
             )
         if not isinstance(data, list):
-            raise RequestError(400, f"{where}: data must be a list of numbers, got {_describe(data)}", f"{where}.data")
+            raise RequestError(400, f"{where}: data must be a list of numbers, got {_describe(data)}", f"{path}.data")
         try:
-            values = np.array(data, dtype=np.float64).reshape(-1)
+            values = np.array(data)
+            if values.dtype.kind not in "biuf":  # strings ("120" would convert), null, mixed or huge values
+                raise TypeError
+            values = values.astype(np.float64, copy=False).reshape(-1)
         except (TypeError, ValueError):
-            raise RequestError(400, f"{where}: data must hold only numbers", f"{where}.data") from None
+            raise RequestError(400, f"{where}: data must hold only numbers", f"{path}.data") from None
         expected = math.prod(shape)
         if values.size != expected:
             raise RequestError(
-                400, f"{where}: shape {shape} needs {expected} values, data has {values.size}", f"{where}.data"
+                400, f"{where}: shape {shape} needs {expected} values, data has {values.size}", f"{path}.data"
             )
         return name, values, shape

@@ -1,0 +1,178 @@
+"""Deploying a model version as the BentoML service: pack its ONNX file as a BentoML model, build a bento
+around serving/ (bentofile), run it with the active stack's model deployer, and prove with real requests
+that it answers; the deployment pipeline's steps are thin wrappers over these functions."""
+
+from __future__ import annotations
+
+import html
+import json
+import shlex
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Optional
+
+from headliner.errors import DeploymentError
+from headliner.reports import Check, HtmlReport, html_page, html_table
+from headliner.serving.model_source import BENTO_MODEL_FILE
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BENTOFILE = PROJECT_ROOT / "serving" / "bentofile.yaml"
+DEFAULT_PORT = 3000
+
+
+def save_bento_model(model_bytes: bytes) -> str:
+    """Store the ONNX file as the BentoML model `<model>:v<version>` (reused when the same file is
+    already stored); returns its tag."""
+    import bentoml
+
+    from headliner.model.onnx_packaging import OnnxPredictor
+
+    predictor = OnnxPredictor(model_bytes)
+    tag = f"{predictor.model_name}:v{predictor.model_version}"
+    try:
+        stored = bentoml.models.get(tag)
+        if Path(stored.path_of(BENTO_MODEL_FILE)).read_bytes() == model_bytes:
+            return tag
+        bentoml.models.delete(tag)
+    except bentoml.exceptions.NotFound:
+        pass
+    labels = {"project": "headliner", "model": predictor.model_name, "model_version": predictor.model_version}
+    with bentoml.models.create(tag, labels=labels, metadata={"use_case": predictor.metadata.get("use_case", "")}) as model:
+        Path(model.path_of(BENTO_MODEL_FILE)).write_bytes(model_bytes)
+    return tag
+
+
+def build_bento(model_tag: str):
+    """A bento of the service (serving/bentofile.yaml) with the model packed in; the service finds it
+    through the bento argument `bento_model`."""
+    import bentoml
+
+    name, version = model_tag.split(":")
+    return bentoml.bentos.build_bentofile(
+        str(BENTOFILE),
+        build_ctx=str(PROJECT_ROOT),
+        labels={"model": name, "model_version": version.lstrip("v")},
+        args={"bento_model": model_tag},
+    )
+
+
+def deploy_bento(bento, port: int, pipeline_name: str, step_name: str, timeout: int = 120):
+    """Run the bento as a background service on 127.0.0.1:`port`, registered with the active stack's
+    BentoML model deployer, replacing the service an earlier run of this pipeline step started."""
+    from zenml.integrations.bentoml.services import BentoMLLocalDeploymentConfig
+
+    from headliner.bento_daemon import deploy
+
+    model_name = bento.info.labels["model"]
+    config = BentoMLLocalDeploymentConfig(
+        model_name=model_name,
+        model_version=bento.info.labels["model_version"],
+        model_uri=str(bento.path),
+        bento_tag=str(bento.tag),
+        bento_uri=str(bento.path),
+        apis=["predict", f"v2/models/{model_name}/infer"],
+        port=port,
+        host="127.0.0.1",
+        working_dir=str(bento.path),
+        pipeline_name=pipeline_name,
+        pipeline_step_name=step_name,
+    )
+    return deploy(config, timeout)
+
+
+def example_inputs(feature_schema: list[dict[str, Any]]) -> dict[str, Any]:
+    """One valid input built from the schema's defaults (mid-range where there is no default), typed as
+    the service expects (integers for int and bool features)."""
+    example = {}
+    for entry in feature_schema:
+        value = entry.get("default")
+        if value is None:
+            low, high = entry.get("min"), entry.get("max")
+            value = (low + high) / 2 if low is not None and high is not None else low if low is not None else 0
+        example[entry["name"]] = int(round(value)) if entry.get("dtype") in ("int", "bool") else float(value)
+    return example
+
+
+def curl_command(url: str, example: dict[str, Any], token: Optional[str]) -> str:
+    auth = " -H 'Authorization: Bearer $HEADLINER_API_TOKEN'" if token else ""
+    return f"curl -s {url}/predict -H 'Content-Type: application/json'{auth} -d {shlex.quote(json.dumps(example))}"
+
+
+def _post(url: str, payload: Any, token: Optional[str], timeout: float = 10.0) -> tuple[int, Any, float]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except OSError as exc:
+        raise DeploymentError(f"smoke test: no answer from {url}: {exc}") from None
+    return status, json.loads(body or b"null"), (time.perf_counter() - started) * 1000
+
+
+class SmokeTestReport(HtmlReport):
+    """What the deployed service answered to real requests, and how to call it."""
+
+    url: str
+    model_name: str
+    model_version: str
+    curl: str
+    checks: list[Check]
+
+    def to_html(self) -> str:
+        served = f"<p>{html.escape(self.url)} serves {html.escape(self.model_name)} version {html.escape(self.model_version)}</p>"
+        rows = [[c.name, "passed" if c.passed else "FAILED", c.detail] for c in self.checks]
+        return html_page(
+            "Deployment smoke test",
+            [("Service", served), ("Requests", html_table(["request", "result", "detail"], rows)),
+             ("Try it", f"<pre>{html.escape(self.curl)}</pre>")],
+        )
+
+    def summary_metadata(self) -> dict[str, str | int | float]:
+        return {"url": self.url, "model_version": self.model_version, "checks_passed": sum(c.passed for c in self.checks)}
+
+
+def smoke_test(url: str, feature_schema: list[dict[str, Any]], model_name: str, model_version: str, token: Optional[str]) -> SmokeTestReport:
+    """One friendly and one Open Inference Protocol request; raises DeploymentError when either is wrong
+    or the service serves another version than the one deployed."""
+    example = example_inputs(feature_schema)
+    checks = []
+    status, body, ms = _post(f"{url}/predict", example, token)
+    top = (body or {}).get("predictions", [{}])[0].get("top", []) if status == 200 else []
+    served = (body or {}).get("model_version")
+    checks.append(
+        Check(
+            name="POST /predict",
+            passed=status == 200 and bool(top) and served == model_version,
+            detail=f"HTTP {status} in {ms:.0f} ms, version {served}, top: "
+            + ", ".join(f"{t['name']} {t['probability']:.3f}" for t in top),
+        )
+    )
+    v2_request = {"inputs": [{"name": n, "shape": [1, 1], "datatype": "FP32", "data": [v]} for n, v in example.items()]}
+    status, body, ms = _post(f"{url}/v2/models/{model_name}/infer", v2_request, token)
+    outputs = (body or {}).get("outputs", []) if status == 200 else []
+    probabilities = outputs[0]["data"] if outputs else []
+    checks.append(
+        Check(
+            name=f"POST /v2/models/{model_name}/infer",
+            passed=status == 200 and abs(sum(probabilities) - 1) < 1e-3,
+            detail=f"HTTP {status} in {ms:.0f} ms, {len(probabilities)} probabilities summing to {sum(probabilities):.4f}",
+        )
+    )
+    report = SmokeTestReport(
+        url=url,
+        model_name=model_name,
+        model_version=model_version,
+        curl=curl_command(url, example, token),
+        checks=checks,
+    )
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise DeploymentError("smoke test failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed))
+    return report

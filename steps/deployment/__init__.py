@@ -1,0 +1,7 @@
+"""Deployment steps: build the bento, deploy the service, smoke-test it; batch scoring."""
+
+from steps.deployment.build_bento import build_bento
+from steps.deployment.deploy_service import deploy_service
+from steps.deployment.smoke_test_service import smoke_test_service
+
+__all__ = ["build_bento", "deploy_service", "smoke_test_service"]

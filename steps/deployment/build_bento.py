@@ -1,0 +1,19 @@
+"""Step: pack the model version's ONNX file into a bento of the serving/ service."""
+
+from typing import Annotated
+
+import onnx
+from bentoml import Bento
+from zenml import log_metadata, step
+from zenml.integrations.bentoml.materializers.bentoml_bento_materializer import BentoMaterializer  # noqa: F401
+
+from headliner.deployment import build_bento as build_service_bento
+from headliner.deployment import save_bento_model
+
+
+@step(enable_cache=False)
+def build_bento(onnx_model: onnx.ModelProto) -> Annotated[Bento, "bento"]:
+    model_tag = save_bento_model(onnx_model.SerializeToString())
+    bento = build_service_bento(model_tag)
+    log_metadata(metadata={"bento_tag": str(bento.tag), "bento_model": model_tag}, infer_artifact=True)
+    return bento
