@@ -176,6 +176,19 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
     return run
 
 
+def _score_batch(spec, data: str, version: str, output: Optional[str], options: dict):
+    """Score a file with a registered version (number, 'latest' or stage) with the batch pipeline."""
+    from headliner.model.versions import find_model_version
+    from pipelines.batch_inference import batch_inference
+
+    number = find_model_version(spec.name, version).number
+    click.echo(f"Scoring {data} with '{spec.name}' version {number}")
+    run = batch_inference.with_options(**options)(spec=spec, data=data, version=str(number), output=output)
+    for line in run.steps["score_batch"].outputs["batch_report"][0].load().summary_lines():
+        click.echo(line)
+    return run
+
+
 def _version_choice(stage: Optional[str], version: Optional[str]) -> str:
     """--stage or --version (a number or 'latest'; default 'latest')."""
     if stage and version:
@@ -353,9 +366,9 @@ def serve(config: str, stage: Optional[str], version: Optional[str], model_file:
             ensure_stack(PIPELINE_COMPONENTS["data"])
             number = find_model_version(spec.name, chosen).number
             env.update(HEADLINER_MODEL=spec.name, HEADLINER_MODEL_VERSION=str(number))
-            what = f"'{spec.name}' version {number} ({chosen})"
+            what = f"'{spec.name}' version {number}" + ("" if chosen.isdigit() else f" ({chosen})")
         _require_free_port(host, port)
-        log_url = ServingSettings().inference_log_url()
+        log_url = ServingSettings().inference_log_display()
     except HeadlinerError as exc:
         _fail(str(exc))
     click.echo(f"Serving {what} at http://{host}:{port}")

@@ -61,6 +61,9 @@ class Headliner:
         self.log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
         self.server = ModelServer(predictor, self.log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes)
         app.attach(self.server)
+        # No per-request access log line (the inference log records every request); importing ZenML for
+        # a registry model gives the root logger handlers, which would switch uvicorn's on.
+        logging.getLogger("uvicorn.access").propagate = False
         # Everything loaded so far lives as long as the process: keep it out of the cyclic garbage
         # collector's full passes, which otherwise stall requests by tens of milliseconds.
         gc.collect()
@@ -70,7 +73,7 @@ class Headliner:
             predictor.model_name,
             predictor.model_version,
             source,
-            settings.inference_log_url(),
+            settings.inference_log_display(),
             "on" if self.server.token else "off",
         )
 

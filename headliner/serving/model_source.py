@@ -26,5 +26,5 @@ def model_bytes(settings: ServingSettings, bento_model_dir: Optional[Path] = Non
         from headliner.model.versions import onnx_model_bytes
 
         number, data = onnx_model_bytes(settings.model, settings.model_version)
-        return data, f"registry {settings.model} version {number} ({settings.model_version})"
+        return data, f"the registry ({settings.model} version {number})"
     raise HeadlinerError("no model to serve: set HEADLINER_MODEL_FILE, or HEADLINER_MODEL and HEADLINER_MODEL_VERSION")

@@ -24,6 +24,13 @@ def local_state_dir() -> Path:
     return base / "local_stores" / "headliner"
 
 
+def url_without_password(url: str) -> str:
+    """A database URL fit for messages and reports."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def default_inference_log_url() -> str:
     return f"sqlite:///{local_state_dir() / 'inference_log.sqlite'}"
 
@@ -51,6 +58,9 @@ class ServingSettings(BaseSettings):
         if "://" in self.inference_log:
             return self.inference_log
         return f"sqlite:///{Path(self.inference_log).expanduser().resolve()}"
+
+    def inference_log_display(self) -> str:
+        return url_without_password(self.inference_log_url())
 
     def bearer_token(self) -> Optional[str]:
         if self.api_token:

@@ -2,6 +2,7 @@
 
 from steps.deployment.build_bento import build_bento
 from steps.deployment.deploy_service import deploy_service
+from steps.deployment.score_batch import score_batch
 from steps.deployment.smoke_test_service import smoke_test_service
 
-__all__ = ["build_bento", "deploy_service", "smoke_test_service"]
+__all__ = ["build_bento", "deploy_service", "smoke_test_service", "score_batch"]

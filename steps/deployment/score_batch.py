@@ -1,0 +1,41 @@
+"""Step: score a table with a model version's ONNX file, chunk by chunk behind a progress bar; the top-k
+predictions become an artifact and a file, and each chunk a record of the inference log."""
+
+import sys
+from typing import Annotated, Optional, Tuple
+
+import onnx
+import pandas as pd
+from tqdm import tqdm
+from zenml import get_step_context, step
+
+import materializers  # noqa: F401  (registers the ONNX and report materializers)
+from headliner.batch_scoring import DEFAULT_CHUNK_ROWS, BatchScoringReport, score_to_file
+from headliner.model.onnx_packaging import OnnxPredictor
+from headliner.serving.settings import ServingSettings
+
+
+@step(enable_cache=False)
+def score_batch(
+    onnx_model: onnx.ModelProto,
+    batch_data: pd.DataFrame,
+    source: str,
+    output: Optional[str] = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Tuple[Annotated[pd.DataFrame, "batch_predictions"], Annotated[BatchScoringReport, "batch_report"]]:
+    """Never cached: each run writes its own file and log records. The log's request ids start with the
+    run's id. `output` None: outputs/batch_predictions_<model>_v<version>_<time>.csv here."""
+    predictor = OnnxPredictor.from_model(onnx_model)
+    description = f"{predictor.model_name} v{predictor.model_version}"
+    with tqdm(total=len(batch_data), unit="rows", unit_scale=True, desc=description, file=sys.stderr, mininterval=1.0) as bar:
+        predictions, report = score_to_file(
+            predictor,
+            batch_data,
+            output,
+            ServingSettings().inference_log_url(),
+            chunk_rows,
+            progress=bar.update,
+            batch_id=str(get_step_context().pipeline_run.id),
+            source=source,
+        )
+    return predictions, report
