@@ -60,6 +60,15 @@ def local_stack() -> str:
     return ensure_stack(("orchestrator", "artifact_store"))
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for servers the tests start)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """`python run.py ARGS` in the project, with the given environment."""
     return subprocess.run(

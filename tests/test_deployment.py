@@ -10,13 +10,7 @@ import pytest
 
 from headliner.deployment import curl_command, example_inputs
 from headliner.serving.inference_log import read_inference_log
-from tests.conftest import run_cli, run_pipeline
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.conftest import free_port, run_cli, run_pipeline
 
 
 def deployed_services():

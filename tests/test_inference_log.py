@@ -237,3 +237,25 @@ def test_the_table_is_created_once_and_shared_by_two_logs(tmp_path):
     with sqlite3.connect(tmp_path / "inference.sqlite") as connection:
         tables = [name for (name,) in connection.execute("select name from sqlite_master where type='table'")]
     assert tables == [TABLE_NAME]
+
+
+def test_the_writer_process_outlives_ctrl_c_and_a_lost_writer_spills_what_is_left(tmp_path):
+    import os
+    import signal
+
+    url = sqlite_url(tmp_path / "inference.sqlite")
+    log = InferenceLog(url, FEATURES, flush_seconds=60)
+    log.append(record(0))
+    os.kill(log._process.pid, signal.SIGINT)  # Ctrl+C reaches the whole process group
+    log.append(record(1))
+    assert log.flush() == 2 and log._process.is_alive()
+    assert log.close() == 0
+    assert read_inference_log(url)["request_id"].tolist() == ["req-0", "req-1"]
+
+    log = InferenceLog(url, FEATURES, flush_seconds=60)
+    log.append(record(2))
+    log._process.kill()  # the writer is gone: what the server still holds goes to the spill file
+    log._process.join()
+    spill = tmp_path / "unwritten.jsonl"
+    assert log.close(spill_path=spill) == 1
+    assert [json.loads(line)["request_id"] for line in spill.read_text().splitlines()] == ["req-2"]

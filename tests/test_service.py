@@ -5,7 +5,6 @@ One server process per test session: starting BentoML takes seconds."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.inference_log import read_inference_log
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, free_port
 from tests.test_serving_payloads import SONG, SONG_ROW, v2_request
 
 TOKEN = "service-test-token"
@@ -25,11 +24,6 @@ AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
 STARTUP_SECONDS = 60
 STOP_SECONDS = 30
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RunningService:

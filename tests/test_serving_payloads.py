@@ -289,8 +289,12 @@ def test_v2_data_length_not_matching_shape_is_rejected(rules):
     assert (error.status, error.field) == (400, "inputs[5].data")
     assert error.message == "inputs[5] 'loudness': shape [1, 1] needs 1 values, data has 2"
 
+    request["inputs"][5]["data"] = [[-5.5], [-6.0, -7.0]]  # nested data is read row-major, ragged or not
+    error = rejected(rules.v2_matrix, request, 10)
+    assert error.message == "inputs[5] 'loudness': shape [1, 1] needs 1 values, data has 3"
 
-@pytest.mark.parametrize("data", [["120"], ["fast"], [None], [[1.0], [2.0, 3.0]], "120"])
+
+@pytest.mark.parametrize("data", [["120"], ["fast"], [None], [[1.0], ["2"]], "120"])
 def test_v2_data_that_is_not_numbers_is_rejected(rules, data):
     request = v2_request()
     request["inputs"][12]["data"] = data
@@ -385,3 +389,18 @@ def test_expected_describes_each_feature_kind(rules):
 def test_request_error_body_carries_the_field_only_when_there_is_one():
     assert RequestError(422, "bad", "song.tempo").body() == {"error": "bad", "field": "song.tempo"}
     assert RequestError(400, "bad").body() == {"error": "bad"}
+
+
+@pytest.mark.parametrize("rows", [1, 3, 40])  # 40 rows x 13 values take the vectorized check
+def test_v2_out_of_range_names_feature_and_row_whatever_the_size(rules, rows):
+    request = v2_request(rows)
+    request["inputs"][12]["data"][rows - 1] = 400.0
+    error = rejected(rules.v2_matrix, request, 100)
+    assert (error.status, error.field) == (422, "tempo")
+    assert error.message == f"input 'tempo', row {rows - 1}: expected a number in [30, 250] BPM, got 400"
+
+    single = {"inputs": [{"name": "x", "shape": [rows, 13], "datatype": "FP64",
+                          "data": [[SONG[name] for name in SONG] for _ in range(rows)]}]}
+    single["inputs"][0]["data"][rows - 1][1] = 5  # duration_ms
+    error = rejected(rules.v2_matrix, single, 100)
+    assert error.message == f"input 'duration_ms', row {rows - 1}: expected an integer in [10000, 1200000] ms, got 5"

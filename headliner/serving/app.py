@@ -12,8 +12,8 @@ import asyncio
 import bisect
 import hmac
 import logging
-import time
 import os
+import time
 from typing import Any, Awaitable, Callable, Optional
 
 import numpy as np

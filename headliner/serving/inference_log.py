@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import signal
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -35,6 +38,10 @@ import orjson
 logger = logging.getLogger(__name__)
 
 TABLE_NAME = "inference_log"
+COLUMNS = [  # every column but `id`, in table order
+    "received_at", "request_id", "endpoint", "model_name", "model_version", "status", "latency_ms", "rows",
+    "inputs", "outputs", "error",
+]
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -104,12 +111,49 @@ def log_table(engine):
     return table
 
 
+def record_values(record: InferenceRecord, feature_names: Sequence[str]) -> list:
+    """A record as the table's column values (all but `id`, in table order), inputs and outputs as JSON."""
+    inputs = outputs = None
+    if record.inputs is not None:
+        inputs = orjson.dumps({"columns": list(feature_names), "data": np.ascontiguousarray(record.inputs)}, option=_NUMPY).decode()
+    if record.top_labels is not None:
+        outputs = orjson.dumps(
+            {"top": record.top_labels.tolist(), "probability": np.ascontiguousarray(record.top_probabilities)}, option=_NUMPY
+        ).decode()
+    return [
+        datetime.fromtimestamp(record.received_at, tz=timezone.utc),
+        record.request_id,
+        record.endpoint,
+        record.model_name,
+        record.model_version,
+        record.status,
+        record.latency_ms,
+        record.rows,
+        inputs,
+        outputs,
+        record.error,
+    ]
+
+
+def spill_records(path: Path, records, feature_names: Sequence[str]) -> int:
+    """Append records as JSON lines (one table row each) when the database cannot take them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("ab") as out:
+        for record in records:
+            values = record_values(record, feature_names)
+            values[0] = values[0].strftime("%Y-%m-%d %H:%M:%S.%f")  # UTC, as SQLite stores it
+            out.write(orjson.dumps(dict(zip(COLUMNS, values))) + b"\n")
+            count += 1
+    return count
+
+
 class RowWriter:
     """Inserts queued records with one driver-level `executemany` (SQLAlchemy's per-row statement
     handling costs more than the request it logs), applying the dialect's own value conversions."""
 
     def __init__(self, engine, table, feature_names: Sequence[str]):
-        self.columns = [str(column.name) for column in table.columns if column.name != "id"]  # plain str: JSON keys
+        self.columns = COLUMNS
         compiled = table.insert().compile(dialect=engine.dialect, column_keys=self.columns)
         self.sql = str(compiled)
         self.positional = compiled.positional
@@ -124,27 +168,8 @@ class RowWriter:
         self._feature_names = list(feature_names)
 
     def values(self, record: InferenceRecord) -> tuple:
-        """A record as column values in `self.columns` order (JSON encoding happens here, in the writer)."""
-        inputs = outputs = None
-        if record.inputs is not None:
-            inputs = orjson.dumps({"columns": self._feature_names, "data": np.ascontiguousarray(record.inputs)}, option=_NUMPY).decode()
-        if record.top_labels is not None:
-            outputs = orjson.dumps(
-                {"top": record.top_labels.tolist(), "probability": np.ascontiguousarray(record.top_probabilities)}, option=_NUMPY
-            ).decode()
-        row = [
-            datetime.fromtimestamp(record.received_at, tz=timezone.utc),
-            record.request_id,
-            record.endpoint,
-            record.model_name,
-            record.model_version,
-            record.status,
-            record.latency_ms,
-            record.rows,
-            inputs,
-            outputs,
-            record.error,
-        ]
+        """A record as column values in `self.columns` order, converted as the dialect wants them."""
+        row = record_values(record, self._feature_names)
         for index, processor in self._processors:
             if row[index] is not None:
                 row[index] = processor(row[index])
@@ -158,98 +183,213 @@ class RowWriter:
 
 
 class InferenceLog:
-    """Queue records with `append` (cheap, thread-safe); a writer thread stores them every
-    `flush_seconds`. `close()` stops the thread after writing everything queued."""
+    """Queue records with `append` (cheap, thread-safe). A separate writer process encodes and stores
+    them: every `flush_seconds` a sender thread hands the queue over a pipe in one message, so the
+    serving process spends no interpreter time on JSON or SQL (a writer thread sharing the interpreter
+    lock with the event loop cost a third of the throughput and tripled the p99 latency). If the
+    serving process dies, the writer still stores what it was given. `close()` hands over the rest and
+    waits until it is stored, or spilled to a JSON-lines file if the database is down."""
 
-    def __init__(self, url: str, feature_names: Sequence[str], flush_seconds: float = 0.5, max_rows_per_write: int = 5000):
+    def __init__(self, url: str, feature_names: Sequence[str], flush_seconds: float = 0.2):
+        import multiprocessing
+
         self.url = url
         self.feature_names = list(feature_names)
         self.flush_seconds = flush_seconds
-        self.max_rows_per_write = max_rows_per_write
         self.written = 0
-        self._engine = create_log_engine(url)
-        from sqlalchemy import MetaData
-
-        self._table = _table(MetaData())
-        self._writer = RowWriter(self._engine, self._table, feature_names)
-        self._table_ready = False
-        try:
-            self._ensure_table()
-        except Exception as exc:  # the database is down: serve anyway, rows wait in the queue
-            logger.warning("inference log: database unavailable at start (%s); will retry", exc)
-        self._queue: collections.deque[InferenceRecord] = collections.deque()
+        self.spilled = 0
+        self._handed_over = 0
+        self._queue: collections.deque[tuple] = collections.deque()
+        self._lock = threading.Lock()  # one conversation with the writer at a time
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+        self._connection, writer_end = context.Pipe()
+        self._process = context.Process(
+            target=_writer_main, args=(writer_end, url, self.feature_names), name="inference-log-writer", daemon=True
+        )
+        self._process.start()
+        writer_end.close()
+        self._receive("started")
         self._wake = threading.Event()
         self._closing = False
-        self._write_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="inference-log-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="inference-log-sender", daemon=True)
         self._thread.start()
 
-    def _ensure_table(self) -> None:
-        if not self._table_ready:
-            self._table.metadata.create_all(self._engine, checkfirst=True)
-            self._table_ready = True
-
     def append(self, record: InferenceRecord) -> None:
-        self._queue.append(record)
+        self._queue.append(_compact(record))
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        """Records appended and not yet written (queued here, or given to the writer)."""
+        return len(self._queue) + self._handed_over - self.written - self.spilled
 
     def flush(self) -> int:
-        """Write everything queued now; returns the rows written. Raises if the database refuses."""
-        total = 0
-        with self._write_lock:
-            while self._queue:
-                batch = []
-                while self._queue and len(batch) < self.max_rows_per_write:
-                    batch.append(self._queue.popleft())
-                try:
-                    self._ensure_table()
-                    parameters = self._writer.parameters(batch)
-                    with self._engine.begin() as connection:
-                        connection.exec_driver_sql(self._writer.sql, parameters)
-                except Exception:
-                    self._queue.extendleft(reversed(batch))  # keep order; retried on the next flush
-                    raise
-                total += len(batch)
-                self.written += len(batch)
-        return total
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._closing:
-            self._wake.wait(self.flush_seconds * min(2**failures, 60))
-            self._wake.clear()
-            try:
-                self.flush()
-                failures = 0
-            except Exception as exc:  # the database is down: keep rows, back off, retry
-                failures += 1
-                logger.warning("inference log: %d rows not written yet (%s); retrying", self.pending, exc)
+        """Write everything appended so far and wait for it; returns the rows written by this call.
+        Raises InferenceLogError if the database refuses them (they stay pending)."""
+        with self._lock:
+            before = self.written
+            self._hand_over()
+            self._connection.send(("flush", None))
+            error = self._receive("flushed")
+        if error:
+            raise InferenceLogError(error)
+        return self.written - before
 
     def close(self, spill_path: Optional[Path] = None) -> int:
-        """Stop the writer and write what is queued; returns the rows that could not be written and
-        went to `spill_path` (JSON lines) instead."""
+        """Stop after writing everything appended; returns the rows that could not be written and went to
+        `spill_path` (JSON lines; default inference_log_unwritten_<time>.jsonl here) instead."""
         self._closing = True
         self._wake.set()
         self._thread.join(timeout=30)
+        spill = Path(spill_path or f"inference_log_unwritten_{int(time.time())}.jsonl").resolve()
+        with self._lock:
+            try:
+                self._hand_over()
+                self._connection.send(("close", str(spill)))
+                self._receive("closed")
+            except (OSError, InferenceLogError) as exc:  # the writer is gone: keep what is still here
+                lost = self._handed_over - self.written - self.spilled
+                kept = spill_records(spill, (_expand(item) for item in self._queue), self.feature_names)
+                self._queue.clear()
+                self.spilled += kept
+                logger.error("inference log: writer unavailable (%s); %d rows saved to %s, %d lost", exc, kept, spill, lost)
+            finally:
+                self._connection.close()
+        self._process.join(timeout=30)
+        return self.spilled
+
+    def _hand_over(self) -> None:
+        batch = []
+        while self._queue:
+            batch.append(self._queue.popleft())
+        if batch:
+            try:
+                self._connection.send(("rows", batch))
+            except OSError:
+                self._queue.extendleft(reversed(batch))  # still ours: close() keeps them
+                raise
+            self._handed_over += len(batch)
+
+    def _receive(self, until: str) -> Optional[str]:
+        """Read the writer's reports up to the one named `until`; returns that report's error."""
+        while True:
+            try:
+                kind, written, spilled, error = self._connection.recv()
+            except EOFError:
+                raise InferenceLogError(f"the inference log writer stopped (exit code {self._process.exitcode})") from None
+            self.written, self.spilled = written, spilled
+            if error and kind == "started":
+                logger.warning("inference log: database unavailable at start (%s); will retry", error)
+            elif error and kind == "written":
+                logger.warning("inference log: %d rows not written yet (%s); retrying", self.pending, error)
+            if kind == until:
+                return error
+
+    def _run(self) -> None:
+        while not self._closing:
+            self._wake.wait(self.flush_seconds)
+            with self._lock:
+                if self._closing:
+                    return
+                self._hand_over()
+                while self._connection.poll():
+                    self._receive("written")
+
+
+class InferenceLogError(RuntimeError):
+    """The inference log's database refused rows (they stay queued), or its writer process is gone."""
+
+
+def _compact(record: InferenceRecord) -> tuple:
+    """A record as plain bytes and strings: cheap to pickle through the pipe."""
+    inputs = top_labels = top_probabilities = None
+    if record.inputs is not None:
+        inputs = (record.inputs.shape, np.ascontiguousarray(record.inputs, dtype=np.float64).tobytes())
+    if record.top_labels is not None:
+        top_labels = record.top_labels.tolist()
+        probabilities = np.ascontiguousarray(record.top_probabilities)
+        top_probabilities = (probabilities.shape, probabilities.dtype.str, probabilities.tobytes())
+    return (*record[:8], inputs, top_labels, top_probabilities, record.error)
+
+
+def _expand(compact: tuple) -> InferenceRecord:
+    inputs, top_labels, top_probabilities = compact[8:11]
+    return InferenceRecord(
+        *compact[:8],
+        None if inputs is None else np.frombuffer(inputs[1], dtype=np.float64).reshape(inputs[0]),
+        None if top_labels is None else np.array(top_labels, dtype=object),
+        None if top_probabilities is None else np.frombuffer(top_probabilities[2], top_probabilities[1]).reshape(top_probabilities[0]),
+        compact[11],
+    )
+
+
+def _writer_main(connection, url: str, feature_names: list[str]) -> None:
+    """The writer process: store what arrives, report progress, retry while the database is down. It
+    runs at a lower CPU priority: under full load it yields to the server and catches up after."""
+    os.nice(10)
+    # Ctrl+C and stop signals reach the whole process group: the writer stops only when the serving
+    # process says so (close) or is gone (end of the pipe), so what it was given is never dropped.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pending: collections.deque[tuple] = collections.deque()
+    written = spilled = 0
+    engine = create_log_engine(url)
+    from sqlalchemy import MetaData
+
+    table = _table(MetaData())
+    writer = RowWriter(engine, table, feature_names)
+    table_ready = False
+
+    def write() -> Optional[str]:
+        nonlocal written, table_ready
         try:
-            self.flush()
-        except Exception as exc:
-            spill = Path(spill_path or f"inference_log_unwritten_{int(time.time())}.jsonl")
-            spill.parent.mkdir(parents=True, exist_ok=True)
-            with spill.open("ab") as out:
-                count = 0
-                while self._queue:
-                    row = dict(zip(self._writer.columns, self._writer.values(self._queue.popleft())))
-                    out.write(orjson.dumps(row, default=str) + b"\n")
-                    count += 1
-            logger.error("inference log: database unavailable at shutdown (%s); %d rows saved to %s", exc, count, spill)
-            return count
-        finally:
-            self._engine.dispose()
-        return 0
+            if not table_ready:
+                table.metadata.create_all(engine, checkfirst=True)
+                table_ready = True
+            while pending:
+                batch = [pending[i] for i in range(min(len(pending), 5000))]
+                parameters = writer.parameters([_expand(item) for item in batch])
+                with engine.begin() as transaction:
+                    transaction.exec_driver_sql(writer.sql, parameters)
+                for _ in batch:
+                    pending.popleft()
+                written += len(batch)
+        except Exception as exc:  # the database is down: keep the rows, try again later
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def spill(path: str) -> None:
+        nonlocal spilled
+        spilled += spill_records(Path(path), (_expand(item) for item in pending), feature_names)
+        pending.clear()
+
+    error = write()
+    connection.send(("started", written, spilled, error))
+    retry_seconds = 1.0
+    while True:
+        if not connection.poll(retry_seconds if pending else None):
+            error = write()  # a quiet spell with rows waiting: retry
+            retry_seconds = min(retry_seconds * 2, 60) if error else 1.0
+            continue
+        try:
+            kind, payload = connection.recv()
+        except EOFError:  # the serving process is gone: store what it gave, or keep it in a file
+            if write() and pending:
+                spill(f"inference_log_unwritten_{int(time.time())}.jsonl")
+            return
+        if kind == "rows":
+            pending.extend(payload)
+            error = write()
+            connection.send(("written", written, spilled, error))
+        elif kind == "flush":
+            connection.send(("flushed", written, spilled, write()))
+        elif kind == "close":
+            error = write()
+            if error and pending:
+                spill(payload)
+                sys.stderr.write(f"inference log: database unavailable at shutdown ({error}); {spilled} rows saved to {payload}\n")
+            connection.send(("closed", written, spilled, error))
+            engine.dispose()
+            return
 
 
 def read_inference_log(url: str, endpoint: Optional[str] = None, since: Optional[datetime] = None):

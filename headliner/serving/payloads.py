@@ -181,82 +181,119 @@ class FeatureRules:
     def v2_matrix(self, payload: Any, max_rows: int) -> np.ndarray:
         """A v2 infer request -> [N, F] float64. Accepted layouts: one input per feature named as the
         feature, shape [N, 1] or [N]; or one input of shape [N, F] with the features in schema order."""
-        if not isinstance(payload, dict):
+        if type(payload) is not dict:
             raise RequestError(400, f"expected a JSON object with 'inputs', got {_describe(payload)}")
         inputs = payload.get("inputs")
-        if not isinstance(inputs, list) or not inputs:
+        if type(inputs) is not list or not inputs:
             raise RequestError(400, "'inputs' must be a non-empty list of tensors", "inputs")
         tensors = [self._v2_tensor(tensor, index) for index, tensor in enumerate(inputs)]
         width = self.width
-        if len(tensors) == 1 and tensors[0][2] is not None and tensors[0][2][-1] == width and len(tensors[0][2]) == 2:
-            matrix = tensors[0][1].reshape(-1, width)
+        if len(tensors) == 1 and len(tensors[0][2]) == 2 and tensors[0][2][1] == width:
+            rows, flat = tensors[0][2][0], tensors[0][1]
+            self._check_rows_limit(rows, max_rows)
+            columns = [flat[position::width] for position in range(width)]
         else:
-            names = [name for name, _, _ in tensors]
-            if len(names) != width or set(names) != set(self.names) or len(set(names)) != len(names):
-                if len(tensors) == 1:
-                    raise RequestError(
-                        400,
-                        f"inputs[0] '{names[0]}': a single input must have shape [N, {width}], got {tensors[0][2]}",
-                        "inputs[0].shape",
-                    )
-                duplicate = next((name for name in names if names.count(name) > 1), None)
-                if duplicate:
-                    raise RequestError(400, f"input '{duplicate}' is given twice", "inputs")
-                raise self._field_mismatch(names, "inputs", what="input", status=400)
-            rows = None
-            columns = {}
-            for index, (name, values, shape) in enumerate(tensors):
-                if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
-                    raise RequestError(
-                        400, f"inputs[{index}] '{name}': shape must be [N, 1] or [N], got {shape}", f"inputs[{index}].shape"
-                    )
-                if rows is None:
-                    rows = shape[0]
-                elif shape[0] != rows:
-                    raise RequestError(
-                        400,
-                        f"inputs[{index}] '{name}': {shape[0]} rows, but the first input has {rows}",
-                        f"inputs[{index}].shape",
-                    )
-                columns[name] = values
-            matrix = np.stack([columns[name] for name in self.names], axis=1)
-        if matrix.shape[0] == 0:
-            raise RequestError(400, "the inputs hold no rows", "inputs")
-        if matrix.shape[0] > max_rows:
-            raise RequestError(422, f"{matrix.shape[0]} rows in one request; at most {max_rows} are accepted", "inputs")
-        self.check_matrix(matrix, "input")
+            columns = self._v2_columns(tensors)
+            rows = len(columns[0])
+            self._check_rows_limit(rows, max_rows)
+        matrix = np.array(columns, dtype=np.float64).T
+        if rows * width <= SCALAR_CHECK_LIMIT:  # a few rows: plain comparisons beat numpy's fixed costs
+            self._check_columns(columns)
+        else:
+            self.check_matrix(matrix, "input")
         return matrix
 
+    def _v2_columns(self, tensors: list[tuple[str, list, list[int]]]) -> list[list]:
+        """Per-feature tensors -> their values in schema order, checking names and shapes."""
+        names = [name for name, _, _ in tensors]
+        if len(names) != self.width or set(names) != self._name_set:
+            if len(tensors) == 1:
+                raise RequestError(
+                    400,
+                    f"inputs[0] '{names[0]}': a single input must have shape [N, {self.width}], got {tensors[0][2]}",
+                    "inputs[0].shape",
+                )
+            duplicate = next((name for name in names if names.count(name) > 1), None)
+            if duplicate:
+                raise RequestError(400, f"input '{duplicate}' is given twice", "inputs")
+            raise self._field_mismatch(names, "inputs", what="input", status=400)
+        by_name = {}
+        rows = tensors[0][2][0]
+        for index, (name, values, shape) in enumerate(tensors):
+            if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+                raise RequestError(
+                    400, f"inputs[{index}] '{name}': shape must be [N, 1] or [N], got {shape}", f"inputs[{index}].shape"
+                )
+            if shape[0] != rows:
+                raise RequestError(
+                    400, f"inputs[{index}] '{name}': {shape[0]} rows, but the first input has {rows}", f"inputs[{index}].shape"
+                )
+            by_name[name] = values
+        return [by_name[name] for name in self.names]
+
     @staticmethod
-    def _v2_tensor(tensor: Any, index: int) -> tuple[str, np.ndarray, list[int]]:
+    def _check_rows_limit(rows: int, max_rows: int) -> None:
+        if rows == 0:
+            raise RequestError(400, "the inputs hold no rows", "inputs")
+        if rows > max_rows:
+            raise RequestError(422, f"{rows} rows in one request; at most {max_rows} are accepted", "inputs")
+
+    def _check_columns(self, columns: list[list]) -> None:
+        """`check_matrix` for values still in Python lists (one list per feature, schema order)."""
+        for position, column in enumerate(columns):
+            for row, value in enumerate(column):
+                if not self._value_ok(position, value):
+                    name = self.names[position]
+                    raise RequestError(
+                        422, f"input '{name}', row {row}: expected {self.expected(position)}, got {_number(value)}", name
+                    )
+
+    @staticmethod
+    def _v2_tensor(tensor: Any, index: int) -> tuple[str, list, list[int]]:
+        """(name, flat list of numbers, shape) of one v2 input tensor, its structure checked."""
         where = f"inputs[{index}]"
-        if not isinstance(tensor, dict):
+        if type(tensor) is not dict:
             raise RequestError(400, f"{where}: expected a tensor object, got {_describe(tensor)}", where)
-        for key in ("name", "shape", "datatype", "data"):
-            if key not in tensor:
-                raise RequestError(400, f"{where}: missing '{key}'", f"{where}.{key}")
-        name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
-        if not isinstance(name, str):
+        try:
+            name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
+        except KeyError as missing:
+            raise RequestError(400, f"{where}: missing {missing}", f"{where}.{missing.args[0]}") from None
+        if type(name) is not str:
             raise RequestError(400, f"{where}.name: expected a string, got {_describe(name)}", f"{where}.name")
         path, where = where, f"{where} '{name}'"
-        if not isinstance(shape, list) or not shape or not all(type(d) is int and d >= 0 for d in shape):
+        if type(shape) is not list or not shape or not all(type(d) is int and d >= 0 for d in shape):
             raise RequestError(400, f"{where}: shape must be a list of non-negative integers, got {shape!r}", f"{path}.shape")
         if datatype not in NUMERIC_DATATYPES:
             raise RequestError(
                 400, f"{where}: datatype {datatype!r} is not numeric; send FP32 (or another numeric type)", f"{path}.datatype"
             )
-        if not isinstance(data, list):
+        if type(data) is not list:
             raise RequestError(400, f"{where}: data must be a list of numbers, got {_describe(data)}", f"{path}.data")
-        try:
-            values = np.array(data)
-            if values.dtype.kind not in "biuf":  # strings ("120" would convert), null, mixed or huge values
-                raise TypeError
-            values = values.astype(np.float64, copy=False).reshape(-1)
-        except (TypeError, ValueError):
-            raise RequestError(400, f"{where}: data must hold only numbers", f"{path}.data") from None
+        values = data if all(type(v) in _NUMBER_TYPES for v in data) else _flatten(data)
+        if values is None:  # strings ("120" too), null, objects
+            raise RequestError(400, f"{where}: data must hold only numbers", f"{path}.data")
         expected = math.prod(shape)
-        if values.size != expected:
-            raise RequestError(
-                400, f"{where}: shape {shape} needs {expected} values, data has {values.size}", f"{path}.data"
-            )
+        if len(values) != expected:
+            raise RequestError(400, f"{where}: shape {shape} needs {expected} values, data has {len(values)}", f"{path}.data")
         return name, values, shape
+
+
+_NUMBER_TYPES = frozenset({int, float, bool})
+SCALAR_CHECK_LIMIT = 256  # values; more are checked with numpy
+
+
+def _flatten(data: list) -> Optional[list]:
+    """Nested lists of numbers (row-major, as some clients send tensors) -> one flat list; None if any
+    element is not a number."""
+    flat = []
+    for item in data:
+        if type(item) is list:
+            inner = _flatten(item)
+            if inner is None:
+                return None
+            flat.extend(inner)
+        elif type(item) in _NUMBER_TYPES:
+            flat.append(item)
+        else:
+            return None
+    return flat

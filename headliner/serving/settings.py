@@ -51,7 +51,7 @@ class ServingSettings(BaseSettings):
     api_token_secret: Optional[str] = Field(None, description="ZenML secret whose 'token' value is the bearer token.")
     max_batch: int = Field(1000, ge=1, description="Most songs (rows) one request may carry.")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
-    log_flush_seconds: float = Field(0.5, gt=0, description="How often queued log rows are written.")
+    log_flush_seconds: float = Field(0.2, gt=0, description="How often queued log rows go to the writer process.")
 
     def inference_log_url(self) -> str:
         """A plain path means a SQLite file."""
