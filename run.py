@@ -47,6 +47,8 @@ def _hide_user_error_tracebacks() -> None:
     ZenML's stored step logs, shown in the dashboard, keep them."""
     import logging
 
+    import zenml  # noqa: F401  (installs the console handler filtered here)
+
     from headliner.errors import HeadlinerError
 
     class _DropUserErrorTraceback(logging.Filter):
