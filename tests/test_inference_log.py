@@ -248,14 +248,42 @@ def test_the_writer_process_outlives_ctrl_c_and_a_lost_writer_spills_what_is_lef
     log.append(record(0))
     os.kill(log._process.pid, signal.SIGINT)  # Ctrl+C reaches the whole process group
     log.append(record(1))
-    assert log.flush() == 2 and log._process.is_alive()
+    assert log.flush() == 2 and log._process.poll() is None
     assert log.close() == 0
     assert read_inference_log(url)["request_id"].tolist() == ["req-0", "req-1"]
 
     log = InferenceLog(url, FEATURES, flush_seconds=60)
     log.append(record(2))
     log._process.kill()  # the writer is gone: what the server still holds goes to the spill file
-    log._process.join()
+    log._process.wait()
     spill = tmp_path / "unwritten.jsonl"
     assert log.close(spill_path=spill) == 1
     assert [json.loads(line)["request_id"] for line in spill.read_text().splitlines()] == ["req-2"]
+
+
+def test_a_sqlalchemy_url_works_as_on_the_servers_stack_mariadb():
+    """The MariaDB every machine of this project runs (127.0.0.1:3306, root): the log the servers
+    stack writes, with microsecond timestamps and a batch chunk too big for TEXT."""
+    import os
+
+    import sqlalchemy
+
+    database = f"headliner_test_{os.getpid()}"  # a database of this test session only
+    server = sqlalchemy.create_engine("mysql+pymysql://root@127.0.0.1:3306/")
+    with server.begin() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {database}")
+    url = f"mysql+pymysql://root@127.0.0.1:3306/{database}"
+    try:
+        log = InferenceLog(url, FEATURES, flush_seconds=60)
+        big = record(1, rows=2500)  # about 100 KB of JSON
+        for item in (record(0, received_at=1_700_000_000.123456), big):
+            log.append(item)
+        assert log.flush() == 2 and log.close() == 0
+        frame = read_inference_log(url)
+        assert frame["request_id"].tolist() == ["req-0", "req-1"]
+        assert frame.loc[0, "received_at"] == pd.Timestamp("2023-11-14 22:13:20.123456", tz="UTC")
+        assert len(json.loads(frame.loc[1, "inputs"])["data"]) == 2500
+    finally:
+        with server.begin() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE {database}")
+        server.dispose()

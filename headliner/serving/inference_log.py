@@ -25,6 +25,8 @@ import collections
 import logging
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -62,12 +64,16 @@ class InferenceRecord(NamedTuple):
 
 def _table(metadata):
     from sqlalchemy import Column, DateTime, Float, Integer, String, Table, Text
+    from sqlalchemy.dialects import mysql
 
+    # MySQL/MariaDB: microseconds in timestamps, and JSON of a 10,000-row batch chunk exceeds TEXT's 64 KB
+    timestamp = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    long_text = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
     return Table(
         TABLE_NAME,
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+        Column("received_at", timestamp, nullable=False, index=True),
         Column("request_id", String(64), nullable=False, index=True),
         Column("endpoint", String(16), nullable=False),
         Column("model_name", String(128), nullable=False),
@@ -75,8 +81,8 @@ def _table(metadata):
         Column("status", Integer, nullable=False),
         Column("latency_ms", Float, nullable=False),
         Column("rows", Integer, nullable=False),
-        Column("inputs", Text),
-        Column("outputs", Text),
+        Column("inputs", long_text),
+        Column("outputs", long_text),
         Column("error", Text),
     )
 
@@ -191,8 +197,6 @@ class InferenceLog:
     waits until it is stored, or spilled to a JSON-lines file if the database is down."""
 
     def __init__(self, url: str, feature_names: Sequence[str], flush_seconds: float = 0.2):
-        import multiprocessing
-
         self.url = url
         self.feature_names = list(feature_names)
         self.flush_seconds = flush_seconds
@@ -201,13 +205,7 @@ class InferenceLog:
         self._handed_over = 0
         self._queue: collections.deque[tuple] = collections.deque()
         self._lock = threading.Lock()  # one conversation with the writer at a time
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded server
-        self._connection, writer_end = context.Pipe()
-        self._process = context.Process(
-            target=_writer_main, args=(writer_end, url, self.feature_names), name="inference-log-writer", daemon=True
-        )
-        self._process.start()
-        writer_end.close()
+        self._connection, self._process = _start_writer(url, self.feature_names)
         self._receive("started")
         self._wake = threading.Event()
         self._closing = False
@@ -254,7 +252,10 @@ class InferenceLog:
                 logger.error("inference log: writer unavailable (%s); %d rows saved to %s, %d lost", exc, kept, spill, lost)
             finally:
                 self._connection.close()
-        self._process.join(timeout=30)
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
         return self.spilled
 
     def _hand_over(self) -> None:
@@ -275,7 +276,7 @@ class InferenceLog:
             try:
                 kind, written, spilled, error = self._connection.recv()
             except EOFError:
-                raise InferenceLogError(f"the inference log writer stopped (exit code {self._process.exitcode})") from None
+                raise InferenceLogError(f"the inference log writer stopped (exit code {self._process.poll()})") from None
             self.written, self.spilled = written, spilled
             if error and kind == "started":
                 logger.warning("inference log: database unavailable at start (%s); will retry", error)
@@ -322,9 +323,31 @@ def _expand(compact: tuple) -> InferenceRecord:
     )
 
 
-def _writer_main(connection, url: str, feature_names: list[str]) -> None:
+def _start_writer(url: str, feature_names: list[str]):
+    """The writer as `python -m headliner.serving.inference_log` (a fresh interpreter: nothing of the
+    serving process is forked or re-imported), talking over a socket pair; the database URL, which may
+    hold a password, goes over the socket, not the command line."""
+    from multiprocessing.connection import Connection
+
+    ours, theirs = socket.socketpair()
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+    with theirs:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "headliner.serving.inference_log", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    connection = Connection(ours.detach())
+    connection.send((url, list(feature_names)))
+    return connection, process
+
+
+def _writer_main(connection) -> None:
     """The writer process: store what arrives, report progress, retry while the database is down. It
     runs at a lower CPU priority: under full load it yields to the server and catches up after."""
+    url, feature_names = connection.recv()
     os.nice(10)
     # Ctrl+C and stop signals reach the whole process group: the writer stops only when the serving
     # process says so (close) or is gone (end of the pipe), so what it was given is never dropped.
@@ -432,3 +455,9 @@ def logged_items(frame) -> "Any":
         features["probability"] = [p[0] for p in outputs["probability"]] or None
         parts.append(features)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+if __name__ == "__main__":  # the writer process (see _start_writer)
+    from multiprocessing.connection import Connection
+
+    _writer_main(Connection(int(sys.argv[1])))
