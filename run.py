@@ -132,7 +132,7 @@ def _deploy(spec, version: str, port: int, options: dict):
     from pipelines.deployment import deployment
 
     number = find_model_version(spec.name, version).number
-    click.echo(f"Deploying '{spec.name}' version {number} ({version}) on port {port}")
+    click.echo(f"Deploying {_version_text(spec.name, number, version)} on port {port}")
     run = deployment.with_options(**options)(spec=spec, version=str(number), port=port)
     _print_deployment(run)
     return run
@@ -146,11 +146,13 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
     if data:
         check_source(data)
     options: dict = {"enable_cache": False} if no_cache else {}
+    training_options: dict = {}
     if pipeline_name in ("training", "all"):
         from headliner.model.training import load_training_config
 
         config_path = _project_path(run_config)
         load_training_config(config_path)
+        training_options["config_path"] = str(config_path)
     _hide_user_error_tracebacks()
     stack = ensure_stack(PIPELINE_COMPONENTS[pipeline_name])
     if pipeline_name == "deployment":
@@ -161,10 +163,8 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
         from pipelines.data_engineering import data_engineering as pipeline
     else:
         from pipelines.training import training as pipeline
-
-        options["config_path"] = str(config_path)
     click.echo(f"Running {pipeline.name} for '{spec.name}' on stack '{stack}'")
-    run = pipeline.with_options(**options)(spec=spec, data=data, rows=rows)
+    run = pipeline.with_options(**options, **training_options)(spec=spec, data=data, rows=rows)
     click.echo(f"\nRun '{run.name}' finished: ", nl=False)
     _print_splits(run)
     if pipeline_name == "data":
@@ -174,7 +174,7 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
     if pipeline_name == "all":  # try the new version locally: no approval needed for `latest`
         number = run.steps["register_model"].model_version.number
         click.echo("")
-        return _deploy(spec, str(number), port, {k: v for k, v in options.items() if k != "config_path"})
+        return _deploy(spec, str(number), port, options)
     return run
 
 
@@ -184,11 +184,16 @@ def _score_batch(spec, data: str, version: str, output: Optional[str], options: 
     from pipelines.batch_inference import batch_inference
 
     number = find_model_version(spec.name, version).number
-    click.echo(f"Scoring {data} with '{spec.name}' version {number}")
+    click.echo(f"Scoring {data} with {_version_text(spec.name, number, version)}")
     run = batch_inference.with_options(**options)(spec=spec, data=data, version=str(number), output=output)
     for line in run.steps["score_batch"].outputs["batch_report"][0].load().summary_lines():
         click.echo(line)
     return run
+
+
+def _version_text(model: str, number: int, chosen: str) -> str:
+    """"'jukebox' version 3 (production)": the version found, and how it was asked for if not by number."""
+    return f"'{model}' version {number}" + ("" if chosen.isdigit() else f" ({chosen})")
 
 
 def _version_choice(stage: Optional[str], version: Optional[str]) -> str:
@@ -368,7 +373,7 @@ def serve(config: str, stage: Optional[str], version: Optional[str], model_file:
             ensure_stack(PIPELINE_COMPONENTS["data"])
             number = find_model_version(spec.name, chosen).number
             env.update(HEADLINER_MODEL=spec.name, HEADLINER_MODEL_VERSION=str(number))
-            what = f"'{spec.name}' version {number}" + ("" if chosen.isdigit() else f" ({chosen})")
+            what = _version_text(spec.name, number, chosen)
         _require_free_port(host, port)
         log_url = ServingSettings().inference_log_display()
     except HeadlinerError as exc:

@@ -203,7 +203,7 @@ def score_frame(
     require_features(frame, predictor.feature_names, source)
     feature_set = set(predictor.feature_names)
     passthrough = [column for column in frame.columns if column not in feature_set]
-    top_k = max(1, min(predictor.top_k, len(predictor.classes)))
+    top_k = predictor.top_k
     clashing = [str(column) for column in passthrough if column in prediction_columns(top_k)]
     if clashing:
         raise DataValidationError(f"{source}: column(s) {_quoted(clashing)} would be overwritten by the predictions; rename them")
@@ -226,8 +226,7 @@ def score_frame(
         invalid = checker.rules.invalid_rows(values)
         inputs = values[~invalid]
         probabilities = predictor.probabilities(inputs)
-        order = np.argsort(-probabilities, axis=1)[:, :top_k]  # as the service ranks classes
-        chunk_probabilities = np.take_along_axis(probabilities, order, axis=1)
+        order, chunk_probabilities = predictor.top_classes(probabilities)  # as the service ranks classes
         scored = chunk_start + np.flatnonzero(~invalid)
         top_indices[scored] = order
         top_probabilities[scored] = chunk_probabilities

@@ -15,6 +15,7 @@ from typing import Iterator, Literal, Optional
 from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
+from headliner.model.versions import find_model_version
 
 Stage = Literal["staging", "production"]
 # (current stage, target stage) pairs a request may ask for; archived -> production is a rollback.
@@ -95,18 +96,6 @@ def promotion_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _model_version(model: str, version: int):
-    from zenml.client import Client
-
-    client = Client()
-    if not client.list_models(name=model).total:
-        raise PromotionError(f"no registered model '{model}'")
-    try:
-        return client.get_model_version(model, version)
-    except KeyError:
-        raise PromotionError(f"model '{model}' has no version {version}") from None
-
-
 def _stage(model_version) -> str:
     stage = model_version.stage
     return getattr(stage, "value", stage) or "none"
@@ -131,7 +120,7 @@ def request_promotion(model: str, version: int, to_stage: Stage, reason: str, us
     """File a request to move a version to a stage; refused unless the move is allowed now."""
     if not reason.strip():
         raise PromotionError("a request needs a --reason")
-    model_version = _model_version(model, version)
+    model_version = find_model_version(model, version)
     current = _stage(model_version)
     if (current, to_stage) not in ALLOWED_MOVES:
         raise PromotionError(_move_refusal(model, version, current, to_stage))
@@ -224,7 +213,7 @@ def _decidable(request_id: str, user: str) -> tuple[PromotionRequest, object]:
         raise PromotionError(f"request {request_id} was already {request.status} by {request.decided_by}")
     if request.requested_by == user:
         raise PromotionError(f"{user} filed request {request_id} and cannot decide it: a second person must")
-    return request, _model_version(request.model, request.version)
+    return request, find_model_version(request.model, request.version)
 
 
 def reject(request_id: str, reason: str, user: str) -> PromotionRequest:
@@ -281,7 +270,7 @@ def approve(request_id: str, user: str, reason: str = "", override: Optional[str
                     at=_now(), event="archived", request_id=request.id, by=user, model=request.model, version=number,
                     stage="archived", reason=f"replaced in production by v{request.version}",
                 )
-                _log(_model_version(request.model, number), _event_metadata(archived))
+                _log(find_model_version(request.model, number), _event_metadata(archived))
         sync_mlflow_mirror(request.model, versions=[request.version, *previous])
     return decided
 
@@ -291,7 +280,7 @@ def history(model: str, version: Optional[int] = None) -> list[AuditEvent]:
 
     if not Client().list_models(name=model).total:
         raise PromotionError(f"no registered model '{model}'")
-    versions = [_model_version(model, version)] if version else Client().list_model_versions(model, size=1000, hydrate=True).items
+    versions = [find_model_version(model, version)] if version else Client().list_model_versions(model, size=1000, hydrate=True).items
     events = [
         AuditEvent.model_validate(value)
         for model_version in versions

@@ -60,8 +60,8 @@ class Headliner:
         settings = ServingSettings()
         data, source = model_bytes(settings, Path(self.packed_model.path) if self.packed_model else None)
         predictor = OnnxPredictor(data)
-        self.log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
-        self.server = ModelServer(predictor, self.log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes)
+        log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
+        self.server = ModelServer(predictor, log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes)
         app.attach(self.server)
         # No per-request access log line (the inference log records every request); importing ZenML for
         # a registry model gives the root logger handlers, which would switch uvicorn's on.
@@ -81,8 +81,9 @@ class Headliner:
 
     @bentoml.on_shutdown
     def close_inference_log(self) -> None:
-        unwritten = self.log.close()
-        logger.info("inference log closed: %d rows written%s", self.log.written, f", {unwritten} spilled" if unwritten else "")
+        log = self.server.log
+        unwritten = log.close()
+        logger.info("inference log closed: %d rows written%s", log.written, f", {unwritten} spilled" if unwritten else "")
 
 
 # The inference endpoints and /metrics answer ahead of BentoML's own routing (/livez, /readyz stay BentoML's).

@@ -238,7 +238,7 @@ class OnnxPredictor:
         )
         self.feature_schema: list[dict[str, Any]] = json.loads(self.metadata[FEATURE_SCHEMA])
         self.feature_names: list[str] = [graph_input.name for graph_input in self._session.get_inputs()]
-        self.top_k: int = int(self.metadata[TOP_K])
+        self.top_k: int = max(1, min(int(self.metadata[TOP_K]), len(self.classes)))  # classes shown per answer
         self._known_features = frozenset(self.feature_names)
         self._probabilities_only = [PROBABILITIES]
 
@@ -283,6 +283,15 @@ class OnnxPredictor:
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Like `predict_matrix`, probabilities only: the serving hot path (the label is their argmax)."""
         return self._session.run(self._probabilities_only, self._columns(matrix))[0]
+
+    def top_classes(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[N, C] probabilities -> (indices [N, k] of the `top_k` most probable classes, most probable
+        first; their probabilities [N, k])."""
+        if len(probabilities) == 1:  # the serving hot path, without the general fancy indexing
+            order = probabilities[0].argsort()[: -self.top_k - 1 : -1]
+            return order[None, :], probabilities[0][order][None, :]
+        order = np.argsort(-probabilities, axis=1)[:, : self.top_k]
+        return order, np.take_along_axis(probabilities, order, axis=1)
 
     def _columns(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
         """[N, F] -> one float32 [N, 1] input per feature (views of one transposed copy)."""

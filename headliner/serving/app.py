@@ -3,7 +3,8 @@
 
 It is a raw ASGI callable rather than a framework app because one-row requests are tens of
 microseconds of model work: routing, validation and JSON are kept to what the request needs. The
-BentoML service (serving/service.py) mounts it; tests and benchmarks can run it on any ASGI server.
+BentoML service (serving/service.py) runs it as middleware (`InferenceMiddleware`); tests and
+benchmarks can run it on any ASGI server.
 """
 
 from __future__ import annotations
@@ -104,7 +105,6 @@ class ModelServer:
         self.max_body_bytes = max_body_bytes
         self.name = predictor.model_name
         self.version = predictor.model_version
-        self.top_k = max(1, min(predictor.top_k, len(predictor.classes)))
         self.classes = np.array(predictor.classes, dtype=object)
         self.names_by_code = dict(zip(predictor.classes, predictor.class_names))
         self.metrics = Metrics(log)
@@ -126,7 +126,7 @@ class ModelServer:
                 "feature_schema": self.rules.schema,
                 "class_labels": list(self.predictor.classes),
                 "class_names": list(self.predictor.class_names),
-                "top_k": self.top_k,
+                "top_k": self.predictor.top_k,
                 "single_input_shape": [-1, width],
             },
         }
@@ -137,11 +137,8 @@ class ModelServer:
             probabilities = await asyncio.get_running_loop().run_in_executor(None, self.predictor.probabilities, matrix)
         else:
             probabilities = self.predictor.probabilities(matrix)
-        if len(probabilities) == 1:  # the common case, without the general fancy indexing
-            order = probabilities[0].argsort()[: -self.top_k - 1 : -1]
-            return probabilities, self.classes[order][None, :], probabilities[0][order][None, :]
-        order = np.argsort(-probabilities, axis=1)[:, : self.top_k]
-        return probabilities, self.classes[order], np.take_along_axis(probabilities, order, axis=1)
+        order, top_probabilities = self.predictor.top_classes(probabilities)
+        return probabilities, self.classes[order], top_probabilities
 
     def predict_response(self, request_id: str, top_labels: np.ndarray, top_probabilities: np.ndarray) -> dict:
         names = self.names_by_code
@@ -152,7 +149,7 @@ class ModelServer:
             "predictions": [
                 {
                     "top": [
-                        {"code": code, "name": names[code], "probability": round(float(p), 6)}
+                        {"code": code, "name": names[code], "probability": round(p, 6)}
                         for code, p in zip(codes, probabilities)
                     ]
                 }
@@ -197,10 +194,8 @@ def requested_outputs(payload: dict) -> list[str]:
 Send = Callable[[dict], Awaitable[None]]
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes = JSON, request_id: Optional[str] = None) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    if request_id:
-        headers.append((b"x-request-id", request_id.encode()))
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes = JSON, extra_headers: tuple = ()) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -253,14 +248,7 @@ class InferenceApp:
             return await _respond(send, 200, b'{"ready":true}')
         if server.token is not None and not (authorization and hmac.compare_digest(authorization, server.token)):
             body = b'{"error":"missing or wrong bearer token: send Authorization: Bearer <token>"}'
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [(b"content-type", JSON), (b"content-length", str(len(body)).encode()), (b"www-authenticate", b"Bearer")],
-                }
-            )
-            return await send({"type": "http.response.body", "body": body})
+            return await _respond(send, 401, body, extra_headers=((b"www-authenticate", b"Bearer"),))
 
         endpoint, handler = self._route(method, path, server)
         if handler is None:
@@ -281,7 +269,7 @@ class InferenceApp:
             logger.exception("request %s to %s failed", request_id, path)
             status, error = 500, f"internal error: {type(exc).__name__}"
             answer = _json({"error": error})
-        await _respond(send, status, answer, request_id=request_id)
+        await _respond(send, status, answer, extra_headers=((b"x-request-id", request_id.encode("latin-1")),))
         elapsed = time.perf_counter() - started
         server.metrics.observe(endpoint, status, rows, elapsed)
         if server.log is not None:

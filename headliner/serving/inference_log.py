@@ -1,7 +1,8 @@
 """The inference log: every request the service answers, and every batch it scores, as one row of a SQL
-table that monitoring reads. The request path only appends to an in-memory queue; a background thread
-writes queued rows in batches, retries when the database is unavailable, and flushes on close, so no
-row is lost on a graceful stop (if the database is still down then, rows go to a JSON-lines file).
+table that monitoring reads. The request path only appends to an in-memory queue; a separate writer
+process (see `InferenceLog`) writes queued rows in batches, retries when the database is unavailable,
+and writes the rest on close, so no row is lost on a graceful stop (if the database is still down
+then, rows go to a JSON-lines file).
 
 Schema of table `inference_log` (one row per request):
   id             integer primary key
@@ -22,6 +23,7 @@ Schema of table `inference_log` (one row per request):
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
 import signal
@@ -159,22 +161,20 @@ class RowWriter:
     handling costs more than the request it logs), applying the dialect's own value conversions."""
 
     def __init__(self, engine, table, feature_names: Sequence[str]):
-        self.columns = COLUMNS
-        compiled = table.insert().compile(dialect=engine.dialect, column_keys=self.columns)
+        compiled = table.insert().compile(dialect=engine.dialect, column_keys=COLUMNS)
         self.sql = str(compiled)
         self.positional = compiled.positional
         if self.positional:
-            order = list(compiled.positiontup)
-            self._order = [self.columns.index(name) for name in order]
+            self._order = [COLUMNS.index(name) for name in compiled.positiontup]
         self._processors = [
             (index, processor)
-            for index, name in enumerate(self.columns)
+            for index, name in enumerate(COLUMNS)
             if (processor := table.c[name].type.dialect_impl(engine.dialect).bind_processor(engine.dialect)) is not None
         ]
         self._feature_names = list(feature_names)
 
     def values(self, record: InferenceRecord) -> tuple:
-        """A record as column values in `self.columns` order, converted as the dialect wants them."""
+        """A record as column values in `COLUMNS` order, converted as the dialect wants them."""
         row = record_values(record, self._feature_names)
         for index, processor in self._processors:
             if row[index] is not None:
@@ -185,7 +185,7 @@ class RowWriter:
         rows = [self.values(record) for record in records]
         if self.positional:
             return [tuple(row[i] for i in self._order) for row in rows]
-        return [dict(zip(self.columns, row)) for row in rows]
+        return [dict(zip(COLUMNS, row)) for row in rows]
 
 
 class InferenceLog:
@@ -238,7 +238,7 @@ class InferenceLog:
         self._closing = True
         self._wake.set()
         self._thread.join(timeout=30)
-        spill = Path(spill_path or f"inference_log_unwritten_{int(time.time())}.jsonl").resolve()
+        spill = Path(spill_path or _default_spill_path()).resolve()
         with self._lock:
             try:
                 self._hand_over()
@@ -294,6 +294,10 @@ class InferenceLog:
                 self._hand_over()
                 while self._connection.poll():
                     self._receive("written")
+
+
+def _default_spill_path() -> str:
+    return f"inference_log_unwritten_{int(time.time())}.jsonl"
 
 
 class InferenceLogError(RuntimeError):
@@ -369,7 +373,7 @@ def _writer_main(connection) -> None:
                 table.metadata.create_all(engine, checkfirst=True)
                 table_ready = True
             while pending:
-                batch = [pending[i] for i in range(min(len(pending), 5000))]
+                batch = list(itertools.islice(pending, 5000))
                 parameters = writer.parameters([_expand(item) for item in batch])
                 with engine.begin() as transaction:
                     transaction.exec_driver_sql(writer.sql, parameters)
@@ -397,7 +401,7 @@ def _writer_main(connection) -> None:
             kind, payload = connection.recv()
         except EOFError:  # the serving process is gone: store what it gave, or keep it in a file
             if write() and pending:
-                spill(f"inference_log_unwritten_{int(time.time())}.jsonl")
+                spill(_default_spill_path())
             return
         if kind == "rows":
             pending.extend(payload)

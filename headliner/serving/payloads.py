@@ -160,7 +160,7 @@ class FeatureRules:
             bad[:, self._whole] |= whole != np.round(whole)
         return bad.any(axis=1)
 
-    def row_problems(self, row: np.ndarray) -> list[tuple[str, str]]:
+    def row_problems(self, row) -> list[tuple[str, str]]:
         """(feature, why) for each invalid value of one row."""
         return [
             (self.names[position], f"expected {self.expected(position)}, got {_number(value)}")
@@ -169,12 +169,15 @@ class FeatureRules:
         ]
 
     def check_matrix(self, matrix: np.ndarray, what: str) -> None:
-        """Raise for the first invalid value of a matrix, naming its feature and row."""
+        """Raise for the first invalid value of a matrix (first bad row, then its first bad feature)."""
         bad = self.invalid_rows(matrix)
         if bad.any():
             row = int(np.argmax(bad))
-            feature, why = self.row_problems(matrix[row])[0]
-            raise RequestError(422, f"{what} '{feature}', row {row}: {why}", feature)
+            self._raise_for_row(what, row, matrix[row])
+
+    def _raise_for_row(self, what: str, row: int, values) -> None:
+        feature, why = self.row_problems(values)[0]
+        raise RequestError(422, f"{what} '{feature}', row {row}: {why}", feature)
 
     # -- Open Inference Protocol -----------------------------------------------------------------------
 
@@ -240,13 +243,9 @@ class FeatureRules:
 
     def _check_columns(self, columns: list[list]) -> None:
         """`check_matrix` for values still in Python lists (one list per feature, schema order)."""
-        for position, column in enumerate(columns):
-            for row, value in enumerate(column):
-                if not self._value_ok(position, value):
-                    name = self.names[position]
-                    raise RequestError(
-                        422, f"input '{name}', row {row}: expected {self.expected(position)}, got {_number(value)}", name
-                    )
+        for row, values in enumerate(zip(*columns)):
+            if not all(self._value_ok(position, value) for position, value in enumerate(values)):
+                self._raise_for_row("input", row, values)
 
     @staticmethod
     def _v2_tensor(tensor: Any, index: int) -> tuple[str, list, list[int]]:
