@@ -244,8 +244,9 @@ class FeatureRules:
     def _check_columns(self, columns: list[list]) -> None:
         """`check_matrix` for values still in Python lists (one list per feature, schema order)."""
         for row, values in enumerate(zip(*columns)):
-            if not all(self._value_ok(position, value) for position, value in enumerate(values)):
-                self._raise_for_row("input", row, values)
+            for position, value in enumerate(values):
+                if not self._value_ok(position, value):
+                    self._raise_for_row("input", row, values)
 
     @staticmethod
     def _v2_tensor(tensor: Any, index: int) -> tuple[str, list, list[int]]:
