@@ -261,7 +261,7 @@ class FeatureRules:
         if type(name) is not str:
             raise RequestError(400, f"{where}.name: expected a string, got {_describe(name)}", f"{where}.name")
         path, where = where, f"{where} '{name}'"
-        if type(shape) is not list or not shape or not all(type(d) is int and d >= 0 for d in shape):
+        if type(shape) is not list or not shape or not _INT_TYPE.issuperset(map(type, shape)) or min(shape) < 0:
             raise RequestError(400, f"{where}: shape must be a list of non-negative integers, got {shape!r}", f"{path}.shape")
         if datatype not in NUMERIC_DATATYPES:
             raise RequestError(
@@ -269,7 +269,7 @@ class FeatureRules:
             )
         if type(data) is not list:
             raise RequestError(400, f"{where}: data must be a list of numbers, got {_describe(data)}", f"{path}.data")
-        values = data if all(type(v) in _NUMBER_TYPES for v in data) else _flatten(data)
+        values = data if _NUMBER_TYPES.issuperset(map(type, data)) else _flatten(data)
         if values is None:  # strings ("120" too), null, objects
             raise RequestError(400, f"{where}: data must hold only numbers", f"{path}.data")
         expected = math.prod(shape)
@@ -279,6 +279,7 @@ class FeatureRules:
 
 
 _NUMBER_TYPES = frozenset({int, float, bool})
+_INT_TYPE = frozenset({int})
 SCALAR_CHECK_LIMIT = 256  # values; more are checked with numpy
 
 
