@@ -30,6 +30,7 @@ PIPELINE_COMPONENTS: dict[str, tuple[str, ...]] = {
     "training": ("orchestrator", "artifact_store", "experiment_tracker", "model_registry"),
     "deployment": ("orchestrator", "artifact_store", "model_deployer"),
     "batch-inference": ("orchestrator", "artifact_store"),
+    "monitoring": ("orchestrator", "artifact_store", "experiment_tracker", "model_registry"),
     "all": ("orchestrator", "artifact_store", "experiment_tracker", "model_registry", "model_deployer"),
 }
 DEFAULT_PORT = 3000
@@ -139,7 +140,7 @@ def _deploy(spec, version: str, port: int, options: dict):
 
 
 def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[int], no_cache: bool, run_config: str,
-                  version: str, port: int, output: Optional[str]):
+                  version: str, port: int, output: Optional[str], monitoring: dict):
     from headliner.data.sources import check_source
     from headliner.stack_setup import ensure_stack
 
@@ -147,7 +148,7 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
         check_source(data)
     options: dict = {"enable_cache": False} if no_cache else {}
     training_options: dict = {}
-    if pipeline_name in ("training", "all"):
+    if pipeline_name in ("training", "all", "monitoring"):
         from headliner.model.training import load_training_config
 
         config_path = _project_path(run_config)
@@ -159,6 +160,9 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
         return _deploy(spec, version, port, options)
     if pipeline_name == "batch-inference":
         return _score_batch(spec, data, version, output, options)
+    if pipeline_name == "monitoring":
+        retrain = dict(spec=spec, data=data, rows=rows, options={**options, **training_options})
+        return _monitor(spec, version, options, retrain=retrain, **monitoring)
     if pipeline_name == "data":
         from pipelines.data_engineering import data_engineering as pipeline
     else:
@@ -191,6 +195,72 @@ def _score_batch(spec, data: str, version: str, output: Optional[str], options: 
     return run
 
 
+def _monitor(spec, version: Optional[str], options: dict, since: Optional[str], last: Optional[int], log: Optional[str],
+             retrain_flag: Optional[bool], reports_dir: str, retrain: dict):
+    """Judge the served version's window of the inference log; on `retrain`, alert and (when allowed)
+    start the training pipeline with the decision as its recorded trigger."""
+    from headliner.errors import MonitoringError
+    from headliner.model.versions import find_model_version
+    from headliner.monitoring.window import WindowSelection, newest_logged_version, parse_since
+    from headliner.serving.settings import ServingSettings, url_without_password
+    from pipelines.monitoring import monitoring
+
+    log_url = ServingSettings(**({"inference_log": log} if log else {})).inference_log_url()
+    selection = WindowSelection(since=parse_since(since) if since else None, last=last)
+    if version is None:  # the version that answered the newest request is the one being served
+        version = newest_logged_version(log_url, spec.name)
+        if version is None:
+            raise MonitoringError(
+                f"the inference log at {url_without_password(log_url)} holds no requests to '{spec.name}': serve it "
+                "(python run.py --pipeline deployment) and send traffic (python run.py simulate-traffic --requests 500)"
+            )
+    number = find_model_version(spec.name, version).number
+    click.echo(f"Monitoring {_version_text(spec.name, number, version)}: {selection.describe()} of {url_without_password(log_url)}")
+    run = monitoring.with_options(**options)(spec=spec, version=str(number), selection=selection, log_url=log_url if log else None)
+    outputs = {name: run.steps[step].outputs[name][0].load() for step, name in MONITORING_REPORTS}
+    summary = outputs["monitoring_summary"]
+    click.echo(f"\nRun '{run.name}' finished")
+    for line in summary.lines():
+        click.echo(line)
+    folder = _project_path(reports_dir) / f"{spec.name}-v{number}-{summary.checked_at:%Y%m%d-%H%M%S}"
+    from headliner.reports import write_report_folder
+
+    write_report_folder(folder, {name.removesuffix("_report"): report for name, report in outputs.items()})
+    click.echo(f"Reports: {folder}/ (and in the dashboard: zenml login --local, run '{run.name}')")
+    alert = run.steps["send_alert"].outputs["alert"][0].load()
+    if alert.webhook:
+        click.echo(f"Alert sent to {alert.webhook}: " + (f"failed ({alert.webhook_error})" if alert.webhook_error else f"answered {alert.webhook_status}"))
+    if summary.decision != "retrain":
+        return run
+    allowed = spec.retraining.automatic if retrain_flag is None else retrain_flag
+    if not allowed:
+        click.echo("Retraining is not automatic (retraining.automatic: false): run python run.py --pipeline training, or add --retrain")
+        return run
+    from pipelines.training import training
+
+    trigger = {"by": "monitoring", "monitoring_run": str(run.name), "model_version": str(number), "reason": "; ".join(summary.reasons)}
+    click.echo(f"\nRetraining {spec.name}: {trigger['reason']}")
+    new_run = training.with_options(**retrain["options"], tags=["retraining"])(
+        spec=retrain["spec"], data=retrain["data"], rows=retrain["rows"], trigger=trigger
+    )
+    click.echo(f"Run '{new_run.name}' finished: ", nl=False)
+    _print_splits(new_run)
+    _print_model_version(new_run)
+    click.echo("The new version serves nothing yet: promote it (python run.py promote request ...) or deploy it (--pipeline deployment)")
+    return run
+
+
+MONITORING_REPORTS = (
+    ("decide_action", "monitoring_summary"),
+    ("load_inference_window", "window_report"),
+    ("check_feature_drift", "feature_drift_report"),
+    ("check_prediction_drift", "prediction_drift_report"),
+    ("check_data_quality", "data_quality_report"),
+    ("check_fairness", "fairness_report"),
+    ("evaluate_live_performance", "live_performance_report"),
+)
+
+
 def _version_text(model: str, number: int, chosen: str) -> str:
     """"'jukebox' version 3 (production)": the version found, and how it was asked for if not by number."""
     return f"'{model}' version {number}" + ("" if chosen.isdigit() else f" ({chosen})")
@@ -220,7 +290,8 @@ PORT_OPTION = click.option(
     type=click.Choice(sorted(PIPELINE_COMPONENTS)),
     help="data = ingest, validate, wrangle, label, split; training = data, then train, evaluate, "
     "gate, package as ONNX, register a model version; deployment = serve a registered version; "
-    "batch-inference = score --data FILE; all = training, then deploy the new version.",
+    "batch-inference = score --data FILE; monitoring = drift, quality, fairness and live performance of the "
+    "served version's inference log, ok|warn|retrain; all = training, then deploy the new version.",
 )
 @CONFIG_OPTION
 @click.option(
@@ -247,6 +318,15 @@ PORT_OPTION = click.option(
 @click.option(
     "--output", type=click.Path(dir_okay=False), help="batch-inference: predictions file to write (.csv or .parquet)."
 )
+@click.option("--since", metavar="30m|24h|7d|ISO-TIME", help="monitoring: the window starts then (default: every logged request).")
+@click.option("--last", type=click.IntRange(min=1), metavar="N", help="monitoring: the window is the newest N requests.")
+@click.option(
+    "--inference-log", metavar="PATH|URL", help="monitoring: the inference log database (default: HEADLINER_INFERENCE_LOG, or the local one)."
+)
+@click.option(
+    "--retrain/--no-retrain", default=None, help="monitoring: start training on a `retrain` decision (default: the spec's retraining.automatic)."
+)
+@click.option("--reports-dir", default="reports", show_default=True, type=click.Path(file_okay=False), help="monitoring: where the HTML reports go.")
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -260,6 +340,11 @@ def cli(
     version: Optional[str],
     port: int,
     output: Optional[str],
+    since: Optional[str],
+    last: Optional[int],
+    inference_log: Optional[str],
+    retrain: Optional[bool],
+    reports_dir: str,
 ):
     """Headliner: from song characteristics to where the song becomes a hit, as ZenML pipelines."""
     if ctx.invoked_subcommand:
@@ -271,13 +356,18 @@ def cli(
         ctx.exit(2)
     if pipeline == "batch-inference" and not data:
         raise click.UsageError("--pipeline batch-inference needs --data FILE (the songs to score)")
+    if since and last:
+        raise click.UsageError("give --since or --last, not both")
     chosen_version = _version_choice(stage, version)
     _set_quiet_defaults()
     spec = _load_spec(config)
     from headliner.errors import HeadlinerError
 
+    monitoring = dict(since=since, last=last, log=inference_log, retrain_flag=retrain, reports_dir=reports_dir)
+    if pipeline == "monitoring" and not (stage or version):
+        chosen_version = None  # the version the log shows being served
     try:
-        _run_pipeline(pipeline, spec, data, rows, no_cache, run_config, chosen_version, port, output)
+        _run_pipeline(pipeline, spec, data, rows, no_cache, run_config, chosen_version, port, output, monitoring)
     except Exception as exc:  # a failed step surfaces here; show its own message, not a traceback
         cause = _root_cause(exc)
         if isinstance(cause, HeadlinerError):
@@ -311,6 +401,33 @@ def generate(config: str, rows: Optional[int], seed: Optional[int], out: str):
     else:
         frame.to_csv(out, index=False)
     click.echo(f"Wrote {len(frame):,} rows x {frame.shape[1]} columns to {out}")
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="CSV or Parquet: request_id, label (or the target column), optional item.")
+@click.option("--inference-log", metavar="PATH|URL", help="The inference log database (default: HEADLINER_INFERENCE_LOG, or the local one).")
+def feedback(config: str, data_file: str, inference_log: Optional[str]):
+    """Store true labels for served predictions (by request id), for live performance in monitoring."""
+    spec = _load_spec(config)
+    from headliner.errors import HeadlinerError
+    from headliner.serving.feedback import FeedbackStore, feedback_from_file
+    from headliner.serving.settings import ServingSettings
+
+    settings = ServingSettings(**({"inference_log": inference_log} if inference_log else {}))
+    try:
+        labels = feedback_from_file(data_file, spec.target.classes, spec.target.column)
+        store = FeedbackStore(settings.inference_log_url())
+        try:
+            stored = store.write(labels, "file")
+        finally:
+            store.close()
+    except HeadlinerError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # the database refused them
+        _fail(f"could not store the labels in {settings.inference_log_display()}: {type(exc).__name__}: {exc}")
+    click.echo(f"Stored {stored:,} labels from {data_file} in {settings.inference_log_display()}")
+    click.echo("Live performance: python run.py --pipeline monitoring")
 
 
 @cli.command("export-model")
@@ -528,6 +645,45 @@ def mlflow_ui(port: int, host: str):
         sys.executable,
         [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port)],
     )
+
+
+@cli.command("simulate-traffic")
+@click.option("--requests", "request_count", required=True, type=click.IntRange(min=1), help="Requests to send, one held-out row each.")
+@click.option("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The running service.")
+@click.option(
+    "--drift", multiple=True, metavar="FEATURE=SHIFT", help="Add SHIFT to FEATURE in its own units (e.g. tempo=30); repeatable."
+)
+@click.option(
+    "--feedback-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+    help="Share of answered requests whose true label is sent to POST /feedback.",
+)
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="Requests in flight at once.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed of the rows drawn and the labels sent.")
+@click.option("--token", envvar="HEADLINER_API_TOKEN", help="Bearer token of the service (default: env HEADLINER_API_TOKEN).")
+@CONFIG_OPTION
+def simulate_traffic(request_count: int, url: str, drift: tuple[str, ...], feedback_rate: float, concurrency: int,
+                     seed: int, token: Optional[str], config: str):
+    """Send held-out rows of the served version (optionally shifted) to a running service, so monitoring has traffic."""
+    _set_quiet_defaults()
+    spec = _load_spec(config)
+    from headliner.errors import HeadlinerError
+    from headliner.monitoring import traffic
+    from headliner.stack_setup import ensure_stack
+
+    try:
+        shifts = traffic.parse_drift(drift, spec)
+        version = traffic.served_version(url, spec.name, token)
+        ensure_stack(PIPELINE_COMPONENTS["data"])
+        songs, labels = traffic.traffic_songs(traffic.held_out_split(spec.name, version), spec, request_count, shifts, seed)
+        click.echo(f"Sending {request_count:,} held-out rows of '{spec.name}' version {version} to {url}")
+        report = traffic.simulate_traffic(url, spec.name, songs, labels, feedback_rate, token, concurrency, seed)
+    except HeadlinerError as exc:
+        _fail(str(exc))
+    for line in report.summary_lines():
+        click.echo(line)
+    if report.answered == 0:
+        _fail(f"none of the {report.requests:,} requests was answered 200")
+    click.echo("Next: python run.py --pipeline monitoring" + ("" if config == DEFAULT_CONFIG else f" --config {config}"))
 
 
 if __name__ == "__main__":

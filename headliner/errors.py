@@ -35,3 +35,11 @@ class RunConfigError(HeadlinerError):
 
 class DeploymentError(HeadlinerError):
     """A model version could not be deployed, or the deployed service does not answer as it should."""
+
+
+class FeedbackError(HeadlinerError):
+    """True labels that cannot be stored: a bad feedback file or an unknown class."""
+
+
+class MonitoringError(HeadlinerError):
+    """A monitoring window that cannot be judged: no log, too few rows, no such model version."""

@@ -7,6 +7,7 @@ shows `to_html()` in the ZenML dashboard.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Optional, Sequence
 
 from pydantic import BaseModel, Field
@@ -126,3 +127,14 @@ class DataReport(HtmlReport):
             ]
             sections.append(("Labels", html_table(["label", "rows", "share"], rows)))
         return html_page(self.title, sections)
+
+
+def write_report_folder(folder: Path, reports: dict[str, HtmlReport]) -> list[Path]:
+    """Each report as `<name>.html` (what the dashboard shows) and `<name>.json` (its data) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, report in reports.items():
+        (folder / f"{name}.html").write_text(report.to_html(), encoding="utf-8")
+        (folder / f"{name}.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+        written.append(folder / f"{name}.html")
+    return written

@@ -204,18 +204,71 @@ class Decision(_Strict):
 
 
 class Monitoring(_Strict):
-    drift_share_warn: float = Field(ge=0, le=1)
-    drift_share_retrain: float = Field(ge=0, le=1)
-    feature_drift_p_value: float = Field(gt=0, lt=1)
-    live_metric: str
-    live_metric_min_drop_to_retrain: float = Field(ge=0)
-    fairness_attribute: Optional[str] = None
+    """How the monitoring pipeline judges a window of live traffic against the training data."""
+
+    min_window_rows: int = Field(
+        default=100, ge=1, description="Fewer scored rows in the window: no verdict, a message saying so."
+    )
+    max_analysis_rows: int = Field(
+        default=200_000,
+        ge=1000,
+        description="Larger windows are sampled uniformly (seeded) to this many rows for drift, quality and "
+        "fairness; counts and live metrics use every row.",
+    )
+    numeric_drift_method: Optional[str] = Field(
+        default=None,
+        description="Evidently drift method for the numeric features (e.g. 'wasserstein', 'ks', 'psi'); none: "
+        "Evidently chooses by column size. Bool features always get Evidently's categorical choice.",
+    )
+    numeric_drift_threshold: Optional[float] = Field(
+        default=None, gt=0, description="Threshold of numeric_drift_method (a p-value or a distance); none: its default."
+    )
+    prediction_drift_method: Optional[str] = Field(
+        default=None,
+        description="Evidently drift method for the predicted class (e.g. 'chisquare', 'jensenshannon', 'psi'); "
+        "none: Evidently chooses by size.",
+    )
+    prediction_drift_threshold: Optional[float] = Field(default=None, gt=0, description="Threshold of prediction_drift_method.")
+    drift_share_warn: float = Field(ge=0, le=1, description="Share of drifted features that warns.")
+    drift_share_retrain: float = Field(ge=0, le=1, description="Share of drifted features that asks to retrain.")
+    max_rejected_share: float = Field(
+        default=0.05, ge=0, le=1, description="Share of requests answered with an error (4xx/5xx) above which a warning is raised."
+    )
+    live_metric: str = Field(description="The live metric compared with the offline evaluation of the served version.")
+    live_metric_min_drop_to_retrain: float = Field(
+        ge=0, description="A drop of the live metric below its offline value by this much asks to retrain; half of it warns."
+    )
+    min_labels: int = Field(
+        default=100, ge=1, description="Live metrics are judged only with at least this many true labels in the window."
+    )
+    fairness_attribute: Optional[str] = Field(
+        default=None, description="A bool feature; the statistical parity difference of the predicted top class across its two values is watched."
+    )
     fairness_max_parity_difference: Optional[float] = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _thresholds_are_ordered(self) -> "Monitoring":
+        if self.drift_share_warn > self.drift_share_retrain:
+            raise ValueError("drift_share_warn is above drift_share_retrain")
+        if (self.fairness_attribute is None) != (self.fairness_max_parity_difference is None):
+            raise ValueError("fairness_attribute and fairness_max_parity_difference go together")
+        return self
+
+
+LIVE_METRICS = ("accuracy", "top_k_accuracy", "precision_macro", "recall_macro", "f1_macro",
+                "precision_weighted", "recall_weighted", "f1_weighted")
 
 
 class Retraining(_Strict):
-    automatic: bool = False
-    min_new_labels: int = Field(default=0, ge=0)
+    """What a `retrain` decision of the monitoring pipeline does besides the alert it always writes."""
+
+    automatic: bool = Field(
+        default=False, description="Start the training pipeline on a `retrain` decision (the CLI's --retrain/--no-retrain overrides)."
+    )
+    alert_webhook: Optional[str] = Field(
+        default=None,
+        description="URL that gets every warn/retrain alert as a JSON POST (env HEADLINER_ALERT_WEBHOOK overrides).",
+    )
 
 
 class UseCaseSpec(_Strict):
@@ -247,6 +300,11 @@ class UseCaseSpec(_Strict):
                 raise ValueError(f"wrangling.example_key column '{column}' is not a data column")
         if self.decision.top_k > len(self.target.classes):
             raise ValueError("decision.top_k exceeds the number of classes")
+        if self.monitoring.live_metric not in LIVE_METRICS:
+            raise ValueError(f"monitoring.live_metric '{self.monitoring.live_metric}' is not one of {list(LIVE_METRICS)}")
+        attribute = self.monitoring.fairness_attribute
+        if attribute is not None and (attribute not in names or self.feature(attribute).dtype is not FeatureType.BOOL):
+            raise ValueError(f"monitoring.fairness_attribute '{attribute}' is not a bool feature")
         return self
 
     @property

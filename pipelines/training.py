@@ -12,8 +12,12 @@ from steps.training import check_quality_gates, evaluate_model, package_model, r
 
 
 @pipeline(name="training", execution_mode=ExecutionMode.FAIL_FAST)
-def training(spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None) -> None:
-    """Candidates and selection come from the run config (steps.train_model.parameters.training)."""
+def training(
+    spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None, trigger: Optional[dict[str, str]] = None
+) -> None:
+    """Candidates and selection come from the run config (steps.train_model.parameters.training).
+    `trigger`: why this run started when something other than a person started it (e.g. a monitoring run's
+    `retrain` decision); recorded in the run's parameters and on the model version it registers."""
     train_split, validation_split, test_split = data_engineering_steps(spec, data, rows)
     sklearn_model, model_selection = train_model(train_split, validation_split, spec=spec)
     evaluation_report = evaluate_model(sklearn_model, model_selection, train_split, test_split, spec=spec)
@@ -24,5 +28,6 @@ def training(spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] 
         sklearn_model, evaluation_report, train_split, test_split, spec=spec, after="check_quality_gates"
     )
     register_model.with_options(model=model)(
-        onnx_model, evaluation_report, model_selection, quality_gates, train_split, validation_split, test_split, spec=spec
+        onnx_model, evaluation_report, model_selection, quality_gates, train_split, validation_split, test_split, spec=spec,
+        trigger=trigger,
     )

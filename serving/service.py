@@ -54,6 +54,7 @@ class Headliner:
 
     def __init__(self) -> None:
         from headliner.model.onnx_packaging import OnnxPredictor
+        from headliner.serving.feedback import FeedbackStore
         from headliner.serving.inference_log import InferenceLog
         from headliner.serving.model_source import model_bytes
 
@@ -61,7 +62,10 @@ class Headliner:
         data, source = model_bytes(settings, Path(self.packed_model.path) if self.packed_model else None)
         predictor = OnnxPredictor(data)
         log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
-        self.server = ModelServer(predictor, log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes)
+        feedback = FeedbackStore(settings.inference_log_url())
+        self.server = ModelServer(
+            predictor, log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes, feedback
+        )
         app.attach(self.server)
         # No per-request access log line (the inference log records every request); importing ZenML for
         # a registry model gives the root logger handlers, which would switch uvicorn's on.
@@ -83,6 +87,7 @@ class Headliner:
     def close_inference_log(self) -> None:
         log = self.server.log
         unwritten = log.close()
+        self.server.feedback.close()
         logger.info("inference log closed: %d rows written%s", log.written, f", {unwritten} spilled" if unwritten else "")
 
 

@@ -132,3 +132,39 @@ def wine_onnx_file(wine_spec, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "wine.onnx"
     path.write_bytes(packaged_linear_model(wine_spec, rows=None))
     return path
+
+
+def log_traffic(url: str, model_bytes: bytes, frame, spec: UseCaseSpec, shift: Optional[dict] = None,
+                feedback_rate: float = 0.0, prefix: str = "req", seconds_apart: float = 1.0) -> list[str]:
+    """Write one logged /predict request per row of `frame` (features shifted by `shift`, clipped to the
+    spec's ranges) through the real InferenceLog, as the service would, and true labels (the frame's target)
+    for a seeded `feedback_rate` share of them. Returns the request ids."""
+    import time
+
+    import numpy as np
+
+    from headliner.model.onnx_packaging import OnnxPredictor
+    from headliner.serving.feedback import Feedback, FeedbackStore
+    from headliner.serving.inference_log import InferenceLog, InferenceRecord
+
+    predictor = OnnxPredictor(model_bytes)
+    matrix = frame[spec.feature_names].to_numpy(dtype=np.float64).copy()
+    for name, value in (shift or {}).items():
+        feature, column = spec.feature(name), spec.feature_names.index(name)
+        matrix[:, column] = np.clip(matrix[:, column] + value, feature.min, feature.max)
+    order, top = predictor.top_classes(predictor.probabilities(matrix))
+    labels = np.asarray(predictor.classes, dtype=object)[order]
+    log = InferenceLog(url, spec.feature_names, flush_seconds=60)
+    start = time.time() - len(matrix) * seconds_apart
+    ids = [f"{prefix}-{i}" for i in range(len(matrix))]
+    for i, request_id in enumerate(ids):
+        log.append(InferenceRecord(
+            start + i * seconds_apart, request_id, "predict", predictor.model_name, predictor.model_version, 200, 1.0, 1,
+            matrix[i:i + 1], labels[i:i + 1], top[i:i + 1], None,
+        ))
+    assert log.close() == 0
+    chosen = np.flatnonzero(np.random.default_rng(0).random(len(ids)) < feedback_rate)
+    store = FeedbackStore(url)
+    store.write([Feedback(ids[i], 0, str(frame[spec.target.column].iloc[i])) for i in chosen], "api")
+    store.close()
+    return ids

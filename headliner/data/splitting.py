@@ -83,3 +83,12 @@ def split_examples(
         label_counts={str(k): int(v) for k, v in labels.value_counts().items()},
     )
     return parts[0], parts[1], parts[2], report
+
+
+def one_row_per_group(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """The first row of each group (`split.group_column`, e.g. one row per song): what a service sees, one
+    request per song, where a split holds one example per (song, class). Without a group column: every row."""
+    column = spec.split.group_column
+    if column is None or column not in frame.columns:
+        return frame
+    return frame.drop_duplicates(column)

@@ -65,7 +65,16 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int, top_k
     y_true = np.asarray(y_true)
     proba = np.asarray(proba)
     _check_inputs(y_true, proba, n_classes)
-    y_pred = _predicted_classes(proba)
+    return {
+        **label_metrics(y_true, _predicted_classes(proba), n_classes),
+        "top_k_accuracy": _top_k_accuracy(y_true, proba, min(top_k, n_classes)),
+        "log_loss": float(log_loss(y_true, y_proba=proba, labels=list(range(n_classes)))),
+    }
+
+
+def label_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy and macro/weighted precision, recall and F1 of predicted class indices (what live
+    monitoring can compute from logged answers, and offline evaluation from probabilities)."""
     precision, recall, f1, support = _per_class_scores(y_true, y_pred, n_classes)
     return {
         "accuracy": float(np.mean(y_pred == y_true)),
@@ -75,8 +84,6 @@ def compute_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int, top_k
         "precision_weighted": float(np.average(precision, weights=support)),
         "recall_weighted": float(np.average(recall, weights=support)),
         "f1_weighted": float(np.average(f1, weights=support)),
-        "top_k_accuracy": _top_k_accuracy(y_true, proba, min(top_k, n_classes)),
-        "log_loss": float(log_loss(y_true, y_proba=proba, labels=list(range(n_classes)))),
     }
 
 

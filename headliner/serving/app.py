@@ -1,5 +1,6 @@
 """The inference HTTP API as one plain ASGI app: friendly `POST /predict`, the Open Inference Protocol
-(KServe v2) endpoints, bearer-token auth, Prometheus metrics and the inference log.
+(KServe v2) endpoints, `POST /feedback` for true labels, bearer-token auth, Prometheus metrics and the
+inference log.
 
 It is a raw ASGI callable rather than a framework app because one-row requests are tens of
 microseconds of model work: routing, validation and JSON are kept to what the request needs. The
@@ -21,6 +22,7 @@ import numpy as np
 import orjson
 
 from headliner.model.onnx_packaging import OnnxPredictor
+from headliner.serving.feedback import FeedbackStore, parse_feedback
 from headliner.serving.inference_log import InferenceLog, InferenceRecord
 from headliner.serving.payloads import FeatureRules, RequestError, parse_json
 
@@ -96,10 +98,12 @@ class ModelServer:
         token: Optional[str] = None,
         max_rows: int = 1000,
         max_body_bytes: int = 16 * 1024 * 1024,
+        feedback: Optional[FeedbackStore] = None,
     ):
         self.predictor = predictor
         self.rules = FeatureRules(predictor.feature_schema)
         self.log = log
+        self.feedback = feedback
         self.token = f"Bearer {token}".encode() if token else None
         self.max_rows = max_rows
         self.max_body_bytes = max_body_bytes
@@ -213,7 +217,7 @@ class InferenceApp:
     @staticmethod
     def handles(path: str) -> bool:
         """Whether a path belongs to this app (the rest is left to the server it runs in)."""
-        return path == "/predict" or path == "/metrics" or path == "/v2" or path.startswith("/v2/")
+        return path in ("/predict", "/feedback", "/metrics", "/v2") or path.startswith("/v2/")
 
     async def __call__(self, scope: dict, receive: Callable, send: Send) -> None:
         if scope["type"] == "lifespan":  # standalone use (tests, benchmarks); BentoML does not forward it
@@ -260,7 +264,7 @@ class InferenceApp:
             body = await self._read_body(receive, server.max_body_bytes)
             payload = parse_json(body)
             response, matrix, top_labels, top_probabilities = await handler(server, payload, request_id)
-            rows = len(matrix)
+            rows = 0 if matrix is None else len(matrix)
             answer = _json(response)
         except RequestError as exc:
             status, error = exc.status, exc.message
@@ -272,7 +276,7 @@ class InferenceApp:
         await _respond(send, status, answer, extra_headers=((b"x-request-id", request_id.encode("latin-1")),))
         elapsed = time.perf_counter() - started
         server.metrics.observe(endpoint, status, rows, elapsed)
-        if server.log is not None:
+        if server.log is not None and endpoint != "feedback":  # labels are stored by the feedback store
             server.log.append(
                 InferenceRecord(
                     received_at, request_id, endpoint, server.name, server.version, status, elapsed * 1000.0,
@@ -303,6 +307,8 @@ class InferenceApp:
         """(endpoint name, handler) for a scoring request, or (ready answer, None)."""
         if path == "/predict":
             return ("predict", _predict) if method == "POST" else (_method_not_allowed("POST"), None)
+        if path == "/feedback":
+            return ("feedback", _feedback) if method == "POST" else (_method_not_allowed("POST"), None)
         if path.startswith("/v2"):
             return _route_v2(method, path, server)
         if path == "/metrics":
@@ -338,6 +344,19 @@ async def _infer(server: ModelServer, payload: Any, request_id: str):
     if isinstance(payload.get("id"), str):
         request_id = payload["id"][:64]
     return server.v2_response(request_id, probabilities, top_labels, wanted), matrix, top_labels, top_probabilities
+
+
+async def _feedback(server: ModelServer, payload: Any, request_id: str):
+    """True labels for earlier predictions; stored (off the event loop) before the answer, so 200 means kept."""
+    if server.feedback is None:
+        raise RequestError(503, "this server keeps no feedback (it has no inference log)")
+    labels = parse_feedback(payload, server.predictor.classes, server.max_rows)
+    try:
+        accepted = await asyncio.get_running_loop().run_in_executor(None, server.feedback.write, labels, "api")
+    except Exception as exc:  # the database is down: the client may send again
+        logger.error("feedback %s not stored: %s", request_id, exc)
+        raise RequestError(503, "the feedback store is unavailable; send the labels again later") from None
+    return {"accepted": accepted, "request_id": request_id}, None, None, None
 
 
 def _ready(status: int, payload: Any, content_type: bytes = JSON):

@@ -12,4 +12,4 @@ from headliner.spec import UseCaseSpec
 
 @step
 def profile_data(labelled_data: pd.DataFrame, spec: UseCaseSpec) -> Annotated[HTMLString, "data_profile"]:
-    return HTMLString(data_profile_html(labelled_data, spec))
+    return HTMLString(data_profile_html(labelled_data, spec, categorical=[spec.target.column]))

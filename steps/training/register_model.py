@@ -1,7 +1,7 @@
 """Step: complete the model version (splits, evaluation, metrics, model card) and mirror it in the
 stack's model registry (MLflow)."""
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import onnx
 import pandas as pd
@@ -31,15 +31,20 @@ def register_model(
     test_split: pd.DataFrame,
     spec: UseCaseSpec,
     request_staging: bool = False,
+    trigger: Optional[dict[str, str]] = None,
 ) -> Annotated[MarkdownString, "model_card"]:
-    """`request_staging` (run config) files the staging request for a second person to approve."""
+    """`request_staging` (run config) files the staging request for a second person to approve; `trigger`
+    (set by the pipeline) is recorded on the version: why it was trained."""
     context = get_step_context()
     for name in LINKED_INPUTS:
         link_artifact_to_model(context.inputs[name][0])
     splits = {"train_split": train_split, "validation_split": validation_split, "test_split": test_split}
     version = context.model.number
     registry_version = mirror_to_registry(spec, onnx_model, version, str(context.pipeline_run.name))
-    log_metadata(metadata=version_metadata(evaluation_report, splits, registry_version), infer_model=True)
+    metadata = version_metadata(evaluation_report, splits, registry_version)
+    if trigger:
+        metadata["trigger"] = trigger
+    log_metadata(metadata=metadata, infer_model=True)
     if request_staging:
         request_promotion(
             spec.name, version, "staging", f"automatic: quality gates passed in run {context.pipeline_run.name}", AUTOMATION_USER

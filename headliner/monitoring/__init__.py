@@ -1,0 +1,1 @@
+"""Monitoring: drift, data quality, fairness and live performance of a served model."""

@@ -1,0 +1,184 @@
+"""The verdict of a monitoring run: the figures of every check, the spec's thresholds, and `ok`, `warn` or
+`retrain` with the reasons; and the alert that a `warn` or `retrain` writes (a log line, and a JSON POST
+to a webhook when one is configured).
+
+Rules (thresholds from the spec's `monitoring` block):
+- retrain: share of drifted features >= drift_share_retrain, or the live metric (with >= min_labels
+  labels) below its offline value by >= live_metric_min_drop_to_retrain;
+- warn: share of drifted features >= drift_share_warn, the predicted class drifted, a data-quality
+  problem, a fairness figure above its limit, or the live metric down by half the retrain drop;
+- ok otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timezone
+from typing import Literal, Optional
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field
+
+from headliner.monitoring.drift import DriftReport
+from headliner.monitoring.fairness import FairnessReport
+from headliner.monitoring.performance import LivePerformanceReport
+from headliner.monitoring.quality import DataQualityReport
+from headliner.monitoring.window import WindowReport
+from headliner.reports import HtmlReport, html_page, html_table
+from headliner.spec import UseCaseSpec
+
+logger = logging.getLogger("headliner.monitoring")
+
+Decision = Literal["ok", "warn", "retrain"]
+WEBHOOK_ENV = "HEADLINER_ALERT_WEBHOOK"
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+class MonitoringSummary(HtmlReport):
+    """The machine-readable result of a monitoring run."""
+
+    model_name: str
+    model_version: str
+    window: str
+    checked_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    decision: Decision
+    reasons: list[str]
+    figures: dict[str, Optional[float]]
+    thresholds: dict[str, Optional[float]]
+    drifted_features: list[str]
+
+    def summary_metadata(self) -> dict[str, str | int | float]:
+        figures = {name: value for name, value in self.figures.items() if value is not None}
+        return {"decision": self.decision, **figures, "reasons": "; ".join(self.reasons) or "none"}
+
+    def lines(self) -> list[str]:
+        """The summary for a terminal."""
+        out = [f"Decision: {self.decision.upper()} for {self.model_name} version {self.model_version} ({self.window})"]
+        out += [f"  - {reason}" for reason in self.reasons]
+        for name, value in self.figures.items():
+            limit = self.thresholds.get(name)
+            shown = "n/a" if value is None else (f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}")
+            out.append(f"  {name:34} {shown:>10}" + (f"   (limit {limit:g})" if limit is not None else ""))
+        return out
+
+    def to_html(self) -> str:
+        colour = {"ok": "ok", "warn": "fail", "retrain": "fail"}[self.decision]
+        head = f"<p class='{colour}'><b>{self.decision.upper()}</b></p>" + (
+            "<ul>" + "".join(f"<li>{reason}</li>" for reason in self.reasons) + "</ul>" if self.reasons else "<p>Every check passed.</p>"
+        )
+        rows = [
+            [name, "n/a" if value is None else f"{value:.4g}", "" if self.thresholds.get(name) is None else f"{self.thresholds[name]:g}"]
+            for name, value in self.figures.items()
+        ]
+        return html_page(
+            f"Monitoring of {self.model_name} v{self.model_version}: {self.decision}",
+            [("Decision", head), ("Figures", html_table(["figure", "value", "limit"], rows)), ("Window", f"<p>{self.window}</p>")],
+        )
+
+
+def decide(
+    window: WindowReport,
+    feature_drift: DriftReport,
+    prediction_drift: DriftReport,
+    quality: DataQualityReport,
+    fairness: FairnessReport,
+    performance: LivePerformanceReport,
+    spec: UseCaseSpec,
+) -> MonitoringSummary:
+    """Apply the spec's thresholds to the checks' figures."""
+    rules = spec.monitoring
+    retrain, warn = [], []
+    share = feature_drift.drifted_share
+    drifted = ", ".join(feature_drift.drifted)
+    if share >= rules.drift_share_retrain:
+        retrain.append(f"{share:.0%} of features drifted ({drifted}), at or above {rules.drift_share_retrain:.0%}")
+    elif share >= rules.drift_share_warn:
+        warn.append(f"{share:.0%} of features drifted ({drifted}), at or above {rules.drift_share_warn:.0%}")
+    if prediction_drift.drifted:
+        column = prediction_drift.columns[0]
+        warn.append(f"the predicted class drifted ({column.method} {column.score:.3f}, threshold {column.threshold:g})")
+    warn += [f"data quality: {problem}" for problem in quality.problems]
+    if fairness.passed is False:
+        warn.append(
+            f"statistical parity difference across {fairness.attribute} is {fairness.max_difference:.3f} "
+            f"(class {fairness.classes[0].label}), above {fairness.threshold:g}"
+        )
+    drop = performance.drop
+    metric = rules.live_metric
+    if drop is not None and drop >= rules.live_metric_min_drop_to_retrain:
+        retrain.append(f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} below offline {performance.offline[metric]:.3f}")
+    elif drop is not None and drop >= rules.live_metric_min_drop_to_retrain / 2:
+        warn.append(f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} below offline {performance.offline[metric]:.3f}")
+    decision: Decision = "retrain" if retrain else "warn" if warn else "ok"
+    figures = {
+        "requests": float(window.requests),
+        "scored_rows": float(window.items),
+        "analysed_rows": float(window.analysed_items),
+        "rejected_share": quality.rejected_share,
+        "drifted_feature_share": share,
+        "prediction_drift_score": prediction_drift.columns[0].score if prediction_drift.columns else None,
+        "statistical_parity_difference": fairness.max_difference,
+        "labelled_rows": float(performance.labelled),
+        f"live_{metric}": performance.metrics.get(metric),
+        f"offline_{metric}": performance.offline.get(metric),
+        f"{metric}_drop": drop,
+    }
+    thresholds = {
+        "rejected_share": rules.max_rejected_share,
+        "drifted_feature_share": rules.drift_share_retrain,
+        "statistical_parity_difference": rules.fairness_max_parity_difference,
+        "labelled_rows": float(rules.min_labels),
+        f"{metric}_drop": rules.live_metric_min_drop_to_retrain,
+    }
+    return MonitoringSummary(
+        model_name=window.model_name,
+        model_version=window.model_version,
+        window=f"{window.selection}: {window.requests:,} requests, {window.items:,} scored rows",
+        decision=decision,
+        reasons=retrain + warn,
+        figures=figures,
+        thresholds=thresholds,
+        drifted_features=feature_drift.drifted,
+    )
+
+
+class Alert(BaseModel):
+    """What a warn/retrain verdict told the team: the log line always, the webhook when configured."""
+
+    level: Literal["none", "warning", "critical"]
+    message: str
+    webhook: Optional[str] = None  # scheme://host/ only: the path may hold a secret
+    webhook_status: Optional[int] = None
+    webhook_error: Optional[str] = None
+
+
+def alert_webhook(spec: UseCaseSpec) -> Optional[str]:
+    return os.environ.get(WEBHOOK_ENV) or spec.retraining.alert_webhook
+
+
+def send_alert(summary: MonitoringSummary, webhook: Optional[str]) -> Alert:
+    """Log the verdict (warning for warn, error for retrain) and POST it as JSON to `webhook`. A webhook
+    that fails is reported in the alert and the log, never raised: the verdict is already made."""
+    import httpx
+
+    if summary.decision == "ok":
+        return Alert(level="none", message=summary.lines()[0])
+    level = "critical" if summary.decision == "retrain" else "warning"
+    message = f"{summary.lines()[0]}: " + "; ".join(summary.reasons)
+    logger.log(logging.ERROR if level == "critical" else logging.WARNING, "ALERT %s", message)
+    alert = Alert(level=level, message=message)
+    if webhook:
+        parts = urlsplit(webhook)
+        alert.webhook = f"{parts.scheme}://{parts.netloc}/"
+        payload = {"level": level, "text": message, "summary": summary.model_dump(mode="json")}
+        try:
+            response = httpx.post(webhook, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
+            alert.webhook_status = response.status_code
+            if response.status_code >= 300:
+                alert.webhook_error = f"answered {response.status_code}"
+        except httpx.HTTPError as exc:
+            alert.webhook_error = f"{type(exc).__name__}: {exc}"
+        if alert.webhook_error:
+            logger.error("alert webhook %s failed: %s", alert.webhook, alert.webhook_error)
+    return alert

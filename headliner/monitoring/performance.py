@@ -1,0 +1,141 @@
+"""Live performance: once true labels arrive (POST /feedback, `run.py feedback`), the served answers are
+scored with the offline metrics — top-k accuracy from the logged top-k, accuracy and precision/recall/F1
+from the top-1 — over the window and over time, beside the offline evaluation of the same version."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from headliner.model.evaluation import label_metrics
+from headliner.monitoring.window import LABEL, LABEL_RANK, PREDICTED
+from headliner.reports import HtmlReport, html_page, html_table
+from headliner.spec import UseCaseSpec
+
+PERIODS = 10
+
+
+class LivePeriod(BaseModel):
+    start: datetime
+    end: datetime
+    labelled: int
+    metrics: dict[str, float]
+
+
+class LivePerformanceReport(HtmlReport):
+    live_metric: str
+    top_k: int
+    labelled: int
+    min_labels: int
+    metrics: dict[str, float] = {}  # over the whole window; empty without labels
+    offline: dict[str, float] = {}  # the version's test metrics
+    periods: list[LivePeriod] = []
+
+    @property
+    def judged(self) -> bool:
+        """Enough labels to compare with the offline evaluation."""
+        return self.labelled >= self.min_labels and bool(self.metrics)
+
+    @property
+    def drop(self) -> Optional[float]:
+        """How far the live metric is below its offline value (negative: above); None if not judged."""
+        if not self.judged or self.live_metric not in self.offline:
+            return None
+        return self.offline[self.live_metric] - self.metrics[self.live_metric]
+
+    def summary_metadata(self) -> dict[str, str | int | float]:
+        figures: dict[str, str | int | float] = {"labelled": self.labelled}
+        figures.update({f"live_{name}": round(value, 4) for name, value in self.metrics.items()})
+        if self.drop is not None:
+            figures[f"{self.live_metric}_drop"] = round(self.drop, 4)
+        return figures
+
+    def png_images(self) -> dict[str, bytes]:
+        return {"live_performance": _chart(self)} if self.periods else {}
+
+    def to_html(self) -> str:
+        if not self.metrics:
+            return html_page("Live performance", [("No labels yet", "<p>No true labels arrived for this window: send them with "
+                                                   "POST /feedback or python run.py feedback --data FILE.</p>")])
+        names = list(self.metrics)
+        rows = [[name, f"{self.metrics[name]:.4f}", f"{self.offline[name]:.4f}" if name in self.offline else "-"] for name in names]
+        status = (
+            f"<p>{self.labelled:,} labelled answers; {self.live_metric} is {self.drop:+.4f} below its offline value.</p>"
+            if self.drop is not None
+            else f"<p>{self.labelled:,} labelled answers; at least {self.min_labels:,} are needed to judge.</p>"
+        )
+        periods = [
+            [f"{p.start:%Y-%m-%d %H:%M:%S}", f"{p.end:%Y-%m-%d %H:%M:%S}", f"{p.labelled:,}", f"{p.metrics[self.live_metric]:.4f}"]
+            for p in self.periods
+        ]
+        sections = [
+            ("Window", status + html_table(["metric (top-k: k=%d)" % self.top_k, "live", "offline (test split)"], rows)),
+            ("Over time", html_table(["from", "to", "labels", self.live_metric], periods)),
+        ]
+        return html_page("Live performance", sections)
+
+
+def live_metrics(labels: np.ndarray, predicted: np.ndarray, label_rank: np.ndarray, classes: list[str], top_k: int) -> dict[str, float]:
+    """The offline metric names for logged answers: class-code `labels` and top-1 `predicted`, and the rank
+    of the true class in the logged top-k (-1 when absent)."""
+    index = {c: i for i, c in enumerate(classes)}
+    y_true = np.array([index[c] for c in labels])
+    y_pred = np.array([index[c] for c in predicted])
+    rank = np.asarray(label_rank)
+    return {
+        **label_metrics(y_true, y_pred, len(classes)),
+        "top_k_accuracy": float(np.mean((rank >= 0) & (rank < top_k))),
+    }
+
+
+def live_performance(current: pd.DataFrame, offline: dict[str, float], spec: UseCaseSpec) -> LivePerformanceReport:
+    """Live metrics of the labelled items of the window, overall and in up to PERIODS equal time spans."""
+    top_k = min(spec.evaluation.top_k, spec.decision.top_k)  # the service logs the decision's top-k
+    labelled = current[current[LABEL].notna()]
+    report = LivePerformanceReport(
+        live_metric=spec.monitoring.live_metric, top_k=top_k, labelled=len(labelled),
+        min_labels=spec.monitoring.min_labels, offline=dict(offline),
+    )
+    if labelled.empty:
+        return report
+    classes = spec.target.classes
+
+    def score(part: pd.DataFrame) -> dict[str, float]:
+        return live_metrics(part[LABEL].to_numpy(), part[PREDICTED].to_numpy(), part[LABEL_RANK].to_numpy(), classes, top_k)
+
+    report.metrics = score(labelled)
+    times = labelled["received_at"]
+    edges = pd.date_range(times.min(), times.max(), periods=PERIODS + 1) if times.max() > times.min() else None
+    if edges is not None:
+        buckets = pd.cut(times, edges, include_lowest=True)
+        for interval, part in labelled.groupby(buckets, observed=True):
+            report.periods.append(
+                LivePeriod(start=interval.left.to_pydatetime(), end=interval.right.to_pydatetime(), labelled=len(part), metrics=score(part))
+            )
+    return report
+
+
+def _chart(report: LivePerformanceReport) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 3.5))
+    middles = [p.start + (p.end - p.start) / 2 for p in report.periods]
+    axes.plot(middles, [p.metrics[report.live_metric] for p in report.periods], marker="o", label="live")
+    if report.live_metric in report.offline:
+        axes.axhline(report.offline[report.live_metric], color="grey", linestyle="--", label="offline (test split)")
+    axes.set_ylabel(report.live_metric)
+    axes.set_title(f"Live {report.live_metric} over time ({report.labelled:,} labels)")
+    axes.legend()
+    figure.autofmt_xdate()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()

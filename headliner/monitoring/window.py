@@ -1,0 +1,292 @@
+"""The current window of a monitoring run: the inference log of one served model version over a time span
+(or its newest requests), one row per scored item, with the true labels that arrived for it.
+
+Large windows are read in chunks and sampled uniformly (seeded) to `monitoring.max_analysis_rows` for
+drift, quality and fairness, so memory stays bounded; every labelled item is kept, so live metrics use
+all the labels there are.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+import numpy as np
+import orjson
+import pandas as pd
+from pydantic import BaseModel, Field, model_validator
+
+from headliner.errors import MonitoringError
+from headliner.reports import HtmlReport, html_page, html_table
+from headliner.spec import UseCaseSpec
+
+CHUNK_ROWS = 20_000
+ANALYSED = "analysed"  # column: the item is in the sample that drift, quality and fairness read
+LABEL = "label"  # column: the true class, when feedback arrived
+LABEL_RANK = "label_rank"  # column: rank of the true class in the logged top-k (0 = top-1), -1 if not in it
+PREDICTED = "predicted"  # column: the top-1 class the service answered
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class WindowSelection(BaseModel):
+    """Which requests of the log form the window: since a time, the newest N, or (neither) all of them."""
+
+    since: Optional[datetime] = None
+    last: Optional[int] = Field(default=None, ge=1, description="The newest N requests.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "WindowSelection":
+        if self.since is not None and self.last is not None:
+            raise ValueError("give since or last, not both")
+        return self
+
+    def describe(self) -> str:
+        if self.since is not None:
+            return f"since {self.since.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        if self.last is not None:
+            return f"the newest {self.last:,} requests"
+        return "every logged request"
+
+
+def parse_since(text: str, now: Optional[datetime] = None) -> datetime:
+    """`--since`: a duration back from now (`30m`, `24h`, `7d`, `2w`) or an ISO date/time (UTC unless it
+    says otherwise)."""
+    now = now or datetime.now(timezone.utc)
+    match = _DURATION.match(text.strip().lower())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MonitoringError(
+            f"--since '{text}': expected a duration such as 30m, 24h, 7d, or an ISO time such as 2026-11-22T08:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class WindowReport(HtmlReport):
+    """What the window holds: requests, rejections, scored items, the sample analysed, the labels."""
+
+    model_name: str
+    model_version: str
+    selection: str
+    log: str
+    first_at: Optional[datetime] = None
+    last_at: Optional[datetime] = None
+    requests: int = 0
+    rejected_requests: int = 0
+    top_errors: dict[str, int] = Field(default_factory=dict)
+    items: int = 0
+    analysed_items: int = 0
+    labelled_items: int = 0
+
+    @property
+    def rejected_share(self) -> float:
+        return self.rejected_requests / self.requests if self.requests else 0.0
+
+    @property
+    def sample_rate(self) -> float:
+        return self.analysed_items / self.items if self.items else 0.0
+
+    def summary_metadata(self) -> dict[str, str | int | float]:
+        return {
+            "requests": self.requests, "rejected_requests": self.rejected_requests, "items": self.items,
+            "analysed_items": self.analysed_items, "labelled_items": self.labelled_items,
+        }
+
+    def to_html(self) -> str:
+        span = f"{self.first_at:%Y-%m-%d %H:%M:%S} to {self.last_at:%Y-%m-%d %H:%M:%S} UTC" if self.first_at else "-"
+        rows = [
+            ["model", f"{self.model_name} version {self.model_version}"], ["window", self.selection], ["span", span],
+            ["inference log", self.log], ["requests", f"{self.requests:,}"],
+            ["rejected (4xx/5xx)", f"{self.rejected_requests:,} ({self.rejected_share:.1%})"],
+            ["scored items", f"{self.items:,}"],
+            ["analysed (drift, quality, fairness)", f"{self.analysed_items:,} ({self.sample_rate:.1%})"],
+            ["with a true label", f"{self.labelled_items:,}"],
+        ]
+        sections = [("Window", html_table(["", ""], rows))]
+        if self.top_errors:
+            sections.append(("Most frequent errors", html_table(["error", "requests"], list(self.top_errors.items()))))
+        return html_page(f"Monitoring window of {self.model_name} v{self.model_version}", sections)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """The log stores UTC without a zone (SQLite) or as DATETIME (MySQL): compare with naive UTC."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def load_window(
+    url: str, spec: UseCaseSpec, model_version: str, selection: WindowSelection, log_display: Optional[str] = None
+) -> tuple[pd.DataFrame, WindowReport]:
+    """The window's scored items (features, predicted, probability, request_id, item, received_at, label,
+    label_rank, analysed) and what it holds. Raises MonitoringError when there is no log, nothing of this
+    version, or fewer scored items than `monitoring.min_window_rows`."""
+    from sqlalchemy import and_, case, func, inspect, select
+
+    from headliner.serving.feedback import FeedbackStore
+    from headliner.serving.inference_log import TABLE_NAME, create_log_engine, log_table
+
+    display = log_display or url
+    engine = create_log_engine(url)
+    try:
+        if not inspect(engine).has_table(TABLE_NAME):
+            raise MonitoringError(
+                f"no inference log at {display}: serve the model (python run.py serve) and send it requests "
+                "(python run.py simulate-traffic --requests 500)"
+            )
+        table = log_table(engine)
+        of_version = and_(table.c.model_name == spec.name, table.c.model_version == str(model_version))
+        conditions = [of_version]
+        with engine.connect() as connection:
+            if selection.since is not None:
+                conditions.append(table.c.received_at >= _naive_utc(selection.since))
+            if selection.last is not None:
+                newest = select(table.c.id).where(of_version).order_by(table.c.id.desc()).limit(1).offset(selection.last - 1)
+                first_id = connection.execute(newest).scalar()
+                if first_id is not None:
+                    conditions.append(table.c.id >= first_id)
+            where = and_(*conditions)
+            ok = table.c.status == 200
+            requests, rejected, items, first_at, last_at = connection.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(case((table.c.status >= 400, 1), else_=0)), 0),
+                    func.coalesce(func.sum(table.c.rows).filter(ok), 0),
+                    func.min(table.c.received_at),
+                    func.max(table.c.received_at),
+                ).where(where)
+            ).one()
+            report = WindowReport(
+                model_name=spec.name, model_version=str(model_version), selection=selection.describe(), log=display,
+                first_at=first_at, last_at=last_at, requests=requests, rejected_requests=rejected, items=items,
+            )
+            if requests == 0:
+                raise MonitoringError(_empty_window_message(connection, table, spec, model_version, selection, display))
+            errors = connection.execute(
+                select(table.c.error, func.count().label("n")).where(and_(where, table.c.status >= 400))
+                .group_by(table.c.error).order_by(func.count().desc()).limit(5)
+            ).all()
+            report.top_errors = {str(error): n for error, n in errors}
+            if items < spec.monitoring.min_window_rows:
+                raise MonitoringError(
+                    f"the window ({selection.describe()}) of {spec.name} version {model_version} holds {items:,} scored "
+                    f"rows; at least {spec.monitoring.min_window_rows:,} are needed (monitoring.min_window_rows): send "
+                    "more traffic (python run.py simulate-traffic) or widen the window (--since / --last)"
+                )
+            store = FeedbackStore(url)
+            try:
+                labels = store.read()
+            finally:
+                store.close()
+            frame = _read_items(connection, table, and_(where, ok), spec, items, labels)
+    finally:
+        engine.dispose()
+    report.analysed_items = int(frame[ANALYSED].sum())
+    report.labelled_items = int(frame[LABEL].notna().sum())
+    return frame, report
+
+
+def _empty_window_message(connection, table, spec, model_version, selection, display) -> str:
+    from sqlalchemy import func, select
+
+    logged = connection.execute(
+        select(table.c.model_version, func.count()).where(table.c.model_name == spec.name).group_by(table.c.model_version)
+    ).all()
+    if not logged:
+        return f"the inference log at {display} holds no requests to '{spec.name}': send some (python run.py simulate-traffic --requests 500)"
+    versions = ", ".join(f"v{version} ({count:,} requests)" for version, count in sorted(logged, key=lambda r: str(r[0])))
+    return (
+        f"no requests to {spec.name} version {model_version} in the window ({selection.describe()}); "
+        f"the log at {display} holds {versions}"
+    )
+
+
+def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels: pd.DataFrame) -> pd.DataFrame:
+    """Scored items in chunks: every labelled one, and a seeded uniform sample of the rest."""
+    from sqlalchemy import select
+
+    rate = min(1.0, spec.monitoring.max_analysis_rows / items)
+    rng = np.random.default_rng(spec.split.seed)
+    labelled = {(rid, item): label for rid, item, label in zip(labels["request_id"], labels["item"], labels[LABEL])}
+    features = spec.feature_names
+    query = select(table.c.request_id, table.c.received_at, table.c.inputs, table.c.outputs).where(where).order_by(table.c.id)
+    parts = []
+    result = connection.execution_options(stream_results=True).execute(query)
+    while chunk := result.fetchmany(CHUNK_ROWS):
+        request_ids, received, inputs, outputs = zip(*chunk)
+        parsed_inputs = orjson.loads(b"[" + b",".join(i.encode() for i in inputs) + b"]")
+        parsed_outputs = orjson.loads(b"[" + b",".join(o.encode() for o in outputs) + b"]")
+        counts = np.fromiter((len(entry["data"]) for entry in parsed_inputs), dtype=np.int64, count=len(chunk))
+        columns = parsed_inputs[0]["columns"]
+        if columns != features:
+            raise MonitoringError(f"the logged inputs have columns {columns}; the spec's features are {features}")
+        item_request = np.repeat(np.array(request_ids, dtype=object), counts)
+        item_index = np.concatenate([np.arange(n) for n in counts])
+        item_labels = [labelled.get(key) for key in zip(item_request, item_index.tolist())] if labelled else [None] * len(item_index)
+        keep = rng.random(len(item_index)) < rate
+        has_label = np.fromiter((label is not None for label in item_labels), dtype=bool, count=len(item_labels))
+        selected = np.flatnonzero(keep | has_label)
+        if len(selected) == 0:
+            continue
+        values = np.array([row for entry in parsed_inputs for row in entry["data"]], dtype=np.float64)[selected]
+        tops = [top for entry in parsed_outputs for top in entry["top"]]
+        probabilities = [p[0] for entry in parsed_outputs for p in entry["probability"]]
+        part = pd.DataFrame(values, columns=features)
+        part.insert(0, "item", item_index[selected])
+        part.insert(0, "request_id", item_request[selected])
+        part["received_at"] = np.repeat(pd.to_datetime(pd.Series(received), utc=True).to_numpy(), counts)[selected]
+        part[PREDICTED] = [tops[i][0] for i in selected]
+        part["probability"] = np.array(probabilities)[selected]
+        part[LABEL] = [item_labels[i] for i in selected]
+        part[LABEL_RANK] = [_rank(tops[i], item_labels[i]) for i in selected]
+        part[ANALYSED] = keep[selected]
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)  # numpy dropped the zone: UTC
+    return frame
+
+
+def _rank(top: list[str], label: Optional[str]) -> int:
+    """Where the true class sits in the answered top-k (0 = first), -1 if absent or unlabelled."""
+    if label is None:
+        return -1
+    try:
+        return top.index(label)
+    except ValueError:
+        return -1
+
+
+def reference_data(train_split: pd.DataFrame, model_bytes: bytes, spec: UseCaseSpec) -> pd.DataFrame:
+    """The reference of a monitoring run: the served version's training split (features, one row per song
+    or other group of the spec, as traffic sends them), sampled like the window to `monitoring.max_analysis_rows`, with the class the version predicts for each row."""
+    from headliner.data.splitting import one_row_per_group
+    from headliner.model.onnx_packaging import OnnxPredictor
+
+    frame = one_row_per_group(train_split, spec)[spec.feature_names]  # songs, as traffic sends them
+    if len(frame) > spec.monitoring.max_analysis_rows:
+        frame = frame.sample(n=spec.monitoring.max_analysis_rows, random_state=spec.split.seed)
+    frame = frame.astype(np.float64).reset_index(drop=True)
+    predictor = OnnxPredictor(model_bytes)
+    order, _ = predictor.top_classes(predictor.probabilities(frame.to_numpy()))
+    frame[PREDICTED] = np.asarray(predictor.classes, dtype=object)[order[:, 0]]
+    return frame
+
+
+def newest_logged_version(url: str, model_name: str) -> Optional[str]:
+    """The version that answered the newest logged request to `model_name` (the one being served), or None."""
+    from sqlalchemy import inspect, select
+
+    from headliner.serving.inference_log import TABLE_NAME, create_log_engine, log_table
+
+    engine = create_log_engine(url)
+    try:
+        if not inspect(engine).has_table(TABLE_NAME):
+            return None
+        table = log_table(engine)
+        query = select(table.c.model_version).where(table.c.model_name == model_name).order_by(table.c.id.desc()).limit(1)
+        with engine.connect() as connection:
+            return connection.execute(query).scalar()
+    finally:
+        engine.dispose()

@@ -1,0 +1,17 @@
+"""Monitoring steps: the window and the reference, drift, data quality, fairness, live performance,
+the decision and its alert."""
+
+from steps.monitoring.check_data_quality import check_data_quality
+from steps.monitoring.check_fairness import check_fairness
+from steps.monitoring.check_feature_drift import check_feature_drift
+from steps.monitoring.check_prediction_drift import check_prediction_drift
+from steps.monitoring.decide_action import decide_action
+from steps.monitoring.evaluate_live_performance import evaluate_live_performance
+from steps.monitoring.load_inference_window import load_inference_window
+from steps.monitoring.score_reference import score_reference
+from steps.monitoring.send_alert import send_alert
+
+__all__ = [
+    "load_inference_window", "score_reference", "check_feature_drift", "check_prediction_drift", "check_data_quality",
+    "check_fairness", "evaluate_live_performance", "decide_action", "send_alert",
+]
