@@ -115,7 +115,7 @@ def live_performance(current: pd.DataFrame, offline: dict[str, float], spec: Use
         buckets = pd.cut(times, edges, include_lowest=True)
         for interval, part in labelled.groupby(buckets, observed=True):
             report.periods.append(
-                LivePeriod(start=interval.left.to_pydatetime(), end=interval.right.to_pydatetime(), labelled=len(part), metrics=score(part))
+                LivePeriod(start=interval.left.to_pydatetime(warn=False), end=interval.right.to_pydatetime(warn=False), labelled=len(part), metrics=score(part))
             )
     return report
 
