@@ -204,48 +204,60 @@ def _empty_window_message(connection, table, spec, model_version, selection, dis
 
 
 def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels: pd.DataFrame) -> pd.DataFrame:
-    """Scored items in chunks: every labelled one, and a seeded uniform sample of the rest."""
+    """Scored items in chunks: every labelled one, and a seeded uniform sample of the rest. Which items
+    are kept is decided from the `rows` column, so only requests holding a kept item have their JSON
+    parsed (parsing is most of the cost of a large window)."""
     from sqlalchemy import select
 
     rate = min(1.0, spec.monitoring.max_analysis_rows / items)
     rng = np.random.default_rng(spec.split.seed)
     labelled = {(rid, item): label for rid, item, label in zip(labels["request_id"], labels["item"], labels[LABEL])}
     features = spec.feature_names
-    query = select(table.c.request_id, table.c.received_at, table.c.inputs, table.c.outputs).where(where).order_by(table.c.id)
+    query = select(
+        table.c.request_id, table.c.received_at, table.c.rows, table.c.inputs, table.c.outputs
+    ).where(where).order_by(table.c.id)
     parts = []
     result = connection.execution_options(stream_results=True).execute(query)
     while chunk := result.fetchmany(CHUNK_ROWS):
-        request_ids, received, inputs, outputs = zip(*chunk)
-        parsed_inputs = orjson.loads(b"[" + b",".join(i.encode() for i in inputs) + b"]")
-        parsed_outputs = orjson.loads(b"[" + b",".join(o.encode() for o in outputs) + b"]")
-        counts = np.fromiter((len(entry["data"]) for entry in parsed_inputs), dtype=np.int64, count=len(chunk))
-        columns = parsed_inputs[0]["columns"]
-        if columns != features:
-            raise MonitoringError(f"the logged inputs have columns {columns}; the spec's features are {features}")
-        item_request = np.repeat(np.array(request_ids, dtype=object), counts)
-        item_index = np.concatenate([np.arange(n) for n in counts])
-        item_labels = [labelled.get(key) for key in zip(item_request, item_index.tolist())] if labelled else [None] * len(item_index)
+        request_ids, received, counts, inputs, outputs = zip(*chunk)
+        counts = np.asarray(counts, dtype=np.int64)
+        starts = np.cumsum(counts) - counts  # first item of each request
+        item_position = np.repeat(np.arange(len(chunk)), counts)  # the request of each item
+        item_index = np.arange(int(counts.sum())) - starts[item_position]
         keep = rng.random(len(item_index)) < rate
-        has_label = np.fromiter((label is not None for label in item_labels), dtype=bool, count=len(item_labels))
+        if labelled:
+            item_labels = [labelled.get((request_ids[p], i)) for p, i in zip(item_position.tolist(), item_index.tolist())]
+            has_label = np.fromiter((label is not None for label in item_labels), dtype=bool, count=len(item_labels))
+        else:
+            item_labels, has_label = None, np.zeros(len(item_index), dtype=bool)
         selected = np.flatnonzero(keep | has_label)
         if len(selected) == 0:
             continue
-        values = np.array([row for entry in parsed_inputs for row in entry["data"]], dtype=np.float64)[selected]
+        parsed = np.unique(item_position[selected])  # requests to parse
+        parsed_inputs = orjson.loads(b"[" + b",".join(inputs[p].encode() for p in parsed) + b"]")
+        parsed_outputs = orjson.loads(b"[" + b",".join(outputs[p].encode() for p in parsed) + b"]")
+        if parsed_inputs[0]["columns"] != features:
+            raise MonitoringError(f"the logged inputs have columns {parsed_inputs[0]['columns']}; the spec's features are {features}")
+        if any(len(entry["data"]) != counts[p] for entry, p in zip(parsed_inputs, parsed.tolist())):
+            raise MonitoringError("the inference log is inconsistent: a request's 'rows' differs from the rows in its inputs")
+        # items of the parsed requests, in order, and where each selected item sits among them
+        parsed_items = np.concatenate([np.arange(starts[p], starts[p] + counts[p]) for p in parsed])
+        at = np.searchsorted(parsed_items, selected)
+        values = np.array([row for entry in parsed_inputs for row in entry["data"]], dtype=np.float64)[at]
         tops = [top for entry in parsed_outputs for top in entry["top"]]
-        probabilities = [p[0] for entry in parsed_outputs for p in entry["probability"]]
+        probabilities = np.array([p[0] for entry in parsed_outputs for p in entry["probability"]])[at]
+        chosen_labels = [item_labels[i] for i in selected] if item_labels is not None else [None] * len(selected)
         part = pd.DataFrame(values, columns=features)
         part.insert(0, "item", item_index[selected])
-        part.insert(0, "request_id", item_request[selected])
-        part["received_at"] = np.repeat(pd.to_datetime(pd.Series(received), utc=True).to_numpy(), counts)[selected]
-        part[PREDICTED] = [tops[i][0] for i in selected]
-        part["probability"] = np.array(probabilities)[selected]
-        part[LABEL] = [item_labels[i] for i in selected]
-        part[LABEL_RANK] = [_rank(tops[i], item_labels[i]) for i in selected]
+        part.insert(0, "request_id", np.array(request_ids, dtype=object)[item_position[selected]])
+        part["received_at"] = pd.to_datetime(list(received), utc=True)[item_position[selected]]  # naive = UTC
+        part[PREDICTED] = [tops[i][0] for i in at]
+        part["probability"] = probabilities
+        part[LABEL] = chosen_labels
+        part[LABEL_RANK] = [_rank(tops[i], label) for i, label in zip(at, chosen_labels)]
         part[ANALYSED] = keep[selected]
         parts.append(part)
-    frame = pd.concat(parts, ignore_index=True)
-    frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)  # numpy dropped the zone: UTC
-    return frame
+    return pd.concat(parts, ignore_index=True)
 
 
 def _rank(top: list[str], label: Optional[str]) -> int:
