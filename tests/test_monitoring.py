@@ -125,6 +125,48 @@ def test_large_windows_are_sampled_but_every_label_is_kept(tmp_path, songs, mode
     assert len(current) == int((current[ANALYSED] | current[LABEL].notna()).sum())
 
 
+def test_multi_song_requests_sampled_items_keep_their_values_labels_and_times(tmp_path, songs, model_bytes, jukebox_spec):
+    """Requests of 1 to 4 songs, a 30% sample, labels on chosen items: every item read back is the song at
+    (request, item), with that item's label and its request's time, and every labelled item is there."""
+    from headliner.serving.feedback import Feedback
+    from headliner.serving.inference_log import InferenceLog, InferenceRecord
+
+    url = _log(tmp_path)
+    frame = songs[1].iloc[:1000].reset_index(drop=True)
+    matrix = frame[jukebox_spec.feature_names].to_numpy(dtype=np.float64)
+    predictor = OnnxPredictor(model_bytes)
+    order, top = predictor.top_classes(predictor.probabilities(matrix))
+    codes = np.asarray(predictor.classes, dtype=object)[order]
+    log = InferenceLog(url, jukebox_spec.feature_names, flush_seconds=60)
+    expected, start, request = {}, 0, 0
+    while start < len(frame):
+        size = min(1 + request % 4, len(frame) - start)
+        rows = slice(start, start + size)
+        log.append(InferenceRecord(1.7e9 + request, f"r{request}", "predict", "jukebox", "1", 200, 1.0, size,
+                                   matrix[rows], codes[rows], top[rows], None))
+        for item in range(size):
+            expected[(f"r{request}", item)] = (start + item, 1.7e9 + request)
+        start, request = start + size, request + 1
+    assert log.close() == 0
+    labels = {key: str(frame[jukebox_spec.target.column].iloc[row]) for key, (row, _) in expected.items() if row % 7 == 3}
+    store = FeedbackStore(url)
+    store.write([Feedback(request_id, item, label) for (request_id, item), label in labels.items()], "file")
+    store.close()
+    spec = jukebox_spec.model_copy(update={"monitoring": jukebox_spec.monitoring.model_copy(update={"max_analysis_rows": 300})})
+
+    current, report = load_window(url, spec, "1", WindowSelection())
+
+    assert report.items == 1000 and report.requests == request and 230 <= report.analysed_items <= 370
+    read = {(r, i): position for position, (r, i) in enumerate(zip(current["request_id"], current["item"]))}
+    assert set(labels) <= set(read) and len(read) == len(current)
+    rows = [expected[key][0] for key in read]
+    np.testing.assert_allclose(current[jukebox_spec.feature_names].to_numpy(), matrix[rows])
+    assert list(current[PREDICTED]) == list(codes[rows, 0])
+    assert [label for label in current[LABEL] if label is not None] == [labels[key] for key in read if key in labels]
+    times = [expected[key][1] for key in read]
+    np.testing.assert_allclose(current["received_at"].astype("int64").to_numpy() / 1e9, times, atol=1e-3)
+
+
 def test_empty_and_small_windows_say_what_to_do(tmp_path, songs, model_bytes, jukebox_spec):
     with pytest.raises(MonitoringError, match="no inference log at .*simulate-traffic"):
         load_window(_log(tmp_path, "missing.sqlite"), jukebox_spec, "1", WindowSelection())
