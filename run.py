@@ -489,8 +489,11 @@ def serve(config: str, stage: Optional[str], version: Optional[str], model_file:
 
             ensure_stack(PIPELINE_COMPONENTS["data"])
             number = find_model_version(spec.name, chosen).number
-            env.update(HEADLINER_MODEL=spec.name, HEADLINER_MODEL_VERSION=str(number))
+            # production is followed: promotions and rollout policies reach the running service
+            env.update(HEADLINER_MODEL=spec.name, HEADLINER_MODEL_VERSION="production" if stage == "production" else str(number))
             what = _version_text(spec.name, number, chosen)
+            if stage == "production":
+                what += ", following promotions and rollout policies (python run.py rollout ...)"
         _require_free_port(host, port)
         log_url = ServingSettings().inference_log_display()
     except HeadlinerError as exc:

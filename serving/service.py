@@ -7,6 +7,9 @@ deployment pipeline packs its model (bento argument `bento_model`) and serves th
 labels and names, model name and version) is read from the ONNX metadata. The endpoints are an ASGI
 app (headliner/serving/app.py) added as service middleware, ahead of BentoML's routing.
 
+Served by stage `production` from the registry, the service follows promotions and rollout policies
+(production plus a candidate: canary, A/B, shadow; see headliner/serving/rollout.py).
+
 Run it with `python run.py serve`, or `bentoml serve serving.service:Headliner` with those variables set.
 """
 
@@ -66,7 +69,18 @@ class Headliner:
         self.server = ModelServer(
             predictor, log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes, feedback
         )
-        app.attach(self.server)
+        self.rollout = None
+        if settings.follows_production and self.packed_model is None:
+            from headliner.serving.rollout import PolicyStore, RolloutController, registry_resolver
+
+            resolve, load = registry_resolver(predictor.model_name)
+            self.rollout = RolloutController(
+                app, self.server, PolicyStore(settings.inference_log_url()), resolve, load,
+                settings.rollout_poll_seconds, settings.registry_poll_seconds,
+            )
+            self.rollout.start()
+        else:
+            app.attach(self.server)
         # No per-request access log line (the inference log records every request); importing ZenML for
         # a registry model gives the root logger handlers, which would switch uvicorn's on.
         logging.getLogger("uvicorn.access").propagate = False
@@ -82,9 +96,13 @@ class Headliner:
             settings.inference_log_display(),
             "on" if self.server.token else "off",
         )
+        if self.rollout is not None:
+            logger.info("rollouts on: production follows the registry; policy from `python run.py rollout set`")
 
     @bentoml.on_shutdown
     def close_inference_log(self) -> None:
+        if self.rollout is not None:
+            self.rollout.stop()
         log = self.server.log
         unwritten = log.close()
         self.server.feedback.close()

@@ -8,6 +8,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -168,3 +171,24 @@ def log_traffic(url: str, model_bytes: bytes, frame, spec: UseCaseSpec, shift: O
     store.write([Feedback(ids[i], 0, str(frame[spec.target.column].iloc[i])) for i in chosen], "api")
     store.close()
     return ids
+
+
+@contextmanager
+def serving(app):
+    """An ASGI app under uvicorn on a free port of 127.0.0.1 in a background thread; yields its URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "uvicorn did not stop"

@@ -23,7 +23,7 @@ from headliner.serving.inference_log import (
 FEATURES = ["tempo", "key", "loudness"]
 COLUMNS = [
     "id", "received_at", "request_id", "endpoint", "model_name", "model_version",
-    "status", "latency_ms", "rows", "inputs", "outputs", "error",
+    "status", "latency_ms", "rows", "inputs", "outputs", "error", "variant",
 ]
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
@@ -57,6 +57,29 @@ def wait_for(condition, timeout: float, interval: float = 0.01) -> bool:
             return True
         time.sleep(interval)
     return condition()
+
+
+def test_variant_is_written_and_a_log_from_before_rollouts_gets_the_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as old:  # the table as the service created it before rollouts, with one row
+        old.execute(
+            "CREATE TABLE inference_log (id INTEGER PRIMARY KEY AUTOINCREMENT, received_at DATETIME NOT NULL, "
+            "request_id VARCHAR(64) NOT NULL, endpoint VARCHAR(16) NOT NULL, model_name VARCHAR(128) NOT NULL, "
+            "model_version VARCHAR(32) NOT NULL, status INTEGER NOT NULL, latency_ms FLOAT NOT NULL, rows INTEGER NOT NULL, "
+            "inputs TEXT, outputs TEXT, error TEXT)"
+        )
+        old.execute("INSERT INTO inference_log VALUES (1, '2023-11-14 22:13:20.000000', 'old-1', 'predict', 'jukebox', '2', 200, 1.0, 0, NULL, NULL, NULL)")
+    log = InferenceLog(sqlite_url(path), FEATURES, flush_seconds=60)
+    log.append(record(1)._replace(variant="shadow"))
+    log.append(record(2))
+    assert log.close() == 0
+
+    frame = read_inference_log(sqlite_url(path))
+    assert list(frame.columns) == COLUMNS
+    assert frame["request_id"].tolist() == ["old-1", "req-1", "req-2"]
+    assert frame["variant"].tolist() == [None, "shadow", None]
 
 
 def test_close_writes_every_appended_record_with_its_columns_and_json(tmp_path):

@@ -2,14 +2,10 @@
 become valid, shifted, reproducible requests, and a real service (the ASGI app under uvicorn) answers,
 logs and stores the labels of the traffic sent; a missing or guarded service is a clear error."""
 
-import threading
-import time
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 
 from headliner.errors import HeadlinerError
 from headliner.model.onnx_packaging import OnnxPredictor
@@ -18,7 +14,7 @@ from headliner.serving.app import InferenceApp, ModelServer
 from headliner.serving.feedback import FeedbackStore
 from headliner.serving.inference_log import InferenceLog, logged_items, read_inference_log
 from headliner.spec import FeatureType, UseCaseSpec
-from tests.conftest import free_port, run_cli
+from tests.conftest import free_port, run_cli, serving
 from tests.test_serving_payloads import SONG
 
 TOKEN = "traffic-token"
@@ -152,25 +148,6 @@ def test_songs_need_the_spec_columns_and_a_request(jukebox_spec):
 
 
 # -- against a real service --------------------------------------------------------------------------
-
-
-@contextmanager
-def serving(app):
-    """The ASGI app under uvicorn on a free port of 127.0.0.1 in a background thread; yields its URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        assert not thread.is_alive(), "uvicorn did not stop"
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The inference HTTP API as one plain ASGI app: friendly `POST /predict`, the Open Inference Protocol
-(KServe v2) endpoints, `POST /feedback` for true labels, bearer-token auth, Prometheus metrics and the
-inference log.
+(KServe v2) endpoints, `POST /feedback` for true labels, `GET /rollout`, bearer-token auth, Prometheus
+metrics and the inference log. Which loaded version answers a request is the `Routing`'s choice
+(headliner/serving/rollout.py): one fixed model, or production and a candidate under a rollout policy.
 
 It is a raw ASGI callable rather than a framework app because one-row requests are tens of
 microseconds of model work: routing, validation and JSON are kept to what the request needs. The
@@ -25,6 +26,7 @@ from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.feedback import FeedbackStore, parse_feedback
 from headliner.serving.inference_log import InferenceLog, InferenceRecord
 from headliner.serving.payloads import FeatureRules, RequestError, parse_json
+from headliner.serving.rollout import SHADOW, Routing
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class ModelServer:
         max_rows: int = 1000,
         max_body_bytes: int = 16 * 1024 * 1024,
         feedback: Optional[FeedbackStore] = None,
+        metrics: Optional[Metrics] = None,
     ):
         self.predictor = predictor
         self.rules = FeatureRules(predictor.feature_schema)
@@ -111,8 +114,14 @@ class ModelServer:
         self.version = predictor.model_version
         self.classes = np.array(predictor.classes, dtype=object)
         self.names_by_code = dict(zip(predictor.classes, predictor.class_names))
-        self.metrics = Metrics(log)
+        self.metrics = metrics or Metrics(log)
         self.model_metadata = self._model_metadata()
+
+    def sibling(self, predictor: OnnxPredictor) -> "ModelServer":
+        """A server of another version of the model, sharing this one's log, auth, limits and metrics."""
+        server = ModelServer(predictor, self.log, None, self.max_rows, self.max_body_bytes, self.feedback, self.metrics)
+        server.token = self.token
+        return server
 
     def _model_metadata(self) -> dict[str, Any]:
         width = self.rules.width
@@ -205,19 +214,29 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes = J
 
 
 class InferenceApp:
-    """The ASGI app. It answers 503 until `attach` gives it a loaded `ModelServer`, so it can be created
-    at import time (when BentoML builds its app) and the model loaded when the worker starts."""
+    """The ASGI app. It answers 503 until `attach` (one fixed model) or `route` (a rollout's routing)
+    gives it loaded models, so it can be created at import time (when BentoML builds its app) and the
+    model loaded when the worker starts. Each request reads the routing once: a swap never mixes versions
+    within a request."""
 
     def __init__(self, server: Optional[ModelServer] = None):
-        self.server = server
+        self.routing: Optional[Routing] = Routing(server) if server is not None else None
 
     def attach(self, server: ModelServer) -> None:
-        self.server = server
+        self.routing = Routing(server)
+
+    def route(self, routing: Routing) -> None:
+        self.routing = routing
+
+    @property
+    def server(self) -> Optional[ModelServer]:
+        """The primary (production) server: the one whose settings, metadata and metrics the app uses."""
+        return self.routing.primary if self.routing is not None else None
 
     @staticmethod
     def handles(path: str) -> bool:
         """Whether a path belongs to this app (the rest is left to the server it runs in)."""
-        return path in ("/predict", "/feedback", "/metrics", "/v2") or path.startswith("/v2/")
+        return path in ("/predict", "/feedback", "/metrics", "/rollout", "/v2") or path.startswith("/v2/")
 
     async def __call__(self, scope: dict, receive: Callable, send: Send) -> None:
         if scope["type"] == "lifespan":  # standalone use (tests, benchmarks); BentoML does not forward it
@@ -233,8 +252,9 @@ class InferenceApp:
         started = time.perf_counter()
         received_at = time.time()
         method, path = scope["method"], scope["path"]
-        server = self.server
-        content_type = authorization = request_id = None
+        routing = self.routing
+        content_type = authorization = request_id = ab_key = None
+        ab_header = routing.ab_header if routing is not None else None
         for key, value in scope["headers"]:
             if key == b"content-type":
                 content_type = value
@@ -242,28 +262,35 @@ class InferenceApp:
                 authorization = value
             elif key == b"x-request-id" and len(value) <= 64:
                 request_id = value.decode("latin-1")
+            elif key == ab_header:
+                ab_key = value
         request_id = request_id or os.urandom(16).hex()
 
         if path == "/v2/health/live":
             return await _respond(send, 200, b'{"live":true}')
-        if server is None:
+        if routing is None:
             return await _respond(send, 503, b'{"error":"the model is still loading"}')
+        server = routing.primary
         if path == "/v2/health/ready":
             return await _respond(send, 200, b'{"ready":true}')
         if server.token is not None and not (authorization and hmac.compare_digest(authorization, server.token)):
             body = b'{"error":"missing or wrong bearer token: send Authorization: Bearer <token>"}'
             return await _respond(send, 401, body, extra_headers=((b"www-authenticate", b"Bearer"),))
 
-        endpoint, handler = self._route(method, path, server)
+        endpoint, handler, pinned = self._route(method, path, routing)
         if handler is None:
             return await endpoint(send)  # a ready answer: metadata, 404, 405
+        if pinned is not None:  # /v2/models/{m}/versions/{v}/infer: that version, whatever the policy
+            answering, variant, shadow = pinned, routing.variant_of(pinned), None
+        else:
+            answering, variant, shadow = routing.choose(ab_key)
         status, rows, matrix, top_labels, top_probabilities, error = 200, 0, None, None, None, None
         try:
             if content_type is None or b"json" not in content_type:
                 raise RequestError(400, f"Content-Type must be application/json, got {content_type.decode('latin-1') if content_type else 'none'}", "Content-Type")
             body = await self._read_body(receive, server.max_body_bytes)
             payload = parse_json(body)
-            response, matrix, top_labels, top_probabilities = await handler(server, payload, request_id)
+            response, matrix, top_labels, top_probabilities = await handler(answering, payload, request_id)
             rows = 0 if matrix is None else len(matrix)
             answer = _json(response)
         except RequestError as exc:
@@ -273,16 +300,20 @@ class InferenceApp:
             logger.exception("request %s to %s failed", request_id, path)
             status, error = 500, f"internal error: {type(exc).__name__}"
             answer = _json({"error": error})
-        await _respond(send, status, answer, extra_headers=((b"x-request-id", request_id.encode("latin-1")),))
+        headers = ((b"x-request-id", request_id.encode("latin-1")), (b"x-model-version", answering.version.encode("latin-1")))
+        await _respond(send, status, answer, extra_headers=headers)
         elapsed = time.perf_counter() - started
         server.metrics.observe(endpoint, status, rows, elapsed)
-        if server.log is not None and endpoint != "feedback":  # labels are stored by the feedback store
-            server.log.append(
-                InferenceRecord(
-                    received_at, request_id, endpoint, server.name, server.version, status, elapsed * 1000.0,
-                    rows, matrix, top_labels, top_probabilities, error,
-                )
+        if server.log is None or endpoint == "feedback":  # labels are stored by the feedback store
+            return
+        server.log.append(
+            InferenceRecord(
+                received_at, request_id, endpoint, answering.name, answering.version, status, elapsed * 1000.0,
+                rows, matrix, top_labels, top_probabilities, error, variant,
             )
+        )
+        if shadow is not None and status == 200 and matrix is not None:
+            await _score_in_shadow(shadow, endpoint, request_id, matrix)
 
     @staticmethod
     async def _read_body(receive: Callable, limit: int) -> bytes:
@@ -303,17 +334,21 @@ class InferenceApp:
             raise RequestError(413, f"request body over {limit:,} bytes")
         return body
 
-    def _route(self, method: str, path: str, server: ModelServer) -> tuple[Any, Any]:
-        """(endpoint name, handler) for a scoring request, or (ready answer, None)."""
+    def _route(self, method: str, path: str, routing: Routing) -> tuple[Any, Any, Optional[ModelServer]]:
+        """(endpoint name, handler, pinned version's server or None) for a scoring request, or
+        (ready answer, None, None)."""
+        server = routing.primary
         if path == "/predict":
-            return ("predict", _predict) if method == "POST" else (_method_not_allowed("POST"), None)
+            return ("predict", _predict, None) if method == "POST" else (_method_not_allowed("POST"), None, None)
         if path == "/feedback":
-            return ("feedback", _feedback) if method == "POST" else (_method_not_allowed("POST"), None)
+            return ("feedback", _feedback, None) if method == "POST" else (_method_not_allowed("POST"), None, None)
         if path.startswith("/v2"):
-            return _route_v2(method, path, server)
+            return _route_v2(method, path, routing)
         if path == "/metrics":
-            return _ready(200, server.metrics.text().encode(), PROMETHEUS), None
-        return _not_found(path), None
+            return _ready(200, server.metrics.text().encode(), PROMETHEUS), None, None
+        if path == "/rollout":
+            return (_ready(200, routing.status()), None, None) if method == "GET" else (_method_not_allowed("GET"), None, None)
+        return _not_found(path), None, None
 
 
 class InferenceMiddleware:
@@ -359,6 +394,22 @@ async def _feedback(server: ModelServer, payload: Any, request_id: str):
     return {"accepted": accepted, "request_id": request_id}, None, None, None
 
 
+async def _score_in_shadow(shadow: ModelServer, endpoint: str, request_id: str, matrix: np.ndarray) -> None:
+    """The candidate's answer to a request production answered: logged (variant 'shadow'), never sent."""
+    started, received_at = time.perf_counter(), time.time()
+    try:
+        _, top_labels, top_probabilities = await shadow.score(matrix)
+    except Exception:  # the shadow must never hurt the answer already given
+        logger.exception("shadow scoring of request %s by version %s failed", request_id, shadow.version)
+        return
+    shadow.log.append(
+        InferenceRecord(
+            received_at, request_id, endpoint, shadow.name, shadow.version, 200, (time.perf_counter() - started) * 1000.0,
+            len(matrix), matrix, top_labels, top_probabilities, None, SHADOW,
+        )
+    )
+
+
 def _ready(status: int, payload: Any, content_type: bytes = JSON):
     body = payload if isinstance(payload, bytes) else _json(payload)
 
@@ -379,24 +430,33 @@ def _method_not_allowed(allowed: str):
     return _ready(405, {"error": f"method not allowed; use {allowed}"})
 
 
-def _route_v2(method: str, path: str, server: ModelServer):
+def _route_v2(method: str, path: str, routing: Routing):
+    server = routing.primary
     parts = path.strip("/").split("/")
     if parts == ["v2"]:
-        return _ready(200, {"name": PROTOCOL_NAME, "version": "2", "extensions": []}), None
+        return _ready(200, {"name": PROTOCOL_NAME, "version": "2", "extensions": []}), None, None
     if len(parts) < 3 or parts[1] != "models":
-        return _not_found(path), None
+        return _not_found(path), None, None
     name, rest = parts[2], parts[3:]
     if name != server.name:
-        return _ready(404, {"error": f"unknown model '{name}'; this server serves '{server.name}'"}), None
+        return _ready(404, {"error": f"unknown model '{name}'; this server serves '{server.name}'"}), None, None
+    pinned = None
     if rest[:1] == ["versions"]:
-        if len(rest) < 2 or rest[1] != server.version:
-            version = rest[1] if len(rest) > 1 else ""
-            return _ready(404, {"error": f"unknown version '{version}' of '{name}'; served: {server.version}"}), None
+        version = rest[1] if len(rest) > 1 else ""
+        pinned = routing.by_version.get(version)
+        if pinned is None:
+            served = ", ".join(routing.by_version)
+            return _ready(404, {"error": f"unknown version '{version}' of '{name}'; served: {served}"}), None, None
         rest = rest[2:]
     if rest == []:
-        return (_ready(200, server.model_metadata), None) if method == "GET" else (_method_not_allowed("GET"), None)
+        if method != "GET":
+            return _method_not_allowed("GET"), None, None
+        metadata = (pinned or server).model_metadata
+        if pinned is None and routing.candidate is not None:  # the production version first
+            metadata = {**metadata, "versions": list(routing.by_version)}
+        return _ready(200, metadata), None, None
     if rest == ["ready"]:
-        return _ready(200, {"name": name, "ready": True}), None
+        return _ready(200, {"name": name, "ready": True}), None, None
     if rest == ["infer"]:
-        return ("v2", _infer) if method == "POST" else (_method_not_allowed("POST"), None)
-    return _not_found(path), None
+        return ("v2", _infer, pinned) if method == "POST" else (_method_not_allowed("POST"), None, None)
+    return _not_found(path), None, None

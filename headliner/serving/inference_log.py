@@ -18,6 +18,9 @@ Schema of table `inference_log` (one row per request):
                  layout: pd.DataFrame(**json.loads(inputs))); null when rejected
   outputs        JSON {"top": [[class code per rank] per row], "probability": [[...] per row]}
   error          the error message answered, for 4xx/5xx
+  variant        under a rollout (see headliner/serving/rollout.py): 'production' or 'candidate' for the
+                 version that answered, 'shadow' for a candidate's unreturned answer to the same request
+                 (same request_id); null for a service without a rollout, and for batch scoring
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ logger = logging.getLogger(__name__)
 TABLE_NAME = "inference_log"
 COLUMNS = [  # every column but `id`, in table order
     "received_at", "request_id", "endpoint", "model_name", "model_version", "status", "latency_ms", "rows",
-    "inputs", "outputs", "error",
+    "inputs", "outputs", "error", "variant",
 ]
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -62,6 +65,7 @@ class InferenceRecord(NamedTuple):
     top_labels: Optional[np.ndarray]  # [N, k] class codes
     top_probabilities: Optional[np.ndarray]  # [N, k]
     error: Optional[str]
+    variant: Optional[str] = None
 
 
 def _table(metadata):
@@ -86,6 +90,7 @@ def _table(metadata):
         Column("inputs", long_text),
         Column("outputs", long_text),
         Column("error", Text),
+        Column("variant", String(16)),
     )
 
 
@@ -110,12 +115,22 @@ def create_log_engine(url: str):
 
 
 def log_table(engine):
-    """The log table, created if missing."""
-    from sqlalchemy import MetaData
+    """The log table, created if missing; a table from before rollouts gets its `variant` column."""
+    from sqlalchemy import MetaData, inspect, text
 
     metadata = MetaData()
     table = _table(metadata)
     metadata.create_all(engine, checkfirst=True)
+    def has_variant() -> bool:
+        return "variant" in {column["name"] for column in inspect(engine).get_columns(TABLE_NAME)}
+
+    if not has_variant():
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(f"ALTER TABLE {TABLE_NAME} ADD COLUMN variant VARCHAR(16)"))
+        except Exception:
+            if not has_variant():  # not another process adding it at the same time
+                raise
     return table
 
 
@@ -140,6 +155,7 @@ def record_values(record: InferenceRecord, feature_names: Sequence[str]) -> list
         inputs,
         outputs,
         record.error,
+        record.variant,
     ]
 
 
@@ -313,7 +329,7 @@ def _compact(record: InferenceRecord) -> tuple:
         top_labels = record.top_labels.tolist()
         probabilities = np.ascontiguousarray(record.top_probabilities)
         top_probabilities = (probabilities.shape, probabilities.dtype.str, probabilities.tobytes())
-    return (*record[:8], inputs, top_labels, top_probabilities, record.error)
+    return (*record[:8], inputs, top_labels, top_probabilities, record.error, record.variant)
 
 
 def _expand(compact: tuple) -> InferenceRecord:
@@ -323,7 +339,7 @@ def _expand(compact: tuple) -> InferenceRecord:
         None if inputs is None else np.frombuffer(inputs[1], dtype=np.float64).reshape(inputs[0]),
         None if top_labels is None else np.array(top_labels, dtype=object),
         None if top_probabilities is None else np.frombuffer(top_probabilities[2], top_probabilities[1]).reshape(top_probabilities[0]),
-        compact[11],
+        *compact[11:],
     )
 
 
@@ -370,7 +386,7 @@ def _writer_main(connection) -> None:
         nonlocal written, table_ready
         try:
             if not table_ready:
-                table.metadata.create_all(engine, checkfirst=True)
+                log_table(engine)  # created, or given the columns added since
                 table_ready = True
             while pending:
                 batch = list(itertools.islice(pending, 5000))

@@ -52,6 +52,14 @@ class ServingSettings(BaseSettings):
     max_batch: int = Field(1000, ge=1, description="Most songs (rows) one request may carry.")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
     log_flush_seconds: float = Field(0.2, gt=0, description="How often queued log rows go to the writer process.")
+    rollout_poll_seconds: float = Field(1.0, gt=0, description="How often a rollout service reads its policy.")
+    registry_poll_seconds: float = Field(5.0, gt=0, description="How often a rollout service asks the registry who holds production.")
+
+    @property
+    def follows_production(self) -> bool:
+        """Serving the production stage from the registry: the service follows promotions and takes
+        rollout policies (production plus a candidate)."""
+        return self.model_file is None and bool(self.model) and self.model_version == "production"
 
     def inference_log_url(self) -> str:
         """A plain path means a SQLite file."""

@@ -1,0 +1,271 @@
+"""Rollouts in the serving app, with two real packaged versions: the canary split within statistical
+tolerance, A/B stickiness, shadow scoring that never changes an answer and logs both, every response
+naming (and computed wholly by) the version that answered, swaps under load with zero failures, and the
+controller following the policy table and the production stage."""
+
+import logging
+import threading
+import time
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+from headliner.model.onnx_packaging import OnnxPredictor
+from headliner.serving.app import InferenceApp, ModelServer
+from headliner.serving.inference_log import InferenceLog, read_inference_log
+from headliner.serving.rollout import (
+    CANDIDATE, PRODUCTION, SHADOW, PolicyStore, RolloutController, RolloutPolicy, Routing, ab_bucket,
+)
+from tests.conftest import packaged_linear_model, serving
+from tests.test_serving_app import Client
+
+
+@pytest.fixture(scope="module")
+def model_files(jukebox_spec, jukebox_onnx_file) -> dict[str, bytes]:
+    """Versions '1' and '2' of jukebox: linear models fitted on different rows, so their answers differ."""
+    return {"1": jukebox_onnx_file.read_bytes(), "2": packaged_linear_model(jukebox_spec, rows=8_000, version="2")}
+
+
+@pytest.fixture(scope="module")
+def songs(jukebox_spec) -> list[dict]:
+    """200 valid songs, spread over each feature's range."""
+    rng = np.random.default_rng(11)
+    songs = []
+    for _ in range(200):
+        song = {}
+        for feature in jukebox_spec.features:
+            value = rng.uniform(feature.min if feature.min is not None else 0.0, feature.max if feature.max is not None else 1.0)
+            song[feature.name] = int(round(value)) if feature.dtype.value in ("int", "bool") else round(float(value), 4)
+        songs.append(song)
+    return songs
+
+
+def _servers(model_files, log=None) -> tuple[ModelServer, ModelServer]:
+    primary = ModelServer(OnnxPredictor(model_files["1"]), log)
+    return primary, primary.sibling(OnnxPredictor(model_files["2"]))
+
+
+def _expected(server: ModelServer, songs: list[dict]) -> tuple[np.ndarray, list[list[str]]]:
+    """The version's own probabilities and top-k codes for each song."""
+    matrix = server.rules.songs_matrix(songs, len(songs))
+    probabilities = server.predictor.probabilities(matrix)
+    order, _ = server.predictor.top_classes(probabilities)
+    return probabilities, server.classes[order].tolist()
+
+
+def test_policies_need_a_share_for_split_modes():
+    assert RolloutPolicy(mode="canary", percent=20).describe() == "canary: 20% of requests to the candidate (staging)"
+    assert RolloutPolicy(mode="ab", percent=50, ab_header="X-User-ID").ab_header == "x-user-id"
+    for mode in ("canary", "ab"):
+        with pytest.raises(ValueError, match=f"{mode}: percent must be in \\(0, 100\\], got 0"):
+            RolloutPolicy(mode=mode)
+    with pytest.raises(ValueError):
+        RolloutPolicy(mode="canary", percent=120)
+
+
+def test_canary_split_is_within_statistical_tolerance(model_files):
+    primary, candidate = _servers(model_files)
+    routing = Routing(primary, candidate, RolloutPolicy(mode="canary", percent=20))
+    n = 20_000
+    chosen = [routing.choose(None) for _ in range(n)]
+    to_candidate = sum(server is candidate for server, _, _ in chosen)
+    assert abs(to_candidate / n - 0.20) < 4 * (0.2 * 0.8 / n) ** 0.5  # 4 standard errors: 0.011
+    assert all(variant == (CANDIDATE if server is candidate else PRODUCTION) and shadow is None for server, variant, shadow in chosen)
+
+
+def test_ab_assignment_is_sticky_per_key_and_splits_the_keys(model_files):
+    primary, candidate = _servers(model_files)
+    routing = Routing(primary, candidate, RolloutPolicy(mode="ab", percent=30))
+    again = Routing(primary, candidate, RolloutPolicy(mode="ab", percent=30))  # another worker, or after a restart
+    keys = [f"user-{i}".encode() for i in range(5_000)]
+    first = [routing.choose(key)[0] for key in keys]
+    assert all(routing.choose(key)[0] is server and again.choose(key)[0] is server for key, server in zip(keys, first))
+    share = sum(server is candidate for server in first) / len(keys)
+    assert abs(share - 0.30) < 4 * (0.3 * 0.7 / len(keys)) ** 0.5
+    assert routing.choose(None)[:2] == (primary, PRODUCTION)  # no key: the control group
+    assert 0 <= ab_bucket(b"user-1") < 100 and ab_bucket(b"user-1") == ab_bucket(b"user-1")
+
+
+def test_a_candidate_equal_to_production_or_missing_means_production_only(model_files):
+    primary, candidate = _servers(model_files)
+    for routing in (Routing(primary, None, RolloutPolicy(mode="canary", percent=100)), Routing(primary, primary, RolloutPolicy(mode="shadow"))):
+        assert routing.mode == "off" and routing.choose(b"k") == (primary, PRODUCTION, None)
+        assert "waits: no candidate version" in routing.status()["describe"]
+    assert Routing(primary).choose(None) == (primary, None, None)  # a fixed model: no variant names
+
+
+def test_shadow_never_changes_an_answer_and_logs_both_versions(model_files, songs, tmp_path):
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    log = InferenceLog(url, OnnxPredictor(model_files["1"]).feature_names, flush_seconds=60)
+    primary, candidate = _servers(model_files, log)
+    _, production_tops = _expected(primary, songs)
+    _, candidate_tops = _expected(candidate, songs)
+    assert production_tops != candidate_tops  # the two versions disagree somewhere
+    app = InferenceApp()
+    app.route(Routing(primary, candidate, RolloutPolicy(mode="shadow")))
+    client = Client(app)
+    ids = []
+    try:
+        for song, tops in zip(songs[:50], production_tops):
+            response = client.post("/predict", json=song)
+            assert response.status_code == 200 and response.headers["x-model-version"] == "1"
+            body = response.json()
+            assert body["model_version"] == "1" and [c["code"] for c in body["predictions"][0]["top"]] == tops
+            ids.append(body["request_id"])
+    finally:
+        client.close()
+        assert log.close() == 0
+    frame = read_inference_log(url)
+    assert len(frame) == 100
+    answered, shadowed = frame[frame["variant"] == PRODUCTION], frame[frame["variant"] == SHADOW]
+    assert answered["request_id"].tolist() == ids == shadowed["request_id"].tolist()
+    assert set(answered["model_version"]) == {"1"} and set(shadowed["model_version"]) == {"2"}
+    assert [orjson.loads(o)["top"][0] for o in shadowed["outputs"]] == candidate_tops[:50]
+    assert (shadowed["status"] == 200).all() and shadowed["inputs"].tolist() == answered["inputs"].tolist()
+    assert [orjson.loads(o)["top"][0] for o in answered["outputs"]] == production_tops[:50]
+
+
+def test_every_answer_names_the_version_that_computed_it(model_files, songs, tmp_path):
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    log = InferenceLog(url, OnnxPredictor(model_files["1"]).feature_names, flush_seconds=60)
+    primary, candidate = _servers(model_files, log)
+    expected = {"1": _expected(primary, songs)[1], "2": _expected(candidate, songs)[1]}
+    app = InferenceApp()
+    app.route(Routing(primary, candidate, RolloutPolicy(mode="canary", percent=50)))
+    client = Client(app)
+    seen = {}
+    try:
+        for index, song in enumerate(songs):
+            response = client.post("/predict", json=song)
+            version = response.json()["model_version"]
+            assert response.headers["x-model-version"] == version
+            assert [c["code"] for c in response.json()["predictions"][0]["top"]] == expected[version][index]
+            seen[response.json()["request_id"]] = version
+        pinned = client.post("/v2/models/jukebox/versions/2/infer", json=_v2([songs[0]], primary))
+        assert pinned.status_code == 200 and pinned.json()["model_version"] == "2"
+        assert client.get("/v2/models/jukebox").json()["versions"] == ["1", "2"]
+        assert client.get("/v2/models/jukebox/versions/3").status_code == 404
+        status = client.get("/rollout").json()
+        assert (status["mode"], status["production_version"], status["candidate_version"]) == ("canary", "1", "2")
+    finally:
+        client.close()
+        assert log.close() == 0
+    assert 60 <= sum(v == "2" for v in seen.values()) <= 140  # 200 requests at 50%
+    frame = read_inference_log(url)
+    logged = dict(zip(frame["request_id"], zip(frame["model_version"], frame["variant"])))
+    assert all(logged[rid] == (version, CANDIDATE if version == "2" else PRODUCTION) for rid, version in seen.items())
+
+
+def _v2(songs: list[dict], server: ModelServer) -> dict:
+    return {
+        "inputs": [
+            {"name": name, "datatype": "FP32", "shape": [len(songs), 1], "data": [float(song[name]) for song in songs]}
+            for name in server.rules.names
+        ]
+    }
+
+
+def test_swaps_under_load_fail_no_request_and_never_mix_versions(model_files, songs):
+    """Four client threads send v2 requests of 1 to 3 songs over real HTTP while the routing is swapped
+    40 times (policies, promotion, rollback); each answer's probabilities must be exactly those of the
+    version it names."""
+    primary, candidate = _servers(model_files)
+    probabilities = {"1": _expected(primary, songs)[0], "2": _expected(candidate, songs)[0]}
+    assert np.abs(probabilities["1"] - probabilities["2"]).max() > 1e-3
+    app = InferenceApp(primary)
+    routings = [
+        Routing(primary, candidate, RolloutPolicy(mode="canary", percent=50)),
+        Routing(primary, candidate, RolloutPolicy(mode="shadow")),
+        Routing(candidate, primary, RolloutPolicy(mode="ab", percent=50)),
+        Routing(candidate, None, RolloutPolicy()),  # promoted
+        Routing(primary, None, RolloutPolicy()),  # rolled back
+    ]
+    results, failures, stop = [], [], threading.Event()
+
+    def client_loop(url: str, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for _ in range(400):  # bounded even if the swapping stalls
+                if stop.is_set():
+                    return
+                picked = sorted(rng.choice(len(songs), size=int(rng.integers(1, 4)), replace=False).tolist())
+                try:
+                    response = client.post("/v2/models/jukebox/infer", json=_v2([songs[i] for i in picked], primary),
+                                           headers={"x-user-id": f"u{seed}-{picked[0]}"})
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code}: {response.text[:200]}")
+                    continue
+                body = response.json()
+                got = np.asarray(body["outputs"][0]["data"], dtype=np.float32).reshape(len(picked), -1)
+                results.append((body["model_version"], response.headers["x-model-version"], picked, got))
+
+    with serving(app) as url:
+        threads = [threading.Thread(target=client_loop, args=(url, seed)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for swap in range(40):
+            app.route(routings[swap % len(routings)])
+            time.sleep(0.03)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert not failures, failures[:3]
+    assert len(results) >= 100
+    for version, header, picked, got in results:
+        assert header == version
+        np.testing.assert_allclose(got, probabilities[version][picked], rtol=0, atol=1e-6)
+    assert {version for version, *_ in results} == {"1", "2"}
+
+
+def test_controller_follows_the_policy_table_and_the_production_stage(model_files, tmp_path, caplog):
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    registry = {"production": "1", "staging": "2", "1": "1", "2": "2"}
+    loads = []
+
+    def load(version: str) -> bytes:
+        loads.append(version)
+        return model_files[version]
+
+    base = ModelServer(OnnxPredictor(model_files["1"]), None)
+    app = InferenceApp()
+    store = PolicyStore(url)
+    controller = RolloutController(app, base, store, registry.get, load, poll_seconds=60, registry_poll_seconds=0)
+    assert app.routing.primary is base and app.routing.mode == "off" and app.routing.tracked
+    assert controller.refresh() is False  # nothing changed
+
+    record = PolicyStore(url).write("jukebox", RolloutPolicy(mode="canary", percent=20, reason="try v2"), "alice")
+    assert controller.refresh() is True
+    routing = app.routing
+    assert (routing.mode, routing.primary.version, routing.candidate.version, routing.policy_id) == ("canary", "1", "2", record.id)
+    assert routing.primary is base and loads == ["2"]
+
+    registry.update(production="2", staging=None)  # v2 approved to production
+    assert controller.refresh() is True
+    assert (app.routing.primary.version, app.routing.candidate, app.routing.mode) == ("2", None, "off")
+    assert loads == ["2"]  # already loaded: reused
+
+    PolicyStore(url).write("jukebox", RolloutPolicy(mode="ab", percent=50, candidate="1"), "alice")
+    controller.refresh()
+    assert (app.routing.mode, app.routing.primary.version, app.routing.candidate.version) == ("ab", "2", "1")
+
+    def broken(version: str) -> bytes:
+        raise OSError("artifact store unreachable")
+
+    controller.load_model = broken
+    registry["9"] = "9"
+    PolicyStore(url).write("jukebox", RolloutPolicy(mode="shadow", candidate="9"), "bob")
+    before = app.routing
+    with caplog.at_level(logging.WARNING, logger="headliner.serving.rollout"):
+        controller.refresh_safely()
+    assert app.routing is before and "keeping the current routing (OSError: artifact store unreachable)" in caplog.text
+
+    PolicyStore(url).write("jukebox", RolloutPolicy(), "bob")  # rollback
+    controller.refresh_safely()
+    assert (app.routing.mode, app.routing.primary.version, app.routing.candidate) == ("off", "2", None)
+    assert [r.set_by for r in store.history("jukebox", 10)] == ["bob", "bob", "alice", "alice"]
+    controller.stop()
