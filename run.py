@@ -650,6 +650,167 @@ def mlflow_ui(port: int, host: str):
     )
 
 
+@cli.group()
+def rollout():
+    """Serve production and a candidate together (canary, A/B, shadow): set, status, rollback, report."""
+
+
+ROLLOUT_SERVICE_OPTIONS = [
+    click.option("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The running service, to confirm the change."),
+    click.option("--token", envvar="HEADLINER_API_TOKEN", help="Bearer token of the service (default: env HEADLINER_API_TOKEN)."),
+    click.option("--inference-log", metavar="PATH|URL", help="The inference log database, where the policy is kept (default: HEADLINER_INFERENCE_LOG, or the local one)."),
+    CONFIG_OPTION,
+]
+
+
+def _rollout_service_options(command):
+    for option in reversed(ROLLOUT_SERVICE_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _rollout_store(inference_log: Optional[str]):
+    from headliner.serving.rollout import PolicyStore
+    from headliner.serving.settings import ServingSettings
+
+    settings = ServingSettings(**({"inference_log": inference_log} if inference_log else {}))
+    return PolicyStore(settings.inference_log_url()), settings.inference_log_url()
+
+
+def _write_policy(spec, policy, as_name: Optional[str], url: str, token: Optional[str], inference_log: Optional[str]):
+    """Check the versions, store the policy, and wait for the running service to apply it."""
+    _set_quiet_defaults()
+    from headliner import governance
+    from headliner.errors import HeadlinerError
+    from headliner.model.versions import find_model_version
+    from headliner.serving.rollout import wait_until_applied
+    from headliner.stack_setup import ensure_stack
+
+    try:
+        ensure_stack(PIPELINE_COMPONENTS["data"])
+        production = find_model_version(spec.name, "production").number
+        if policy.mode != "off":
+            candidate = find_model_version(spec.name, policy.candidate).number
+            if candidate == production:
+                raise HeadlinerError(f"the candidate '{policy.candidate}' is version {candidate}, which is production already")
+        store, _ = _rollout_store(inference_log)
+        try:
+            record = store.write(spec.name, policy, governance.acting_user(as_name))
+        finally:
+            store.close()
+        click.echo(
+            f"Rollout policy {record.id} for '{spec.name}' (production v{production}"
+            + (f", candidate v{candidate}" if policy.mode != "off" else "") + f"), set by {record.set_by}: {policy.describe()}"
+        )
+        status = wait_until_applied(url, record.id, token)
+    except HeadlinerError as exc:
+        _fail(str(exc))
+    if status is None:
+        click.echo(f"No service answers at {url}: a service started with `python run.py serve --stage production` applies it when it starts.")
+    elif not status["rollouts"]:
+        click.echo(f"warning: the service at {url} serves a fixed model and takes no policy; start it with `python run.py serve --stage production`.")
+    elif status["policy_id"] != record.id:
+        _fail(f"the service at {url} has not applied policy {record.id} within 15 s (it shows policy {status['policy_id']}); see its log")
+    else:
+        candidate_text = f", candidate v{status['candidate_version']}" if status["candidate_version"] else ""
+        click.echo(f"Applied by the service at {url}: production v{status['production_version']}{candidate_text}; {status['describe']}")
+
+
+@rollout.command("set")
+@click.option("--canary", type=click.FloatRange(0, 100, min_open=True), metavar="PERCENT", help="Send PERCENT % of requests to the candidate.")
+@click.option("--ab", type=click.FloatRange(0, 100, min_open=True), metavar="PERCENT", help="Send PERCENT % of users (by --ab-header) to the candidate, sticky.")
+@click.option("--shadow", is_flag=True, help="Production answers; the candidate scores every request, logged only.")
+@click.option("--candidate", default="staging", show_default=True, help="The candidate: a stage or a version number.")
+@click.option("--ab-header", default="x-user-id", show_default=True, help="ab: the request header that identifies a user.")
+@click.option("--reason", default="", help="Why (kept with the policy).")
+@AS_OPTION
+@_rollout_service_options
+def rollout_set(canary, ab, shadow, candidate, ab_header, reason, as_name, url, token, inference_log, config):
+    """Route traffic between production and a candidate; a running `serve --stage production` service applies it."""
+    chosen = [name for name, value in (("canary", canary), ("ab", ab), ("shadow", shadow)) if value]
+    if len(chosen) != 1:
+        raise click.UsageError("give one of --canary PERCENT, --ab PERCENT or --shadow")
+    from headliner.serving.rollout import RolloutPolicy
+
+    policy = RolloutPolicy(mode=chosen[0], percent=canary or ab or 0.0, candidate=candidate, ab_header=ab_header, reason=reason)
+    _write_policy(_load_spec(config), policy, as_name, url, token, inference_log)
+
+
+@rollout.command("rollback")
+@click.option("--reason", default="", help="Why (kept with the policy).")
+@AS_OPTION
+@_rollout_service_options
+def rollout_rollback(reason, as_name, url, token, inference_log, config):
+    """All traffic back to production at once."""
+    from headliner.serving.rollout import RolloutPolicy
+
+    _write_policy(_load_spec(config), RolloutPolicy(mode="off", reason=reason), as_name, url, token, inference_log)
+
+
+@rollout.command("status")
+@_rollout_service_options
+def rollout_status(url, token, inference_log, config):
+    """The policy in force, its recent history, and what the running service applies."""
+    spec = _load_spec(config)
+    from headliner.errors import HeadlinerError
+    from headliner.serving.rollout import service_status
+
+    store, log_url = _rollout_store(inference_log)
+    try:
+        history = store.history(spec.name, 5)
+        status = service_status(url, token)
+    except HeadlinerError as exc:
+        _fail(str(exc))
+    finally:
+        store.close()
+    if not history:
+        click.echo(f"No rollout policy for '{spec.name}' yet: production answers every request (python run.py rollout set ...)")
+    for index, record in enumerate(history):
+        mark = "in force" if index == 0 else "earlier"
+        reason = f" ({record.policy.reason})" if record.policy.reason else ""
+        click.echo(f"{mark:8}  policy {record.id} set {record.set_at:%Y-%m-%d %H:%M:%S} UTC by {record.set_by}: {record.policy.describe()}{reason}")
+    if status is None:
+        click.echo(f"No service answers at {url}")
+    else:
+        candidate_text = f", candidate v{status['candidate_version']}" if status["candidate_version"] else ""
+        click.echo(f"Service at {url}: production v{status['production_version']}{candidate_text}; {status['describe']} (policy {status['policy_id']})")
+
+
+@rollout.command("report")
+@click.option("--since", metavar="30m|24h|7d|ISO-TIME", help="Only requests since then (default: every request logged under a rollout).")
+@click.option("--inference-log", metavar="PATH|URL", help="The inference log database (default: HEADLINER_INFERENCE_LOG, or the local one).")
+@CONFIG_OPTION
+def rollout_report(since: Optional[str], inference_log: Optional[str], config: str):
+    """Per variant: requests, latency p50/p99, live accuracy; the versions' top-1 agreement (an artifact too)."""
+    _set_quiet_defaults()
+    spec = _load_spec(config)
+    from headliner.errors import HeadlinerError
+    from headliner.monitoring.window import parse_since
+    from headliner.stack_setup import ensure_stack
+
+    try:
+        moment = parse_since(since) if since else None
+        ensure_stack(PIPELINE_COMPONENTS["data"])
+        store, log_url = _rollout_store(inference_log)
+        try:
+            current = store.current(spec.name)
+        finally:
+            store.close()
+        from pipelines.rollout_report import rollout_report as pipeline
+
+        run = pipeline(spec=spec, log_url=log_url, since=moment, policy=current.policy.describe() if current else None)
+    except Exception as exc:  # a failed step surfaces here; show its own message
+        cause = _root_cause(exc)
+        if isinstance(cause, HeadlinerError):
+            _fail(str(cause))
+        raise
+    report = run.steps["report_rollout"].outputs["rollout_report"][0].load()
+    click.echo(f"\nRun '{run.name}' finished")
+    for line in report.lines():
+        click.echo(line)
+    click.echo(f"Report: artifact 'rollout_report' of run '{run.name}' (dashboard: zenml login --local)")
+
+
 @cli.command("simulate-traffic")
 @click.option("--requests", "request_count", required=True, type=click.IntRange(min=1), help="Requests to send, one held-out row each.")
 @click.option("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The running service.")

@@ -333,3 +333,30 @@ def registry_resolver(model_name: str) -> tuple[Callable[[str], Optional[str]], 
         return onnx_model_bytes(model_name, version)[1]
 
     return resolve, load
+
+
+def service_status(url: str, token: Optional[str] = None, timeout: float = 5.0) -> Optional[dict[str, Any]]:
+    """`GET /rollout` of the service at `url`; None when no service answers there."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(url.rstrip("/") + "/rollout", headers=headers, timeout=timeout)
+    except httpx.TransportError:
+        return None
+    if response.status_code == 401:
+        raise HeadlinerError(f"the service at {url} answered 401: pass --token or set HEADLINER_API_TOKEN")
+    if response.status_code != 200:
+        raise HeadlinerError(f"the service at {url} answered {response.status_code} to GET /rollout; is it a Headliner service of this version?")
+    return response.json()
+
+
+def wait_until_applied(url: str, policy_id: int, token: Optional[str] = None, timeout: float = 15.0) -> Optional[dict[str, Any]]:
+    """The service's status once it applies policy `policy_id` (or its last status after `timeout`, or
+    at once when it takes no policies); None when no service answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = service_status(url, token)
+        if status is None or not status["rollouts"] or status["policy_id"] == policy_id or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)

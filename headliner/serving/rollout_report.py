@@ -1,0 +1,196 @@
+"""How a rollout is going, from the inference log: per variant (production, candidate, shadow) the
+requests, errors, latency p50/p99 and live accuracy where true labels arrived, and how often the two
+versions agree on the top class for the same songs (both versions score a sample of the window's songs,
+so canary and A/B traffic, where each request saw one version, are compared on equal terms)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+import numpy as np
+import orjson
+from pydantic import BaseModel
+
+from headliner.errors import HeadlinerError
+from headliner.reports import HtmlReport, html_page, html_table
+from headliner.serving.rollout import CANDIDATE, PRODUCTION, SHADOW
+
+AGREEMENT_REQUESTS = 5_000  # requests sampled (seeded) for the agreement figure
+_FETCH_CHUNK = 500
+VARIANT_ORDER = (PRODUCTION, CANDIDATE, SHADOW)
+
+
+class VariantFigures(BaseModel):
+    variant: str
+    version: str
+    requests: int
+    errors: int  # answered 4xx/5xx
+    items: int  # songs scored
+    latency_p50_ms: Optional[float] = None
+    latency_p99_ms: Optional[float] = None
+    labelled: int = 0
+    accuracy: Optional[float] = None  # top-1, where labels arrived
+    top_k_accuracy: Optional[float] = None
+
+
+class RolloutReport(HtmlReport):
+    model_name: str
+    window: str
+    policy: Optional[str] = None
+    variants: list[VariantFigures]
+    top_k: Optional[int] = None
+    compared_versions: Optional[list[str]] = None  # [production, candidate]
+    agreement: Optional[float] = None  # share of sampled songs with the same top-1 class from both versions
+    agreement_items: int = 0
+
+    def summary_metadata(self) -> dict[str, str | int | float]:
+        figures: dict[str, str | int | float] = {"window": self.window}
+        for v in self.variants:
+            figures[f"{v.variant}_v{v.version}_requests"] = v.requests
+        if self.agreement is not None:
+            figures["top1_agreement"] = round(self.agreement, 4)
+        return figures
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        def show(value, fmt):
+            return "-" if value is None else format(value, fmt)
+
+        headers = ["variant", "version", "requests", "errors", "songs", "p50 ms", "p99 ms", "labelled", "accuracy", f"top-{self.top_k or 'k'} acc."]
+        rows = [
+            [v.variant, v.version, f"{v.requests:,}", f"{v.errors:,}", f"{v.items:,}", show(v.latency_p50_ms, ".2f"),
+             show(v.latency_p99_ms, ".2f"), f"{v.labelled:,}", show(v.accuracy, ".3f"), show(v.top_k_accuracy, ".3f")]
+            for v in self.variants
+        ]
+        return headers, rows
+
+    def agreement_text(self) -> str:
+        if self.agreement is None:
+            return "agreement: needs requests answered by two versions in the window"
+        production, candidate = self.compared_versions
+        return (
+            f"top-1 agreement of v{production} and v{candidate}: {self.agreement:.1%} of {self.agreement_items:,} songs "
+            "(both versions scoring the same sampled songs)"
+        )
+
+    def lines(self) -> list[str]:
+        headers, rows = self.table()
+        widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+        out = [f"Rollout of '{self.model_name}', {self.window}" + (f"; policy now: {self.policy}" if self.policy else "")]
+        out += ["  " + "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)) for line in [headers, *rows]]
+        out.append("  " + self.agreement_text())
+        return out
+
+    def to_html(self) -> str:
+        headers, rows = self.table()
+        head = f"<p>{self.window}</p>" + (f"<p>Policy now: {self.policy}</p>" if self.policy else "")
+        return html_page(
+            f"Rollout of {self.model_name}",
+            [("Window", head), ("Variants", html_table(headers, rows)), ("Agreement", f"<p>{self.agreement_text()}</p>")],
+        )
+
+
+def rollout_report(
+    url: str,
+    model_name: str,
+    load_model: Callable[[str], bytes],
+    since: Optional[datetime] = None,
+    policy: Optional[str] = None,
+    seed: int = 0,
+) -> RolloutReport:
+    """The report of the requests to `model_name` logged with a variant since `since` (all when None).
+    `load_model(version)` gives a version's ONNX bytes, for the agreement figure."""
+    import pandas as pd
+    from sqlalchemy import and_, inspect, select
+
+    from headliner.serving.feedback import FeedbackStore
+    from headliner.serving.inference_log import TABLE_NAME, create_log_engine, log_table
+
+    window = "every request logged under a rollout" if since is None else f"requests since {since.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    engine = create_log_engine(url)
+    try:
+        if not inspect(engine).has_table(TABLE_NAME):
+            raise HeadlinerError(f"no inference log at {url}: serve the model (python run.py serve --stage production) and send it requests")
+        table = log_table(engine)
+        condition = and_(table.c.model_name == model_name, table.c.variant.is_not(None))
+        if since is not None:
+            condition = and_(condition, table.c.received_at >= since.astimezone(timezone.utc).replace(tzinfo=None))
+        columns = [table.c.id, table.c.request_id, table.c.variant, table.c.model_version, table.c.status, table.c.latency_ms, table.c.rows]
+        with engine.connect() as connection:
+            meta = pd.read_sql(select(*columns).where(condition).order_by(table.c.id), connection)
+            if meta.empty:
+                raise HeadlinerError(
+                    f"no requests to '{model_name}' under a rollout in the window ({window}); a service started with "
+                    "`python run.py serve --stage production` logs them: send traffic (python run.py simulate-traffic)"
+                )
+            store = FeedbackStore(url)
+            try:
+                labels = store.read()
+            finally:
+                store.close()
+            ok = meta["status"] == 200
+            labelled_rows = meta[ok & meta["request_id"].isin(set(labels["request_id"]))]
+            outputs = _fetch(connection, table, table.c.outputs, labelled_rows["id"].tolist())
+            scored = meta[ok & meta["variant"].isin([PRODUCTION, CANDIDATE])]
+            sample = scored.sample(n=min(AGREEMENT_REQUESTS, len(scored)), random_state=seed) if len(scored) else scored
+            inputs = _fetch(connection, table, table.c.inputs, sample["id"].tolist())
+    finally:
+        engine.dispose()
+
+    label_of = {(r, i): label for r, i, label in zip(labels["request_id"], labels["item"], labels["label"])}
+    variants, top_k = [], None
+    for (variant, version), group in meta.groupby(["variant", "model_version"], sort=False):
+        answered = group[group["status"] == 200]
+        figures = VariantFigures(
+            variant=variant, version=str(version), requests=len(group), errors=int((group["status"] >= 400).sum()),
+            items=int(answered["rows"].sum()),
+        )
+        if len(answered):
+            figures.latency_p50_ms, figures.latency_p99_ms = (float(x) for x in np.percentile(answered["latency_ms"], [50, 99]))
+        truth, ranks = [], []
+        for row in labelled_rows[(labelled_rows["variant"] == variant) & (labelled_rows["model_version"] == version)].itertuples():
+            for item, top in enumerate(orjson.loads(outputs[row.id])["top"]):
+                label = label_of.get((row.request_id, item))
+                if label is not None:
+                    top_k = len(top)
+                    truth.append(label)
+                    ranks.append(top.index(label) if label in top else -1)
+        if truth:
+            ranks = np.asarray(ranks)
+            figures.labelled, figures.accuracy, figures.top_k_accuracy = len(truth), float(np.mean(ranks == 0)), float(np.mean(ranks >= 0))
+        variants.append(figures)
+    variants.sort(key=lambda v: (VARIANT_ORDER.index(v.variant) if v.variant in VARIANT_ORDER else 9, v.version))
+    report = RolloutReport(model_name=model_name, window=window, policy=policy, variants=variants, top_k=top_k)
+    _agreement(report, meta, inputs, load_model)
+    return report
+
+
+def _fetch(connection, table, column, ids: list[int]) -> dict[int, str]:
+    """`column` of the rows with these ids, in chunks (an IN list has limits)."""
+    from sqlalchemy import select
+
+    found = {}
+    for start in range(0, len(ids), _FETCH_CHUNK):
+        chunk = ids[start:start + _FETCH_CHUNK]
+        found.update(connection.execute(select(table.c.id, column).where(table.c.id.in_(chunk))).all())
+    return found
+
+
+def _agreement(report: RolloutReport, meta, inputs: dict[int, str], load_model: Callable[[str], bytes]) -> None:
+    """Both versions (the newest production one and the newest candidate or shadow one) score the sampled songs."""
+    from headliner.model.onnx_packaging import OnnxPredictor
+
+    newest = meta.iloc[::-1]
+    production = newest.loc[newest["variant"] == PRODUCTION, "model_version"].head(1).tolist()
+    candidate = newest.loc[newest["variant"].isin([CANDIDATE, SHADOW]), "model_version"].head(1).tolist()
+    if not production or not candidate or production == candidate or not inputs:
+        return
+    matrix = np.array([row for text in inputs.values() for row in orjson.loads(text)["data"]], dtype=np.float64)
+    tops = []
+    for version in (production[0], candidate[0]):
+        predictor = OnnxPredictor(load_model(str(version)))
+        order, _ = predictor.top_classes(predictor.probabilities(matrix))
+        tops.append(np.asarray(predictor.classes, dtype=object)[order[:, 0]])
+    report.compared_versions = [str(production[0]), str(candidate[0])]
+    report.agreement = float(np.mean(tops[0] == tops[1]))
+    report.agreement_items = len(matrix)

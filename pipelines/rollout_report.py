@@ -1,0 +1,16 @@
+"""The rollout report pipeline: the inference log of a model's rollout -> per-variant requests, latency,
+live accuracy and the versions' top-1 agreement, as the `rollout_report` artifact."""
+
+from datetime import datetime
+from typing import Optional
+
+from zenml import pipeline
+from zenml.enums import ExecutionMode
+
+from headliner.spec import UseCaseSpec
+from steps.deployment import report_rollout
+
+
+@pipeline(name="rollout_report", execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
+def rollout_report(spec: UseCaseSpec, log_url: str, since: Optional[datetime] = None, policy: Optional[str] = None) -> None:
+    report_rollout(spec=spec, log_url=log_url, since=since, policy=policy)
