@@ -76,7 +76,7 @@ class Headliner:
             resolve, load = registry_resolver(predictor.model_name)
             self.rollout = RolloutController(
                 app, self.server, PolicyStore(settings.inference_log_url()), resolve, load,
-                settings.rollout_poll_seconds, settings.registry_poll_seconds,
+                settings.rollout_poll_seconds, settings.registry_poll_seconds, logger,
             )
             self.rollout.start()
         else:

@@ -245,8 +245,10 @@ class RolloutController:
         load_model: Callable[[str], bytes],
         poll_seconds: float = 1.0,
         registry_poll_seconds: float = 5.0,
+        log: logging.Logger = logger,
     ):
         self.app = app
+        self.log = log
         self.base = base  # the server loaded at start: production then; its settings serve every version
         self.store = store
         self.resolve_version = resolve_version
@@ -281,7 +283,9 @@ class RolloutController:
         self._policy, self._versions = record, (production, candidate)
         self._servers = {v: s for v, s in self._servers.items() if v in (production, candidate)}
         self.swaps += 1
-        logger.info("routing: production v%s, candidate %s; %s", production, candidate or "none", routing.status()["describe"])
+        self.log.info(
+            "routing: production v%s, candidate %s; %s", production, f"v{candidate}" if candidate else "none", routing.status()["describe"]
+        )
         return True
 
     def _server(self, version: str) -> "ModelServer":
@@ -304,7 +308,7 @@ class RolloutController:
         try:
             self.refresh()
         except Exception as exc:  # the database or the registry is away: keep serving what works
-            logger.warning("rollout: keeping the current routing (%s: %s)", type(exc).__name__, exc)
+            self.log.warning("rollout: keeping the current routing (%s: %s)", type(exc).__name__, exc)
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -339,6 +343,7 @@ def service_status(url: str, token: Optional[str] = None, timeout: float = 5.0) 
     """`GET /rollout` of the service at `url`; None when no service answers there."""
     import httpx
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per poll
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.get(url.rstrip("/") + "/rollout", headers=headers, timeout=timeout)

@@ -177,13 +177,16 @@ def _fetch(connection, table, column, ids: list[int]) -> dict[int, str]:
 
 
 def _agreement(report: RolloutReport, meta, inputs: dict[int, str], load_model: Callable[[str], bytes]) -> None:
-    """Both versions (the newest production one and the newest candidate or shadow one) score the sampled songs."""
+    """The newest candidate (or shadow) version and the newest other version that answered as production
+    both score the sampled songs."""
     from headliner.model.onnx_packaging import OnnxPredictor
 
     newest = meta.iloc[::-1]
-    production = newest.loc[newest["variant"] == PRODUCTION, "model_version"].head(1).tolist()
     candidate = newest.loc[newest["variant"].isin([CANDIDATE, SHADOW]), "model_version"].head(1).tolist()
-    if not production or not candidate or production == candidate or not inputs:
+    if not candidate:
+        return
+    production = newest.loc[(newest["variant"] == PRODUCTION) & (newest["model_version"] != candidate[0]), "model_version"].head(1).tolist()
+    if not production or not inputs:
         return
     matrix = np.array([row for text in inputs.values() for row in orjson.loads(text)["data"]], dtype=np.float64)
     tops = []
