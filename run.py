@@ -561,15 +561,25 @@ def promote_request(model: str, version: int, to_stage: str, reason: str, as_nam
 
 
 @promote.command("approve")
-@click.argument("request_id")
+@click.argument("request_id", required=False)
+@click.option("--model", help="With --version, instead of REQUEST_ID: that version's pending request.")
+@click.option("--version", type=click.IntRange(min=1), help="With --model, instead of REQUEST_ID.")
 @click.option("--reason", default="", help="Why (optional).")
 @click.option("--override", metavar="REASON", help="Approve a candidate worse than production, saying why.")
 @AS_OPTION
-def promote_approve(request_id: str, reason: str, override: Optional[str], as_name: Optional[str]):
+def promote_approve(request_id: Optional[str], model: Optional[str], version: Optional[int], reason: str,
+                    override: Optional[str], as_name: Optional[str]):
     """Approve a pending request (not your own); to production this archives the previous version."""
     from headliner import governance
 
-    request = _governance(lambda: governance.approve(request_id, governance.acting_user(as_name), reason, override))
+    if bool(request_id) == bool(model and version):
+        raise click.UsageError("give REQUEST_ID, or --model and --version of a version with a pending request")
+
+    def approve():
+        chosen = request_id or governance.pending_request_of(model, version).id
+        return governance.approve(chosen, governance.acting_user(as_name), reason, override)
+
+    request = _governance(approve)
     click.echo(f"Approved {request.id} by {request.decided_by}: {request.model} v{request.version} is now in {request.to_stage}")
 
 

@@ -177,6 +177,16 @@ def pending_requests(model: Optional[str] = None) -> list[PromotionRequest]:
     return [r for r in all_requests(model) if r.status == "pending"]
 
 
+def pending_request_of(model: str, version: int) -> PromotionRequest:
+    """The one pending request of a model version."""
+    found = [r for r in pending_requests(model) if r.version == version]
+    if not found:
+        raise PromotionError(f"no pending request for {model} v{version} (python run.py promote list --model {model})")
+    if len(found) > 1:
+        raise PromotionError(f"{model} v{version} has {len(found)} pending requests ({', '.join(r.id for r in found)}): give REQUEST_ID")
+    return found[0]
+
+
 def find_request(request_id: str) -> PromotionRequest:
     """The request of an id `<model>-v<version>-<stage>-<hex>`, read from that version alone."""
     from zenml.client import Client

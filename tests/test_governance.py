@@ -104,6 +104,14 @@ def test_unknown_request_and_deciding_twice(new_version):
     assert request.id not in [r.id for r in governance.pending_requests(MODEL)]
 
 
+def test_the_pending_request_of_a_version(new_version):
+    number = new_version()
+    with pytest.raises(PromotionError, match=rf"^no pending request for wine v{number} \(python run.py promote list --model wine\)$"):
+        governance.pending_request_of(MODEL, number)
+    request = governance.request_promotion(MODEL, number, "staging", "try", "alice")
+    assert governance.pending_request_of(MODEL, number).id == request.id
+
+
 def test_duplicate_pending_request_and_missing_reason(new_version):
     number = new_version()
     governance.request_promotion(MODEL, number, "staging", "once", "alice")

@@ -124,8 +124,12 @@ def test_canary_shadow_promotion_and_rollback_on_the_running_service(rollout_ser
     assert {version for version, _, _ in shadowed} == {production}
     assert [top for _, _, top in shadowed] == expected[production][200:250]
 
-    request = governance.request_promotion(MODEL, int(candidate), "production", "the canary went well", "alice")
-    governance.approve(request.id, "bob", override="rollout test")
+    asked = run_cli(["promote", "request", "--model", MODEL, "--version", candidate, "--to", "production",
+                     "--reason", "the canary went well", "--as", "alice"], service.env)
+    assert asked.returncode == 0, asked.stderr
+    approved = run_cli(["promote", "approve", "--model", MODEL, "--version", candidate, "--override", "rollout test",
+                        "--as", "bob"], service.env)
+    assert approved.returncode == 0 and f"{MODEL} v{candidate} is now in production" in approved.stdout, approved.stderr
     for _ in range(100):  # the service polls the registry every 0.5 s
         if service.client.get("/rollout").json()["production_version"] == candidate:
             break
@@ -168,5 +172,7 @@ def test_rollout_commands_refuse_what_cannot_be_rolled_out(rollout_service, wine
     assert unknown.returncode == 1 and "error: model 'wine' has no version '99'" in unknown.stderr
     none = _rollout(service, "set", "--shadow", "--canary", "5")
     assert none.returncode == 2 and "give one of --canary PERCENT, --ab PERCENT or --shadow" in none.stderr
+    neither = run_cli(["promote", "approve", "--model", MODEL], service.env)
+    assert neither.returncode == 2 and "give REQUEST_ID, or --model and --version" in neither.stderr
     nobody = run_cli(["rollout", "set", "--shadow", "--candidate", archived, "--config", "configs/wine.yaml", "--url", f"http://127.0.0.1:{free_port()}"], service.env)
     assert nobody.returncode == 0 and "No service answers at" in nobody.stdout
