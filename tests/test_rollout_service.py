@@ -16,7 +16,7 @@ import pytest
 from headliner import governance
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.inference_log import read_inference_log
-from tests.conftest import PROJECT_ROOT, free_port, packaged_linear_model, run_cli
+from tests.conftest import free_port, packaged_linear_model, run_cli
 from tests.test_serving_app import WINE
 from tests.test_service import RunningService
 
@@ -58,16 +58,10 @@ def rollout_service(wine_versions, isolated_env, tmp_path_factory):
         HEADLINER_ROLLOUT_POLL_SECONDS="0.2", HEADLINER_REGISTRY_POLL_SECONDS="0.5",
     )
     port = free_port()
-    output = folder / "server-output.txt"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "run.py", "serve", "--stage", "production", "--config", "configs/wine.yaml", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    running = RunningService(process, port, output, f"sqlite:///{folder / 'log.sqlite'}")
+    command = [sys.executable, "run.py", "serve", "--stage", "production", "--config", "configs/wine.yaml", "--port", str(port)]
+    running = RunningService.launch(command, env, folder, port, f"sqlite:///{folder / 'log.sqlite'}")
     running.env, running.url = env, f"http://127.0.0.1:{port}"
     try:
-        running.wait_until_ready()
         yield running
     finally:
         running.stop()

@@ -36,6 +36,20 @@ class RunningService:
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False)
         self.scored: list[tuple[str, int, str]] = []  # (endpoint, status, request id) of logged requests
 
+    @classmethod
+    def launch(cls, command: list[str], env: dict, folder: Path, port: int, log_url: str) -> "RunningService":
+        """Start `command` in its own session, its output in `folder`, and wait until it is ready."""
+        output = folder / "server-output.txt"
+        with output.open("wb") as sink:
+            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        running = cls(process, port, output, log_url)
+        try:
+            running.wait_until_ready()
+        except BaseException:
+            running.stop()
+            raise
+        return running
+
     def text(self) -> str:
         return self.output.read_text(errors="replace")
 
@@ -89,15 +103,9 @@ def service(jukebox_onnx_file, isolated_env, tmp_path_factory):
         HEADLINER_LOG_FLUSH_SECONDS="60",  # only the shutdown flush writes rows
     )
     port = free_port()
-    output = folder / "server-output.txt"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "serving.service:Headliner", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    running = RunningService(process, port, output, f"sqlite:///{log_file}")
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Headliner", "--host", "127.0.0.1", "--port", str(port)]
+    running = RunningService.launch(command, env, folder, port, f"sqlite:///{log_file}")
     try:
-        running.wait_until_ready()
         yield running
     finally:
         running.stop()

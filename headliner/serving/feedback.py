@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 from headliner.errors import FeedbackError
-from headliner.serving.inference_log import create_log_engine
+from headliner.serving.inference_log import SideTable, utc_timestamp
 from headliner.serving.payloads import RequestError
 
 TABLE_NAME = "feedback"
@@ -33,15 +33,13 @@ class Feedback(NamedTuple):
 
 
 def _table(metadata):
-    from sqlalchemy import Column, DateTime, Integer, String, Table
-    from sqlalchemy.dialects import mysql
+    from sqlalchemy import Column, Integer, String, Table
 
-    timestamp = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
     return Table(
         TABLE_NAME,
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("received_at", timestamp, nullable=False),
+        Column("received_at", utc_timestamp(), nullable=False),
         Column("request_id", String(MAX_REQUEST_ID), nullable=False, index=True),
         Column("item", Integer, nullable=False),
         Column("label", String(128), nullable=False),
@@ -49,22 +47,11 @@ def _table(metadata):
     )
 
 
-class FeedbackStore:
+class FeedbackStore(SideTable):
     """Writes and reads labels in the inference log's database (the table is created when missing)."""
 
     def __init__(self, url: str):
-        from sqlalchemy import MetaData
-
-        self.url = url
-        self.engine = create_log_engine(url)
-        self.table = _table(MetaData())
-        self._table_ready = False
-
-    def _ready(self):
-        if not self._table_ready:
-            self.table.metadata.create_all(self.engine, checkfirst=True)
-            self._table_ready = True
-        return self.table
+        super().__init__(url, _table)
 
     def write(self, labels: Sequence[Feedback], source: str) -> int:
         """Store labels in one transaction; returns how many."""
@@ -90,10 +77,6 @@ class FeedbackStore:
             frame = pd.read_sql(query, connection)
         frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
         return frame.drop_duplicates(["request_id", "item"], keep="last").reset_index(drop=True)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
 
 def parse_feedback(payload: Any, classes: Sequence[str], max_items: int) -> list[Feedback]:
     """The body of POST /feedback: one object {"request_id", "label", "item"?} or a list of them.

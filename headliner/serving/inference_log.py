@@ -68,12 +68,20 @@ class InferenceRecord(NamedTuple):
     variant: Optional[str] = None
 
 
-def _table(metadata):
-    from sqlalchemy import Column, DateTime, Float, Integer, String, Table, Text
+def utc_timestamp():
+    """The column type of a UTC time, with microseconds on MySQL/MariaDB too (their DATETIME drops them)."""
+    from sqlalchemy import DateTime
     from sqlalchemy.dialects import mysql
 
-    # MySQL/MariaDB: microseconds in timestamps, and JSON of a 10,000-row batch chunk exceeds TEXT's 64 KB
-    timestamp = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    return DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def _table(metadata):
+    from sqlalchemy import Column, Float, Integer, String, Table, Text
+    from sqlalchemy.dialects import mysql
+
+    # MySQL/MariaDB: JSON of a 10,000-row batch chunk exceeds TEXT's 64 KB
+    timestamp = utc_timestamp()
     long_text = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
     return Table(
         TABLE_NAME,
@@ -132,6 +140,28 @@ def log_table(engine):
             if not has_variant():  # not another process adding it at the same time
                 raise
     return table
+
+
+class SideTable:
+    """A table of its own beside the log, in the same database (feedback, rollout policies): an engine,
+    and the table, created on first use."""
+
+    def __init__(self, url: str, make_table):
+        from sqlalchemy import MetaData
+
+        self.url = url
+        self.engine = create_log_engine(url)
+        self.table = make_table(MetaData())
+        self._table_ready = False
+
+    def _ready(self):
+        if not self._table_ready:
+            self.table.metadata.create_all(self.engine, checkfirst=True)
+            self._table_ready = True
+        return self.table
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def record_values(record: InferenceRecord, feature_names: Sequence[str]) -> list:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 from pydantic import BaseModel, Field, model_validator
 
 from headliner.errors import HeadlinerError
+from headliner.serving.inference_log import SideTable
 
 if TYPE_CHECKING:
     from headliner.serving.app import InferenceApp, ModelServer
@@ -154,15 +155,15 @@ class Routing:
 
 
 def _table(metadata):
-    from sqlalchemy import Column, DateTime, Integer, String, Table, Text
-    from sqlalchemy.dialects import mysql
+    from sqlalchemy import Column, Integer, String, Table, Text
 
-    timestamp = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    from headliner.serving.inference_log import utc_timestamp
+
     return Table(
         TABLE_NAME,
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("set_at", timestamp, nullable=False),
+        Column("set_at", utc_timestamp(), nullable=False),
         Column("model_name", String(128), nullable=False, index=True),
         Column("set_by", String(128), nullable=False),
         Column("policy", Text, nullable=False),
@@ -177,23 +178,11 @@ class PolicyRecord(BaseModel):
     policy: RolloutPolicy
 
 
-class PolicyStore:
+class PolicyStore(SideTable):
     """Writes and reads rollout policies in the inference log's database (the table is created when missing)."""
 
     def __init__(self, url: str):
-        from sqlalchemy import MetaData
-
-        from headliner.serving.inference_log import create_log_engine
-
-        self.engine = create_log_engine(url)
-        self.table = _table(MetaData())
-        self._created = False
-
-    def _ready(self):
-        if not self._created:
-            self.table.metadata.create_all(self.engine, checkfirst=True)
-            self._created = True
-        return self.table
+        super().__init__(url, _table)
 
     def write(self, model_name: str, policy: RolloutPolicy, set_by: str) -> PolicyRecord:
         table = self._ready()
@@ -224,9 +213,6 @@ class PolicyStore:
     def current(self, model_name: str) -> Optional[PolicyRecord]:
         found = self.history(model_name, 1)
         return found[0] if found else None
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 class RolloutController:
