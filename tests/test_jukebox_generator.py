@@ -105,6 +105,25 @@ def test_same_seed_gives_the_same_frame_and_another_seed_a_different_one(charts:
     assert not generate_jukebox_charts(3000, COUNTRIES, seed=8).equals(charts)
 
 
+def test_every_sample_size_of_a_seed_shares_one_world(monkeypatch) -> None:
+    """Each country's taste depends on the seed alone: a bigger sample of the same source is more of the
+    same world (retraining on more rows learns the same mapping), another seed is another world."""
+    from headliner.data import jukebox_generator
+
+    worlds = []
+    original = jukebox_generator._chart_style_preferences
+
+    def recording(rng, countries):
+        worlds.append(original(rng, countries))
+        return worlds[-1]
+
+    monkeypatch.setattr(jukebox_generator, "_chart_style_preferences", recording)
+    for rows, seed in ((3_000, 42), (20_000, 42), (3_000, 7)):
+        generate_jukebox_charts(rows, ["GB", "JP", "MX"], seed=seed)
+    np.testing.assert_array_equal(worlds[0], worlds[1])
+    assert np.abs(worlds[0] - worlds[2]).max() > 0.01
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_each_oddity_is_present_at_a_small_rate(seed: int) -> None:
     frame = generate_jukebox_charts(2000, COUNTRIES, seed=seed)

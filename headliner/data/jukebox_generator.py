@@ -345,11 +345,12 @@ def generate_jukebox_charts(
         raise ValueError("rows must be positive and countries non-empty")
     if not 0 <= oddity_rate < 0.5:
         raise ValueError("oddity_rate must be in [0, 0.5)")
+    # The world (each country's taste) depends on the seed alone, so samples of any size share it.
+    preferences = _chart_style_preferences(np.random.default_rng([seed, 1]), countries)
     rng = np.random.default_rng(seed)
     odd_rows = max(1, round(oddity_rate * rows)) if oddity_rate > 0 else 0
     n_duplicates = min(odd_rows, rows // 2)
     songs = _make_songs(rng, max(MIN_SONGS, rows // ROWS_PER_SONG))
-    preferences = _chart_style_preferences(rng, countries)
     days, entries = _chart_entries(rng, rows - n_duplicates, preferences, songs)
     song = entries["song"]
     if odd_rows:
