@@ -269,3 +269,56 @@ def test_controller_follows_the_policy_table_and_the_production_stage(model_file
     assert (app.routing.mode, app.routing.primary.version, app.routing.candidate) == ("off", "2", None)
     assert [r.set_by for r in store.history("jukebox", 10)] == ["bob", "bob", "alice", "alice"]
     controller.stop()
+
+
+def test_rollout_report_counts_variants_latency_labels_and_agreement(model_files, songs, tmp_path):
+    from headliner.errors import HeadlinerError
+    from headliner.serving.feedback import Feedback, FeedbackStore
+    from headliner.serving.inference_log import InferenceRecord
+    from headliner.serving.rollout_report import rollout_report
+
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    primary, candidate = _servers(model_files)
+    with pytest.raises(HeadlinerError, match="no inference log at"):
+        rollout_report(url, "jukebox", model_files.get)
+    log = InferenceLog(url, primary.predictor.feature_names, flush_seconds=60)
+    matrix = primary.rules.songs_matrix(songs, len(songs))
+    tops = {"1": _expected(primary, songs)[1], "2": _expected(candidate, songs)[1]}
+    plan = []  # (request id, song, variant, version, latency)
+    for i in range(100):
+        variant, version = (CANDIDATE, "2") if i % 4 == 0 else (PRODUCTION, "1")
+        plan.append((f"r{i}", i, variant, version, float(i + 1)))
+        if i < 10:  # the first ten also scored in the shadow by v2
+            plan.append((f"r{i}", i, SHADOW, "2", 0.5))
+    for request_id, song, variant, version, latency in plan:
+        top = np.asarray([tops[version][song]], dtype=object)
+        log.append(InferenceRecord(1.7e9 + song, request_id, "predict", "jukebox", version, 200, latency, 1,
+                                   matrix[song:song + 1], top, np.full((1, top.shape[1]), 0.1), None, variant))
+    log.append(InferenceRecord(1.7e9, "bad", "predict", "jukebox", "1", 422, 0.1, 0, None, None, None, "bad tempo", PRODUCTION))
+    log.append(InferenceRecord(1.7e9, "fixed", "predict", "jukebox", "1", 200, 0.1, 1, matrix[:1], np.asarray([tops["1"][0]], dtype=object), np.full((1, 5), 0.1), None))
+    assert log.close() == 0
+    labels = {f"r{i}": tops["1"][i][0] if i % 2 else "ZZ" for i in range(0, 40)}  # right top-1 on odd, unknown class on even
+    store = FeedbackStore(url)
+    store.write([Feedback(request_id, 0, label) for request_id, label in labels.items()], "api")
+    store.close()
+
+    report = rollout_report(url, "jukebox", model_files.get, policy="canary: 25%")
+
+    figures = {(v.variant, v.version): v for v in report.variants}
+    assert list(figures) == [(PRODUCTION, "1"), (CANDIDATE, "2"), (SHADOW, "2")]  # the unversioned 'fixed' row is left out
+    production, canary, shadow = figures.values()
+    assert (production.requests, production.errors, production.items) == (76, 1, 75)
+    assert (canary.requests, canary.items, shadow.requests) == (25, 25, 10)
+    answered = [latency for _, _, variant, _, latency in plan if variant == PRODUCTION]
+    assert production.latency_p50_ms == pytest.approx(np.percentile(answered, 50))
+    assert production.latency_p99_ms == pytest.approx(np.percentile(answered, 99))
+    # labelled: r0..r39; odd ids carry production's top-1, so production (odd ids: all of r1..r39 not divisible by 4) is right on them
+    assert (production.labelled, production.accuracy) == (30, 20 / 30)
+    assert canary.labelled == 10 and shadow.labelled == 10
+    assert (production.top_k_accuracy, canary.accuracy) == (20 / 30, 0.0)
+    agree = np.mean([one[0] == two[0] for one, two in zip(tops["1"][:100], tops["2"][:100])])
+    assert report.compared_versions == ["1", "2"] and report.agreement_items == 100  # each logged song, scored by both
+    assert report.agreement == pytest.approx(agree) and 0 < agree < 1
+    lines = report.lines()
+    assert lines[0] == "Rollout of 'jukebox', every request logged under a rollout; policy now: canary: 25%"
+    assert "top-1 agreement of v1 and v2" in lines[-1]
