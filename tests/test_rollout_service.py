@@ -152,6 +152,12 @@ def test_canary_shadow_promotion_and_rollback_on_the_running_service(rollout_ser
     lines = report.stdout.splitlines()
     assert any(re.match(rf"\s+candidate\s+{candidate}\s+{to_candidate}\s+0\s+{to_candidate}\s", line) for line in lines), report.stdout
     assert any(re.match(rf"\s+shadow\s+{candidate}\s+50\s+0\s+50\s", line) for line in lines), report.stdout
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(re.search(r"Run '(rollout_report-[^']+)' finished", report.stdout).group(1))
+    artifact = run.steps["report_rollout"].outputs["rollout_report"][0]
+    assert [v.type.value for v in artifact.visualizations] == ["html"]
+    assert {(v.variant, v.version, v.requests) for v in artifact.load().variants} >= {("shadow", candidate, 50)}
     agreement = re.search(r"top-1 agreement of v(\d+) and v(\d+): ([\d.]+)% of ([\d,]+) songs", report.stdout)
     assert agreement, report.stdout
     assert agreement.group(1, 2) == (production, candidate) and float(agreement.group(3)) < 100.0
