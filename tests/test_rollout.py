@@ -322,3 +322,15 @@ def test_rollout_report_counts_variants_latency_labels_and_agreement(model_files
     lines = report.lines()
     assert lines[0] == "Rollout of 'jukebox', every request logged under a rollout; policy now: canary: 25%"
     assert "top-1 agreement of v1 and v2" in lines[-1]
+
+
+def test_monitoring_judges_the_production_version_of_a_rollout_by_default(model_files, tmp_path):
+    from headliner.monitoring.window import newest_logged_version
+    from headliner.serving.inference_log import InferenceRecord
+
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    log = InferenceLog(url, OnnxPredictor(model_files["1"]).feature_names, flush_seconds=60)
+    for i, (version, variant) in enumerate([("1", None), ("1", PRODUCTION), ("2", CANDIDATE), ("2", SHADOW)]):
+        log.append(InferenceRecord(1.7e9 + i, f"r{i}", "predict", "jukebox", version, 200, 1.0, 0, None, None, None, None, variant))
+    assert log.close() == 0
+    assert newest_logged_version(url, "jukebox") == "1"

@@ -287,8 +287,9 @@ def reference_data(train_split: pd.DataFrame, model_bytes: bytes, spec: UseCaseS
 
 
 def newest_logged_version(url: str, model_name: str) -> Optional[str]:
-    """The version that answered the newest logged request to `model_name` (the one being served), or None."""
-    from sqlalchemy import inspect, select
+    """The version that answered the newest logged request to `model_name` as production (the one being
+    served; a rollout's candidate and shadow answers do not count), or None."""
+    from sqlalchemy import inspect, or_, select
 
     from headliner.serving.inference_log import TABLE_NAME, create_log_engine, log_table
 
@@ -297,7 +298,8 @@ def newest_logged_version(url: str, model_name: str) -> Optional[str]:
         if not inspect(engine).has_table(TABLE_NAME):
             return None
         table = log_table(engine)
-        query = select(table.c.model_version).where(table.c.model_name == model_name).order_by(table.c.id.desc()).limit(1)
+        served = or_(table.c.variant.is_(None), table.c.variant == "production")
+        query = select(table.c.model_version).where(table.c.model_name == model_name, served).order_by(table.c.id.desc()).limit(1)
         with engine.connect() as connection:
             return connection.execute(query).scalar()
     finally:
