@@ -20,8 +20,9 @@ LOCAL_STACK_FILE = PROJECT_ROOT / "stack_configs" / "local.yaml"
 ZENML_DEFAULT_STACK = "default"
 
 
-def import_stack(stack_file: Path) -> str:
-    """Register the stack of a `zenml stack export` style YAML unless it exists; returns its name.
+def import_stack(stack_file: Path, data: dict | None = None) -> str:
+    """Register the stack of a `zenml stack export` style YAML (or its already-read `data`) unless it
+    exists; returns its name.
 
     Components are reused by name when their flavor matches; a same-named component of another
     flavor is an error rather than a prompt.
@@ -30,7 +31,7 @@ def import_stack(stack_file: Path) -> str:
     from zenml.enums import StackComponentType
 
     client = Client()
-    data = yaml.safe_load(stack_file.read_text())
+    data = data if data is not None else yaml.safe_load(stack_file.read_text())
     name = data["stack_name"]
     if client.list_stacks(name=name).total:
         return name

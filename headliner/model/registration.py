@@ -45,16 +45,22 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
         name="onnx_model",
         pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
     )
-    registered = Client().active_stack.model_registry.register_model_version(
+    # Through the registry's MLflow client with the logged model's id: a tracking server accepts a
+    # `models:/m-…` source only with it, and ZenML's register_model_version does not pass it.
+    registry = Client().active_stack.model_registry
+    try:
+        registry.get_model(name=model)
+    except KeyError:
+        registry.register_model(name=model)
+    metadata = ModelRegistryModelMetadata(
+        zenml_version=zenml.__version__, zenml_run_name=run_name, zenml_pipeline_name="training", zenml_model_version=str(version),
+    )
+    registered = registry.mlflow_client.create_model_version(
         name=model,
-        model_source_uri=info.model_uri,
+        source=info.model_uri,
+        model_id=info.model_id,
         description=f"{title}: ZenML model version {version} (ONNX, pre- and post-processing included)",
-        metadata=ModelRegistryModelMetadata(
-            zenml_version=zenml.__version__,
-            zenml_run_name=run_name,
-            zenml_pipeline_name="training",
-            zenml_model_version=str(version),
-        ),
+        tags={key: str(value) for key, value in metadata.model_dump().items() if value is not None},
     )
     return str(registered.version)
 
