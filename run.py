@@ -765,7 +765,7 @@ def rollout_status(url, token, inference_log, config):
     from headliner.errors import HeadlinerError
     from headliner.serving.rollout import service_status
 
-    store, log_url = _rollout_store(inference_log)
+    store, _ = _rollout_store(inference_log)
     try:
         history = store.history(spec.name, 5)
         status = service_status(url, token)

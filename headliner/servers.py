@@ -164,8 +164,9 @@ def _http_ok(url: str) -> bool:
 
 def _start(config: ServersConfig, name: str, command: list[str], env: dict[str, str], port: int, ready: Callable[[], bool]) -> None:
     """Start one server in its own session (its log in the state folder) unless it runs; wait until ready."""
-    if _pid(config, name) is not None:
-        _say(f"  {name}: already running (pid {_pid(config, name)})")
+    running = _pid(config, name)
+    if running is not None:
+        _say(f"  {name}: already running (pid {running})")
         return
     if _port_open(port):
         raise ServersError(f"{name}: port {port} on 127.0.0.1 is taken by another program; set HEADLINER_SERVERS_{name.upper()}_PORT")

@@ -228,11 +228,6 @@ class InferenceApp:
     def route(self, routing: Routing) -> None:
         self.routing = routing
 
-    @property
-    def server(self) -> Optional[ModelServer]:
-        """The primary (production) server: the one whose settings, metadata and metrics the app uses."""
-        return self.routing.primary if self.routing is not None else None
-
     @staticmethod
     def handles(path: str) -> bool:
         """Whether a path belongs to this app (the rest is left to the server it runs in)."""

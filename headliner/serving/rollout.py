@@ -81,7 +81,7 @@ class Routing:
     server, the candidate's if any, and the policy. A service without rollouts has a primary only and
     no variant names."""
 
-    __slots__ = ("primary", "candidate", "policy", "policy_id", "ab_header", "by_version", "_choose")
+    __slots__ = ("primary", "candidate", "policy", "policy_id", "mode", "ab_header", "by_version", "_choose")
 
     def __init__(
         self,
@@ -95,18 +95,14 @@ class Routing:
         self.policy = policy
         self.policy_id = policy_id
         self.by_version = {server.version: server for server in (primary, self.candidate) if server is not None}
-        mode = policy.mode if policy is not None and self.candidate is not None else "off"
-        self.ab_header = policy.ab_header.encode("latin-1") if mode == "ab" else None
-        self._choose = {"off": self._off, "canary": self._canary, "ab": self._ab, "shadow": self._shadow}[mode]
+        self.mode = policy.mode if policy is not None and self.candidate is not None else "off"  # what applies
+        self.ab_header = policy.ab_header.encode("latin-1") if self.mode == "ab" else None
+        self._choose = {"off": self._off, "canary": self._canary, "ab": self._ab, "shadow": self._shadow}[self.mode]
 
     @property
     def tracked(self) -> bool:
         """Whether responses are logged with a variant name (the service takes rollout policies)."""
         return self.policy is not None
-
-    @property
-    def mode(self) -> str:
-        return self._choose.__name__.lstrip("_")
 
     def choose(self, key: Optional[bytes]) -> tuple["ModelServer", Optional[str], Optional["ModelServer"]]:
         """(server that answers, its variant name, server that scores in the shadow or None)."""
@@ -247,7 +243,6 @@ class RolloutController:
         self._checked_registry = 0.0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self.swaps = 0
         app.route(Routing(base, policy=RolloutPolicy()))
 
     def refresh(self) -> bool:
@@ -268,7 +263,6 @@ class RolloutController:
         self.app.route(routing)
         self._policy, self._versions = record, (production, candidate)
         self._servers = {v: s for v, s in self._servers.items() if v in (production, candidate)}
-        self.swaps += 1
         self.log.info(
             "routing: production v%s, candidate %s; %s", production, f"v{candidate}" if candidate else "none", routing.status()["describe"]
         )
