@@ -860,5 +860,65 @@ def simulate_traffic(request_count: int, url: str, drift: tuple[str, ...], feedb
     click.echo("Next: python run.py --pipeline monitoring" + ("" if config == DEFAULT_CONFIG else f" --config {config}"))
 
 
+@cli.command("stack-import")
+@click.argument("stack_file", type=click.Path(dir_okay=False))
+@click.option("--set", "activate", is_flag=True, help="Make it the active stack.")
+def stack_import(stack_file: str, activate: bool):
+    """Import a stack file of stack_configs/ (zenml stack import), registering the project's flavors it names."""
+    _set_quiet_defaults()
+    from headliner.errors import HeadlinerError
+    from headliner.stack_setup import import_stack_file
+
+    try:
+        name = import_stack_file(_project_path(stack_file), activate)
+    except (HeadlinerError, KeyError) as exc:  # KeyError: a secret the file refers to does not exist
+        _fail(f"{stack_file}: {exc}")
+    click.echo(f"Stack '{name}' imported" + (" and active" if activate else f"; activate it: zenml stack set {name}"))
+
+
+@cli.command("kubernetes-manifests")
+@CONFIG_OPTION
+@STAGE_OPTION
+@VERSION_OPTION
+@click.option("--stack", "stack_name", default="kubernetes", show_default=True, help="The stack whose model deployer renders them.")
+@click.option("--output", type=click.Path(file_okay=False), help="Also write one YAML file per object into this folder.")
+def kubernetes_manifests(config: str, stage: Optional[str], version: Optional[str], stack_name: str, output: Optional[str]):
+    """Dry run of the Kubernetes model deployer: print the objects it would apply for a version or stage,
+    validated against the Kubernetes schemas; nothing is applied."""
+    _set_quiet_defaults()
+    spec = _load_spec(config)
+    chosen = _version_choice(stage, version)
+    import yaml
+
+    from headliner.errors import HeadlinerError
+    from headliner.kubernetes.manifests import validate_manifests
+    from headliner.stack_setup import project_client
+
+    try:
+        deployer = project_client().get_stack(stack_name).components
+    except KeyError:
+        _fail(f"no stack '{stack_name}': import it first: python run.py stack-import stack_configs/kubernetes.yaml")
+    from zenml.enums import StackComponentType
+    from zenml.stack import StackComponent
+
+    models = deployer.get(StackComponentType.MODEL_DEPLOYER) or []
+    component = StackComponent.from_model(models[0]) if models else None
+    if component is None or not hasattr(component, "service_config"):
+        _fail(f"stack '{stack_name}' has no headliner_kubernetes model deployer")
+    manifests = component.service_config(spec.name, chosen).manifests()
+    try:
+        validate_manifests(manifests)
+    except (ValueError, HeadlinerError) as exc:
+        _fail(f"invalid manifest: {exc}")
+    text = yaml.safe_dump_all(manifests, sort_keys=False)
+    click.echo(text, nl=False)
+    if output:
+        folder = Path(output)
+        folder.mkdir(parents=True, exist_ok=True)
+        for manifest in manifests:
+            (folder / f"{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    click.echo(f"# {len(manifests)} objects valid against the Kubernetes schemas; nothing was applied", err=True)
+
+
 if __name__ == "__main__":
     cli()

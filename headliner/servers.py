@@ -268,15 +268,9 @@ def log_in(config: ServersConfig, passwords: dict[str, str]) -> None:
 
 def configure_stack(config: ServersConfig) -> None:
     """The secrets the stack file refers to, and the stack itself (ports as configured), set active."""
-    from zenml.client import Client
-    from zenml.utils.source_utils import set_custom_source_root
+    from headliner.stack_setup import import_stack, project_client
 
-    from headliner.stack_setup import import_stack, repository_root
-
-    set_custom_source_root(str(PROJECT_ROOT))
-    if Client.find_repository(repository_root()) is None:
-        Client.initialize(root=repository_root())
-    client = Client()
+    client = project_client()
     wanted = {
         "headliner_s3": {"aws_access_key_id": S3_KEY, "aws_secret_access_key": S3_SECRET},
         "headliner_mlflow": {"token": "unused-the-local-mlflow-server-has-no-auth"},

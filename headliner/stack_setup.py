@@ -25,7 +25,8 @@ def import_stack(stack_file: Path, data: dict | None = None) -> str:
     exists; returns its name.
 
     Components are reused by name when their flavor matches; a same-named component of another
-    flavor is an error rather than a prompt.
+    flavor is an error rather than a prompt. A component's `flavor_source` (a project flavor class,
+    e.g. the Kubernetes model deployer's) is registered first when its flavor is not known yet.
     """
     from zenml.client import Client
     from zenml.enums import StackComponentType
@@ -47,6 +48,8 @@ def import_stack(stack_file: Path, data: dict | None = None) -> str:
                     f"'{component.flavor_name}', expected '{config['flavor']}'; rename or delete it"
                 )
         else:
+            if config.get("flavor_source"):
+                register_flavor(config["flavor"], config["flavor_source"], component_type)
             component = client.create_stack_component(
                 name=config["name"],
                 flavor=config["flavor"],
@@ -58,9 +61,46 @@ def import_stack(stack_file: Path, data: dict | None = None) -> str:
     return name
 
 
+def register_flavor(name: str, source: str, component_type) -> None:
+    """Register the project's flavor class at `source` unless a flavor `name` of that type exists."""
+    from zenml.client import Client
+
+    client = Client()
+    try:
+        client.get_flavor_by_name_and_type(name, component_type)
+    except KeyError:
+        flavor = client.create_flavor(source=source, component_type=component_type)
+        if flavor.name != name:
+            raise StackSetupError(f"flavor_source {source} defines flavor '{flavor.name}', the stack file expects '{name}'")
+
+
 def repository_root() -> Path:
     """Where the ZenML repository (.zen) lives: $ZENML_REPOSITORY_PATH if set, else the project."""
     return Path(os.environ.get("ZENML_REPOSITORY_PATH") or PROJECT_ROOT)
+
+
+def project_client():
+    """A ZenML client of the project's repository (initialised if needed), importing sources from the
+    project even when the repository config lives elsewhere."""
+    from zenml.client import Client
+    from zenml.utils.source_utils import set_custom_source_root
+
+    set_custom_source_root(str(PROJECT_ROOT))
+    root = repository_root()
+    if Client.find_repository(root) is None:
+        Client.initialize(root=root)
+    return Client()
+
+
+def import_stack_file(stack_file: Path, activate: bool) -> str:
+    """`zenml stack import` with the project's flavors registered first; optionally set active."""
+    if not stack_file.is_file():
+        raise StackSetupError(f"{stack_file}: no such stack file")
+    client = project_client()
+    name = import_stack(stack_file)
+    if activate:
+        client.activate_stack(name)
+    return name
 
 
 def ensure_stack(required: Iterable[str]) -> str:
@@ -70,15 +110,7 @@ def ensure_stack(required: Iterable[str]) -> str:
     ZenML's own 'default' stack is replaced by the project's local stack; any other active stack is
     the user's choice and is kept, or refused with a clear message if it lacks a component.
     """
-    from zenml.client import Client
-    from zenml.utils.source_utils import set_custom_source_root
-
-    # Steps are imported from the project even when the repository config lives elsewhere.
-    set_custom_source_root(str(PROJECT_ROOT))
-    root = repository_root()
-    if Client.find_repository(root) is None:
-        Client.initialize(root=root)
-    client = Client()
+    client = project_client()
     active = client.active_stack_model
     if active.name == ZENML_DEFAULT_STACK:
         name = import_stack(LOCAL_STACK_FILE)

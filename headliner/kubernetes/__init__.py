@@ -1,0 +1,1 @@
+"""Headliner on Kubernetes: the project's model deployer flavor and the manifests it applies."""

@@ -1,0 +1,196 @@
+"""The model deployer flavor `headliner_kubernetes`: serves a model stage or version on Kubernetes as
+the manifests of headliner.kubernetes.manifests (Deployment + Service + HPA + PodDisruptionBudget),
+applied with server-side apply. With `dry_run: true` it renders and validates them and applies nothing.
+
+Registered from the stack config (stack_configs/kubernetes.yaml names it in `flavor_source`), or by hand:
+    zenml model-deployer flavor register headliner.kubernetes.deployer.HeadlinerKubernetesModelDeployerFlavor
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, Generator, Optional, Tuple, Type, cast
+from uuid import UUID
+
+from zenml.enums import ServiceState
+from zenml.model_deployers.base_model_deployer import (
+    DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT,
+    BaseModelDeployer,
+    BaseModelDeployerConfig,
+    BaseModelDeployerFlavor,
+)
+from zenml.models.v2.misc.service import ServiceType
+from zenml.services.service import BaseDeploymentService, BaseService, ServiceConfig
+
+from headliner.kubernetes.manifests import SERVICE_PORT, ServingDeploymentSettings, service_name, serving_manifests, validate_manifests
+
+FLAVOR = "headliner_kubernetes"
+FIELD_MANAGER = "headliner"
+
+
+class KubernetesDeployerConfig(BaseModelDeployerConfig, ServingDeploymentSettings):
+    """The stack component's configuration: where the cluster is and how the service runs there."""
+
+    kubernetes_context: Optional[str] = None  # a kubeconfig context; None: the current one
+    incluster: bool = False  # running in a pod of the cluster (a pipeline step on the Kubernetes orchestrator)
+    dry_run: bool = False
+
+
+class KubernetesServiceConfig(ServiceConfig):
+    """One deployment: the model, its version or stage, and the settings it was rendered with."""
+
+    settings: ServingDeploymentSettings
+    kubernetes_context: Optional[str] = None
+    incluster: bool = False
+    dry_run: bool = False
+
+    def manifests(self) -> list[dict[str, Any]]:
+        return serving_manifests(self.settings, self.model_name, self.model_version)
+
+
+def _api_client(config: KubernetesServiceConfig):
+    from kubernetes import client, config as kube_config
+
+    if config.incluster:
+        kube_config.load_incluster_config()
+    else:
+        kube_config.load_kube_config(context=config.kubernetes_context)
+    return client.ApiClient()
+
+
+class KubernetesModelService(BaseDeploymentService):
+    """The model server on the cluster, reached in the cluster at its Service's DNS name."""
+
+    SERVICE_TYPE: ClassVar[ServiceType] = ServiceType(
+        name="headliner-kubernetes", type="model-serving", flavor=FLAVOR, description="Headliner service on Kubernetes"
+    )
+    config: KubernetesServiceConfig
+
+    @property
+    def name(self) -> str:
+        return service_name(self.config.model_name, self.config.model_version)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.name}.{self.config.settings.namespace}.svc.cluster.local:{SERVICE_PORT}"
+
+    @property
+    def prediction_url(self) -> Optional[str]:
+        return f"{self.base_url}/predict"
+
+    @property
+    def healthcheck_url(self) -> Optional[str]:
+        return f"{self.base_url}/v2/health/ready"
+
+    def _resources(self):
+        from kubernetes.dynamic import DynamicClient
+
+        dynamic = DynamicClient(_api_client(self.config))
+        for manifest in self.config.manifests():
+            yield dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"]), manifest
+
+    def provision(self) -> None:
+        manifests = self.config.manifests()
+        validate_manifests(manifests)
+        if self.config.dry_run:
+            return
+        for resource, manifest in self._resources():
+            resource.server_side_apply(body=manifest, namespace=self.config.settings.namespace, field_manager=FIELD_MANAGER, force_conflicts=True)
+
+    def deprovision(self, force: bool = False) -> None:
+        if self.config.dry_run:
+            return
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        for resource, manifest in reversed(list(self._resources())):
+            try:
+                resource.delete(name=manifest["metadata"]["name"], namespace=self.config.settings.namespace)
+            except NotFoundError:
+                pass
+
+    def check_status(self) -> Tuple[ServiceState, str]:
+        if self.config.dry_run:
+            return ServiceState.INACTIVE, "dry run: rendered and validated, not applied"
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            deployment = client.AppsV1Api(_api_client(self.config)).read_namespaced_deployment(self.name, self.config.settings.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return ServiceState.INACTIVE, f"no Deployment {self.name}"
+            return ServiceState.ERROR, f"Kubernetes API: {exc.reason}"
+        ready = deployment.status.ready_replicas or 0
+        if ready >= 1:
+            return ServiceState.ACTIVE, f"{ready} of {deployment.spec.replicas} replicas ready"
+        return ServiceState.PENDING_STARTUP, f"0 of {deployment.spec.replicas} replicas ready"
+
+    def get_logs(self, follow: bool = False, tail: Optional[int] = None) -> Generator[str, bool, None]:
+        if self.config.dry_run:
+            return
+        from kubernetes import client
+
+        core = client.CoreV1Api(_api_client(self.config))
+        pods = core.list_namespaced_pod(self.config.settings.namespace, label_selector=f"app.kubernetes.io/instance={self.name}")
+        for pod in pods.items:
+            text = core.read_namespaced_pod_log(pod.metadata.name, self.config.settings.namespace, tail_lines=tail)
+            yield from text.splitlines()
+
+
+class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
+    """Deploys a model stage or version as the service on Kubernetes; one service per model and version."""
+
+    NAME: ClassVar[str] = "Headliner Kubernetes"
+    FLAVOR: ClassVar[Type[BaseModelDeployerFlavor]]
+
+    @property
+    def config(self) -> KubernetesDeployerConfig:
+        return cast(KubernetesDeployerConfig, self._config)
+
+    def service_config(self, model_name: str, model_version: str, pipeline_name: str = "", step_name: str = "") -> KubernetesServiceConfig:
+        """What this component would deploy for a model version or stage."""
+        settings = ServingDeploymentSettings(**{key: getattr(self.config, key) for key in ServingDeploymentSettings.model_fields})
+        return KubernetesServiceConfig(
+            model_name=model_name, model_version=model_version, pipeline_name=pipeline_name, pipeline_step_name=step_name,
+            settings=settings, kubernetes_context=self.config.kubernetes_context, incluster=self.config.incluster,
+            dry_run=self.config.dry_run,
+        )
+
+    def perform_deploy_model(self, id: UUID, config: ServiceConfig, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT) -> BaseService:
+        service = KubernetesModelService(uuid=id, config=config)
+        service.start(timeout=0 if cast(KubernetesServiceConfig, config).dry_run else timeout)
+        return service
+
+    @staticmethod
+    def get_model_server_info(service_instance: BaseService) -> Dict[str, Optional[str]]:
+        service = cast(KubernetesModelService, service_instance)
+        return {"PREDICTION_URL": service.prediction_url, "HEALTH_CHECK_URL": service.healthcheck_url, "NAMESPACE": service.config.settings.namespace}
+
+    def perform_stop_model(self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False) -> BaseService:
+        service.stop(timeout=timeout, force=force)
+        return service
+
+    def perform_start_model(self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT) -> BaseService:
+        service.start(timeout=timeout)
+        return service
+
+    def perform_delete_model(self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False) -> None:
+        service.stop(timeout=timeout, force=force)
+
+
+class HeadlinerKubernetesModelDeployerFlavor(BaseModelDeployerFlavor):
+    """The flavor ZenML registers: `zenml model-deployer flavor register` with this class's source."""
+
+    @property
+    def name(self) -> str:
+        return FLAVOR
+
+    @property
+    def config_class(self) -> Type[KubernetesDeployerConfig]:
+        return KubernetesDeployerConfig
+
+    @property
+    def implementation_class(self) -> Type[HeadlinerKubernetesModelDeployer]:
+        return HeadlinerKubernetesModelDeployer
+
+
+HeadlinerKubernetesModelDeployer.FLAVOR = HeadlinerKubernetesModelDeployerFlavor
