@@ -895,13 +895,13 @@ def kubernetes_manifests(config: str, stage: Optional[str], version: Optional[st
     from headliner.stack_setup import project_client
 
     try:
-        deployer = project_client().get_stack(stack_name).components
+        components = project_client().get_stack(stack_name).components
     except KeyError:
         _fail(f"no stack '{stack_name}': import it first: python run.py stack-import stack_configs/kubernetes.yaml")
     from zenml.enums import StackComponentType
     from zenml.stack import StackComponent
 
-    models = deployer.get(StackComponentType.MODEL_DEPLOYER) or []
+    models = components.get(StackComponentType.MODEL_DEPLOYER) or []
     component = StackComponent.from_model(models[0]) if models else None
     if component is None or not hasattr(component, "service_config"):
         _fail(f"stack '{stack_name}' has no headliner_kubernetes model deployer")
