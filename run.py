@@ -41,6 +41,8 @@ def _set_quiet_defaults() -> None:
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_ENABLE_RICH_TRACEBACK", "false")
     os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
+    # An MLflow server that is down fails a step in seconds, not after 7 retries with minutes of backoff.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 
 
 def _hide_user_error_tracebacks() -> None:
@@ -369,10 +371,25 @@ def cli(
     try:
         _run_pipeline(pipeline, spec, data, rows, no_cache, run_config, chosen_version, port, output, monitoring)
     except Exception as exc:  # a failed step surfaces here; show its own message, not a traceback
+        if pipeline in ("training", "all", "monitoring"):
+            _discard_unfinished_versions(spec.name)
         cause = _root_cause(exc)
         if isinstance(cause, HeadlinerError):
             _fail(str(cause))
         _fail(f"pipeline '{pipeline}' failed: {type(cause).__name__}: {cause}")
+
+
+def _discard_unfinished_versions(model: str) -> None:
+    """After a failed training run: no half-registered model version stays (a re-run registers it whole)."""
+    from headliner.model.registration import discard_unfinished_versions
+
+    try:
+        removed = discard_unfinished_versions(model)
+    except Exception as exc:  # the store itself may be what failed; the run's own error is reported next
+        click.echo(f"warning: could not check '{model}' for unfinished versions: {type(exc).__name__}: {exc}", err=True)
+        return
+    if removed:
+        click.echo(f"Removed the unfinished registration of the failed run: {', '.join(removed)}", err=True)
 
 
 @cli.command()
@@ -880,44 +897,47 @@ def stack_import(stack_file: str, activate: bool):
 @CONFIG_OPTION
 @STAGE_OPTION
 @VERSION_OPTION
-@click.option("--stack", "stack_name", default="kubernetes", show_default=True, help="The stack whose model deployer renders them.")
+@click.option("--stack", "stack_name", default="kubernetes", show_default=True, help="The Kubernetes stack to render for.")
+@click.option(
+    "--what", "part", type=click.Choice(["all", "deployer", "orchestrator"]), default="all", show_default=True,
+    help="deployer: what the model deployer applies to serve the version or stage; orchestrator: what one run of each "
+    "pipeline creates (token Secret, orchestrator Job, one Job per step); all: both.",
+)
+@click.option("--zenml-url", help="The ZenML server the pipeline pods talk to (default: the model deployer's zenml_server_url).")
+@click.option(
+    "--run-config", default=DEFAULT_RUN_CONFIG, show_default=True, type=click.Path(dir_okay=False),
+    help="ZenML run config the training pipeline is compiled with.",
+)
 @click.option("--output", type=click.Path(file_okay=False), help="Also write one YAML file per object into this folder.")
-def kubernetes_manifests(config: str, stage: Optional[str], version: Optional[str], stack_name: str, output: Optional[str]):
-    """Dry run of the Kubernetes model deployer: print the objects it would apply for a version or stage,
-    validated against the Kubernetes schemas; nothing is applied."""
+def kubernetes_manifests(config: str, stage: Optional[str], version: Optional[str], stack_name: str, part: str,
+                         zenml_url: Optional[str], run_config: str, output: Optional[str]):
+    """Dry run of the Kubernetes stack: print (YAML) the objects its model deployer would apply for a version or
+    stage and those its orchestrator would create for a run of each pipeline, validated against the Kubernetes
+    schemas; nothing is applied, no cluster is needed."""
     _set_quiet_defaults()
     spec = _load_spec(config)
     chosen = _version_choice(stage, version)
     import yaml
 
     from headliner.errors import HeadlinerError
-    from headliner.kubernetes.manifests import validate_manifests
-    from headliner.stack_setup import project_client
+    from headliner.kubernetes.dry_run import dry_run
+    from headliner.kubernetes.manifests import KUBERNETES_VERSION
 
     try:
-        components = project_client().get_stack(stack_name).components
-    except KeyError:
-        _fail(f"no stack '{stack_name}': import it first: python run.py stack-import stack_configs/kubernetes.yaml")
-    from zenml.enums import StackComponentType
-    from zenml.stack import StackComponent
-
-    models = components.get(StackComponentType.MODEL_DEPLOYER) or []
-    component = StackComponent.from_model(models[0]) if models else None
-    if component is None or not hasattr(component, "service_config"):
-        _fail(f"stack '{stack_name}' has no headliner_kubernetes model deployer")
-    manifests = component.service_config(spec.name, chosen).manifests()
-    try:
-        validate_manifests(manifests)
-    except (ValueError, HeadlinerError) as exc:
+        groups = dry_run(stack_name, spec, chosen, _project_path(run_config), part, zenml_url)
+    except HeadlinerError as exc:
+        _fail(str(exc))
+    except ValueError as exc:  # a manifest the Kubernetes schemas reject
         _fail(f"invalid manifest: {exc}")
-    text = yaml.safe_dump_all(manifests, sort_keys=False)
-    click.echo(text, nl=False)
+    click.echo("---\n".join(f"# {group}: {len(manifests)} objects\n" + yaml.safe_dump_all(manifests, sort_keys=False)
+                             for group, manifests in groups.items()), nl=False)
+    manifests = [manifest for group in groups.values() for manifest in group]
     if output:
         folder = Path(output)
         folder.mkdir(parents=True, exist_ok=True)
         for manifest in manifests:
             (folder / f"{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    click.echo(f"# {len(manifests)} objects valid against the Kubernetes schemas; nothing was applied", err=True)
+    click.echo(f"# {len(manifests)} objects valid against the Kubernetes {KUBERNETES_VERSION} schemas; nothing was applied", err=True)
 
 
 if __name__ == "__main__":

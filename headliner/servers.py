@@ -1,8 +1,10 @@
 """The servers of the `servers` stack on one machine, every one on 127.0.0.1: an S3-compatible object
 store (moto's server) for ZenML's artifacts, an MLflow tracking server on PostgreSQL with its artifacts
-in S3, and a ZenML server (the dashboard) on MariaDB/MySQL. `up` creates the databases, starts what is
-not running, logs the ZenML client in, creates the secrets, imports stack_configs/servers.yaml and sets
-it; `down` stops what `up` started and logs the client out; `status` says what runs.
+in S3, a ZenML server (the dashboard) on MariaDB/MySQL, and the inference log in a PostgreSQL database.
+`up` creates the databases, starts what is not running, logs the ZenML client in, creates the secrets,
+imports stack_configs/servers.yaml and sets it, and points the serving settings at the PostgreSQL
+inference log; `down` stops what `up` started, logs the client out and drops that setting (back to the
+local SQLite log); `status` says what runs.
 
     python -m headliner.servers up|down|status        (scripts/servers.sh wraps it)
 
@@ -67,6 +69,14 @@ class ServersConfig(BaseSettings):
         return f"{self.database_prefix}_mlflow"
 
     @property
+    def inference_database(self) -> str:
+        return f"{self.database_prefix}_inference"
+
+    @property
+    def inference_log_url(self) -> str:
+        return self.database_url(self.postgres_url, self.inference_database)
+
+    @property
     def s3_url(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
 
@@ -102,7 +112,8 @@ def _passwords(config: ServersConfig) -> dict[str, str]:
 
 def create_databases(config: ServersConfig, passwords: dict[str, str]) -> None:
     """MariaDB/MySQL: ZenML's database and its own user (ZenML refuses a user without a password; the
-    password is this state folder's); PostgreSQL: MLflow's database. Existing databases are kept.
+    password is this state folder's); PostgreSQL: MLflow's and the inference log's databases. Existing
+    databases are kept.
     A database that outlives its state folder keeps ZenML's admin user with the old password: use
     another HEADLINER_SERVERS_DATABASE_PREFIX, or drop the databases."""
     from sqlalchemy import create_engine, text
@@ -122,8 +133,9 @@ def create_databases(config: ServersConfig, passwords: dict[str, str]) -> None:
     try:
         engine = create_engine(config.database_url(config.postgres_url, "postgres"), isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
-            if not connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": config.mlflow_database}).scalar():
-                connection.execute(text(f"CREATE DATABASE {config.mlflow_database}"))
+            for database in (config.mlflow_database, config.inference_database):
+                if not connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": database}).scalar():
+                    connection.execute(text(f"CREATE DATABASE {database}"))
         engine.dispose()
     except Exception as exc:
         raise ServersError(f"PostgreSQL at {_safe(config.postgres_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_POSTGRES_URL") from None
@@ -287,6 +299,17 @@ def configure_stack(config: ServersConfig) -> None:
     _say(f"  stack '{STACK_NAME}' imported and active; dashboard: {config.zenml_url} (user '{ADMIN_USER}')")
 
 
+def use_inference_log(config: ServersConfig) -> None:
+    """Serving, batch scoring and monitoring of this ZenML config log to PostgreSQL from now on (the
+    environment's HEADLINER_INFERENCE_LOG still wins)."""
+    from headliner.serving.settings import stack_settings_file, url_without_password
+
+    path = stack_settings_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# written by scripts/servers.sh up; removed by down\nHEADLINER_INFERENCE_LOG={config.inference_log_url}\n")
+    _say(f"  inference log: {url_without_password(config.inference_log_url)} (set in {path})")
+
+
 def up(config: ServersConfig) -> None:
     config.home.mkdir(parents=True, exist_ok=True)
     passwords = _passwords(config)
@@ -298,11 +321,16 @@ def up(config: ServersConfig) -> None:
     start_zenml(config, passwords)
     log_in(config, passwords)
     configure_stack(config)
+    use_inference_log(config)
     _say("Up. Run: python run.py --pipeline all    Stop everything: scripts/servers.sh down")
 
 
 def down(config: ServersConfig) -> None:
-    """Log the client out (back to its local store) and stop the servers `up` started; data is kept."""
+    """Log the client out (back to its local store and inference log) and stop the servers `up` started;
+    data is kept."""
+    from headliner.serving.settings import stack_settings_file
+
+    stack_settings_file().unlink(missing_ok=True)
     if _pid(config, "zenml") is not None:
         result = _zenml_cli(["logout"])
         _say("  ZenML client: logged out, back to its local store" if result.returncode == 0 else f"  zenml logout: {result.stderr.strip()[-300:]}")
@@ -321,6 +349,10 @@ def status(config: ServersConfig) -> list[str]:
         pid = _pid(config, name)
         state = "healthy" if _http_ok(health) else "not answering"
         lines.append(f"{name:7} {'pid ' + str(pid) if pid else 'not started by up':20} 127.0.0.1:{port}  {state}")
+    from headliner.serving.settings import ServingSettings, stack_settings_file
+
+    log = ServingSettings().inference_log_display()
+    lines.append(f"inference log: {log}" + ("" if stack_settings_file().is_file() else " (not the servers stack's: run up)"))
     return lines
 
 

@@ -65,6 +65,50 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
     return str(registered.version)
 
 
+def discard_model_version(model: str, number: int) -> list[str]:
+    """Remove what a failed training run registered of version `number`: the MLflow versions mirroring it
+    (when the registry answers) and the ZenML model version, so no half-registered version remains and
+    a re-run registers it whole. Returns what was removed."""
+    from zenml.client import Client
+
+    client = Client()
+    removed = []
+    try:
+        mlflow_client = client.active_stack.model_registry.mlflow_client
+        for mirrored in mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'"):
+            mlflow_client.delete_model_version(model, mirrored.version)
+            removed.append(f"MLflow version {mirrored.version}")
+    except Exception as exc:  # the registry may be what failed; the ZenML version goes all the same
+        removed.append(f"(MLflow mirror not checked: {type(exc).__name__})")
+    version = client.get_model_version(model, number)
+    client.delete_model_version(version.id)
+    removed.append(f"ZenML version {number}")
+    return removed
+
+
+def discard_unfinished_versions(model: str, newest: int = 5) -> list[str]:
+    """Discard (as `discard_model_version`) each of the `newest` versions of `model` that no run finished
+    registering (no `mlflow_registry_version` metadata) while every run linked to it has failed: what a
+    training run leaves when it fails before its step hooks can run (e.g. MLflow unreachable when the
+    registration step starts). Returns what was removed."""
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    client = Client()
+    try:
+        versions = client.list_model_versions(model, size=newest, sort_by="desc:number").items
+    except KeyError:  # no such model yet
+        return []
+    removed = []
+    for version in versions:
+        if "mlflow_registry_version" in client.get_model_version(model, version.number).run_metadata:
+            continue
+        runs = client.list_pipeline_runs(linked_to_model_version_id=version.id, size=20).items
+        if runs and all(run.status == ExecutionStatus.FAILED for run in runs):
+            removed += discard_model_version(model, version.number)
+    return removed
+
+
 AUDIT_TAG_EVENTS = 20  # MLflow tag values are size-limited: the newest events
 
 

@@ -1,5 +1,9 @@
 """What a serving process needs to know, from environment variables (HEADLINER_*), so the same code
-runs under `python run.py serve`, a ZenML-deployed bento and a Kubernetes pod."""
+runs under `python run.py serve`, a ZenML-deployed bento and a Kubernetes pod.
+
+A stack that runs its own servers may add defaults in `stack_settings_file()` (lines HEADLINER_X=value;
+`scripts/servers.sh up` writes the inference log's PostgreSQL URL there, `down` removes it); the
+environment wins over it."""
 
 from __future__ import annotations
 
@@ -31,6 +35,11 @@ def url_without_password(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def stack_settings_file() -> Path:
+    """Serving defaults of the stack in use, beside ZenML's local stores (read when present)."""
+    return local_state_dir() / "serving.env"
+
+
 def default_inference_log_url() -> str:
     return f"sqlite:///{local_state_dir() / 'inference_log.sqlite'}"
 
@@ -60,6 +69,12 @@ class ServingSettings(BaseSettings):
         """Serving the production stage from the registry: the service follows promotions and takes
         rollout policies (production plus a candidate)."""
         return self.model_file is None and bool(self.model) and self.model_version == "production"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        from pydantic_settings import DotEnvSettingsSource
+
+        return init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=stack_settings_file()), file_secret_settings
 
     def inference_log_url(self) -> str:
         """A plain path means a SQLite file."""

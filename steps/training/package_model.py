@@ -11,9 +11,10 @@ import materializers  # noqa: F401  (registers the ONNX materializer)
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.packaging import package_checked
 from headliner.spec import UseCaseSpec
+from steps.training.discard_failed_version import discard_failed_version
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, on_failure=discard_failed_version)
 def package_model(
     sklearn_model: Pipeline,
     evaluation_report: EvaluationReport,

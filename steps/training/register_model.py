@@ -16,11 +16,12 @@ from headliner.model.gates import QualityGateReport
 from headliner.model.registration import mirror_to_registry, model_card_markdown, version_metadata
 from headliner.model.training import ModelSelection
 from headliner.spec import UseCaseSpec
+from steps.training.discard_failed_version import discard_failed_version
 
 LINKED_INPUTS = ("train_split", "validation_split", "test_split", "evaluation_report", "model_selection", "quality_gates")
 
 
-@step(experiment_tracker=True, enable_cache=False)
+@step(experiment_tracker=True, enable_cache=False, on_failure=discard_failed_version)
 def register_model(
     onnx_model: onnx.ModelProto,
     evaluation_report: EvaluationReport,

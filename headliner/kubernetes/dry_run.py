@@ -1,0 +1,59 @@
+"""The paper check of the `kubernetes` stack behind `python run.py kubernetes-manifests`, importable so it is
+tested: what the stack's model deployer would apply for a model version, and what one run of each
+pipeline would create on its Kubernetes orchestrator, all validated against the Kubernetes schemas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from zenml.stack import Stack
+
+from headliner.errors import StackSetupError
+from headliner.kubernetes.deployer import HeadlinerKubernetesModelDeployer
+from headliner.kubernetes.manifests import validate_manifests
+from headliner.kubernetes.orchestrator_manifests import load_stack, orchestrator_manifests
+from headliner.model.training import load_training_config
+from headliner.spec import UseCaseSpec
+from headliner.stack_setup import project_client
+
+PARTS = ("all", "deployer", "orchestrator")
+DEPLOYER_GROUP = "model deployer"
+
+
+def deployer_manifests(stack: Stack, model_name: str, version: str) -> list[dict[str, Any]]:
+    """The objects the stack's headliner_kubernetes model deployer applies for `model_name` at `version`
+    (a number, 'latest' or a stage), validated."""
+    deployer = stack.model_deployer
+    if not isinstance(deployer, HeadlinerKubernetesModelDeployer):
+        raise StackSetupError(f"stack '{stack.name}' has no headliner_kubernetes model deployer")
+    manifests = deployer.service_config(model_name, version).manifests()
+    validate_manifests(manifests)
+    return manifests
+
+
+def dry_run(stack_name: str, spec: UseCaseSpec, version: str, run_config: Path, part: str = "all",
+            zenml_url: Optional[str] = None) -> dict[str, list[dict[str, Any]]]:
+    """Validated manifests by group: 'model deployer', then 'pipeline <name>' for each pipeline; `part`
+    is one of PARTS. `zenml_url` is the ZenML server the pipeline pods talk to (default: the model
+    deployer's `zenml_server_url`). Raises StackSetupError (or RunConfigError) for the user's setup,
+    ValueError for a manifest the schemas reject."""
+    if part not in PARTS:
+        raise ValueError(f"part '{part}' is not one of {', '.join(PARTS)}")
+    project_client()  # the project's repository and source root: the pipelines compile from its sources
+    try:
+        stack = load_stack(stack_name)
+    except KeyError:
+        raise StackSetupError(f"no stack '{stack_name}' in this ZenML store; import one: python run.py stack-import stack_configs/kubernetes.yaml") from None
+    groups: dict[str, list[dict[str, Any]]] = {}
+    if part in ("all", "deployer"):
+        groups[DEPLOYER_GROUP] = deployer_manifests(stack, spec.name, version)
+    if part in ("all", "orchestrator"):
+        deployer = stack.model_deployer
+        url = zenml_url or (deployer.config.zenml_server_url if isinstance(deployer, HeadlinerKubernetesModelDeployer) else None)
+        if not url:
+            raise StackSetupError(f"stack '{stack_name}' names no ZenML server for the pipeline pods: give --zenml-url")
+        load_training_config(run_config)
+        rendered = orchestrator_manifests(stack, spec, version, url, run_config)
+        groups.update({f"pipeline {name}": manifests for name, manifests in rendered.items()})
+    return groups
