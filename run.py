@@ -888,8 +888,8 @@ def stack_import(stack_file: str, activate: bool):
 
     try:
         name = import_stack_file(_project_path(stack_file), activate)
-    except (HeadlinerError, KeyError) as exc:  # KeyError: a secret the file refers to does not exist
-        _fail(f"{stack_file}: {exc}")
+    except HeadlinerError as exc:
+        _fail(str(exc))
     click.echo(f"Stack '{name}' imported" + (" and active" if activate else f"; activate it: zenml stack set {name}"))
 
 

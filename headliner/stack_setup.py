@@ -8,6 +8,7 @@ chose is left alone when it has the components the pipeline needs. Never prompts
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -36,6 +37,7 @@ def import_stack(stack_file: Path, data: dict | None = None) -> str:
     name = data["stack_name"]
     if client.list_stacks(name=name).total:
         return name
+    _check_secret_references(client, stack_file, data["components"])
     component_ids = {}
     for type_name, config in data["components"].items():
         component_type = StackComponentType(type_name)
@@ -59,6 +61,28 @@ def import_stack(stack_file: Path, data: dict | None = None) -> str:
         component_ids[component_type] = [component.id]
     client.create_stack(name=name, components=component_ids)
     return name
+
+
+SECRET_REFERENCE = re.compile(r"^\{\{\s*(\w+)\.(\w+)\s*\}\}$")
+
+
+def _check_secret_references(client, stack_file: Path, components: dict) -> None:
+    """Every `{{secret.key}}` of the file resolves, checked before anything is created (no half-imported stack)."""
+    for config in components.values():
+        for field, value in (config.get("configuration") or {}).items():
+            match = SECRET_REFERENCE.match(value) if isinstance(value, str) else None
+            if not match:
+                continue
+            secret, key = match.groups()
+            try:
+                values = client.get_secret(secret).secret_values
+            except KeyError:
+                values = None
+            if values is None or key not in values:
+                raise StackSetupError(
+                    f"{stack_file}: {config['name']}.{field} refers to the ZenML secret '{secret}' with key '{key}', which does not "
+                    f"exist; create it first: zenml secret create {secret} --{key}=..."
+                )
 
 
 def register_flavor(name: str, source: str, component_type) -> None:

@@ -27,6 +27,7 @@ SECRETS = {
     "headliner_s3": {"aws_access_key_id": "test-key", "aws_secret_access_key": "test-secret"},
     "headliner_mlflow": {"token": "test-token", "username": "test-user", "password": "test-password"},
 }
+COUNT_COMPONENTS = "from zenml.client import Client\nprint(Client().list_stack_components(name='contains:headliner_kubernetes').total)\n"
 CREATE_SECRETS = f"from zenml.client import Client\nfor name, values in {SECRETS!r}.items():\n    Client().create_secret(name, values)\n"
 
 
@@ -194,8 +195,7 @@ def test_step_pods_carry_the_stack_settings(pipeline_runs):
             assert container["command"] == ["python", "-m", "zenml.entrypoints.entrypoint"]
             assert job["metadata"]["labels"]["pipeline"] == name
         _, container = _pod(orchestrator_job)
-        # The stack's pod_settings are the steps'; the orchestrator pod has ZenML's default requests.
-        assert container["resources"] == {"requests": {"memory": "400Mi", "cpu": "100m"}}
+        assert container["resources"] == ORCHESTRATOR["orchestrator_pod_settings"]["resources"]
         assert container["args"][:2] == ["--snapshot_id", secret["metadata"]["name"].removeprefix("zenml-token-")]
 
 
@@ -226,9 +226,10 @@ def cli_env(tmp_path_factory, isolated_env):
     (folder / "repo").mkdir()
     env = {**isolated_env, "ZENML_CONFIG_PATH": str(folder / "zenml-config"), "ZENML_REPOSITORY_PATH": str(folder / "repo")}
     refused = run_cli(["stack-import", "stack_configs/kubernetes.yaml"], env)
-    created = subprocess.run([sys.executable, "-c", CREATE_SECRETS], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    created = subprocess.run([sys.executable, "-c", COUNT_COMPONENTS + CREATE_SECRETS], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
     assert created.returncode == 0, created.stderr
-    return env, refused, run_cli(["stack-import", "stack_configs/kubernetes.yaml"], env)
+    components_after_refusal = int(created.stdout.splitlines()[0])
+    return env, (refused, components_after_refusal), run_cli(["stack-import", "stack_configs/kubernetes.yaml"], env)
 
 
 def _error_line(result: subprocess.CompletedProcess) -> str:
@@ -239,16 +240,21 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
 
 
 def test_stack_import_command_needs_the_secrets_then_imports(cli_env):
-    _, refused, imported = cli_env
+    _, (refused, components_after_refusal), imported = cli_env
     line = _error_line(refused)
-    assert "stack_configs/kubernetes.yaml" in line and "The secret headliner_" in line and "does not exist" in line
+    assert line == (
+        "error: stack_configs/kubernetes.yaml: headliner_kubernetes_s3_artifact_store.key refers to the ZenML secret "
+        "'headliner_s3' with key 'aws_access_key_id', which does not exist; create it first: "
+        "zenml secret create headliner_s3 --aws_access_key_id=..."
+    )
+    assert components_after_refusal == 0  # the refused import created nothing
     assert imported.returncode == 0, imported.stderr
     assert "Stack 'kubernetes' imported; activate it: zenml stack set kubernetes" in imported.stdout
 
 
 def test_stack_import_command_missing_file(cli_env):
     env, _, _ = cli_env
-    assert "stack_configs/nowhere.yaml: no such stack file" in _error_line(run_cli(["stack-import", "stack_configs/nowhere.yaml"], env))
+    assert "error: stack_configs/nowhere.yaml: no such stack file" == _error_line(run_cli(["stack-import", "stack_configs/nowhere.yaml"], env))
 
 
 def test_kubernetes_manifests_command(cli_env, tmp_path):
