@@ -120,6 +120,9 @@ def _print_model_version(run) -> None:
 
 def _print_deployment(run) -> None:
     report = run.steps["smoke_test_service"].outputs["smoke_test"][0].load()
+    if not report.applied:
+        click.echo(f"Dry run: not applied; the service for '{report.model_name}' version {report.model_version} would be at {report.url}")
+        return
     click.echo(f"Service for '{report.model_name}' version {report.model_version} is live at {report.url}")
     for check in report.checks:
         click.echo(f"  smoke test {check.name}: {'passed' if check.passed else 'FAILED'} ({check.detail})")

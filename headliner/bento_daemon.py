@@ -1,4 +1,5 @@
-"""The local deployment of the service as a ZenML-managed background process.
+"""The local deployment of the service as a ZenML-managed background process: the deployer adapter of
+ZenML's BentoML model deployer (see headliner.deployers).
 
 ZenML 0.98's BentoML local deployment service starts a bento through BentoML's pre-1.2 API whenever the
 service object is a `bentoml.Service`, which every 1.4 service is (`'Service' object has no attribute
@@ -10,17 +11,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+from uuid import UUID
 
-from zenml.client import Client
 from zenml.integrations.bentoml.model_deployers import BentoMLModelDeployer
 from zenml.integrations.bentoml.services import BentoMLLocalDeploymentConfig, BentoMLLocalDeploymentService
-from zenml.model_deployers.base_model_deployer import get_model_version_id_if_exists
 from zenml.utils.networking_utils import port_available
 
+from headliner.deployers import record_and_start
 from headliner.errors import DeploymentError
 
+if TYPE_CHECKING:
+    from headliner.deployment import DeploymentRequest
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 120  # seconds for the service to answer its health check
 
 
 class BentoServiceDaemon(BentoMLLocalDeploymentService):
@@ -46,11 +51,24 @@ class BentoServiceDaemon(BentoMLLocalDeploymentService):
         return command, env
 
 
-def deploy(config: BentoMLLocalDeploymentConfig, timeout: int) -> BentoServiceDaemon:
-    """Start the bento as a daemon registered with the active stack's BentoML model deployer, after
-    stopping and deleting the service this pipeline step started before (what `deploy_model` with
-    `continuous_deployment_mode` does, with this service class)."""
-    deployer = BentoMLModelDeployer.get_active_model_deployer()
+def deploy_request(deployer: BentoMLModelDeployer, request: DeploymentRequest, timeout: int = START_TIMEOUT) -> BentoServiceDaemon:
+    """The deployer adapter of ZenML's BentoML deployer (headliner.deployers): start the request's bento as
+    a daemon on request.host:port, registered with `deployer`, after stopping and deleting the service
+    this pipeline step started before for the model (what `deploy_model` with `continuous_deployment_mode`
+    does, with this service class)."""
+    config = BentoMLLocalDeploymentConfig(
+        model_name=request.model_name,
+        model_version=request.model_version,
+        model_uri=request.bento_path,
+        bento_tag=request.bento_tag,
+        bento_uri=request.bento_path,
+        apis=["predict", f"v2/models/{request.model_name}/infer"],
+        port=request.port,
+        host=request.host,
+        working_dir=request.bento_path,
+        pipeline_name=request.pipeline_name,
+        pipeline_step_name=request.step_name,
+    )
     service_type = BentoServiceDaemon.SERVICE_TYPE
     # Not find_model_server(model_name=...): that filters on the model's latest version only.
     for previous in deployer.find_model_server(
@@ -62,33 +80,20 @@ def deploy(config: BentoMLLocalDeploymentConfig, timeout: int) -> BentoServiceDa
         raise DeploymentError(
             f"port {config.port} is in use (another model's service? see: zenml model-deployer models list); choose --port"
         )
-    client = Client()
-    response = client.create_service(
-        config=config,
-        service_type=service_type,
-        model_version_id=get_model_version_id_if_exists(config.model_name, config.model_version),
-    )
-    config.root_runtime_path = deployer.local_path
-    service = BentoServiceDaemon(uuid=response.id, config=config)
-    service.endpoint.config.allocate_port = False  # the port asked for, or an error: never another one
-    try:
-        service.start(timeout=timeout)
-    except Exception as exc:
-        log_tail = _tail(service.status.log_file)
-        service.stop(timeout=timeout, force=True)
-        client.delete_service(response.id)
-        raise DeploymentError(f"the service did not start ({exc}); its log {service.status.log_file} ends:\n{log_tail}") from None
-    client.update_service(
-        id=service.uuid,
-        name=service.config.service_name,
-        service_source=service.model_dump().get("type"),
-        admin_state=service.admin_state,
-        status=service.status.model_dump(),
-        endpoint=service.endpoint.model_dump() if service.endpoint else None,
-        prediction_url=service.get_prediction_url(),
-        health_check_url=service.get_healthcheck_url(),
-    )
-    return service
+
+    def start(uuid: UUID) -> BentoServiceDaemon:
+        config.root_runtime_path = deployer.local_path  # after the record is made, as ZenML's deployer does
+        service = BentoServiceDaemon(uuid=uuid, config=config)
+        service.endpoint.config.allocate_port = False  # the port asked for, or an error: never another one
+        try:
+            service.start(timeout=timeout)
+        except Exception as exc:
+            log_tail = _tail(service.status.log_file)
+            service.stop(timeout=timeout, force=True)
+            raise DeploymentError(f"the service did not start ({exc}); its log {service.status.log_file} ends:\n{log_tail}") from None
+        return service
+
+    return record_and_start(config, service_type, start)
 
 
 def _tail(path: Optional[str], lines: int = 15) -> str:

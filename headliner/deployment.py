@@ -1,6 +1,7 @@
 """Deploying a model version as the BentoML service: pack its ONNX file as a BentoML model, build a bento
-around serving/ (bentofile), run it with the active stack's model deployer, and prove with real requests
-that it answers; the deployment pipeline's steps are thin wrappers over these functions."""
+around serving/ (bentofile), ask the active stack's model deployer for a service in no deployer's terms
+(DeploymentRequest; headliner.deployers turns it into that deployer's own), and prove with real requests
+that the service answers; the deployment pipeline's steps are thin wrappers over these functions."""
 
 from __future__ import annotations
 
@@ -11,11 +12,17 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+from pydantic import BaseModel
 
 from headliner.errors import DeploymentError
 from headliner.reports import Check, HtmlReport, html_page, html_table
 from headliner.serving.model_source import BENTO_MODEL_FILE
+
+if TYPE_CHECKING:
+    from bentoml import Bento
+    from zenml.services.service import BaseDeploymentService
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENTOFILE = PROJECT_ROOT / "serving" / "bentofile.yaml"
@@ -58,28 +65,38 @@ def build_bento(model_tag: str):
     )
 
 
-def deploy_bento(bento, port: int, pipeline_name: str, step_name: str, timeout: int = 120):
-    """Run the bento as a background service on 127.0.0.1:`port`, registered with the active stack's
-    BentoML model deployer, replacing the service an earlier run of this pipeline step started."""
-    from zenml.integrations.bentoml.services import BentoMLLocalDeploymentConfig
+class DeploymentRequest(BaseModel):
+    """What the deployment pipeline asks a model deployer for. A deployer that runs the service on this
+    machine serves the bento on host:port; one that runs it elsewhere serves the registered version and
+    uses neither."""
 
-    from headliner.bento_daemon import deploy
+    model_name: str
+    model_version: str  # the registered version's number
+    bento_tag: str
+    bento_path: str
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    pipeline_name: str
+    step_name: str  # a redeploy from the same pipeline step replaces the service it deployed before
 
-    model_name = bento.info.labels["model"]
-    config = BentoMLLocalDeploymentConfig(
-        model_name=model_name,
-        model_version=bento.info.labels["model_version"],
-        model_uri=str(bento.path),
-        bento_tag=str(bento.tag),
-        bento_uri=str(bento.path),
-        apis=["predict", f"v2/models/{model_name}/infer"],
-        port=port,
-        host="127.0.0.1",
-        working_dir=str(bento.path),
-        pipeline_name=pipeline_name,
-        pipeline_step_name=step_name,
-    )
-    return deploy(config, timeout)
+    @classmethod
+    def for_bento(cls, bento: Bento, port: int, pipeline_name: str, step_name: str) -> DeploymentRequest:
+        """The request for the model version packed into `bento` (build_bento labels it)."""
+        labels = bento.info.labels
+        return cls(
+            model_name=labels["model"], model_version=labels["model_version"], bento_tag=str(bento.tag),
+            bento_path=str(bento.path), port=port, pipeline_name=pipeline_name, step_name=step_name,
+        )
+
+
+def service_url(service: BaseDeploymentService) -> str:
+    """Where the service answers (/predict, /v2/... below it): its prediction URL, which every supported
+    deployer's service sets to the service's root, as ZenML's BentoML services do."""
+    url = service.prediction_url
+    if not url:
+        status = service.status.last_error or service.status.state.value
+        raise DeploymentError(f"the service {service.config.service_name or service.uuid} is not running: {status}")
+    return url.rstrip("/")
 
 
 def example_inputs(feature_schema: list[dict[str, Any]]) -> dict[str, Any]:
@@ -117,16 +134,19 @@ def _post(url: str, payload: Any, token: Optional[str], timeout: float = 10.0) -
 
 
 class SmokeTestReport(HtmlReport):
-    """What the deployed service answered to real requests, and how to call it."""
+    """What the deployed service answered to real requests, and how to call it; after a dry run (the
+    deployer rendered the service and applied nothing), where it would answer."""
 
     url: str
     model_name: str
     model_version: str
     curl: str
     checks: list[Check]
+    applied: bool = True
 
     def to_html(self) -> str:
-        served = f"<p>{html.escape(self.url)} serves {html.escape(self.model_name)} version {html.escape(self.model_version)}</p>"
+        what = f"{html.escape(self.model_name)} version {html.escape(self.model_version)}"
+        served = f"<p>{html.escape(self.url)} serves {what}</p>" if self.applied else f"<p>dry run: not applied; {what} would be at {html.escape(self.url)}</p>"
         rows = [[c.name, "passed" if c.passed else "FAILED", c.detail] for c in self.checks]
         return html_page(
             "Deployment smoke test",
@@ -135,7 +155,8 @@ class SmokeTestReport(HtmlReport):
         )
 
     def summary_metadata(self) -> dict[str, str | int | float]:
-        return {"url": self.url, "model_version": self.model_version, "checks_passed": sum(c.passed for c in self.checks)}
+        return {"url": self.url, "model_version": self.model_version, "checks_passed": sum(c.passed for c in self.checks),
+                "applied": "yes" if self.applied else "dry run: not applied"}
 
 
 def smoke_test(url: str, feature_schema: list[dict[str, Any]], model_name: str, model_version: str, token: Optional[str]) -> SmokeTestReport:
@@ -176,3 +197,14 @@ def smoke_test(url: str, feature_schema: list[dict[str, Any]], model_name: str, 
     if failed:
         raise DeploymentError("smoke test failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed))
     return report
+
+
+def smoke_test_deployment(service: BaseDeploymentService, feature_schema: list[dict[str, Any]], model_name: str, model_version: str,
+                          token: Optional[str]) -> SmokeTestReport:
+    """smoke_test at the service's URL. A service its deployer only rendered (`dry_run` in its config)
+    gets no request: the report says so, and where it would answer."""
+    url = service_url(service)
+    if getattr(service.config, "dry_run", False):
+        curl = curl_command(url, example_inputs(feature_schema), token)
+        return SmokeTestReport(url=url, model_name=model_name, model_version=model_version, curl=curl, checks=[], applied=False)
+    return smoke_test(url, feature_schema, model_name, model_version, token)

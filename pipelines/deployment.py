@@ -10,7 +10,9 @@ from steps.deployment import build_bento, deploy_service, smoke_test_service
 
 @pipeline(name="deployment", execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
 def deployment(spec: UseCaseSpec, version: str = "latest", port: int = 3000) -> None:
-    """Deploys version `version` (a number, 'latest' or a stage) of the model `spec.name` on `port`.
+    """Deploys version `version` (a number, 'latest' or a stage) of the model `spec.name` with the active
+    stack's model deployer, whichever it is (headliner.deployers); `port` is for a deployer that runs the
+    service on this machine.
 
     The version's existing `onnx_model` artifact is the steps' input, so the run's lineage shows which
     model version it deployed; the service is linked to the model version in the model deployer. ZenML

@@ -1,6 +1,8 @@
 """The model deployer flavor `headliner_kubernetes`: serves a model stage or version on Kubernetes as
 the manifests of headliner.kubernetes.manifests (Deployment + Service + HPA + PodDisruptionBudget),
 applied with server-side apply. With `dry_run: true` it renders and validates them and applies nothing.
+The deployment pipeline deploys with it through `HeadlinerKubernetesModelDeployer.deploy_request`
+(headliner.deployers).
 
 Registered from the stack config (stack_configs/kubernetes.yaml names it in `flavor_source`), or by hand:
     zenml model-deployer flavor register headliner.kubernetes.deployer.HeadlinerKubernetesModelDeployerFlavor
@@ -8,9 +10,13 @@ Registered from the stack config (stack_configs/kubernetes.yaml names it in `fla
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Generator, Optional, Tuple, Type, cast
+import os
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Generator, Optional, Tuple, Type, cast
 from uuid import UUID
 
+from pydantic import Field
+from zenml.client import Client
 from zenml.enums import ServiceState
 from zenml.model_deployers.base_model_deployer import (
     DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT,
@@ -20,8 +26,14 @@ from zenml.model_deployers.base_model_deployer import (
 )
 from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService, BaseService, ServiceConfig
+from zenml.services.service_status import ServiceStatus
 
+from headliner.deployers import record_and_start
+from headliner.errors import DeploymentError
 from headliner.kubernetes.manifests import SERVICE_PORT, ServingDeploymentSettings, service_name, serving_manifests, validate_manifests
+
+if TYPE_CHECKING:
+    from headliner.deployment import DeploymentRequest
 
 FLAVOR = "headliner_kubernetes"
 FIELD_MANAGER = "headliner"
@@ -31,8 +43,9 @@ class KubernetesDeployerConfig(BaseModelDeployerConfig, ServingDeploymentSetting
     """The stack component's configuration: where the cluster is and how the service runs there."""
 
     kubernetes_context: Optional[str] = None  # a kubeconfig context; None: the current one
-    incluster: bool = False  # running in a pod of the cluster (a pipeline step on the Kubernetes orchestrator)
+    incluster: bool = False  # always the pod's service account; without it, only when running in a pod (a step on the Kubernetes orchestrator)
     dry_run: bool = False
+    ready_timeout: int = 600  # seconds the deployment pipeline waits for a ready replica (image pull, model load)
 
 
 class KubernetesServiceConfig(ServiceConfig):
@@ -50,7 +63,7 @@ class KubernetesServiceConfig(ServiceConfig):
 def _api_client(config: KubernetesServiceConfig):
     from kubernetes import client, config as kube_config
 
-    if config.incluster:
+    if config.incluster or "KUBERNETES_SERVICE_HOST" in os.environ:
         kube_config.load_incluster_config()
     else:
         kube_config.load_kube_config(context=config.kubernetes_context)
@@ -64,6 +77,7 @@ class KubernetesModelService(BaseDeploymentService):
         name="headliner-kubernetes", type="model-serving", flavor=FLAVOR, description="Headliner service on Kubernetes"
     )
     config: KubernetesServiceConfig
+    status: ServiceStatus = Field(default_factory=ServiceStatus)
 
     @property
     def name(self) -> str:
@@ -75,7 +89,8 @@ class KubernetesModelService(BaseDeploymentService):
 
     @property
     def prediction_url(self) -> Optional[str]:
-        return f"{self.base_url}/predict"
+        """The service's root (/predict, /v2/... below it), as ZenML's BentoML services have it."""
+        return self.base_url
 
     @property
     def healthcheck_url(self) -> Optional[str]:
@@ -154,6 +169,34 @@ class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
             settings=settings, kubernetes_context=self.config.kubernetes_context, incluster=self.config.incluster,
             dry_run=self.config.dry_run,
         )
+
+    def deploy_request(self, request: DeploymentRequest) -> KubernetesModelService:
+        """The deployment pipeline's adapter (headliner.deployers): apply the service of the request's model
+        version (the pods read it from the registry; the bento, host and port are for local deployers),
+        wait for a ready replica, then delete the services of other versions this pipeline step deployed
+        for the model. The same version is applied in place (a rolling update). A dry run applies nothing."""
+        config = self.service_config(request.model_name, request.model_version, request.pipeline_name, request.step_name)
+        name = service_name(request.model_name, request.model_version)
+        service_type = KubernetesModelService.SERVICE_TYPE
+        earlier = [
+            cast(KubernetesModelService, service)
+            for service in self.find_model_server(pipeline_name=request.pipeline_name, pipeline_step_name=request.step_name, service_type=service_type)
+            if service.config.model_name == request.model_name
+        ]
+        for service in earlier:
+            if service.name == name:  # only the record: the apply below updates its objects
+                Client().delete_service(service.uuid)
+        start = partial(self.perform_deploy_model, config=config, timeout=self.config.ready_timeout)
+        deployed = cast(KubernetesModelService, record_and_start(config, service_type, start))
+        if not config.dry_run and not deployed.is_running:
+            raise DeploymentError(
+                f"{name} has no ready replica after {self.config.ready_timeout} s ({deployed.status.last_error}); "
+                f"see: kubectl -n {config.settings.namespace} describe deployment {name}"
+            )
+        for service in earlier:
+            if service.name != name:
+                self.delete_model_server(service.uuid, timeout=self.config.ready_timeout)
+        return deployed
 
     def perform_deploy_model(self, id: UUID, config: ServiceConfig, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT) -> BaseService:
         service = KubernetesModelService(uuid=id, config=config)

@@ -1,15 +1,17 @@
-"""Step: run the bento with the active stack's model deployer, replacing this pipeline's earlier service."""
+"""Step: deploy the bento's model version with the active stack's model deployer, whichever it is,
+replacing the service an earlier run of this step deployed for the model."""
 
 from typing import Annotated
 
 from bentoml import Bento
 from zenml import get_step_context, step
-from zenml.integrations.bentoml.services import BentoMLLocalDeploymentService
+from zenml.services.service import BaseDeploymentService
 
-from headliner.deployment import deploy_bento
+from headliner.deployers import deploy
+from headliner.deployment import DeploymentRequest
 
 
 @step(enable_cache=False)
-def deploy_service(bento: Bento, port: int) -> Annotated[BentoMLLocalDeploymentService, "service"]:
+def deploy_service(bento: Bento, port: int) -> Annotated[BaseDeploymentService, "service"]:
     context = get_step_context()
-    return deploy_bento(bento, port=port, pipeline_name=context.pipeline.name, step_name=context.step_run.name)
+    return deploy(DeploymentRequest.for_bento(bento, port, pipeline_name=context.pipeline.name, step_name=context.step_run.name))

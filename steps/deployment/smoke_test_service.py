@@ -1,22 +1,23 @@
-"""Step: prove the deployed service answers real requests with the deployed version."""
+"""Step: prove the deployed service answers real requests with the deployed version (after a dry run,
+report where it would answer)."""
 
 from typing import Annotated
 
 import onnx
 from zenml import step
-from zenml.integrations.bentoml.services import BentoMLLocalDeploymentService
+from zenml.services.service import BaseDeploymentService
 
 import materializers  # noqa: F401  (registers the report materializer)
-from headliner.deployment import SmokeTestReport, smoke_test
+from headliner.deployment import SmokeTestReport, smoke_test_deployment
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.settings import ServingSettings
 
 
 @step(enable_cache=False)
-def smoke_test_service(service: BentoMLLocalDeploymentService, onnx_model: onnx.ModelProto) -> Annotated[SmokeTestReport, "smoke_test"]:
+def smoke_test_service(service: BaseDeploymentService, onnx_model: onnx.ModelProto) -> Annotated[SmokeTestReport, "smoke_test"]:
     predictor = OnnxPredictor.from_model(onnx_model)
-    return smoke_test(
-        service.endpoint.status.uri.rstrip("/"),
+    return smoke_test_deployment(
+        service,
         predictor.feature_schema,
         predictor.model_name,
         predictor.model_version,
