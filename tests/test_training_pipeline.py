@@ -116,6 +116,34 @@ def test_a_missed_gate_fails_with_one_line_and_registers_nothing(isolated_env, t
     assert Client().list_model_versions("wine").total == versions_before
 
 
+def test_a_registration_that_fails_removes_the_version_it_created(wine_training, wine_spec, local_stack, monkeypatch):
+    """The registration step's failure hook: the version packaging created is deleted, so none is left
+    without its registry mirror; the next run gets that number again. (A failure before a step's body
+    runs is cleaned up by the CLI instead: tests/test_servers.py kills the MLflow server mid-run.)"""
+    from importlib import import_module
+
+    from zenml.client import Client
+
+    from pipelines.training import training
+
+    register_step = import_module("steps.training.register_model")  # the module; the package exports the step by that name
+    def registry_down(*args, **kwargs):
+        raise ConnectionError("the model registry stopped answering")
+
+    client = Client()
+    before = [v.number for v in client.list_model_versions("wine", size=100).items]
+    monkeypatch.setattr(register_step, "mirror_to_registry", registry_down)
+    with pytest.raises(Exception):
+        training.with_options(config_path=str(PROJECT_ROOT / "configs" / "training.yaml"))(spec=wine_spec)
+    run = client.get_pipeline("training").last_run
+    assert run.status.value == "failed"
+    assert run.steps["package_model"].status.value == "completed"  # it created version max(before) + 1
+    assert run.steps["register_model"].status.value == "failed"
+    assert [v.number for v in client.list_model_versions("wine", size=100).items] == before
+    with pytest.raises(KeyError):
+        client.get_model_version("wine", max(before) + 1)
+
+
 def test_export_model_writes_the_registered_onnx_file(jukebox_training, isolated_env, tmp_path):
     run, _ = jukebox_training
     number = run.steps["register_model"].model_version.number
