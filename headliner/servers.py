@@ -285,7 +285,8 @@ def configure_stack(config: ServersConfig) -> None:
     client = project_client()
     wanted = {
         "headliner_s3": {"aws_access_key_id": S3_KEY, "aws_secret_access_key": S3_SECRET},
-        "headliner_mlflow": {"token": "unused-the-local-mlflow-server-has-no-auth"},
+        # The local MLflow server has no auth and ignores these; a server with basic auth would check them.
+        "headliner_mlflow": {"username": "headliner", "password": "unused-the-local-mlflow-server-has-no-auth"},
     }
     for name, values in wanted.items():
         if not client.list_secrets(name=name).total:
@@ -325,11 +326,34 @@ def up(config: ServersConfig) -> None:
     _say("Up. Run: python run.py --pipeline all    Stop everything: scripts/servers.sh down")
 
 
+def stop_model_services() -> list[str]:
+    """Stop the model services the servers stack's model deployer runs (on this machine, recorded in the
+    ZenML server: after logging out, this client could no longer find them); returns what was stopped."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+    from zenml.stack import StackComponent
+
+    try:
+        stack = Client().get_stack(STACK_NAME)
+    except KeyError:
+        return []
+    stopped = []
+    for model in stack.components.get(StackComponentType.MODEL_DEPLOYER) or []:
+        deployer = StackComponent.from_model(model)
+        for service in deployer.find_model_server():
+            deployer.delete_model_server(service.uuid, force=False)
+            stopped.append(f"'{service.config.model_name}' version {service.config.model_version}")
+    return stopped
+
+
 def down(config: ServersConfig) -> None:
-    """Log the client out (back to its local store and inference log) and stop the servers `up` started;
-    data is kept."""
+    """Stop the model services of the stack, log the client out (back to its local store and inference
+    log) and stop the servers `up` started; data is kept."""
     from headliner.serving.settings import stack_settings_file
 
+    if _pid(config, "zenml") is not None and _http_ok(config.zenml_url + "/health"):
+        for service in stop_model_services():
+            _say(f"  model service of {service}: stopped")
     stack_settings_file().unlink(missing_ok=True)
     if _pid(config, "zenml") is not None:
         result = _zenml_cli(["logout"])
