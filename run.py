@@ -127,6 +127,7 @@ def _print_deployment(run) -> None:
     for check in report.checks:
         click.echo(f"  smoke test {check.name}: {'passed' if check.passed else 'FAILED'} ({check.detail})")
     click.echo(f"  Open Inference Protocol: {report.url}/v2/models/{report.model_name}/infer   metrics: {report.url}/metrics")
+    click.echo(f"Open the page in a browser: {report.url}/")
     click.echo("Try it:")
     click.echo(f"  {report.curl}")
     click.echo("Running services: zenml model-deployer models list; stop one: zenml model-deployer models delete <uuid>")
@@ -519,6 +520,7 @@ def serve(config: str, stage: Optional[str], version: Optional[str], model_file:
     except HeadlinerError as exc:
         _fail(str(exc))
     click.echo(f"Serving {what} at http://{host}:{port}")
+    click.echo(f"  open in a browser: http://{host}:{port}/")
     click.echo(f"  POST /predict, POST /v2/models/{spec.name if not model_file else predictor.model_name}/infer, GET /metrics")
     click.echo(f"  inference log: {log_url}; Ctrl+C stops")
     os.chdir(PROJECT_ROOT)

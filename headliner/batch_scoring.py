@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel, computed_field
 
 from headliner.data.features import coerce_feature
-from headliner.data.sources import is_remote, table_format
+from headliner.data.sources import is_remote, parse_table, table_format
 from headliner.errors import DataValidationError
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.reports import HtmlReport, html_page, html_table
@@ -287,6 +287,20 @@ def score_frame(
         log_records=chunks if log is not None else 0,
     )
     return predictions, report
+
+
+def score_csv(
+    predictor: OnnxPredictor, content: bytes, max_rows: int, log: Optional[InferenceLog], batch_id: str,
+    source: str = "the uploaded file",
+) -> tuple[bytes, BatchScoringReport]:
+    """A CSV file's bytes scored as `score_frame` scores a table (the service's `POST /batch`): the
+    predictions as CSV bytes, and the report. Refuses a file that is not CSV, lacks a feature column or
+    has more than `max_rows` rows."""
+    frame = parse_table(content, "csv", source)
+    if len(frame) > max_rows:
+        raise DataValidationError(f"{source}: {len(frame):,} rows; at most {max_rows:,} are scored in one upload")
+    predictions, report = score_frame(predictor, frame, log=log, batch_id=batch_id, source=source)
+    return predictions.to_csv(index=False).encode(), report
 
 
 def default_output_path(model_name: str, model_version: str) -> str:

@@ -58,6 +58,12 @@ class Feature(_Strict):
             raise ValueError(f"feature '{self.name}': a bool feature takes no min/max")
         return self
 
+    def valid(self, value: float) -> bool:
+        """Whether a value may be given to the model: in range, whole for int, 0 or 1 for bool."""
+        if self.dtype is FeatureType.BOOL:
+            return value in (0, 1)
+        return self.in_range(value) and (self.dtype is FeatureType.FLOAT or float(value).is_integer())
+
     def in_range(self, value: float) -> bool:
         """Whether a (non-missing) value lies inside the valid range."""
         if self.min is not None and value < self.min:
@@ -201,6 +207,17 @@ class Decision(_Strict):
     question: str
     top_k: int = Field(ge=1)
     answer_template: str
+    item_noun: str = Field(default="example", description="What one input is, for people: 'song', 'wine'.")
+    class_noun: str = Field(default="classes", description="What the classes are, plural: 'countries', 'cultivars'.")
+
+
+class Preset(_Strict):
+    """An example input people can start from on the service's page: the features it sets (the others
+    take their defaults)."""
+
+    name: str = Field(min_length=1, max_length=40)
+    description: str = ""
+    values: dict[str, float]
 
 
 class Monitoring(_Strict):
@@ -285,6 +302,7 @@ class UseCaseSpec(_Strict):
     split: Split
     evaluation: Evaluation
     decision: Decision
+    presets: list[Preset] = Field(default_factory=list)
     monitoring: Monitoring
     retraining: Retraining = Retraining()
 
@@ -305,7 +323,24 @@ class UseCaseSpec(_Strict):
         attribute = self.monitoring.fairness_attribute
         if attribute is not None and (attribute not in names or self.feature(attribute).dtype is not FeatureType.BOOL):
             raise ValueError(f"monitoring.fairness_attribute '{attribute}' is not a bool feature")
+        self._check_presets()
         return self
+
+    def _check_presets(self) -> None:
+        names = [preset.name for preset in self.presets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate preset names in {names}")
+        for preset in self.presets:
+            where = f"preset '{preset.name}'"
+            unknown = sorted(set(preset.values) - set(self.feature_names))
+            if unknown:
+                raise ValueError(f"{where} sets unknown features {unknown}")
+            for feature in self.features:
+                value = preset.values.get(feature.name, feature.default)
+                if value is None:
+                    raise ValueError(f"{where} leaves out '{feature.name}', which has no default")
+                if not feature.valid(value):
+                    raise ValueError(f"{where}: {feature.name} = {value:g} is not a valid value")
 
     @property
     def feature_names(self) -> list[str]:

@@ -67,7 +67,8 @@ class Headliner:
         log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
         feedback = FeedbackStore(settings.inference_log_url())
         self.server = ModelServer(
-            predictor, log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes, feedback
+            predictor, log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes, feedback,
+            max_upload_rows=settings.max_upload_rows,
         )
         self.rollout = None
         if settings.follows_production and self.packed_model is None:
@@ -109,5 +110,6 @@ class Headliner:
         logger.info("inference log closed: %d rows written%s", log.written, f", {unwritten} spilled" if unwritten else "")
 
 
-# The inference endpoints and /metrics answer ahead of BentoML's own routing (/livez, /readyz stay BentoML's).
+# The inference endpoints, the page (/) and /metrics answer ahead of BentoML's own routing (/livez, /readyz
+# stay BentoML's).
 Headliner.add_asgi_middleware(InferenceMiddleware, endpoints=app)

@@ -5,6 +5,7 @@ replaces it, stopping it flushes the inference log, and what cannot be deployed 
 import re
 import socket
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -74,6 +75,9 @@ def test_deploys_a_version_answers_the_printed_curl_and_a_redeploy_replaces_it(j
     assert f"Service for 'jukebox' version {number} is live at http://127.0.0.1:{port}" in result.stdout
     assert "smoke test POST /predict: passed" in result.stdout
     assert "smoke test POST /v2/models/jukebox/infer: passed (HTTP 200" in result.stdout
+    assert f"Open the page in a browser: http://127.0.0.1:{port}/" in result.stdout
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:  # the bento packs the page's files
+        assert page.status == 200 and b"<h1>The Headliner</h1>" in page.read()
 
     answer = run_printed_curl(result.stdout)
     assert answer["model_name"] == "jukebox" and answer["model_version"] == str(number)

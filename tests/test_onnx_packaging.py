@@ -138,6 +138,16 @@ def test_metadata_travels_in_the_file(jukebox_spec, linear):
     }
     assert model.producer_name.startswith("headliner") and model.graph.name == "jukebox"
     assert PROBABILITIES in model.doc_string and LABELS in model.doc_string
+    assert json.loads(predictor.metadata["decision"]) == {
+        "question": "In which countries will this song be a hit?", "answer_template": "Most likely a hit in: {classes}",
+        "item_noun": "song", "class_noun": "countries",
+    }
+    presets = json.loads(predictor.metadata["presets"])  # every feature set: a preset's own values, else defaults
+    assert [preset["name"] for preset in presets] == [preset.name for preset in jukebox_spec.presets]
+    for preset, given in zip(presets, jukebox_spec.presets):
+        assert list(preset["values"]) == jukebox_spec.feature_names
+        assert preset["values"] == {f.name: given.values.get(f.name, f.default) for f in jukebox_spec.features}
+        assert isinstance(preset["values"]["key"], int) and isinstance(preset["values"]["is_explicit"], int)
 
 
 CLIENT = """
@@ -233,6 +243,8 @@ def test_packaging_refuses_bad_metadata(jukebox_spec, linear):
     pipeline, _ = linear
     with pytest.raises(ValueError, match=r"\['model_version'\] are written by package_onnx"):
         package_onnx(pipeline, jukebox_spec, "1", {"model_version": "2"})
+    with pytest.raises(ValueError, match=r"\['presets'\] are written by package_onnx"):
+        package_onnx(pipeline, jukebox_spec, "1", {"presets": "[]"})
     with pytest.raises(ValueError, match=r"must be strings; not for \['accuracy'\]"):
         package_onnx(pipeline, jukebox_spec, "1", {"accuracy": 0.5})
 

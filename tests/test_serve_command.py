@@ -74,5 +74,6 @@ def test_serve_runs_in_the_foreground_until_ctrl_c(isolated_env, jukebox_onnx_fi
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output[-3000:]
     assert f"Serving 'jukebox' version 1 from {jukebox_onnx_file} at {url}" in output
+    assert f"open in a browser: {url}/" in output
     logged = read_inference_log(f"sqlite:///{log}")
     assert len(logged) == 1 and logged.loc[0, "rows"] == 2 and logged.loc[0, "endpoint"] == "predict"

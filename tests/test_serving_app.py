@@ -1,16 +1,20 @@
 """The inference ASGI app in-process (httpx over ASGI, no sockets): answers equal the ONNX model's own
 predictions on both protocols, every bad request is a 4xx naming the field and leaves the app serving,
-auth guards everything but health, and the metrics and the inference log count what was served."""
+auth guards everything but health and the page, a CSV file sent to /batch is scored by the batch path,
+and the metrics and the inference log count what was served."""
 
 import asyncio
+import io
 import json
 import re
 
 import httpx
 import numpy as np
 import orjson
+import pandas as pd
 import pytest
 
+from headliner.batch_scoring import prediction_columns, score_frame
 from headliner.labels import class_display_names
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.app import InferenceApp, ModelServer
@@ -78,7 +82,7 @@ def wine_predictor(wine_onnx_file) -> OnnxPredictor:
 
 @pytest.fixture
 def served(predictor, tmp_path):
-    served = Served(predictor, tmp_path, max_rows=5, max_body_bytes=64 * 1024)
+    served = Served(predictor, tmp_path, max_rows=5, max_body_bytes=64 * 1024, max_upload_rows=4)
     yield served
     served.close()
 
@@ -358,13 +362,109 @@ def test_unknown_model_version_path_and_method_are_404_and_405(served):
         ("GET", "/v2/models", 404, "no endpoint /v2/models"),
         ("GET", "/v2/repository/index", 404, "no endpoint"),
         ("POST", "/v1/models/jukebox:predict", 404, "no endpoint /v1/models/jukebox:predict"),
-        ("GET", "/", 404, "no endpoint /"),
+        ("POST", "/", 405, "method not allowed; use GET"),
+        ("GET", "/batch", 405, "method not allowed; use POST"),
+        ("GET", "/index.html", 404, "no endpoint /index.html; try GET / (the page)"),
     ]
     for method, path, status, words in cases:
         response = client.request(method, path, json=v2_request())
         assert response.status_code == status, (method, path, response.text)
         assert words in response.json()["error"], (method, path)
         assert_good_predict(client)
+
+
+# -- the page and CSV files ---------------------------------------------------------------------------
+
+
+def test_the_page_is_served_at_the_root_and_stays_open_when_a_token_guards_the_api(predictor, tmp_path):
+    served = Served(predictor, tmp_path, token=TOKEN)
+    client = served.client
+    try:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+        assert page.headers["content-security-policy"].startswith("default-src 'none'; script-src 'sha256-")
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert "<h1>The Headliner</h1>" in page.text and "version <strong>1</strong>" in page.text
+        assert '<input type="password" id="token"' in page.text  # the page asks for the token its requests need
+        assert client.get("/").content == page.content and "page" in vars(served.server)  # rendered once, kept
+        assert client.post("/predict", json=SONG).status_code == 401
+        assert client.post("/batch", content=b"x", headers={"Content-Type": "text/csv"}).status_code == 401
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    finally:
+        assert served.close() == 0
+    assert "headliner_requests_total{" not in metrics  # the page is neither counted nor logged
+    assert read_inference_log(served.url).empty
+
+
+def test_the_page_of_an_open_service_asks_for_no_token(served):
+    assert 'id="token"' not in served.client.get("/").text
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def upload(client: Client, body: bytes, content_type: str = "text/csv") -> httpx.Response:
+    return client.post("/batch", content=body, headers={"Content-Type": content_type})
+
+
+def test_a_csv_file_is_scored_by_the_batch_path_and_logged_as_batch(served, predictor):
+    songs = pd.DataFrame([SONG, song(tempo=300), song(key=0, energy=0.2)])
+    songs.insert(0, "id", ["a", "b", "c"])
+    response = upload(served.client, _csv(songs))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == 'attachment; filename="predictions_jukebox_v1.csv"'
+    assert (response.headers["x-rows-scored"], response.headers["x-rows-rejected"]) == ("2", "1")
+    request_id = response.headers["x-request-id"]
+
+    uploaded = pd.read_csv(io.BytesIO(_csv(songs)))
+    assert response.content == score_frame(predictor, uploaded)[0].to_csv(index=False).encode()  # the batch path's answer
+    answered = pd.read_csv(io.BytesIO(response.content))
+    assert list(answered.columns) == ["id", *prediction_columns(5)] and answered["id"].tolist() == ["a", "b", "c"]
+    top = expected_top(predictor, [SONG_ROW])[0]
+    assert answered.loc[0, [f"top_{rank}_code" for rank in range(1, 6)]].tolist() == [code for code, _ in top]
+    assert answered.loc[0, "top_1_name"] == predictor.class_names[predictor.classes.index(top[0][0])]
+    assert answered.loc[0, "top_1_probability"] == pytest.approx(top[0][1], abs=1e-6)
+    assert answered.loc[1, "error"] == "tempo: expected a number in [30, 250] BPM, got 300"
+    assert answered.loc[1, ["top_1_code", "top_1_name"]].isna().all() and answered["error"][::2].isna().all()
+
+    samples = served.client.get("/metrics").text
+    assert 'headliner_requests_total{endpoint="batch",status="200"} 1' in samples
+    assert 'headliner_rows_scored_total{endpoint="batch"} 2' in samples
+    assert served.close() == 0
+    [logged] = read_inference_log(served.url).itertuples()
+    assert (logged.endpoint, logged.request_id, logged.status, logged.rows) == ("batch", f"{request_id}-00000", 200, 2)
+    assert json.loads(logged.outputs)["top"][0] == [code for code, _ in top]
+
+
+_SONGS = pd.DataFrame([SONG] * 2)
+# (body, content type, status, words the message contains)
+BAD_UPLOADS = {
+    "not CSV content type": (_csv(_SONGS), "application/json", 400, "Content-Type must be text/csv, got application/json"),
+    "empty file": (b"", "text/csv", 400, "the uploaded file: file is empty (0 bytes)"),
+    "binary file": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "text/csv", 400, "not a readable CSV file"),
+    "header only": (b",".join(name.encode() for name in SONG) + b"\n", "text/csv", 400, "file has a header but no data rows"),
+    "missing column": (_csv(_SONGS.drop(columns="tempo")), "text/csv", 422, "missing feature column(s) 'tempo'; the model expects all of: is_explicit"),
+    "semicolons": (_SONGS.to_csv(index=False, sep=";").encode(), "text/csv", 422, "missing feature column(s) 'is_explicit', "),
+    "too many rows": (_csv(pd.DataFrame([SONG] * 5)), "text/csv", 422, "5 rows; at most 4 are scored in one upload"),
+    "a predictions file sent back": (_csv(_SONGS.assign(top_1_code="US")), "text/csv", 422, "'top_1_code' would be overwritten"),
+    "over the body limit": (_csv(pd.DataFrame([SONG] * 2000)), "text/csv", 413, "request body over 65,536 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UPLOADS, ids=list(BAD_UPLOADS))
+def test_a_bad_csv_file_is_a_4xx_naming_the_problem_and_is_logged(served, case):
+    body, content_type, status, words = BAD_UPLOADS[case]
+    response = upload(served.client, body, content_type)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+    assert upload(served.client, _csv(_SONGS)).status_code == 200  # still serving
+    assert_good_predict(served.client)
+    assert served.close() == 0
+    logged = read_inference_log(served.url)
+    assert logged[["endpoint", "status", "rows"]].values.tolist() == [["batch", status, 0], ["batch", 200, 2], ["predict", 200, 1]]
+    assert logged.loc[0, "error"] == response.json()["error"] and logged.loc[0, "request_id"] == response.headers["x-request-id"]
 
 
 def test_a_failing_model_is_a_500_and_the_app_keeps_serving(served, monkeypatch):

@@ -1,5 +1,6 @@
 """The use-case spec: both shipped specs load, and broken specs fail naming the field."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -71,4 +72,43 @@ def test_invalid_spec_names_the_field(tmp_path, mutation, field):
     data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "jukebox.yaml").read_text())
     mutation(data)
     with pytest.raises(SpecError, match=rf"field '{field}"):
+        load_spec(_write(tmp_path, yaml.safe_dump(data)))
+
+
+def test_presets_are_valid_inputs_of_their_use_case(jukebox_spec, wine_spec):
+    for spec in (jukebox_spec, wine_spec):
+        assert len(spec.presets) >= 3
+        for preset in spec.presets:
+            assert set(preset.values) <= set(spec.feature_names)
+            assert all(spec.feature(name).valid(value) for name, value in preset.values.items())
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"bpm": 120}, "preset 'Bad' sets unknown features ['bpm']"),
+        ({"tempo": 300}, "preset 'Bad': tempo = 300 is not a valid value"),
+        ({"key": 5.5}, "preset 'Bad': key = 5.5 is not a valid value"),
+        ({"is_explicit": 2}, "preset 'Bad': is_explicit = 2 is not a valid value"),
+    ],
+)
+def test_an_invalid_preset_is_refused_naming_it_and_the_feature(tmp_path, values, words):
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "jukebox.yaml").read_text())
+    data["presets"] = [{"name": "Bad", "values": values}]
+    with pytest.raises(SpecError, match=re.escape(words)):
+        load_spec(_write(tmp_path, yaml.safe_dump(data)))
+
+
+def test_a_preset_must_set_features_without_a_default_and_names_are_unique(tmp_path):
+    import yaml
+
+    data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "jukebox.yaml").read_text())
+    data["features"][12].pop("default")
+    data["presets"] = [{"name": "Slow", "values": {"tempo": 70}}, {"name": "No tempo", "values": {}}]
+    with pytest.raises(SpecError, match=re.escape("preset 'No tempo' leaves out 'tempo', which has no default")):
+        load_spec(_write(tmp_path, yaml.safe_dump(data)))
+    data["presets"] = [{"name": "Slow", "values": {"tempo": 70}}, {"name": "Slow", "values": {"tempo": 60}}]
+    with pytest.raises(SpecError, match=re.escape("duplicate preset names in ['Slow', 'Slow']")):
         load_spec(_write(tmp_path, yaml.safe_dump(data)))

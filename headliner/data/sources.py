@@ -79,9 +79,14 @@ def _read_bytes(uri: str) -> bytes:
 def read_table(uri: str) -> pd.DataFrame:
     """Read a CSV or Parquet file; refuses unknown formats, missing or empty files."""
     fmt = check_source(uri)
-    content = _read_bytes(uri)
+    return parse_table(_read_bytes(uri), fmt, uri, _csv_compression(uri))
+
+
+def parse_table(content: bytes, fmt: str, name: str, compression: Optional[str] = None) -> pd.DataFrame:
+    """A CSV ('csv', UTF-8 with or without a byte-order mark) or Parquet file's bytes as a table; refuses
+    empty or unreadable content with an error naming `name`."""
     if not content:
-        raise DataSourceError(f"{uri}: file is empty (0 bytes)")
+        raise DataSourceError(f"{name}: file is empty (0 bytes)")
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(io.BytesIO(content))
@@ -89,17 +94,18 @@ def read_table(uri: str) -> pd.DataFrame:
             frame = pd.read_csv(
                 io.BytesIO(content),
                 low_memory=False,
-                compression=_csv_compression(uri),
+                compression=compression,
+                encoding="utf-8-sig",
                 keep_default_na=False,
                 na_values=["", "NaN", "nan", "null", "NULL", "None"],
             )
     except pd.errors.EmptyDataError:
-        raise DataSourceError(f"{uri}: file is empty (no header, no rows)") from None
+        raise DataSourceError(f"{name}: file is empty (no header, no rows)") from None
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataSourceError(f"{uri}: not a readable {fmt.upper()} file ({reason})") from None
+        raise DataSourceError(f"{name}: not a readable {fmt.upper()} file ({reason})") from None
     if frame.empty:
-        raise DataSourceError(f"{uri}: file has a header but no data rows")
+        raise DataSourceError(f"{name}: file has a header but no data rows")
     return frame
 
 

@@ -46,7 +46,10 @@ TOP_K = "top_k"
 LIBRARY_VERSIONS = "library_versions"
 METRICS = "metrics"
 DATA_FINGERPRINT = "data_fingerprint"
+DECISION = "decision"
+PRESETS = "presets"
 PACKAGED_KEYS = (USE_CASE, MODEL_NAME, MODEL_VERSION, CLASS_LABELS, FEATURE_SCHEMA, TOP_K, LIBRARY_VERSIONS)
+PAGE_KEYS = (DECISION, PRESETS)  # also written by package_onnx, for the service's page; older models lack them
 
 
 def feature_schema(spec: UseCaseSpec) -> list[dict[str, Any]]:
@@ -63,6 +66,25 @@ def feature_schema(spec: UseCaseSpec) -> list[dict[str, Any]]:
         }
         for feature in spec.features
     ]
+
+
+def decision(spec: UseCaseSpec) -> dict[str, str]:
+    """How answers are worded for people: the question, the answer template, the nouns."""
+    return spec.decision.model_dump(exclude={"top_k"})
+
+
+def presets(spec: UseCaseSpec) -> list[dict[str, Any]]:
+    """The spec's example inputs with every feature set (defaults where a preset leaves one out)."""
+    from headliner.deployment import example_inputs
+
+    schema = feature_schema(spec)
+    typed = {entry["name"]: entry["dtype"] != "float" for entry in schema}
+    resolved = []
+    for preset in spec.presets:
+        values = example_inputs(schema)
+        values.update({name: int(value) if typed[name] else value for name, value in preset.values.items()})
+        resolved.append({"name": preset.name, "description": preset.description, "values": values})
+    return resolved
 
 
 def model_metadata(model: onnx.ModelProto) -> dict[str, str]:
@@ -87,7 +109,7 @@ def _packaged_metadata(spec: UseCaseSpec, model_version: str, metadata: dict[str
     import skl2onnx
     import sklearn
 
-    clashing = sorted(set(metadata) & set(PACKAGED_KEYS))
+    clashing = sorted(set(metadata) & {*PACKAGED_KEYS, *PAGE_KEYS})
     if clashing:
         raise ValueError(f"metadata keys {clashing} are written by package_onnx itself")
     not_strings = sorted(key for key, value in metadata.items() if not isinstance(value, str))
@@ -108,6 +130,8 @@ def _packaged_metadata(spec: UseCaseSpec, model_version: str, metadata: dict[str
         FEATURE_SCHEMA: json.dumps(feature_schema(spec)),
         TOP_K: str(spec.decision.top_k),
         LIBRARY_VERSIONS: json.dumps(versions),
+        DECISION: json.dumps(decision(spec)),
+        PRESETS: json.dumps(presets(spec)),
         **metadata,
     }
 
@@ -139,7 +163,7 @@ def package_onnx(
 
     `metadata` (all values strings, e.g. data_fingerprint, metrics JSON, candidate, created_at,
     class_names JSON) is added to the metadata_props next to the keys this function writes
-    (PACKAGED_KEYS). The graph follows the contract in the module docstring.
+    (PACKAGED_KEYS, PAGE_KEYS). The graph follows the contract in the module docstring.
     """
     import onnx
     import skl2onnx

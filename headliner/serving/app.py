@@ -1,7 +1,9 @@
 """The inference HTTP API as one plain ASGI app: friendly `POST /predict`, the Open Inference Protocol
-(KServe v2) endpoints, `POST /feedback` for true labels, `GET /rollout`, bearer-token auth, Prometheus
-metrics and the inference log. Which loaded version answers a request is the `Routing`'s choice
-(headliner/serving/rollout.py): one fixed model, or production and a candidate under a rollout policy.
+(KServe v2) endpoints, `POST /feedback` for true labels, `GET /rollout`, `GET /` (the page for people,
+headliner/serving/page.py), `POST /batch` (a CSV file scored through the batch path), bearer-token auth,
+Prometheus metrics and the inference log. Which loaded version answers a request is the `Routing`'s
+choice (headliner/serving/rollout.py): one fixed model, or production and a candidate under a rollout
+policy.
 
 It is a raw ASGI callable rather than a framework app because one-row requests are tens of
 microseconds of model work: routing, validation and JSON are kept to what the request needs. The
@@ -13,24 +15,32 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import hmac
 import logging
 import os
+import re
 import time
-from typing import Any, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 import numpy as np
 import orjson
 
+from headliner.errors import DataSourceError, HeadlinerError
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.feedback import FeedbackStore, parse_feedback
 from headliner.serving.inference_log import InferenceLog, InferenceRecord
 from headliner.serving.payloads import FeatureRules, RequestError, parse_json
 from headliner.serving.rollout import SHADOW, Routing
 
+if TYPE_CHECKING:
+    from headliner.batch_scoring import BatchScoringReport
+
 logger = logging.getLogger(__name__)
 
 JSON = b"application/json"
+HTML = b"text/html; charset=utf-8"
+CSV = b"text/csv; charset=utf-8"
 PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
 ROWS_RUN_IN_THREAD = 256  # bigger requests run the model off the event loop
 PROTOCOL_NAME = "headliner"
@@ -102,6 +112,7 @@ class ModelServer:
         max_body_bytes: int = 16 * 1024 * 1024,
         feedback: Optional[FeedbackStore] = None,
         metrics: Optional[Metrics] = None,
+        max_upload_rows: int = 100_000,
     ):
         self.predictor = predictor
         self.rules = FeatureRules(predictor.feature_schema)
@@ -110,6 +121,7 @@ class ModelServer:
         self.token = f"Bearer {token}".encode() if token else None
         self.max_rows = max_rows
         self.max_body_bytes = max_body_bytes
+        self.max_upload_rows = max_upload_rows
         self.name = predictor.model_name
         self.version = predictor.model_version
         self.classes = np.array(predictor.classes, dtype=object)
@@ -119,9 +131,19 @@ class ModelServer:
 
     def sibling(self, predictor: OnnxPredictor) -> "ModelServer":
         """A server of another version of the model, sharing this one's log, auth, limits and metrics."""
-        server = ModelServer(predictor, self.log, None, self.max_rows, self.max_body_bytes, self.feedback, self.metrics)
+        server = ModelServer(
+            predictor, self.log, None, self.max_rows, self.max_body_bytes, self.feedback, self.metrics, self.max_upload_rows
+        )
         server.token = self.token
         return server
+
+    @functools.cached_property
+    def page(self) -> Callable[[Send], Awaitable[None]]:
+        """The answer to `GET /`: the page for people, rendered from this model's metadata when first asked."""
+        from headliner.serving.page import PAGE_HEADERS, page_data, render_page
+
+        html = render_page(page_data(self.predictor), auth=self.token is not None, max_upload_rows=self.max_upload_rows)
+        return _ready(200, html.encode(), HTML, PAGE_HEADERS)
 
     def _model_metadata(self) -> dict[str, Any]:
         width = self.rules.width
@@ -231,7 +253,7 @@ class InferenceApp:
     @staticmethod
     def handles(path: str) -> bool:
         """Whether a path belongs to this app (the rest is left to the server it runs in)."""
-        return path in ("/predict", "/feedback", "/metrics", "/rollout", "/v2") or path.startswith("/v2/")
+        return path in ("/", "/predict", "/batch", "/feedback", "/metrics", "/rollout", "/v2") or path.startswith("/v2/")
 
     async def __call__(self, scope: dict, receive: Callable, send: Send) -> None:
         if scope["type"] == "lifespan":  # standalone use (tests, benchmarks); BentoML does not forward it
@@ -268,10 +290,14 @@ class InferenceApp:
         server = routing.primary
         if path == "/v2/health/ready":
             return await _respond(send, 200, b'{"ready":true}')
+        if path == "/":  # open, so a browser can show it; what it sends carries the token the person types
+            return await (server.page if method == "GET" else _method_not_allowed("GET"))(send)
         if server.token is not None and not (authorization and hmac.compare_digest(authorization, server.token)):
             body = b'{"error":"missing or wrong bearer token: send Authorization: Bearer <token>"}'
             return await _respond(send, 401, body, extra_headers=((b"www-authenticate", b"Bearer"),))
 
+        if path == "/batch":
+            return await _upload(server, method, content_type, receive, send, request_id, received_at, started)
         endpoint, handler, pinned = self._route(method, path, routing)
         if handler is None:
             return await endpoint(send)  # a ready answer: metadata, 404, 405
@@ -389,6 +415,60 @@ async def _feedback(server: ModelServer, payload: Any, request_id: str):
     return {"accepted": accepted, "request_id": request_id}, None, None, None
 
 
+async def _upload(
+    server: ModelServer, method: str, content_type: Optional[bytes], receive: Callable, send: Send, request_id: str,
+    received_at: float, started: float,
+) -> None:
+    """`POST /batch`: a CSV file scored by the batch path (headliner/batch_scoring.py) with the primary
+    version, answered as a CSV of predictions. The batch path logs the scored rows (endpoint 'batch', one
+    record per chunk, ids '<request id>-<chunk>'); a refused file is logged here as one record."""
+    if method != "POST":
+        return await _method_not_allowed("POST")(send)
+    status, rows, error, answer_type = 200, 0, None, CSV
+    headers = [(b"x-request-id", request_id.encode("latin-1")), (b"x-model-version", server.version.encode("latin-1"))]
+    try:
+        if content_type is None or b"csv" not in content_type:
+            got = content_type.decode("latin-1") if content_type else "none"
+            raise RequestError(400, f"Content-Type must be text/csv, got {got}", "Content-Type")
+        body = await InferenceApp._read_body(receive, server.max_body_bytes)
+        answer, report = await asyncio.get_running_loop().run_in_executor(None, _score_upload, server, body, request_id)
+        rows = report.rows_scored
+        filename = re.sub(r"[^A-Za-z0-9_.-]", "_", f"predictions_{server.name}_v{server.version}.csv")
+        headers += [
+            (b"content-disposition", f'attachment; filename="{filename}"'.encode()),
+            (b"x-rows-scored", str(report.rows_scored).encode()),
+            (b"x-rows-rejected", str(report.rows_rejected).encode()),
+        ]
+    except RequestError as exc:
+        status, error, answer_type = exc.status, exc.message, JSON
+        answer = _json(exc.body())
+    except Exception as exc:  # a bug, not a bad file: answer 500, keep serving
+        logger.exception("request %s to /batch failed", request_id)
+        status, error, answer_type = 500, f"internal error: {type(exc).__name__}", JSON
+        answer = _json({"error": error})
+    await _respond(send, status, answer, answer_type, tuple(headers))
+    elapsed = time.perf_counter() - started
+    server.metrics.observe("batch", status, rows, elapsed)
+    if server.log is not None and status != 200:
+        server.log.append(
+            InferenceRecord(
+                received_at, request_id, "batch", server.name, server.version, status, elapsed * 1000.0, 0, None, None, None, error
+            )
+        )
+
+
+def _score_upload(server: ModelServer, body: bytes, request_id: str) -> tuple[bytes, BatchScoringReport]:
+    """`score_csv` with its refusals as request errors: not a CSV file 400, a bad table 422."""
+    from headliner.batch_scoring import score_csv  # pandas: loaded with the first upload, not at start
+
+    try:
+        return score_csv(server.predictor, body, server.max_upload_rows, server.log, request_id)
+    except DataSourceError as exc:
+        raise RequestError(400, str(exc)) from None
+    except HeadlinerError as exc:
+        raise RequestError(422, str(exc)) from None
+
+
 async def _score_in_shadow(shadow: ModelServer, endpoint: str, request_id: str, matrix: np.ndarray) -> None:
     """The candidate's answer to a request production answered: logged (variant 'shadow'), never sent."""
     started, received_at = time.perf_counter(), time.time()
@@ -405,11 +485,11 @@ async def _score_in_shadow(shadow: ModelServer, endpoint: str, request_id: str, 
     )
 
 
-def _ready(status: int, payload: Any, content_type: bytes = JSON):
+def _ready(status: int, payload: Any, content_type: bytes = JSON, extra_headers: tuple = ()):
     body = payload if isinstance(payload, bytes) else _json(payload)
 
     async def answer(send: Send) -> None:
-        await _respond(send, status, body, content_type)
+        await _respond(send, status, body, content_type, extra_headers)
 
     return answer
 
@@ -417,7 +497,7 @@ def _ready(status: int, payload: Any, content_type: bytes = JSON):
 def _not_found(path: str):
     return _ready(
         404,
-        {"error": f"no endpoint {path}; try POST /predict, POST /v2/models/<model>/infer, GET /v2/models/<model>"},
+        {"error": f"no endpoint {path}; try GET / (the page), POST /predict, POST /v2/models/<model>/infer, GET /v2/models/<model>"},
     )
 
 

@@ -60,6 +60,7 @@ class ServingSettings(BaseSettings):
     api_token_secret: Optional[str] = Field(None, description="ZenML secret whose 'token' value is the bearer token.")
     max_batch: int = Field(1000, ge=1, description="Most songs (rows) one request may carry.")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    max_upload_rows: int = Field(100_000, ge=1, description="Most rows one CSV file sent to POST /batch may have.")
     log_flush_seconds: float = Field(0.2, gt=0, description="How often queued log rows go to the writer process.")
     rollout_poll_seconds: float = Field(1.0, gt=0, description="How often a rollout service reads its policy.")
     registry_poll_seconds: float = Field(5.0, gt=0, description="How often a rollout service asks the registry who holds production.")
