@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("run_args", nargs=argparse.REMAINDER, help="Options for run.py --pipeline deployment.")
     args = parser.parse_args()
 
-    from headliner.deployment import example_inputs
+    from headliner.model.onnx_packaging import example_inputs
     from headliner.model.onnx_packaging import feature_schema
     from headliner.serving.settings import ServingSettings
     from headliner.spec import load_spec

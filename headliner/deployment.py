@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from pydantic import BaseModel
 
 from headliner.errors import DeploymentError
+from headliner.model.onnx_packaging import example_inputs
 from headliner.reports import Check, HtmlReport, html_page, html_table
 from headliner.serving.model_source import BENTO_MODEL_FILE
 
@@ -97,19 +98,6 @@ def service_url(service: BaseDeploymentService) -> str:
         status = service.status.last_error or service.status.state.value
         raise DeploymentError(f"the service {service.config.service_name or service.uuid} is not running: {status}")
     return url.rstrip("/")
-
-
-def example_inputs(feature_schema: list[dict[str, Any]]) -> dict[str, Any]:
-    """One valid input built from the schema's defaults (mid-range where there is no default), typed as
-    the service expects (integers for int and bool features)."""
-    example = {}
-    for entry in feature_schema:
-        value = entry.get("default")
-        if value is None:
-            low, high = entry.get("min"), entry.get("max")
-            value = (low + high) / 2 if low is not None and high is not None else low if low is not None else 0
-        example[entry["name"]] = int(round(value)) if entry.get("dtype") in ("int", "bool") else float(value)
-    return example
 
 
 def curl_command(url: str, example: dict[str, Any], token: Optional[str]) -> str:

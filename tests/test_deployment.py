@@ -9,7 +9,8 @@ import urllib.request
 
 import pytest
 
-from headliner.deployment import curl_command, example_inputs
+from headliner.deployment import curl_command
+from headliner.model.onnx_packaging import example_inputs
 from headliner.serving.inference_log import read_inference_log
 from tests.conftest import free_port, run_cli, run_pipeline
 

@@ -68,6 +68,19 @@ def feature_schema(spec: UseCaseSpec) -> list[dict[str, Any]]:
     ]
 
 
+def example_inputs(feature_schema: list[dict[str, Any]]) -> dict[str, Any]:
+    """One valid input built from the schema's defaults (mid-range where there is no default), typed as
+    the service expects (integers for int and bool features)."""
+    example = {}
+    for entry in feature_schema:
+        value = entry.get("default")
+        if value is None:
+            low, high = entry.get("min"), entry.get("max")
+            value = (low + high) / 2 if low is not None and high is not None else low if low is not None else 0
+        example[entry["name"]] = int(round(value)) if entry.get("dtype") in ("int", "bool") else float(value)
+    return example
+
+
 def decision(spec: UseCaseSpec) -> dict[str, str]:
     """How answers are worded for people: the question, the answer template, the nouns."""
     return spec.decision.model_dump(exclude={"top_k"})
@@ -75,8 +88,6 @@ def decision(spec: UseCaseSpec) -> dict[str, str]:
 
 def presets(spec: UseCaseSpec) -> list[dict[str, Any]]:
     """The spec's example inputs with every feature set (defaults where a preset leaves one out)."""
-    from headliner.deployment import example_inputs
-
     schema = feature_schema(spec)
     typed = {entry["name"]: entry["dtype"] != "float" for entry in schema}
     resolved = []

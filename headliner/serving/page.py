@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
 
-from headliner.deployment import example_inputs
-from headliner.model.onnx_packaging import DECISION, PRESETS, USE_CASE, OnnxPredictor
+from headliner.model.onnx_packaging import DECISION, PRESETS, USE_CASE, OnnxPredictor, example_inputs
 
 STATIC = Path(__file__).parent / "static"
 STYLE = (STATIC / "page.css").read_text()
