@@ -137,6 +137,21 @@ def wine_onnx_file(wine_spec, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def predictor(jukebox_onnx_file):
+    """The small jukebox model of `jukebox_onnx_file`, loaded."""
+    from headliner.model.onnx_packaging import OnnxPredictor
+
+    return OnnxPredictor.from_path(jukebox_onnx_file)
+
+
+@pytest.fixture(scope="session")
+def wine_predictor(wine_onnx_file):
+    from headliner.model.onnx_packaging import OnnxPredictor
+
+    return OnnxPredictor.from_path(wine_onnx_file)
+
+
 def log_traffic(url: str, model_bytes: bytes, frame, spec: UseCaseSpec, shift: Optional[dict] = None,
                 feedback_rate: float = 0.0, prefix: str = "req", seconds_apart: float = 1.0) -> list[str]:
     """Write one logged /predict request per row of `frame` (features shifted by `shift`, clipped to the

@@ -13,17 +13,11 @@ import pytest
 from headliner.batch_scoring import prediction_columns, score_frame, score_to_file, write_predictions
 from headliner.data.sources import load_raw_data, read_table
 from headliner.errors import DataSourceError, DataValidationError, HeadlinerError
-from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.model.versions import onnx_model_artifact
 from headliner.serving.inference_log import InferenceLog, logged_items, read_inference_log
 from headliner.serving.payloads import FeatureRules
 
 BAD_ROWS = [1, 2, 3, 4, 5]
-
-
-@pytest.fixture(scope="module")
-def predictor(jukebox_onnx_file) -> OnnxPredictor:
-    return OnnxPredictor.from_path(jukebox_onnx_file)
 
 
 @pytest.fixture(scope="module")

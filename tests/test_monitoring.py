@@ -383,8 +383,3 @@ def test_feedback_file_is_checked_whole(tmp_path, jukebox_spec):
         feedback_from_file(missing, classes, target)
     with pytest.raises(FeedbackError, match="no such file"):
         feedback_from_file(tmp_path / "nope.csv", classes, target)
-
-
-@pytest.fixture(scope="module")
-def predictor(jukebox_onnx_file) -> OnnxPredictor:
-    return OnnxPredictor.from_path(jukebox_onnx_file)

@@ -87,11 +87,6 @@ class RunningService:
 
 
 @pytest.fixture(scope="module")
-def predictor(jukebox_onnx_file) -> OnnxPredictor:
-    return OnnxPredictor.from_path(jukebox_onnx_file)
-
-
-@pytest.fixture(scope="module")
 def service(jukebox_onnx_file, isolated_env, tmp_path_factory):
     folder = tmp_path_factory.mktemp("service")
     log_file = folder / "inference.sqlite"

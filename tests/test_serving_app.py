@@ -70,16 +70,6 @@ class Served:
         return self.log.close()
 
 
-@pytest.fixture(scope="module")
-def predictor(jukebox_onnx_file) -> OnnxPredictor:
-    return OnnxPredictor.from_path(jukebox_onnx_file)
-
-
-@pytest.fixture(scope="module")
-def wine_predictor(wine_onnx_file) -> OnnxPredictor:
-    return OnnxPredictor.from_path(wine_onnx_file)
-
-
 @pytest.fixture
 def served(predictor, tmp_path):
     served = Served(predictor, tmp_path, max_rows=5, max_body_bytes=64 * 1024, max_upload_rows=4)

@@ -68,22 +68,12 @@ class Elements(HTMLParser):
         return [attributes for tag, attributes in self.tags if tag == "input"]
 
 
-@pytest.fixture(scope="module")
-def jukebox(jukebox_onnx_file) -> OnnxPredictor:
-    return OnnxPredictor.from_path(jukebox_onnx_file)
-
-
-@pytest.fixture(scope="module")
-def wine(wine_onnx_file) -> OnnxPredictor:
-    return OnnxPredictor.from_path(wine_onnx_file)
-
-
 def embedded(page: str) -> dict:
     return json.loads(re.search(r'<script type="application/json" id="page-data">(.*?)</script>', page, re.S).group(1))
 
 
-def test_the_jukebox_form_has_a_labelled_input_per_feature_with_range_unit_default_and_explanation(jukebox, jukebox_spec):
-    page = render_page(page_data(jukebox), auth=False, max_upload_rows=100_000)
+def test_the_jukebox_form_has_a_labelled_input_per_feature_with_range_unit_default_and_explanation(predictor, jukebox_spec):
+    page = render_page(page_data(predictor), auth=False, max_upload_rows=100_000)
     elements = Elements(page)
     inputs = {attributes["id"]: attributes for attributes in elements.inputs()}
     for index, feature in enumerate(jukebox_spec.features):
@@ -110,8 +100,8 @@ def test_the_jukebox_form_has_a_labelled_input_per_feature_with_range_unit_defau
     assert 'id="token"' not in page
 
 
-def test_the_presets_come_from_the_spec_through_the_model(jukebox, jukebox_spec):
-    data = page_data(jukebox)
+def test_the_presets_come_from_the_spec_through_the_model(predictor, jukebox_spec):
+    data = page_data(predictor)
     presets = data["presets"]
     assert [preset["name"] for preset in presets] == ["Typical song", *(preset.name for preset in jukebox_spec.presets)]
     assert presets[0]["values"]["tempo"] == 122.0 and presets[0]["values"]["key"] == 5
@@ -124,19 +114,19 @@ def test_the_presets_come_from_the_spec_through_the_model(jukebox, jukebox_spec)
     assert embedded(page)["presets"] == presets
 
 
-def test_the_example_file_of_the_page_scores_through_the_batch_path(jukebox):
-    data = page_data(jukebox)
+def test_the_example_file_of_the_page_scores_through_the_batch_path(predictor):
+    data = page_data(predictor)
     page = render_page(data, auth=False, max_upload_rows=10)
     href = re.search(r'href="data:text/csv;charset=utf-8,([^"]+)" download="jukebox_examples.csv"', page).group(1)
     content = unquote(href)
     assert content == example_csv(data)
-    predictions, report = score_csv(jukebox, content.encode(), 10, None, "example")
+    predictions, report = score_csv(predictor, content.encode(), 10, None, "example")
     assert (report.rows_in, report.rows_scored) == (len(data["presets"]), len(data["presets"]))
     assert pd.read_csv(io.BytesIO(predictions))["example"].tolist() == [preset["name"] for preset in data["presets"]]
 
 
-def test_the_wine_model_gets_its_own_form(wine, wine_spec):
-    page = render_page(page_data(wine), auth=True, max_upload_rows=50)
+def test_the_wine_model_gets_its_own_form(wine_predictor, wine_spec):
+    page = render_page(page_data(wine_predictor), auth=True, max_upload_rows=50)
     elements = Elements(page)
     labels = [elements.labels[f"f{index}"] for index in range(13)]
     assert labels[:3] == ["Alcohol", "Malic acid", "Ash"] and labels[-1] == "Proline"
@@ -161,9 +151,9 @@ def test_a_model_packaged_without_presets_or_wording_gets_a_page_from_its_schema
     assert "Describe the example" in page and "All 72 classes" in page
 
 
-def test_metadata_is_escaped_everywhere_and_cannot_end_the_embedded_json(jukebox):
+def test_metadata_is_escaped_everywhere_and_cannot_end_the_embedded_json(predictor):
     hostile = "</script><script>alert(1)</script><b onmouseover=x>&amp;\""
-    data = page_data(jukebox)
+    data = page_data(predictor)
     data["title"] = data["question"] = data["item_noun"] = data["class_noun"] = hostile
     data["model"] = {"name": hostile, "version": hostile}
     data["features"][12] = {**data["features"][12], "label": hostile + "!", "description": hostile, "unit": hostile}
@@ -177,8 +167,8 @@ def test_metadata_is_escaped_everywhere_and_cannot_end_the_embedded_json(jukebox
     assert elements.labels["f12"] == hostile + "!" and elements.text_by_id["f12-hint"] == hostile
 
 
-def test_the_content_security_policy_allows_exactly_the_inline_style_and_script(jukebox):
-    page = render_page(page_data(jukebox), auth=False, max_upload_rows=10)
+def test_the_content_security_policy_allows_exactly_the_inline_style_and_script(predictor):
+    page = render_page(page_data(predictor), auth=False, max_upload_rows=10)
     digest = lambda text: "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"  # noqa: E731
     assert f"<style>{STYLE}</style>" in page and f"<script>{SCRIPT}</script>" in page
     assert f"script-src {digest(SCRIPT)};" in CONTENT_SECURITY_POLICY and f"style-src {digest(STYLE)};" in CONTENT_SECURITY_POLICY

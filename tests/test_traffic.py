@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from headliner.errors import HeadlinerError
-from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.monitoring.traffic import parse_drift, served_version, simulate_traffic, traffic_songs
 from headliner.serving.app import InferenceApp, ModelServer
 from headliner.serving.feedback import FeedbackStore
@@ -148,11 +147,6 @@ def test_songs_need_the_spec_columns_and_a_request(jukebox_spec):
 
 
 # -- against a real service --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def predictor(jukebox_onnx_file) -> OnnxPredictor:
-    return OnnxPredictor.from_path(jukebox_onnx_file)
 
 
 def test_traffic_to_a_live_service_is_answered_logged_and_labelled(predictor, jukebox_spec, tmp_path):
