@@ -32,7 +32,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from headliner.errors import HeadlinerError
-from headliner.serving.settings import local_state_dir
+from headliner.serving.settings import ServingSettings, local_state_dir, stack_settings_file, url_without_password
 from headliner.stack_setup import PROJECT_ROOT
 
 STACK_FILE = PROJECT_ROOT / "stack_configs" / "servers.yaml"
@@ -129,7 +129,7 @@ def create_databases(config: ServersConfig, passwords: dict[str, str]) -> None:
                 connection.execute(text(f"GRANT ALL ON {database}.* TO '{database}'@'{host}'"))
         engine.dispose()
     except Exception as exc:
-        raise ServersError(f"MariaDB/MySQL at {_safe(config.mysql_admin_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_MYSQL_ADMIN_URL") from None
+        raise ServersError(f"MariaDB/MySQL at {url_without_password(config.mysql_admin_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_MYSQL_ADMIN_URL") from None
     try:
         engine = create_engine(config.database_url(config.postgres_url, "postgres"), isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
@@ -138,13 +138,7 @@ def create_databases(config: ServersConfig, passwords: dict[str, str]) -> None:
                     connection.execute(text(f"CREATE DATABASE {database}"))
         engine.dispose()
     except Exception as exc:
-        raise ServersError(f"PostgreSQL at {_safe(config.postgres_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_POSTGRES_URL") from None
-
-
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+        raise ServersError(f"PostgreSQL at {url_without_password(config.postgres_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_POSTGRES_URL") from None
 
 
 def _pid(config: ServersConfig, name: str) -> Optional[int]:
@@ -303,8 +297,6 @@ def configure_stack(config: ServersConfig) -> None:
 def use_inference_log(config: ServersConfig) -> None:
     """Serving, batch scoring and monitoring of this ZenML config log to PostgreSQL from now on (the
     environment's HEADLINER_INFERENCE_LOG still wins)."""
-    from headliner.serving.settings import stack_settings_file, url_without_password
-
     path = stack_settings_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"# written by scripts/servers.sh up; removed by down\nHEADLINER_INFERENCE_LOG={config.inference_log_url}\n")
@@ -349,13 +341,12 @@ def stop_model_services() -> list[str]:
 def down(config: ServersConfig) -> None:
     """Stop the model services of the stack, log the client out (back to its local store and inference
     log) and stop the servers `up` started; data is kept."""
-    from headliner.serving.settings import stack_settings_file
-
-    if _pid(config, "zenml") is not None and _http_ok(config.zenml_url + "/health"):
+    zenml_running = _pid(config, "zenml") is not None
+    if zenml_running and _http_ok(config.zenml_url + "/health"):
         for service in stop_model_services():
             _say(f"  model service of {service}: stopped")
     stack_settings_file().unlink(missing_ok=True)
-    if _pid(config, "zenml") is not None:
+    if zenml_running:
         result = _zenml_cli(["logout"])
         _say("  ZenML client: logged out, back to its local store" if result.returncode == 0 else f"  zenml logout: {result.stderr.strip()[-300:]}")
     for name in ("zenml", "mlflow", "s3"):
@@ -373,8 +364,6 @@ def status(config: ServersConfig) -> list[str]:
         pid = _pid(config, name)
         state = "healthy" if _http_ok(health) else "not answering"
         lines.append(f"{name:7} {'pid ' + str(pid) if pid else 'not started by up':20} 127.0.0.1:{port}  {state}")
-    from headliner.serving.settings import ServingSettings, stack_settings_file
-
     log = ServingSettings().inference_log_display()
     lines.append(f"inference log: {log}" + ("" if stack_settings_file().is_file() else " (not the servers stack's: run up)"))
     return lines

@@ -8,7 +8,6 @@ chose is left alone when it has the components the pipeline needs. Never prompts
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Iterable
 
@@ -63,17 +62,15 @@ def import_stack(stack_file: Path, data: dict | None = None) -> str:
     return name
 
 
-SECRET_REFERENCE = re.compile(r"^\{\{\s*(\w+)\.(\w+)\s*\}\}$")
-
-
 def _check_secret_references(client, stack_file: Path, components: dict) -> None:
     """Every `{{secret.key}}` of the file resolves, checked before anything is created (no half-imported stack)."""
+    from zenml.utils import secret_utils
+
     for config in components.values():
         for field, value in (config.get("configuration") or {}).items():
-            match = SECRET_REFERENCE.match(value) if isinstance(value, str) else None
-            if not match:
+            if not secret_utils.is_secret_reference(value):
                 continue
-            secret, key = match.groups()
+            secret, key = secret_utils.parse_secret_reference(value)
             try:
                 values = client.get_secret(secret).secret_values
             except KeyError:

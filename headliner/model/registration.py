@@ -14,6 +14,9 @@ from headliner.model.training import ModelSelection
 from headliner.spec import SourceKind, UseCaseSpec
 
 
+REGISTRY_VERSION_KEY = "mlflow_registry_version"  # version metadata: set once the MLflow mirror exists
+
+
 def version_metadata(
     report: EvaluationReport, splits: dict[str, pd.DataFrame], registry_version: str
 ) -> dict[str, object]:
@@ -23,7 +26,7 @@ def version_metadata(
         "baseline_metrics": report.baseline_metrics,
         "candidate": report.candidate,
         "splits": {name: {"rows": len(frame), "fingerprint": dataframe_fingerprint(frame)} for name, frame in splits.items()},
-        "mlflow_registry_version": registry_version,
+        REGISTRY_VERSION_KEY: registry_version,
     }
 
 
@@ -88,7 +91,7 @@ def discard_model_version(model: str, number: int) -> list[str]:
 
 def discard_unfinished_versions(model: str, newest: int = 5) -> list[str]:
     """Discard (as `discard_model_version`) each of the `newest` versions of `model` that no run finished
-    registering (no `mlflow_registry_version` metadata) while every run linked to it has failed: what a
+    registering (no REGISTRY_VERSION_KEY metadata) while every run linked to it has failed: what a
     training run leaves when it fails before its step hooks can run (e.g. MLflow unreachable when the
     registration step starts). Returns what was removed."""
     from zenml.client import Client
@@ -101,7 +104,7 @@ def discard_unfinished_versions(model: str, newest: int = 5) -> list[str]:
         return []
     removed = []
     for version in versions:
-        if "mlflow_registry_version" in client.get_model_version(model, version.number).run_metadata:
+        if REGISTRY_VERSION_KEY in client.get_model_version(model, version.number).run_metadata:
             continue
         runs = client.list_pipeline_runs(linked_to_model_version_id=version.id, size=20).items
         if runs and all(run.status == ExecutionStatus.FAILED for run in runs):
