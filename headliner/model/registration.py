@@ -43,6 +43,10 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
     from zenml.client import Client
     from zenml.model_registries.base_model_registry import ModelRegistryModelMetadata
 
+    registry = Client().active_stack.model_registry
+    # The stack's tracking URI, every time: a step's tracker clears MLflow's global URI when it ends, while
+    # the registry configures MLflow only when it first makes its client (a repair after a run, in-process).
+    registry.configure_mlflow()
     info = mlflow.onnx.log_model(
         onnx_model,
         name="onnx_model",
@@ -50,7 +54,6 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
     )
     # Through the registry's MLflow client with the logged model's id: a tracking server accepts a
     # `models:/m-…` source only with it, and ZenML's register_model_version does not pass it.
-    registry = Client().active_stack.model_registry
     try:
         registry.get_model(name=model)
     except KeyError:
