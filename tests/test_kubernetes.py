@@ -25,7 +25,7 @@ RUN_CONFIG = PROJECT_ROOT / "configs" / "training.yaml"
 ZENML_URL = DEPLOYER["configuration"]["zenml_server_url"]  # the server the pods talk to
 SECRETS = {
     "headliner_s3": {"aws_access_key_id": "test-key", "aws_secret_access_key": "test-secret"},
-    "headliner_mlflow": {"token": "test-token", "username": "test-user", "password": "test-password"},
+    "headliner_mlflow": {"username": "test-user", "password": "test-password"},
 }
 COUNT_COMPONENTS = "from zenml.client import Client\nprint(Client().list_stack_components(name='contains:headliner_kubernetes').total)\n"
 CREATE_SECRETS = f"from zenml.client import Client\nfor name, values in {SECRETS!r}.items():\n    Client().create_secret(name, values)\n"
