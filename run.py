@@ -14,14 +14,14 @@ from typing import Optional
 import click
 
 PROJECT_ROOT = Path(__file__).resolve().parent
-DEFAULT_CONFIG = "configs/jukebox.yaml"
-DEFAULT_RUN_CONFIG = "configs/training.yaml"
+DEFAULT_CONFIG = "configs/use_cases/jukebox.yaml"
+DEFAULT_RUN_CONFIG = "configs/runs/training.yaml"
 CONFIG_OPTION = click.option(
     "--config",
     default=DEFAULT_CONFIG,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="Use-case spec (configs/jukebox.yaml or configs/wine.yaml).",
+    help="Use-case spec (configs/use_cases/jukebox.yaml or configs/use_cases/wine.yaml).",
 )
 
 # The stack component types each pipeline needs.
@@ -148,7 +148,7 @@ def _deploy(spec, version: str, port: int, options: dict):
 def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[int], no_cache: bool, run_config: str,
                   version: str, port: int, output: Optional[str], monitoring: dict):
     from headliner.data.sources import check_source
-    from headliner.stack_setup import ensure_stack
+    from headliner.stacks.setup import ensure_stack
 
     if data:
         check_source(data)
@@ -229,7 +229,7 @@ def _monitor(spec, version: Optional[str], options: dict, since: Optional[str], 
     for line in summary.lines():
         click.echo(line)
     folder = _project_path(reports_dir) / f"{spec.name}-v{number}-{summary.checked_at:%Y%m%d-%H%M%S}"
-    from headliner.reports import write_report_folder
+    from headliner.reports.html import write_report_folder
 
     write_report_folder(folder, {name.removesuffix("_report"): report for name, report in outputs.items()})
     click.echo(f"Reports: {folder}/ (and in the dashboard: zenml login --local, run '{run.name}')")
@@ -461,7 +461,7 @@ def export_model(config: str, version: str, out: str):
     spec = _load_spec(config)
     from headliner.errors import HeadlinerError
     from headliner.model.versions import onnx_model_bytes
-    from headliner.stack_setup import ensure_stack
+    from headliner.stacks.setup import ensure_stack
 
     try:
         ensure_stack(PIPELINE_COMPONENTS["data"])
@@ -506,7 +506,7 @@ def serve(config: str, stage: Optional[str], version: Optional[str], model_file:
             what = f"'{predictor.model_name}' version {predictor.model_version} from {path}"
         else:
             from headliner.model.versions import find_model_version
-            from headliner.stack_setup import ensure_stack
+            from headliner.stacks.setup import ensure_stack
 
             ensure_stack(PIPELINE_COMPONENTS["data"])
             number = find_model_version(spec.name, chosen).number
@@ -551,7 +551,7 @@ def _governance(action):
     """Run a governance action with the stack ready; refusals are one line and exit 1."""
     _set_quiet_defaults()
     from headliner.errors import HeadlinerError
-    from headliner.stack_setup import ensure_stack
+    from headliner.stacks.setup import ensure_stack
 
     try:
         ensure_stack(PIPELINE_COMPONENTS["training"])
@@ -573,7 +573,7 @@ AS_OPTION = click.option(
 @AS_OPTION
 def promote_request(model: str, version: int, to_stage: str, reason: str, as_name: Optional[str]):
     """Ask for a version to move to staging or production."""
-    from headliner import governance
+    from headliner.governance import promotion as governance
 
     request = _governance(
         lambda: governance.request_promotion(model, version, to_stage, reason, governance.acting_user(as_name))
@@ -592,7 +592,7 @@ def promote_request(model: str, version: int, to_stage: str, reason: str, as_nam
 def promote_approve(request_id: Optional[str], model: Optional[str], version: Optional[int], reason: str,
                     override: Optional[str], as_name: Optional[str]):
     """Approve a pending request (not your own); to production this archives the previous version."""
-    from headliner import governance
+    from headliner.governance import promotion as governance
 
     if bool(request_id) == bool(model and version):
         raise click.UsageError("give REQUEST_ID, or --model and --version of a version with a pending request")
@@ -611,7 +611,7 @@ def promote_approve(request_id: Optional[str], model: Optional[str], version: Op
 @AS_OPTION
 def promote_reject(request_id: str, reason: str, as_name: Optional[str]):
     """Reject a pending request (not your own)."""
-    from headliner import governance
+    from headliner.governance import promotion as governance
 
     request = _governance(lambda: governance.reject(request_id, reason, governance.acting_user(as_name)))
     click.echo(f"Rejected {request.id} by {request.decided_by}: {request.decision_reason}")
@@ -621,7 +621,7 @@ def promote_reject(request_id: str, reason: str, as_name: Optional[str]):
 @click.option("--model", help="One model (default: all).")
 def promote_list(model: Optional[str]):
     """Pending requests, and which version holds which stage."""
-    from headliner import governance
+    from headliner.governance import promotion as governance
 
     def listing():
         from zenml.client import Client
@@ -643,7 +643,7 @@ def promote_list(model: Optional[str]):
 @click.option("--version", type=click.IntRange(min=1))
 def promote_history(model: str, version: Optional[int]):
     """The audit trail: who did what, when and why."""
-    from headliner import governance
+    from headliner.governance import promotion as governance
 
     for e in _governance(lambda: governance.history(model, version)):
         click.echo(f"{e.at[:19]}Z  v{e.version}  {e.event:8} {e.stage:10} by {e.by:12} {e.request_id}  {e.reason}")
@@ -653,7 +653,7 @@ def promote_history(model: str, version: Optional[int]):
 @click.option("--model", required=True)
 def promote_sync(model: str):
     """Repair the MLflow registry mirror (aliases, tags, missing versions) from the ZenML store."""
-    from headliner import governance
+    from headliner.governance import promotion as governance
 
     changes = _governance(lambda: governance.sync_mlflow_mirror(model))
     click.echo("\n".join(changes) if changes else "MLflow mirror already matches the ZenML store")
@@ -666,7 +666,7 @@ def mlflow_ui(port: int, host: str):
     """Open the MLflow UI on the active stack's tracking store (runs until Ctrl+C)."""
     _set_quiet_defaults()
     from headliner.errors import HeadlinerError
-    from headliner.stack_setup import ensure_stack
+    from headliner.stacks.setup import ensure_stack
 
     try:
         ensure_stack(("experiment_tracker",))
@@ -712,11 +712,11 @@ def _rollout_store(inference_log: Optional[str]):
 def _write_policy(spec, policy, as_name: Optional[str], url: str, token: Optional[str], inference_log: Optional[str]):
     """Check the versions, store the policy, and wait for the running service to apply it."""
     _set_quiet_defaults()
-    from headliner import governance
+    from headliner.governance import promotion as governance
     from headliner.errors import HeadlinerError
     from headliner.model.versions import find_model_version
     from headliner.serving.rollout import wait_until_applied
-    from headliner.stack_setup import ensure_stack
+    from headliner.stacks.setup import ensure_stack
 
     try:
         ensure_stack(PIPELINE_COMPONENTS["data"])
@@ -818,7 +818,7 @@ def rollout_report(since: Optional[str], inference_log: Optional[str], config: s
     spec = _load_spec(config)
     from headliner.errors import HeadlinerError
     from headliner.monitoring.window import parse_since
-    from headliner.stack_setup import ensure_stack
+    from headliner.stacks.setup import ensure_stack
 
     try:
         moment = parse_since(since) if since else None
@@ -864,7 +864,7 @@ def simulate_traffic(request_count: int, url: str, drift: tuple[str, ...], feedb
     spec = _load_spec(config)
     from headliner.errors import HeadlinerError
     from headliner.monitoring import traffic
-    from headliner.stack_setup import ensure_stack
+    from headliner.stacks.setup import ensure_stack
 
     try:
         shifts = traffic.parse_drift(drift, spec)
@@ -889,7 +889,7 @@ def stack_import(stack_file: str, activate: bool):
     """Import a stack file of stack_configs/ (zenml stack import), registering the project's flavors it names."""
     _set_quiet_defaults()
     from headliner.errors import HeadlinerError
-    from headliner.stack_setup import import_stack_file
+    from headliner.stacks.setup import import_stack_file
 
     try:
         name = import_stack_file(_project_path(stack_file), activate)
@@ -925,8 +925,8 @@ def kubernetes_manifests(config: str, stage: Optional[str], version: Optional[st
     import yaml
 
     from headliner.errors import HeadlinerError
-    from headliner.kubernetes.dry_run import dry_run
-    from headliner.kubernetes.manifests import KUBERNETES_VERSION
+    from headliner.stacks.kubernetes.dry_run import dry_run
+    from headliner.stacks.kubernetes.manifests import KUBERNETES_VERSION
 
     try:
         groups = dry_run(stack_name, spec, chosen, _project_path(run_config), part, zenml_url)

@@ -31,7 +31,7 @@ def _phase(name: str, rows: int, workdir: Path) -> dict:
 
     from headliner.spec import load_spec
 
-    spec = load_spec(PROJECT_ROOT / "configs" / "jukebox.yaml")
+    spec = load_spec(PROJECT_ROOT / "configs" / "use_cases" / "jukebox.yaml")
     csv_path, parquet_path = workdir / "charts.csv", workdir / "charts.parquet"
     if name == "generate":
         from headliner.data.jukebox_generator import generate_jukebox_charts

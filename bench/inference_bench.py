@@ -43,7 +43,7 @@ def _peak_rss_mib() -> float:
 def _spec():
     from headliner.spec import load_spec
 
-    return load_spec(PROJECT_ROOT / "configs" / "jukebox.yaml")
+    return load_spec(PROJECT_ROOT / "configs" / "use_cases" / "jukebox.yaml")
 
 
 def _labelled_examples(spec, raw_rows: int):

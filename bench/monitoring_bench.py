@@ -70,7 +70,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 MODEL_NAME, MODEL_VERSION = "jukebox", "1"
 TRAINING_ROWS = 60_000
 FAST_RUN_CONFIG = PROJECT_ROOT / "tests" / "training_fast.yaml"
-SPEC_FILE = PROJECT_ROOT / "configs" / "jukebox.yaml"
+SPEC_FILE = PROJECT_ROOT / "configs" / "use_cases" / "jukebox.yaml"
 WRITE_BATCH = 50_000
 LABELLED_SHARE = 0.10
 SPREAD_HOURS = 6
@@ -144,7 +144,7 @@ def version_artifacts():
     """(spec, ONNX bytes, train split, test split) of the registered version, through the ZenML client."""
     import materializers  # noqa: F401  (registers the project's materializers)
     from headliner.spec import load_spec
-    from headliner.stack_setup import ensure_stack
+    from headliner.stacks.setup import ensure_stack
 
     ensure_stack(("orchestrator", "artifact_store"))  # the project's source root and local stack
     from headliner.model.versions import find_model_version

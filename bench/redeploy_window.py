@@ -36,7 +36,7 @@ def _probe(url: str, body: bytes, token: str | None) -> tuple[bool, str | None]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/jukebox.yaml", help="Use-case spec of the deployed model.")
+    parser.add_argument("--config", default="configs/use_cases/jukebox.yaml", help="Use-case spec of the deployed model.")
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--interval", type=float, default=0.01, help="Seconds between requests.")
     parser.add_argument("run_args", nargs=argparse.REMAINDER, help="Options for run.py --pipeline deployment.")

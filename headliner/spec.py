@@ -10,11 +10,15 @@ from __future__ import annotations
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from headliner.errors import SpecError
+from headliner.errors import HeadlinerError, SpecError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout: configs/, serving/, stack_configs/
+USE_CASES_DIR = PROJECT_ROOT / "configs" / "use_cases"
 
 
 class _Strict(BaseModel):
@@ -361,6 +365,32 @@ class UseCaseSpec(_Strict):
 
 def load_spec(path: str | Path) -> UseCaseSpec:
     """Read and validate a use-case spec; errors name the file and the offending field."""
-    from headliner.config_files import load_yaml_model
-
     return load_yaml_model(path, UseCaseSpec, "use-case spec", SpecError)
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_yaml_model(
+    path: str | Path, model: type[Model], kind: str, error: type[HeadlinerError], at: tuple[str, ...] = ()
+) -> Model:
+    """Validate the mapping found under the keys `at` of a YAML file (`kind` names the file in errors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{kind} {path}: no such file")
+    try:
+        node = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise error(f"{kind} {path}: not valid YAML ({exc})") from None
+    for key in at:
+        if not isinstance(node, dict) or key not in node:
+            raise error(f"{kind} {path}: missing '{'.'.join(at)}'")
+        node = node[key]
+    if not isinstance(node, dict):
+        raise error(f"{kind} {path}: expected a mapping at {'.'.join(at) or 'the top level'}")
+    try:
+        return model.model_validate(node)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in (*at, *first["loc"])) or "(top level)"
+        raise error(f"{kind} {path}: field '{where}': {first['msg']}") from None

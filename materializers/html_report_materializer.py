@@ -1,4 +1,4 @@
-"""Stores report artifacts (`headliner.reports.HtmlReport` subclasses) as JSON through the artifact
+"""Stores report artifacts (`headliner.reports.html.HtmlReport` subclasses) as JSON through the artifact
 store, and shows their HTML rendering in the ZenML dashboard."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.metadata.metadata_types import MetadataType
 
-from headliner.reports import HtmlReport
+from headliner.reports.html import HtmlReport
 
 REPORT_FILE = "report.json"
 VISUALIZATION_FILE = "report.html"

@@ -24,7 +24,7 @@ from headliner.model.onnx_packaging import (
     MODEL_VERSION,
     model_metadata,
 )
-from headliner.reports import html_page, html_table
+from headliner.reports.html import html_page, html_table
 from headliner.spec import Feature, FeatureType
 
 MODEL_FILE = "model.onnx"

@@ -11,7 +11,7 @@ from steps.deployment import build_bento, deploy_service, smoke_test_service
 @pipeline(name="deployment", execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
 def deployment(spec: UseCaseSpec, version: str = "latest", port: int = 3000) -> None:
     """Deploys version `version` (a number, 'latest' or a stage) of the model `spec.name` with the active
-    stack's model deployer, whichever it is (headliner.deployers); `port` is for a deployer that runs the
+    stack's model deployer, whichever it is (headliner.deploy.deployers); `port` is for a deployer that runs the
     service on this machine.
 
     The version's existing `onnx_model` artifact is the steps' input, so the run's lineage shows which

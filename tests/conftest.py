@@ -41,12 +41,12 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def jukebox_spec() -> UseCaseSpec:
-    return load_spec(PROJECT_ROOT / "configs" / "jukebox.yaml")
+    return load_spec(PROJECT_ROOT / "configs" / "use_cases" / "jukebox.yaml")
 
 
 @pytest.fixture(scope="session")
 def wine_spec() -> UseCaseSpec:
-    return load_spec(PROJECT_ROOT / "configs" / "wine.yaml")
+    return load_spec(PROJECT_ROOT / "configs" / "use_cases" / "wine.yaml")
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +58,7 @@ def isolated_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def local_stack() -> str:
     """The project's local stack, imported and activated in the isolated store as the CLI does."""
-    from headliner.stack_setup import ensure_stack
+    from headliner.stacks.setup import ensure_stack
 
     return ensure_stack(("orchestrator", "artifact_store"))
 
@@ -100,7 +100,7 @@ def jukebox_training(isolated_env):
 
 @pytest.fixture(scope="session")
 def wine_training(isolated_env):
-    return run_pipeline(["--pipeline", "training", "--config", "configs/wine.yaml"], isolated_env)
+    return run_pipeline(["--pipeline", "training", "--config", "configs/use_cases/wine.yaml"], isolated_env)
 
 
 def packaged_linear_model(spec: UseCaseSpec, rows: Optional[int], version: str = "1") -> bytes:

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from headliner.batch_scoring import prediction_columns, score_frame, score_to_file, write_predictions
+from headliner.deploy.batch_scoring import score_to_file, write_predictions
+from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.data.sources import load_raw_data, read_table
 from headliner.errors import DataSourceError, DataValidationError, HeadlinerError
 from headliner.model.versions import onnx_model_artifact

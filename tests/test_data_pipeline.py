@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from headliner.data.splitting import dataframe_fingerprint
-from headliner.reports import DataReport
+from headliner.reports.html import DataReport
 from tests.conftest import run_cli, run_pipeline
 
 SPLITS = ("train_split", "validation_split", "test_split")
@@ -60,7 +60,7 @@ def jukebox_run(isolated_env):
 
 @pytest.fixture(scope="session")
 def wine_run(isolated_env):
-    return run_pipeline(["--pipeline", "data", "--config", "configs/wine.yaml"], isolated_env)
+    return run_pipeline(["--pipeline", "data", "--config", "configs/use_cases/wine.yaml"], isolated_env)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from headliner.deployment import curl_command
+from headliner.deploy.deployment import curl_command
 from headliner.model.onnx_packaging import example_inputs
 from headliner.serving.inference_log import read_inference_log
 from tests.conftest import free_port, run_cli, run_pipeline
@@ -18,7 +18,7 @@ from tests.conftest import free_port, run_cli, run_pipeline
 def deployed_services():
     from zenml.integrations.bentoml.model_deployers import BentoMLModelDeployer
 
-    from headliner.bento_daemon import BentoServiceDaemon
+    from headliner.deploy.bento_daemon import BentoServiceDaemon
 
     deployer = BentoMLModelDeployer.get_active_model_deployer()
     return deployer, deployer.find_model_server(service_type=BentoServiceDaemon.SERVICE_TYPE)
@@ -129,7 +129,7 @@ def test_unpromoted_stage_and_busy_port_fail_in_one_line(jukebox_training, servi
 def test_all_trains_then_serves_the_new_version(wine_spec, serving_env):
     env, _ = serving_env
     port = free_port()
-    run, stdout = run_pipeline(["--pipeline", "all", "--config", "configs/wine.yaml", "--port", str(port)], env)
+    run, stdout = run_pipeline(["--pipeline", "all", "--config", "configs/use_cases/wine.yaml", "--port", str(port)], env)
     number = run.steps["register_model"].model_version.number
     assert f"Registered model 'wine' version {number}" in stdout
     assert f"Service for 'wine' version {number} is live at http://127.0.0.1:{port}" in stdout

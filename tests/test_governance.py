@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from headliner import governance
-from headliner.governance import PromotionError
+from headliner.governance import promotion as governance
+from headliner.governance.promotion import PromotionError
 from tests.conftest import PROJECT_ROOT
 
 MODEL = "wine"
@@ -156,7 +156,7 @@ def test_racing_approvals_leave_exactly_one_production_version(new_version, isol
     for number in numbers:
         promote(number, "staging")
         requests.append(governance.request_promotion(MODEL, number, "production", "race", "alice").id)
-    code = "import sys; from headliner import governance; governance.approve(sys.argv[1], 'bob')"
+    code = "import sys; from headliner.governance import promotion as governance; governance.approve(sys.argv[1], 'bob')"
     racers = [
         subprocess.Popen([sys.executable, "-c", code, request_id], cwd=PROJECT_ROOT, env=isolated_env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -14,14 +14,14 @@ import pytest
 import yaml
 
 from headliner.errors import StackSetupError
-from headliner.kubernetes.manifests import ServingDeploymentSettings, validate_manifests
+from headliner.stacks.kubernetes.manifests import ServingDeploymentSettings, validate_manifests
 from tests.conftest import PROJECT_ROOT, run_cli
 
 STACK_FILES = {name: PROJECT_ROOT / "stack_configs" / f"{name}.yaml" for name in ("local", "servers", "kubernetes")}
 KUBERNETES = yaml.safe_load(STACK_FILES["kubernetes"].read_text())["components"]
 ORCHESTRATOR = KUBERNETES["orchestrator"]["configuration"]
 DEPLOYER = KUBERNETES["model_deployer"]
-RUN_CONFIG = PROJECT_ROOT / "configs" / "training.yaml"
+RUN_CONFIG = PROJECT_ROOT / "configs" / "runs" / "training.yaml"
 ZENML_URL = DEPLOYER["configuration"]["zenml_server_url"]  # the server the pods talk to
 SECRETS = {
     "headliner_s3": {"aws_access_key_id": "test-key", "aws_secret_access_key": "test-secret"},
@@ -39,7 +39,7 @@ def client():
     from click.testing import CliRunner
     from zenml.cli.cli import cli as zenml_cli
 
-    from headliner.stack_setup import import_stack_file, project_client
+    from headliner.stacks.setup import import_stack_file, project_client
 
     client = project_client()
     active = client.active_stack_model.name
@@ -72,14 +72,14 @@ def test_stack_file_imports_with_its_components_and_flavors(client, name):
 
 @pytest.fixture(scope="module")
 def stack(client):
-    from headliner.kubernetes.orchestrator_manifests import load_stack
+    from headliner.stacks.kubernetes.orchestrator_manifests import load_stack
 
     return load_stack("kubernetes")
 
 
 @pytest.fixture(scope="module")
 def serving(stack):
-    from headliner.kubernetes.dry_run import deployer_manifests
+    from headliner.stacks.kubernetes.dry_run import deployer_manifests
 
     return {manifest["kind"]: manifest for manifest in deployer_manifests(stack, "jukebox", "production")}
 
@@ -136,14 +136,14 @@ def test_broken_manifests_are_rejected_naming_the_field(serving):
 
 @pytest.fixture(scope="module")
 def pipeline_runs(stack, jukebox_spec):
-    from headliner.kubernetes.orchestrator_manifests import orchestrator_manifests
+    from headliner.stacks.kubernetes.orchestrator_manifests import orchestrator_manifests
 
     return orchestrator_manifests(stack, jukebox_spec, "production", ZENML_URL, RUN_CONFIG)
 
 
 def _pipeline_steps(jukebox_spec) -> dict[str, set[str]]:
     """Each project pipeline's step names, from its own definition (not the compiler)."""
-    from headliner.kubernetes.orchestrator_manifests import project_pipelines
+    from headliner.stacks.kubernetes.orchestrator_manifests import project_pipelines
 
     steps = {}
     for pipeline, parameters, _ in project_pipelines(jukebox_spec, "production", RUN_CONFIG):
@@ -200,7 +200,7 @@ def test_step_pods_carry_the_stack_settings(pipeline_runs):
 
 
 def test_the_token_is_only_a_placeholder_in_a_secret(pipeline_runs):
-    from headliner.kubernetes.orchestrator_manifests import TOKEN_PLACEHOLDER
+    from headliner.stacks.kubernetes.orchestrator_manifests import TOKEN_PLACEHOLDER
 
     for secret, *jobs in pipeline_runs.values():
         assert base64.b64decode(secret["data"]["zenml_api_token"]).decode() == TOKEN_PLACEHOLDER
@@ -208,7 +208,7 @@ def test_the_token_is_only_a_placeholder_in_a_secret(pipeline_runs):
 
 
 def test_a_stack_without_kubernetes_is_refused(client, jukebox_spec):
-    from headliner.kubernetes.dry_run import dry_run
+    from headliner.stacks.kubernetes.dry_run import dry_run
 
     with pytest.raises(StackSetupError, match=r"stack 'local' has no headliner_kubernetes model deployer"):
         dry_run("local", jukebox_spec, "production", RUN_CONFIG, part="deployer")

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 
-from headliner import governance
+from headliner.governance import promotion as governance
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.inference_log import read_inference_log
 from tests.conftest import free_port, packaged_linear_model, run_cli
@@ -58,7 +58,7 @@ def rollout_service(wine_versions, isolated_env, tmp_path_factory):
         HEADLINER_ROLLOUT_POLL_SECONDS="0.2", HEADLINER_REGISTRY_POLL_SECONDS="0.5",
     )
     port = free_port()
-    command = [sys.executable, "run.py", "serve", "--stage", "production", "--config", "configs/wine.yaml", "--port", str(port)]
+    command = [sys.executable, "run.py", "serve", "--stage", "production", "--config", "configs/use_cases/wine.yaml", "--port", str(port)]
     running = RunningService.launch(command, env, folder, port, f"sqlite:///{folder / 'log.sqlite'}")
     running.env, running.url = env, f"http://127.0.0.1:{port}"
     try:
@@ -68,7 +68,7 @@ def rollout_service(wine_versions, isolated_env, tmp_path_factory):
 
 
 def _rollout(service, *args) -> subprocess.CompletedProcess:
-    return run_cli(["rollout", *args, "--config", "configs/wine.yaml", "--url", service.url], service.env)
+    return run_cli(["rollout", *args, "--config", "configs/use_cases/wine.yaml", "--url", service.url], service.env)
 
 
 def _wines(n: int) -> list[dict]:
@@ -147,7 +147,7 @@ def test_canary_shadow_promotion_and_rollback_on_the_running_service(rollout_ser
     shadow_ids = set(logged.loc[logged["variant"] == "shadow", "request_id"])
     assert shadow_ids == {request_id for _, request_id, _ in shadowed}
 
-    report = run_cli(["rollout", "report", "--config", "configs/wine.yaml", "--inference-log", service.log_url], service.env)
+    report = run_cli(["rollout", "report", "--config", "configs/use_cases/wine.yaml", "--inference-log", service.log_url], service.env)
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     lines = report.stdout.splitlines()
     assert any(re.match(rf"\s+candidate\s+{candidate}\s+{to_candidate}\s+0\s+{to_candidate}\s", line) for line in lines), report.stdout
@@ -174,5 +174,5 @@ def test_rollout_commands_refuse_what_cannot_be_rolled_out(rollout_service, wine
     assert none.returncode == 2 and "give one of --canary PERCENT, --ab PERCENT or --shadow" in none.stderr
     neither = run_cli(["promote", "approve", "--model", MODEL], service.env)
     assert neither.returncode == 2 and "give REQUEST_ID, or --model and --version" in neither.stderr
-    nobody = run_cli(["rollout", "set", "--shadow", "--candidate", archived, "--config", "configs/wine.yaml", "--url", f"http://127.0.0.1:{free_port()}"], service.env)
+    nobody = run_cli(["rollout", "set", "--shadow", "--candidate", archived, "--config", "configs/use_cases/wine.yaml", "--url", f"http://127.0.0.1:{free_port()}"], service.env)
     assert nobody.returncode == 0 and "No service answers at" in nobody.stdout

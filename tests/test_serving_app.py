@@ -14,7 +14,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from headliner.batch_scoring import prediction_columns, score_frame
+from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.labels import class_display_names
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.app import InferenceApp, ModelServer

@@ -15,7 +15,7 @@ import onnx
 import pandas as pd
 import pytest
 
-from headliner.batch_scoring import score_csv
+from headliner.serving.batch_scoring import score_csv
 from headliner.model.onnx_packaging import DECISION, PRESETS, OnnxPredictor
 from headliner.serving.page import (
     CONTENT_SECURITY_POLICY,

@@ -69,7 +69,7 @@ def test_invalid_yaml_is_refused(tmp_path):
 def test_invalid_spec_names_the_field(tmp_path, mutation, field):
     import yaml
 
-    data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "jukebox.yaml").read_text())
+    data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "use_cases" / "jukebox.yaml").read_text())
     mutation(data)
     with pytest.raises(SpecError, match=rf"field '{field}"):
         load_spec(_write(tmp_path, yaml.safe_dump(data)))
@@ -95,7 +95,7 @@ def test_presets_are_valid_inputs_of_their_use_case(jukebox_spec, wine_spec):
 def test_an_invalid_preset_is_refused_naming_it_and_the_feature(tmp_path, values, words):
     import yaml
 
-    data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "jukebox.yaml").read_text())
+    data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "use_cases" / "jukebox.yaml").read_text())
     data["presets"] = [{"name": "Bad", "values": values}]
     with pytest.raises(SpecError, match=re.escape(words)):
         load_spec(_write(tmp_path, yaml.safe_dump(data)))
@@ -104,7 +104,7 @@ def test_an_invalid_preset_is_refused_naming_it_and_the_feature(tmp_path, values
 def test_a_preset_must_set_features_without_a_default_and_names_are_unique(tmp_path):
     import yaml
 
-    data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "jukebox.yaml").read_text())
+    data = yaml.safe_load((Path(__file__).parent.parent / "configs" / "use_cases" / "jukebox.yaml").read_text())
     data["features"][12].pop("default")
     data["presets"] = [{"name": "Slow", "values": {"tempo": 70}}, {"name": "No tempo", "values": {}}]
     with pytest.raises(SpecError, match=re.escape("preset 'No tempo' leaves out 'tempo', which has no default")):

@@ -23,11 +23,11 @@ import yaml
 from tests.conftest import PROJECT_ROOT
 
 if TYPE_CHECKING:
-    from headliner.deployment import DeploymentRequest
+    from headliner.deploy.deployment import DeploymentRequest
 
 SCANNED = ["pipelines", "steps", "headliner", "materializers", "run.py"]
 # The stack-specific components: they exist to know one stack's flavors.
-STACK_SPECIFIC = ["headliner/kubernetes/", "headliner/bento_daemon.py", "headliner/servers.py", "headliner/stack_setup.py", "headliner/deployers.py"]
+STACK_SPECIFIC = ["headliner/stacks/kubernetes/", "headliner/deploy/bento_daemon.py", "headliner/stacks/servers.py", "headliner/stacks/setup.py", "headliner/deploy/deployers.py"]
 # run.py's commands about stacks (stack-import, kubernetes-manifests) and their helpers.
 STACK_COMMAND = re.compile(r"^_?(stack_import|kubernetes)")
 # Modules that implement a stack-specific flavor. The BentoML integration's materializer is not one: it
@@ -146,7 +146,7 @@ def test_the_scan_passes_what_every_stack_runs():
 
 
 def request(version: str = "3") -> DeploymentRequest:
-    from headliner.deployment import DeploymentRequest
+    from headliner.deploy.deployment import DeploymentRequest
 
     return DeploymentRequest(
         model_name="jukebox", model_version=version, bento_tag=f"headliner:v{version}", bento_path="/nowhere",
@@ -155,7 +155,7 @@ def request(version: str = "3") -> DeploymentRequest:
 
 
 def test_every_model_deployer_of_the_stack_files_is_supported():
-    from headliner.deployers import ADAPTERS, adapter_for
+    from headliner.deploy.deployers import ADAPTERS, adapter_for
 
     for path in (PROJECT_ROOT / "stack_configs").glob("*.yaml"):
         deployer = yaml.safe_load(path.read_text())["components"]["model_deployer"]
@@ -164,7 +164,7 @@ def test_every_model_deployer_of_the_stack_files_is_supported():
 
 
 def test_an_unsupported_model_deployer_is_a_clear_error():
-    from headliner.deployers import deploy
+    from headliner.deploy.deployers import deploy
     from headliner.errors import DeploymentError
 
     with pytest.raises(DeploymentError) as error:
@@ -182,7 +182,7 @@ def dry_run_deployer(local_stack):
     CLI leaves it for the other tests."""
     from zenml.enums import StackComponentType
 
-    from headliner.kubernetes.deployer import FLAVOR, HeadlinerKubernetesModelDeployer, KubernetesDeployerConfig, KubernetesModelService
+    from headliner.stacks.kubernetes.deployer import FLAVOR, HeadlinerKubernetesModelDeployer, KubernetesDeployerConfig, KubernetesModelService
 
     now = datetime.now()
     config = KubernetesDeployerConfig(dry_run=True, namespace="serving")
@@ -199,9 +199,9 @@ def test_kubernetes_dry_run_renders_and_returns_the_service_at_its_cluster_dns_n
     from zenml.client import Client
     from zenml.services.service import BaseDeploymentService
 
-    from headliner.deployers import deploy
-    from headliner.deployment import service_url, smoke_test_deployment
-    from headliner.kubernetes.deployer import KubernetesModelService
+    from headliner.deploy.deployers import deploy
+    from headliner.deploy.deployment import service_url, smoke_test_deployment
+    from headliner.stacks.kubernetes.deployer import KubernetesModelService
     from headliner.model.onnx_packaging import feature_schema
 
     service = deploy(request("3"), deployer=dry_run_deployer)
@@ -235,7 +235,7 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_the_service_image_agrees_with_the_kubernetes_manifests():
-    from headliner.kubernetes.manifests import SERVICE_PORT, ServingDeploymentSettings, serving_manifests
+    from headliner.stacks.kubernetes.manifests import SERVICE_PORT, ServingDeploymentSettings, serving_manifests
 
     instructions = dockerfile_instructions()
     pod = serving_manifests(ServingDeploymentSettings(), "jukebox", "production")[0]["spec"]["template"]["spec"]

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from headliner.errors import StackSetupError
-from headliner.stack_setup import LOCAL_STACK_FILE, ensure_stack, import_stack
+from headliner.stacks.setup import LOCAL_STACK_FILE, ensure_stack, import_stack
 
 
 @pytest.fixture()

@@ -21,7 +21,7 @@ def wine_splits(wine_spec):
 
 
 def test_shipped_run_config_is_valid():
-    config = load_training_config(PROJECT_ROOT / "configs" / "training.yaml")
+    config = load_training_config(PROJECT_ROOT / "configs" / "runs" / "training.yaml")
     assert [c.family for c in config.candidates] == ["logistic_regression", "mlp", "random_forest"]
     assert config.selection_metric == "log_loss"
 

@@ -101,7 +101,7 @@ def test_wine_trains_and_registers_with_the_same_code(wine_training, wine_spec):
 def test_a_missed_gate_fails_with_one_line_and_registers_nothing(isolated_env, tmp_path, wine_training):
     from zenml.client import Client
 
-    spec = yaml.safe_load((PROJECT_ROOT / "configs" / "wine.yaml").read_text())
+    spec = yaml.safe_load((PROJECT_ROOT / "configs" / "use_cases" / "wine.yaml").read_text())
     spec["evaluation"]["quality_gates"] = [{"metric": "log_loss", "max": 0.0001}]
     spec_path = tmp_path / "wine_strict.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
@@ -134,7 +134,7 @@ def test_a_registration_that_fails_removes_the_version_it_created(wine_training,
     before = [v.number for v in client.list_model_versions("wine", size=100).items]
     monkeypatch.setattr(register_step, "mirror_to_registry", registry_down)
     with pytest.raises(Exception):
-        training.with_options(config_path=str(PROJECT_ROOT / "configs" / "training.yaml"))(spec=wine_spec)
+        training.with_options(config_path=str(PROJECT_ROOT / "configs" / "runs" / "training.yaml"))(spec=wine_spec)
     run = client.get_pipeline("training").last_run
     assert run.status.value == "failed"
     assert run.steps["package_model"].status.value == "completed"  # it created version max(before) + 1
@@ -163,7 +163,7 @@ def test_export_model_writes_the_registered_onnx_file(jukebox_training, isolated
 
 
 def test_the_run_config_flag_files_the_staging_request(jukebox_training):
-    from headliner import governance
+    from headliner.governance import promotion as governance
 
     run, _ = jukebox_training
     number = run.steps["register_model"].model_version.number

@@ -1,0 +1,1 @@
+"""Data engineering: sources and generators, validation, wrangling, labels and splits."""

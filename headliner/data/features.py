@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from headliner.reports import Finding
+from headliner.reports.html import Finding
 from headliner.spec import Feature, FeatureType, OutOfRangeAction, Target
 
 _BOOL_WORDS = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "yes": 1.0, "no": 0.0}

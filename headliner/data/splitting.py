@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from headliner.reports import DataReport
+from headliner.reports.html import DataReport
 from headliner.spec import UseCaseSpec
 
 SPLIT_NAMES = ("train", "validation", "test")

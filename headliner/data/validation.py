@@ -16,7 +16,7 @@ from headliner.data.features import (
     unknown_label_finding,
 )
 from headliner.errors import DataValidationError
-from headliner.reports import Check, DataReport, Finding
+from headliner.reports.html import Check, DataReport, Finding
 from headliner.spec import UseCaseSpec
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from headliner.data.features import coerce_feature, feature_problems, map_labels, raw_labels, unknown_label_finding
-from headliner.reports import DataReport, Finding
+from headliner.reports.html import DataReport, Finding
 from headliner.spec import OutOfRangeAction, UseCaseSpec
 
 

@@ -1,0 +1,1 @@
+"""Model engineering: training, evaluation, quality gates, ONNX packaging, tracking and registration."""

@@ -10,9 +10,8 @@ from pydantic import BaseModel
 from headliner.errors import HeadlinerError
 from headliner.model.estimators import class_indices
 from headliner.model.evaluation import LOWER_IS_BETTER, compute_metrics
-from headliner.spec import UseCaseSpec, load_spec
+from headliner.spec import USE_CASES_DIR, UseCaseSpec, load_spec
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "configs"
 
 
 class Verdict(BaseModel):
@@ -34,7 +33,7 @@ class Verdict(BaseModel):
 
 
 def spec_for_model(model: str) -> UseCaseSpec:
-    path = CONFIG_DIR / f"{model}.yaml"
+    path = USE_CASES_DIR / f"{model}.yaml"
     if not path.is_file():
         raise HeadlinerError(f"no use-case spec for model '{model}' (expected {path})")
     return load_spec(path)

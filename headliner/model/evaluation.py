@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
 
 from headliner.errors import SpecError
-from headliner.reports import HtmlReport, html_page, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
 METRIC_NAMES = (

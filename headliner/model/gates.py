@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from headliner.errors import QualityGateError
 from headliner.model.evaluation import LOWER_IS_BETTER, EvaluationReport
-from headliner.reports import HtmlReport, html_page, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import QualityGate
 
 __all__ = ["LOWER_IS_BETTER", "GateResult", "QualityGateReport", "enforce_gates", "evaluate_gates"]

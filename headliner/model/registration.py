@@ -15,6 +15,8 @@ from headliner.spec import SourceKind, UseCaseSpec
 
 
 REGISTRY_VERSION_KEY = "mlflow_registry_version"  # version metadata: set once the MLflow mirror exists
+MLFLOW_ALIASES = {"staging": "staging", "production": "champion"}  # ZenML stage -> MLflow alias
+EVENT_KEY = "promotion_event."  # version metadata key prefix of audit events (ZenML allows no colons)
 
 
 def version_metadata(
@@ -127,8 +129,6 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
     import json
 
     from zenml.client import Client
-
-    from headliner.governance import EVENT_KEY, MLFLOW_ALIASES
 
     client = Client()
     mlflow_client = client.active_stack.model_registry.mlflow_client

@@ -13,9 +13,10 @@ import pandas as pd
 from headliner.model.estimators import feature_frame
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.training import TrainedCandidate
+from headliner.spec import PROJECT_ROOT
 from headliner.spec import UseCaseSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
 TRUSTED_TYPE_PREFIXES = ("numpy.", "sklearn.")
 
 

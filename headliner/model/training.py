@@ -13,13 +13,13 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sklearn.pipeline import Pipeline
 
-from headliner.config_files import load_yaml_model
+from headliner.spec import load_yaml_model
 from headliner.errors import HeadlinerError, RunConfigError
 from headliner.model.estimators import CandidateConfig, build_pipeline, class_indices, feature_frame
 from headliner.labels import class_display_names
 from headliner.model.evaluation import METRIC_NAMES, EvaluationReport, compute_metrics, evaluate
 from headliner.model.gates import LOWER_IS_BETTER
-from headliner.reports import HtmlReport, html_page, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
 logger = logging.getLogger(__name__)

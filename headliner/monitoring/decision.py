@@ -25,7 +25,7 @@ from headliner.monitoring.fairness import FairnessReport
 from headliner.monitoring.performance import LivePerformanceReport
 from headliner.monitoring.quality import DataQualityReport
 from headliner.monitoring.window import WindowReport
-from headliner.reports import HtmlReport, html_page, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
 logger = logging.getLogger("headliner.monitoring")

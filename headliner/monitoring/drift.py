@@ -10,7 +10,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from headliner.data.profiling import evidently_dataset
-from headliner.reports import HtmlReport, html_table
+from headliner.reports.html import HtmlReport, html_table
 from headliner.spec import UseCaseSpec
 
 PREDICTED = "predicted"

@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from headliner.monitoring.drift import PREDICTED
-from headliner.reports import HtmlReport, html_page, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
 SHOWN_CLASSES = 10

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from headliner.model.evaluation import label_metrics
 from headliner.monitoring.window import LABEL, LABEL_RANK, PREDICTED
-from headliner.reports import HtmlReport, html_page, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
 PERIODS = 10

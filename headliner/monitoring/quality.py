@@ -8,7 +8,7 @@ import pandas as pd
 from headliner.data.profiling import data_profile_html
 from headliner.monitoring.drift import PREDICTED
 from headliner.monitoring.window import WindowReport
-from headliner.reports import HtmlReport, html_table
+from headliner.reports.html import HtmlReport, html_table
 from headliner.spec import UseCaseSpec
 
 

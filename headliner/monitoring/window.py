@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
 from headliner.errors import MonitoringError
-from headliner.reports import HtmlReport, html_page, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
 CHUNK_ROWS = 20_000

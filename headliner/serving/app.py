@@ -34,7 +34,7 @@ from headliner.serving.payloads import FeatureRules, RequestError, parse_json
 from headliner.serving.rollout import SHADOW, Routing
 
 if TYPE_CHECKING:
-    from headliner.batch_scoring import BatchScoringReport
+    from headliner.serving.batch_scoring import BatchScoringReport
 
 logger = logging.getLogger(__name__)
 
@@ -419,7 +419,7 @@ async def _upload(
     server: ModelServer, method: str, content_type: Optional[bytes], receive: Callable, send: Send, request_id: str,
     received_at: float, started: float,
 ) -> None:
-    """`POST /batch`: a CSV file scored by the batch path (headliner/batch_scoring.py) with the primary
+    """`POST /batch`: a CSV file scored by the batch path (headliner/serving/batch_scoring.py) with the primary
     version, answered as a CSV of predictions. The batch path logs the scored rows (endpoint 'batch', one
     record per chunk, ids '<request id>-<chunk>'); a refused file is logged here as one record."""
     if method != "POST":
@@ -459,7 +459,7 @@ async def _upload(
 
 def _score_upload(server: ModelServer, body: bytes, request_id: str) -> tuple[bytes, BatchScoringReport]:
     """`score_csv` with its refusals as request errors: not a CSV file 400, a bad table 422."""
-    from headliner.batch_scoring import score_csv  # pandas: loaded with the first upload, not at start
+    from headliner.serving.batch_scoring import score_csv  # pandas: loaded with the first upload, not at start
 
     try:
         return score_csv(server.predictor, body, server.max_upload_rows, server.log, request_id)

@@ -9,7 +9,7 @@ from typing import Optional
 from headliner.errors import HeadlinerError
 from headliner.serving.settings import ServingSettings
 
-BENTO_MODEL_FILE = "model.onnx"  # headliner.deployment.save_bento_model writes it
+BENTO_MODEL_FILE = "model.onnx"  # headliner.deploy.deployment.save_bento_model writes it
 
 
 def model_bytes(settings: ServingSettings, bento_model_dir: Optional[Path] = None) -> tuple[bytes, str]:

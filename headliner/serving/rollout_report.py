@@ -13,7 +13,7 @@ import orjson
 from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
-from headliner.reports import HtmlReport, html_page, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.serving.rollout import CANDIDATE, PRODUCTION, SHADOW
 
 AGREEMENT_REQUESTS = 5_000  # requests sampled (seeded) for the agreement figure

@@ -7,7 +7,7 @@ from zenml import step
 
 import materializers  # noqa: F401  (registers the report materializer)
 from headliner.data.wrangling import label_examples
-from headliner.reports import DataReport
+from headliner.reports.html import DataReport
 from headliner.spec import UseCaseSpec
 
 

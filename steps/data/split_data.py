@@ -7,7 +7,7 @@ from zenml import log_metadata, step
 
 import materializers  # noqa: F401  (registers the report materializer)
 from headliner.data.splitting import dataframe_fingerprint, split_examples
-from headliner.reports import DataReport
+from headliner.reports.html import DataReport
 from headliner.spec import UseCaseSpec
 
 

@@ -7,8 +7,8 @@ from bentoml import Bento
 from zenml import log_metadata, step
 from zenml.integrations.bentoml.materializers.bentoml_bento_materializer import BentoMaterializer  # noqa: F401
 
-from headliner.deployment import build_bento as build_service_bento
-from headliner.deployment import save_bento_model
+from headliner.deploy.deployment import build_bento as build_service_bento
+from headliner.deploy.deployment import save_bento_model
 
 
 @step(enable_cache=False)

@@ -7,8 +7,8 @@ from bentoml import Bento
 from zenml import get_step_context, step
 from zenml.services.service import BaseDeploymentService
 
-from headliner.deployers import deploy
-from headliner.deployment import DeploymentRequest
+from headliner.deploy.deployers import deploy
+from headliner.deploy.deployment import DeploymentRequest
 
 
 @step(enable_cache=False)

@@ -10,7 +10,8 @@ from tqdm import tqdm
 from zenml import get_step_context, step
 
 import materializers  # noqa: F401  (registers the ONNX and report materializers)
-from headliner.batch_scoring import DEFAULT_CHUNK_ROWS, BatchScoringReport, score_to_file
+from headliner.deploy.batch_scoring import score_to_file
+from headliner.serving.batch_scoring import DEFAULT_CHUNK_ROWS, BatchScoringReport
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.settings import ServingSettings
 

@@ -8,7 +8,7 @@ from zenml import step
 from zenml.services.service import BaseDeploymentService
 
 import materializers  # noqa: F401  (registers the report materializer)
-from headliner.deployment import SmokeTestReport, smoke_test_deployment
+from headliner.deploy.deployment import SmokeTestReport, smoke_test_deployment
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.settings import ServingSettings
 

@@ -10,7 +10,7 @@ from zenml.model.utils import link_artifact_to_model
 from zenml.types import MarkdownString
 
 import materializers  # noqa: F401  (registers the report materializer)
-from headliner.governance import AUTOMATION_USER, request_promotion
+from headliner.governance.promotion import AUTOMATION_USER, request_promotion
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.gates import QualityGateReport
 from headliner.model.registration import mirror_to_registry, model_card_markdown, version_metadata

@@ -1,5 +1,5 @@
 """The local deployment of the service as a ZenML-managed background process: the deployer adapter of
-ZenML's BentoML model deployer (see headliner.deployers).
+ZenML's BentoML model deployer (see headliner.deploy.deployers).
 
 ZenML 0.98's BentoML local deployment service starts a bento through BentoML's pre-1.2 API whenever the
 service object is a `bentoml.Service`, which every 1.4 service is (`'Service' object has no attribute
@@ -18,13 +18,13 @@ from zenml.integrations.bentoml.model_deployers import BentoMLModelDeployer
 from zenml.integrations.bentoml.services import BentoMLLocalDeploymentConfig, BentoMLLocalDeploymentService
 from zenml.utils.networking_utils import port_available
 
-from headliner.deployers import record_and_start
+from headliner.deploy.deployers import record_and_start
 from headliner.errors import DeploymentError
+from headliner.spec import PROJECT_ROOT
 
 if TYPE_CHECKING:
-    from headliner.deployment import DeploymentRequest
+    from headliner.deploy.deployment import DeploymentRequest
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 120  # seconds for the service to answer its health check
 
 
@@ -52,7 +52,7 @@ class BentoServiceDaemon(BentoMLLocalDeploymentService):
 
 
 def deploy_request(deployer: BentoMLModelDeployer, request: DeploymentRequest, timeout: int = START_TIMEOUT) -> BentoServiceDaemon:
-    """The deployer adapter of ZenML's BentoML deployer (headliner.deployers): start the request's bento as
+    """The deployer adapter of ZenML's BentoML deployer (headliner.deploy.deployers): start the request's bento as
     a daemon on request.host:port, registered with `deployer`, after stopping and deleting the service
     this pipeline step started before for the model (what `deploy_model` with `continuous_deployment_mode`
     does, with this service class)."""

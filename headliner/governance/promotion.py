@@ -15,16 +15,15 @@ from typing import Iterator, Literal, Optional
 from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
+from headliner.model.registration import EVENT_KEY, mirror_version
 from headliner.model.versions import find_model_version
 
 Stage = Literal["staging", "production"]
 # (current stage, target stage) pairs a request may ask for; archived -> production is a rollback.
 ALLOWED_MOVES = {("none", "staging"), ("staging", "production"), ("archived", "production")}
-MLFLOW_ALIASES = {"staging": "staging", "production": "champion"}
 AUTOMATION_USER = "training-pipeline"  # who files requests made by the training run config flag
-# Metadata keys on the model version (ZenML allows no colons in keys).
+# Metadata key prefix of requests on the model version (ZenML allows no colons in keys).
 REQUEST_KEY = "promotion_request."
-EVENT_KEY = "promotion_event."
 
 
 class PromotionError(HeadlinerError):
@@ -304,6 +303,4 @@ def sync_mlflow_mirror(model: str, versions: Optional[list[int]] = None) -> list
     """Make the MLflow registry's aliases match the ZenML stages (staging -> 'staging', production ->
     'champion') and mirror the tags of `versions` (default: all), re-registering a missing mirror
     version from its ONNX file; returns what changed."""
-    from headliner.model.registration import mirror_version
-
     return mirror_version(model, versions)

@@ -1,6 +1,6 @@
 """Deploying a model version as the BentoML service: pack its ONNX file as a BentoML model, build a bento
 around serving/ (bentofile), ask the active stack's model deployer for a service in no deployer's terms
-(DeploymentRequest; headliner.deployers turns it into that deployer's own), and prove with real requests
+(DeploymentRequest; headliner.deploy.deployers turns it into that deployer's own), and prove with real requests
 that the service answers; the deployment pipeline's steps are thin wrappers over these functions."""
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from pydantic import BaseModel
 
 from headliner.errors import DeploymentError
 from headliner.model.onnx_packaging import example_inputs
-from headliner.reports import Check, HtmlReport, html_page, html_table
+from headliner.reports.html import Check, HtmlReport, html_page, html_table
 from headliner.serving.model_source import BENTO_MODEL_FILE
+from headliner.spec import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from bentoml import Bento
     from zenml.services.service import BaseDeploymentService
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENTOFILE = PROJECT_ROOT / "serving" / "bentofile.yaml"
 DEFAULT_PORT = 3000
 

@@ -6,7 +6,7 @@ imports stack_configs/servers.yaml and sets it, and points the serving settings 
 inference log; `down` stops what `up` started, logs the client out and drops that setting (back to the
 local SQLite log); `status` says what runs.
 
-    python -m headliner.servers up|down|status        (scripts/servers.sh wraps it)
+    python -m headliner.stacks.servers up|down|status        (scripts/servers.sh wraps it)
 
 Settings come from HEADLINER_SERVERS_* variables (see `ServersConfig`): the databases' admin URLs (a
 laptop without MariaDB or PostgreSQL points them elsewhere), the ports, and the state folder, which
@@ -33,7 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from headliner.errors import HeadlinerError
 from headliner.serving.settings import ServingSettings, local_state_dir, stack_settings_file, url_without_password
-from headliner.stack_setup import PROJECT_ROOT
+from headliner.spec import PROJECT_ROOT
 
 STACK_FILE = PROJECT_ROOT / "stack_configs" / "servers.yaml"
 STACK_NAME = "servers"
@@ -274,7 +274,7 @@ def log_in(config: ServersConfig, passwords: dict[str, str]) -> None:
 
 def configure_stack(config: ServersConfig) -> None:
     """The secrets the stack file refers to, and the stack itself (ports as configured), set active."""
-    from headliner.stack_setup import import_stack, project_client
+    from headliner.stacks.setup import import_stack, project_client
 
     client = project_client()
     wanted = {

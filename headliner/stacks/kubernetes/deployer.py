@@ -1,11 +1,11 @@
 """The model deployer flavor `headliner_kubernetes`: serves a model stage or version on Kubernetes as
-the manifests of headliner.kubernetes.manifests (Deployment + Service + HPA + PodDisruptionBudget),
+the manifests of headliner.stacks.kubernetes.manifests (Deployment + Service + HPA + PodDisruptionBudget),
 applied with server-side apply. With `dry_run: true` it renders and validates them and applies nothing.
 The deployment pipeline deploys with it through `HeadlinerKubernetesModelDeployer.deploy_request`
-(headliner.deployers).
+(headliner.deploy.deployers).
 
 Registered from the stack config (stack_configs/kubernetes.yaml names it in `flavor_source`), or by hand:
-    zenml model-deployer flavor register headliner.kubernetes.deployer.HeadlinerKubernetesModelDeployerFlavor
+    zenml model-deployer flavor register headliner.stacks.kubernetes.deployer.HeadlinerKubernetesModelDeployerFlavor
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from zenml.models.v2.misc.service import ServiceType
 from zenml.services.service import BaseDeploymentService, BaseService, ServiceConfig
 from zenml.services.service_status import ServiceStatus
 
-from headliner.deployers import record_and_start
+from headliner.deploy.deployers import record_and_start
 from headliner.errors import DeploymentError
-from headliner.kubernetes.manifests import SERVICE_PORT, ServingDeploymentSettings, service_name, serving_manifests, validate_manifests
+from headliner.stacks.kubernetes.manifests import SERVICE_PORT, ServingDeploymentSettings, service_name, serving_manifests, validate_manifests
 
 if TYPE_CHECKING:
-    from headliner.deployment import DeploymentRequest
+    from headliner.deploy.deployment import DeploymentRequest
 
 FLAVOR = "headliner_kubernetes"
 FIELD_MANAGER = "headliner"
@@ -171,7 +171,7 @@ class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
         )
 
     def deploy_request(self, request: DeploymentRequest) -> KubernetesModelService:
-        """The deployment pipeline's adapter (headliner.deployers): apply the service of the request's model
+        """The deployment pipeline's adapter (headliner.deploy.deployers): apply the service of the request's model
         version (the pods read it from the registry; the bento, host and port are for local deployers),
         wait for a ready replica, then delete the services of other versions this pipeline step deployed
         for the model. The same version is applied in place (a rolling update). A dry run applies nothing."""

@@ -75,7 +75,7 @@ from zenml.utils.time_utils import utc_now
 from zenml.zen_stores.rest_zen_store import RestZenStoreConfiguration
 
 from headliner.errors import StackSetupError
-from headliner.kubernetes.manifests import validate_manifests
+from headliner.stacks.kubernetes.manifests import validate_manifests
 
 if TYPE_CHECKING:
     from headliner.spec import UseCaseSpec

@@ -14,8 +14,8 @@ from typing import Iterable
 import yaml
 
 from headliner.errors import StackSetupError
+from headliner.spec import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_STACK_FILE = PROJECT_ROOT / "stack_configs" / "local.yaml"
 ZENML_DEFAULT_STACK = "default"
 

@@ -16,14 +16,14 @@ if TYPE_CHECKING:
     from zenml.models.v2.misc.service import ServiceType
     from zenml.services.service import BaseDeploymentService, ServiceConfig
 
-    from headliner.deployment import DeploymentRequest
+    from headliner.deploy.deployment import DeploymentRequest
 
     Adapter = Callable[[BaseModelDeployer, DeploymentRequest], BaseDeploymentService]
 
 # Flavor -> "module:attribute" of a function (deployer, request) -> service, imported only when used.
 ADAPTERS: dict[str, str] = {
-    "bentoml": "headliner.bento_daemon:deploy_request",  # ZenML's BentoML deployer: a daemon on this machine
-    "headliner_kubernetes": "headliner.kubernetes.deployer:HeadlinerKubernetesModelDeployer.deploy_request",
+    "bentoml": "headliner.deploy.bento_daemon:deploy_request",  # ZenML's BentoML deployer: a daemon on this machine
+    "headliner_kubernetes": "headliner.stacks.kubernetes.deployer:HeadlinerKubernetesModelDeployer.deploy_request",
 }
 
 

@@ -10,12 +10,12 @@ from typing import Any, Optional
 from zenml.stack import Stack
 
 from headliner.errors import StackSetupError
-from headliner.kubernetes.deployer import HeadlinerKubernetesModelDeployer
-from headliner.kubernetes.manifests import validate_manifests
-from headliner.kubernetes.orchestrator_manifests import load_stack, orchestrator_manifests
+from headliner.stacks.kubernetes.deployer import HeadlinerKubernetesModelDeployer
+from headliner.stacks.kubernetes.manifests import validate_manifests
+from headliner.stacks.kubernetes.orchestrator_manifests import load_stack, orchestrator_manifests
 from headliner.model.training import load_training_config
 from headliner.spec import UseCaseSpec
-from headliner.stack_setup import project_client
+from headliner.stacks.setup import project_client
 
 PARTS = ("all", "deployer", "orchestrator")
 DEPLOYER_GROUP = "model deployer"

@@ -1,0 +1,1 @@
+"""The command line (`python run.py ...`): one module per command group, each calling a library function."""

@@ -1,0 +1,1 @@
+"""Governance: four-eyes promotion of model versions through the stages, and its audit trail."""

@@ -1,0 +1,1 @@
+"""Report artifacts: pydantic models that render themselves as static HTML for the ZenML dashboard."""
