@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import click
 
@@ -121,16 +120,22 @@ def _print_model_version(run) -> None:
 def _print_deployment(run) -> None:
     report = run.steps["smoke_test_service"].outputs["smoke_test"][0].load()
     if not report.applied:
-        click.echo(f"Dry run: not applied; the service for '{report.model_name}' version {report.model_version} would be at {report.url}")
+        click.echo(
+            f"Dry run: not applied; the service for '{report.model_name}' version {report.model_version} would be at {report.url}"
+        )
         return
     click.echo(f"Service for '{report.model_name}' version {report.model_version} is live at {report.url}")
     for check in report.checks:
         click.echo(f"  smoke test {check.name}: {'passed' if check.passed else 'FAILED'} ({check.detail})")
-    click.echo(f"  Open Inference Protocol: {report.url}/v2/models/{report.model_name}/infer   metrics: {report.url}/metrics")
+    click.echo(
+        f"  Open Inference Protocol: {report.url}/v2/models/{report.model_name}/infer   metrics: {report.url}/metrics"
+    )
     click.echo(f"Open the page in a browser: {report.url}/")
     click.echo("Try it:")
     click.echo(f"  {report.curl}")
-    click.echo("Running services: zenml model-deployer models list; stop one: zenml model-deployer models delete <uuid>")
+    click.echo(
+        "Running services: zenml model-deployer models list; stop one: zenml model-deployer models delete <uuid>"
+    )
 
 
 def _deploy(spec, version: str, port: int, options: dict):
@@ -145,8 +150,18 @@ def _deploy(spec, version: str, port: int, options: dict):
     return run
 
 
-def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[int], no_cache: bool, run_config: str,
-                  version: str, port: int, output: Optional[str], monitoring: dict):
+def _run_pipeline(
+    pipeline_name: str,
+    spec,
+    data: str | None,
+    rows: int | None,
+    no_cache: bool,
+    run_config: str,
+    version: str,
+    port: int,
+    output: str | None,
+    monitoring: dict,
+):
     from headliner.data.sources import check_source
     from headliner.stacks.setup import ensure_stack
 
@@ -188,7 +203,7 @@ def _run_pipeline(pipeline_name: str, spec, data: Optional[str], rows: Optional[
     return run
 
 
-def _score_batch(spec, data: str, version: str, output: Optional[str], options: dict):
+def _score_batch(spec, data: str, version: str, output: str | None, options: dict):
     """Score a file with a registered version (number, 'latest' or stage) with the batch pipeline."""
     from headliner.model.versions import find_model_version
     from pipelines.batch_inference import batch_inference
@@ -201,8 +216,17 @@ def _score_batch(spec, data: str, version: str, output: Optional[str], options: 
     return run
 
 
-def _monitor(spec, version: Optional[str], options: dict, since: Optional[str], last: Optional[int], log: Optional[str],
-             retrain_flag: Optional[bool], reports_dir: str, retrain: dict):
+def _monitor(
+    spec,
+    version: str | None,
+    options: dict,
+    since: str | None,
+    last: int | None,
+    log: str | None,
+    retrain_flag: bool | None,
+    reports_dir: str,
+    retrain: dict,
+):
     """Judge the served version's window of the inference log; on `retrain`, alert and (when allowed)
     start the training pipeline with the decision as its recorded trigger."""
     from headliner.errors import MonitoringError
@@ -221,8 +245,12 @@ def _monitor(spec, version: Optional[str], options: dict, since: Optional[str], 
                 "(python run.py --pipeline deployment) and send traffic (python run.py simulate-traffic --requests 500)"
             )
     number = find_model_version(spec.name, version).number
-    click.echo(f"Monitoring {_version_text(spec.name, number, version)}: {selection.describe()} of {url_without_password(log_url)}")
-    run = monitoring.with_options(**options)(spec=spec, version=str(number), selection=selection, log_url=log_url if log else None)
+    click.echo(
+        f"Monitoring {_version_text(spec.name, number, version)}: {selection.describe()} of {url_without_password(log_url)}"
+    )
+    run = monitoring.with_options(**options)(
+        spec=spec, version=str(number), selection=selection, log_url=log_url if log else None
+    )
     outputs = {name: run.steps[step].outputs[name][0].load() for step, name in MONITORING_REPORTS}
     summary = outputs["monitoring_summary"]
     click.echo(f"\nRun '{run.name}' finished")
@@ -235,16 +263,26 @@ def _monitor(spec, version: Optional[str], options: dict, since: Optional[str], 
     click.echo(f"Reports: {folder}/ (and in the dashboard: zenml login --local, run '{run.name}')")
     alert = run.steps["send_alert"].outputs["alert"][0].load()
     if alert.webhook:
-        click.echo(f"Alert sent to {alert.webhook}: " + (f"failed ({alert.webhook_error})" if alert.webhook_error else f"answered {alert.webhook_status}"))
+        click.echo(
+            f"Alert sent to {alert.webhook}: "
+            + (f"failed ({alert.webhook_error})" if alert.webhook_error else f"answered {alert.webhook_status}")
+        )
     if summary.decision != "retrain":
         return run
     allowed = spec.retraining.automatic if retrain_flag is None else retrain_flag
     if not allowed:
-        click.echo("Retraining is not automatic (retraining.automatic: false): run python run.py --pipeline training, or add --retrain")
+        click.echo(
+            "Retraining is not automatic (retraining.automatic: false): run python run.py --pipeline training, or add --retrain"
+        )
         return run
     from pipelines.training import training
 
-    trigger = {"by": "monitoring", "monitoring_run": str(run.name), "model_version": str(number), "reason": "; ".join(summary.reasons)}
+    trigger = {
+        "by": "monitoring",
+        "monitoring_run": str(run.name),
+        "model_version": str(number),
+        "reason": "; ".join(summary.reasons),
+    }
     click.echo(f"\nRetraining {spec.name}: {trigger['reason']}")
     new_run = training.with_options(**retrain["options"], tags=["retraining"])(
         spec=retrain["spec"], data=retrain["data"], rows=retrain["rows"], trigger=trigger
@@ -252,7 +290,9 @@ def _monitor(spec, version: Optional[str], options: dict, since: Optional[str], 
     click.echo(f"Run '{new_run.name}' finished: ", nl=False)
     _print_splits(new_run)
     _print_model_version(new_run)
-    click.echo("The new version serves nothing yet: promote it (python run.py promote request ...) or deploy it (--pipeline deployment)")
+    click.echo(
+        "The new version serves nothing yet: promote it (python run.py promote request ...) or deploy it (--pipeline deployment)"
+    )
     return run
 
 
@@ -268,11 +308,11 @@ MONITORING_REPORTS = (
 
 
 def _version_text(model: str, number: int, chosen: str) -> str:
-    """"'jukebox' version 3 (production)": the version found, and how it was asked for if not by number."""
+    """ "'jukebox' version 3 (production)": the version found, and how it was asked for if not by number."""
     return f"'{model}' version {number}" + ("" if chosen.isdigit() else f" ({chosen})")
 
 
-def _version_choice(stage: Optional[str], version: Optional[str]) -> str:
+def _version_choice(stage: str | None, version: str | None) -> str:
     """--stage or --version (a number or 'latest'; default 'latest')."""
     if stage and version:
         raise click.UsageError("give --stage or --version, not both")
@@ -324,32 +364,46 @@ PORT_OPTION = click.option(
 @click.option(
     "--output", type=click.Path(dir_okay=False), help="batch-inference: predictions file to write (.csv or .parquet)."
 )
-@click.option("--since", metavar="30m|24h|7d|ISO-TIME", help="monitoring: the window starts then (default: every logged request).")
-@click.option("--last", type=click.IntRange(min=1), metavar="N", help="monitoring: the window is the newest N requests.")
 @click.option(
-    "--inference-log", metavar="PATH|URL", help="monitoring: the inference log database (default: HEADLINER_INFERENCE_LOG, or the local one)."
+    "--since", metavar="30m|24h|7d|ISO-TIME", help="monitoring: the window starts then (default: every logged request)."
 )
 @click.option(
-    "--retrain/--no-retrain", default=None, help="monitoring: start training on a `retrain` decision (default: the spec's retraining.automatic)."
+    "--last", type=click.IntRange(min=1), metavar="N", help="monitoring: the window is the newest N requests."
 )
-@click.option("--reports-dir", default="reports", show_default=True, type=click.Path(file_okay=False), help="monitoring: where the HTML reports go.")
+@click.option(
+    "--inference-log",
+    metavar="PATH|URL",
+    help="monitoring: the inference log database (default: HEADLINER_INFERENCE_LOG, or the local one).",
+)
+@click.option(
+    "--retrain/--no-retrain",
+    default=None,
+    help="monitoring: start training on a `retrain` decision (default: the spec's retraining.automatic).",
+)
+@click.option(
+    "--reports-dir",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="monitoring: where the HTML reports go.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
-    pipeline: Optional[str],
+    pipeline: str | None,
     config: str,
-    data: Optional[str],
-    rows: Optional[int],
+    data: str | None,
+    rows: int | None,
     no_cache: bool,
     run_config: str,
-    stage: Optional[str],
-    version: Optional[str],
+    stage: str | None,
+    version: str | None,
     port: int,
-    output: Optional[str],
-    since: Optional[str],
-    last: Optional[int],
-    inference_log: Optional[str],
-    retrain: Optional[bool],
+    output: str | None,
+    since: str | None,
+    last: int | None,
+    inference_log: str | None,
+    retrain: bool | None,
     reports_dir: str,
 ):
     """Headliner: from song characteristics to where the song becomes a hit, as ZenML pipelines."""
@@ -400,10 +454,8 @@ def _discard_unfinished_versions(model: str) -> None:
 @CONFIG_OPTION
 @click.option("--rows", type=click.IntRange(min=1), help="Rows to generate (default: the spec's).")
 @click.option("--seed", type=int, help="Random seed (default: the spec's).")
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False), help="File to write: .csv, .csv.gz or .parquet."
-)
-def generate(config: str, rows: Optional[int], seed: Optional[int], out: str):
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write: .csv, .csv.gz or .parquet.")
+def generate(config: str, rows: int | None, seed: int | None, out: str):
     """Write the spec's raw data source to a file (jukebox: synthetic Kaggle-format charts)."""
     spec = _load_spec(config)
     from headliner.data.sources import load_raw_data, table_format
@@ -426,9 +478,19 @@ def generate(config: str, rows: Optional[int], seed: Optional[int], out: str):
 
 @cli.command()
 @CONFIG_OPTION
-@click.option("--data", "data_file", required=True, type=click.Path(dir_okay=False), help="CSV or Parquet: request_id, label (or the target column), optional item.")
-@click.option("--inference-log", metavar="PATH|URL", help="The inference log database (default: HEADLINER_INFERENCE_LOG, or the local one).")
-def feedback(config: str, data_file: str, inference_log: Optional[str]):
+@click.option(
+    "--data",
+    "data_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="CSV or Parquet: request_id, label (or the target column), optional item.",
+)
+@click.option(
+    "--inference-log",
+    metavar="PATH|URL",
+    help="The inference log database (default: HEADLINER_INFERENCE_LOG, or the local one).",
+)
+def feedback(config: str, data_file: str, inference_log: str | None):
     """Store true labels for served predictions (by request id), for live performance in monitoring."""
     spec = _load_spec(config)
     from headliner.errors import HeadlinerError
@@ -477,10 +539,12 @@ def export_model(config: str, version: str, out: str):
 @CONFIG_OPTION
 @STAGE_OPTION
 @VERSION_OPTION
-@click.option("--model-file", type=click.Path(dir_okay=False), help="Serve this .onnx file instead of a registered version.")
+@click.option(
+    "--model-file", type=click.Path(dir_okay=False), help="Serve this .onnx file instead of a registered version."
+)
 @PORT_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: every one).")
-def serve(config: str, stage: Optional[str], version: Optional[str], model_file: Optional[str], port: int, host: str):
+def serve(config: str, stage: str | None, version: str | None, model_file: str | None, port: int, host: str):
     """Run the BentoML service in the foreground (Ctrl+C stops it and flushes the inference log)."""
     chosen = _version_choice(stage, version)
     _set_quiet_defaults()
@@ -511,7 +575,10 @@ def serve(config: str, stage: Optional[str], version: Optional[str], model_file:
             ensure_stack(PIPELINE_COMPONENTS["data"])
             number = find_model_version(spec.name, chosen).number
             # production is followed: promotions and rollout policies reach the running service
-            env.update(HEADLINER_MODEL=spec.name, HEADLINER_MODEL_VERSION="production" if stage == "production" else str(number))
+            env.update(
+                HEADLINER_MODEL=spec.name,
+                HEADLINER_MODEL_VERSION="production" if stage == "production" else str(number),
+            )
             what = _version_text(spec.name, number, chosen)
             if stage == "production":
                 what += ", following promotions and rollout policies (python run.py rollout ...)"
@@ -521,10 +588,22 @@ def serve(config: str, stage: Optional[str], version: Optional[str], model_file:
         _fail(str(exc))
     click.echo(f"Serving {what} at http://{host}:{port}")
     click.echo(f"  open in a browser: http://{host}:{port}/")
-    click.echo(f"  POST /predict, POST /v2/models/{spec.name if not model_file else predictor.model_name}/infer, GET /metrics")
+    click.echo(
+        f"  POST /predict, POST /v2/models/{spec.name if not model_file else predictor.model_name}/infer, GET /metrics"
+    )
     click.echo(f"  inference log: {log_url}; Ctrl+C stops")
     os.chdir(PROJECT_ROOT)
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Headliner", "--host", host, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:Headliner",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     os.execvpe(sys.executable, command, env)
 
 
@@ -561,7 +640,10 @@ def _governance(action):
 
 
 AS_OPTION = click.option(
-    "--as", "as_name", metavar="NAME", help="Who you are, on the single-user local store only (recorded in the audit trail)."
+    "--as",
+    "as_name",
+    metavar="NAME",
+    help="Who you are, on the single-user local store only (recorded in the audit trail).",
 )
 
 
@@ -571,7 +653,7 @@ AS_OPTION = click.option(
 @click.option("--to", "to_stage", required=True, type=click.Choice(["staging", "production"]))
 @click.option("--reason", required=True)
 @AS_OPTION
-def promote_request(model: str, version: int, to_stage: str, reason: str, as_name: Optional[str]):
+def promote_request(model: str, version: int, to_stage: str, reason: str, as_name: str | None):
     """Ask for a version to move to staging or production."""
     from headliner.governance import promotion as governance
 
@@ -589,8 +671,14 @@ def promote_request(model: str, version: int, to_stage: str, reason: str, as_nam
 @click.option("--reason", default="", help="Why (optional).")
 @click.option("--override", metavar="REASON", help="Approve a candidate worse than production, saying why.")
 @AS_OPTION
-def promote_approve(request_id: Optional[str], model: Optional[str], version: Optional[int], reason: str,
-                    override: Optional[str], as_name: Optional[str]):
+def promote_approve(
+    request_id: str | None,
+    model: str | None,
+    version: int | None,
+    reason: str,
+    override: str | None,
+    as_name: str | None,
+):
     """Approve a pending request (not your own); to production this archives the previous version."""
     from headliner.governance import promotion as governance
 
@@ -602,14 +690,16 @@ def promote_approve(request_id: Optional[str], model: Optional[str], version: Op
         return governance.approve(chosen, governance.acting_user(as_name), reason, override)
 
     request = _governance(approve)
-    click.echo(f"Approved {request.id} by {request.decided_by}: {request.model} v{request.version} is now in {request.to_stage}")
+    click.echo(
+        f"Approved {request.id} by {request.decided_by}: {request.model} v{request.version} is now in {request.to_stage}"
+    )
 
 
 @promote.command("reject")
 @click.argument("request_id")
 @click.option("--reason", required=True)
 @AS_OPTION
-def promote_reject(request_id: str, reason: str, as_name: Optional[str]):
+def promote_reject(request_id: str, reason: str, as_name: str | None):
     """Reject a pending request (not your own)."""
     from headliner.governance import promotion as governance
 
@@ -619,7 +709,7 @@ def promote_reject(request_id: str, reason: str, as_name: Optional[str]):
 
 @promote.command("list")
 @click.option("--model", help="One model (default: all).")
-def promote_list(model: Optional[str]):
+def promote_list(model: str | None):
     """Pending requests, and which version holds which stage."""
     from headliner.governance import promotion as governance
 
@@ -635,13 +725,15 @@ def promote_list(model: Optional[str]):
         click.echo(f"{name}  {held}")
     click.echo(f"\n{len(pending)} pending request(s)")
     for r in pending:
-        click.echo(f"  {r.id}  {r.model} v{r.version} {r.from_stage} -> {r.to_stage}  by {r.requested_by} at {r.requested_at[:19]}Z: {r.reason}")
+        click.echo(
+            f"  {r.id}  {r.model} v{r.version} {r.from_stage} -> {r.to_stage}  by {r.requested_by} at {r.requested_at[:19]}Z: {r.reason}"
+        )
 
 
 @promote.command("history")
 @click.option("--model", required=True)
 @click.option("--version", type=click.IntRange(min=1))
-def promote_history(model: str, version: Optional[int]):
+def promote_history(model: str, version: int | None):
     """The audit trail: who did what, when and why."""
     from headliner.governance import promotion as governance
 
@@ -678,7 +770,18 @@ def mlflow_ui(port: int, host: str):
     click.echo(f"MLflow UI for {tracking_uri} at http://{host}:{port}")
     os.execvp(
         sys.executable,
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--host", host, "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            tracking_uri,
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
     )
 
 
@@ -688,9 +791,20 @@ def rollout():
 
 
 ROLLOUT_SERVICE_OPTIONS = [
-    click.option("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The running service, to confirm the change."),
-    click.option("--token", envvar="HEADLINER_API_TOKEN", help="Bearer token of the service (default: env HEADLINER_API_TOKEN)."),
-    click.option("--inference-log", metavar="PATH|URL", help="The inference log database, where the policy is kept (default: HEADLINER_INFERENCE_LOG, or the local one)."),
+    click.option(
+        "--url",
+        default=f"http://127.0.0.1:{DEFAULT_PORT}",
+        show_default=True,
+        help="The running service, to confirm the change.",
+    ),
+    click.option(
+        "--token", envvar="HEADLINER_API_TOKEN", help="Bearer token of the service (default: env HEADLINER_API_TOKEN)."
+    ),
+    click.option(
+        "--inference-log",
+        metavar="PATH|URL",
+        help="The inference log database, where the policy is kept (default: HEADLINER_INFERENCE_LOG, or the local one).",
+    ),
     CONFIG_OPTION,
 ]
 
@@ -701,7 +815,7 @@ def _rollout_service_options(command):
     return command
 
 
-def _rollout_store(inference_log: Optional[str]):
+def _rollout_store(inference_log: str | None):
     from headliner.serving.rollout import PolicyStore
     from headliner.serving.settings import ServingSettings
 
@@ -709,11 +823,11 @@ def _rollout_store(inference_log: Optional[str]):
     return PolicyStore(settings.inference_log_url()), settings.inference_log_url()
 
 
-def _write_policy(spec, policy, as_name: Optional[str], url: str, token: Optional[str], inference_log: Optional[str]):
+def _write_policy(spec, policy, as_name: str | None, url: str, token: str | None, inference_log: str | None):
     """Check the versions, store the policy, and wait for the running service to apply it."""
     _set_quiet_defaults()
-    from headliner.governance import promotion as governance
     from headliner.errors import HeadlinerError
+    from headliner.governance import promotion as governance
     from headliner.model.versions import find_model_version
     from headliner.serving.rollout import wait_until_applied
     from headliner.stacks.setup import ensure_stack
@@ -724,7 +838,9 @@ def _write_policy(spec, policy, as_name: Optional[str], url: str, token: Optiona
         if policy.mode != "off":
             candidate = find_model_version(spec.name, policy.candidate).number
             if candidate == production:
-                raise HeadlinerError(f"the candidate '{policy.candidate}' is version {candidate}, which is production already")
+                raise HeadlinerError(
+                    f"the candidate '{policy.candidate}' is version {candidate}, which is production already"
+                )
         store, _ = _rollout_store(inference_log)
         try:
             record = store.write(spec.name, policy, governance.acting_user(as_name))
@@ -732,28 +848,49 @@ def _write_policy(spec, policy, as_name: Optional[str], url: str, token: Optiona
             store.close()
         click.echo(
             f"Rollout policy {record.id} for '{spec.name}' (production v{production}"
-            + (f", candidate v{candidate}" if policy.mode != "off" else "") + f"), set by {record.set_by}: {policy.describe()}"
+            + (f", candidate v{candidate}" if policy.mode != "off" else "")
+            + f"), set by {record.set_by}: {policy.describe()}"
         )
         status = wait_until_applied(url, record.id, token)
     except HeadlinerError as exc:
         _fail(str(exc))
     if status is None:
-        click.echo(f"No service answers at {url}: a service started with `python run.py serve --stage production` applies it when it starts.")
+        click.echo(
+            f"No service answers at {url}: a service started with `python run.py serve --stage production` applies it when it starts."
+        )
     elif not status["rollouts"]:
-        click.echo(f"warning: the service at {url} serves a fixed model and takes no policy; start it with `python run.py serve --stage production`.")
+        click.echo(
+            f"warning: the service at {url} serves a fixed model and takes no policy; start it with `python run.py serve --stage production`."
+        )
     elif status["policy_id"] != record.id:
-        _fail(f"the service at {url} has not applied policy {record.id} within 15 s (it shows policy {status['policy_id']}); see its log")
+        _fail(
+            f"the service at {url} has not applied policy {record.id} within 15 s (it shows policy {status['policy_id']}); see its log"
+        )
     else:
         candidate_text = f", candidate v{status['candidate_version']}" if status["candidate_version"] else ""
-        click.echo(f"Applied by the service at {url}: production v{status['production_version']}{candidate_text}; {status['describe']}")
+        click.echo(
+            f"Applied by the service at {url}: production v{status['production_version']}{candidate_text}; {status['describe']}"
+        )
 
 
 @rollout.command("set")
-@click.option("--canary", type=click.FloatRange(0, 100, min_open=True), metavar="PERCENT", help="Send PERCENT % of requests to the candidate.")
-@click.option("--ab", type=click.FloatRange(0, 100, min_open=True), metavar="PERCENT", help="Send PERCENT % of users (by --ab-header) to the candidate, sticky.")
+@click.option(
+    "--canary",
+    type=click.FloatRange(0, 100, min_open=True),
+    metavar="PERCENT",
+    help="Send PERCENT % of requests to the candidate.",
+)
+@click.option(
+    "--ab",
+    type=click.FloatRange(0, 100, min_open=True),
+    metavar="PERCENT",
+    help="Send PERCENT % of users (by --ab-header) to the candidate, sticky.",
+)
 @click.option("--shadow", is_flag=True, help="Production answers; the candidate scores every request, logged only.")
 @click.option("--candidate", default="staging", show_default=True, help="The candidate: a stage or a version number.")
-@click.option("--ab-header", default="x-user-id", show_default=True, help="ab: the request header that identifies a user.")
+@click.option(
+    "--ab-header", default="x-user-id", show_default=True, help="ab: the request header that identifies a user."
+)
 @click.option("--reason", default="", help="Why (kept with the policy).")
 @AS_OPTION
 @_rollout_service_options
@@ -764,7 +901,9 @@ def rollout_set(canary, ab, shadow, candidate, ab_header, reason, as_name, url, 
         raise click.UsageError("give one of --canary PERCENT, --ab PERCENT or --shadow")
     from headliner.serving.rollout import RolloutPolicy
 
-    policy = RolloutPolicy(mode=chosen[0], percent=canary or ab or 0.0, candidate=candidate, ab_header=ab_header, reason=reason)
+    policy = RolloutPolicy(
+        mode=chosen[0], percent=canary or ab or 0.0, candidate=candidate, ab_header=ab_header, reason=reason
+    )
     _write_policy(_load_spec(config), policy, as_name, url, token, inference_log)
 
 
@@ -796,23 +935,37 @@ def rollout_status(url, token, inference_log, config):
     finally:
         store.close()
     if not history:
-        click.echo(f"No rollout policy for '{spec.name}' yet: production answers every request (python run.py rollout set ...)")
+        click.echo(
+            f"No rollout policy for '{spec.name}' yet: production answers every request (python run.py rollout set ...)"
+        )
     for index, record in enumerate(history):
         mark = "in force" if index == 0 else "earlier"
         reason = f" ({record.policy.reason})" if record.policy.reason else ""
-        click.echo(f"{mark:8}  policy {record.id} set {record.set_at:%Y-%m-%d %H:%M:%S} UTC by {record.set_by}: {record.policy.describe()}{reason}")
+        click.echo(
+            f"{mark:8}  policy {record.id} set {record.set_at:%Y-%m-%d %H:%M:%S} UTC by {record.set_by}: {record.policy.describe()}{reason}"
+        )
     if status is None:
         click.echo(f"No service answers at {url}")
     else:
         candidate_text = f", candidate v{status['candidate_version']}" if status["candidate_version"] else ""
-        click.echo(f"Service at {url}: production v{status['production_version']}{candidate_text}; {status['describe']} (policy {status['policy_id']})")
+        click.echo(
+            f"Service at {url}: production v{status['production_version']}{candidate_text}; {status['describe']} (policy {status['policy_id']})"
+        )
 
 
 @rollout.command("report")
-@click.option("--since", metavar="30m|24h|7d|ISO-TIME", help="Only requests since then (default: every request logged under a rollout).")
-@click.option("--inference-log", metavar="PATH|URL", help="The inference log database (default: HEADLINER_INFERENCE_LOG, or the local one).")
+@click.option(
+    "--since",
+    metavar="30m|24h|7d|ISO-TIME",
+    help="Only requests since then (default: every request logged under a rollout).",
+)
+@click.option(
+    "--inference-log",
+    metavar="PATH|URL",
+    help="The inference log database (default: HEADLINER_INFERENCE_LOG, or the local one).",
+)
 @CONFIG_OPTION
-def rollout_report(since: Optional[str], inference_log: Optional[str], config: str):
+def rollout_report(since: str | None, inference_log: str | None, config: str):
     """Per variant: requests, latency p50/p99, live accuracy; the versions' top-1 agreement (an artifact too)."""
     _set_quiet_defaults()
     spec = _load_spec(config)
@@ -844,21 +997,47 @@ def rollout_report(since: Optional[str], inference_log: Optional[str], config: s
 
 
 @cli.command("simulate-traffic")
-@click.option("--requests", "request_count", required=True, type=click.IntRange(min=1), help="Requests to send, one held-out row each.")
+@click.option(
+    "--requests",
+    "request_count",
+    required=True,
+    type=click.IntRange(min=1),
+    help="Requests to send, one held-out row each.",
+)
 @click.option("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The running service.")
 @click.option(
-    "--drift", multiple=True, metavar="FEATURE=SHIFT", help="Add SHIFT to FEATURE in its own units (e.g. tempo=30); repeatable."
+    "--drift",
+    multiple=True,
+    metavar="FEATURE=SHIFT",
+    help="Add SHIFT to FEATURE in its own units (e.g. tempo=30); repeatable.",
 )
 @click.option(
-    "--feedback-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+    "--feedback-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
     help="Share of answered requests whose true label is sent to POST /feedback.",
 )
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="Requests in flight at once.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed of the rows drawn and the labels sent.")
-@click.option("--token", envvar="HEADLINER_API_TOKEN", help="Bearer token of the service (default: env HEADLINER_API_TOKEN).")
+@click.option(
+    "--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="Requests in flight at once."
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Random seed of the rows drawn and the labels sent."
+)
+@click.option(
+    "--token", envvar="HEADLINER_API_TOKEN", help="Bearer token of the service (default: env HEADLINER_API_TOKEN)."
+)
 @CONFIG_OPTION
-def simulate_traffic(request_count: int, url: str, drift: tuple[str, ...], feedback_rate: float, concurrency: int,
-                     seed: int, token: Optional[str], config: str):
+def simulate_traffic(
+    request_count: int,
+    url: str,
+    drift: tuple[str, ...],
+    feedback_rate: float,
+    concurrency: int,
+    seed: int,
+    token: str | None,
+    config: str,
+):
     """Send held-out rows of the served version (optionally shifted) to a running service, so monitoring has traffic."""
     _set_quiet_defaults()
     spec = _load_spec(config)
@@ -870,7 +1049,9 @@ def simulate_traffic(request_count: int, url: str, drift: tuple[str, ...], feedb
         shifts = traffic.parse_drift(drift, spec)
         version = traffic.served_version(url, spec.name, token)
         ensure_stack(PIPELINE_COMPONENTS["data"])
-        songs, labels = traffic.traffic_songs(traffic.held_out_split(spec.name, version), spec, request_count, shifts, seed)
+        songs, labels = traffic.traffic_songs(
+            traffic.held_out_split(spec.name, version), spec, request_count, shifts, seed
+        )
         click.echo(f"Sending {request_count:,} held-out rows of '{spec.name}' version {version} to {url}")
         report = traffic.simulate_traffic(url, spec.name, songs, labels, feedback_rate, token, concurrency, seed)
     except HeadlinerError as exc:
@@ -879,7 +1060,9 @@ def simulate_traffic(request_count: int, url: str, drift: tuple[str, ...], feedb
         click.echo(line)
     if report.answered == 0:
         _fail(f"none of the {report.requests:,} requests was answered 200")
-    click.echo("Next: python run.py --pipeline monitoring" + ("" if config == DEFAULT_CONFIG else f" --config {config}"))
+    click.echo(
+        "Next: python run.py --pipeline monitoring" + ("" if config == DEFAULT_CONFIG else f" --config {config}")
+    )
 
 
 @cli.command("stack-import")
@@ -902,20 +1085,41 @@ def stack_import(stack_file: str, activate: bool):
 @CONFIG_OPTION
 @STAGE_OPTION
 @VERSION_OPTION
-@click.option("--stack", "stack_name", default="kubernetes", show_default=True, help="The Kubernetes stack to render for.")
 @click.option(
-    "--what", "part", type=click.Choice(["all", "deployer", "orchestrator"]), default="all", show_default=True,
+    "--stack", "stack_name", default="kubernetes", show_default=True, help="The Kubernetes stack to render for."
+)
+@click.option(
+    "--what",
+    "part",
+    type=click.Choice(["all", "deployer", "orchestrator"]),
+    default="all",
+    show_default=True,
     help="deployer: what the model deployer applies to serve the version or stage; orchestrator: what one run of each "
     "pipeline creates (token Secret, orchestrator Job, one Job per step); all: both.",
 )
-@click.option("--zenml-url", help="The ZenML server the pipeline pods talk to (default: the model deployer's zenml_server_url).")
 @click.option(
-    "--run-config", default=DEFAULT_RUN_CONFIG, show_default=True, type=click.Path(dir_okay=False),
+    "--zenml-url", help="The ZenML server the pipeline pods talk to (default: the model deployer's zenml_server_url)."
+)
+@click.option(
+    "--run-config",
+    default=DEFAULT_RUN_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
     help="ZenML run config the training pipeline is compiled with.",
 )
-@click.option("--output", type=click.Path(file_okay=False), help="Also write one YAML file per object into this folder.")
-def kubernetes_manifests(config: str, stage: Optional[str], version: Optional[str], stack_name: str, part: str,
-                         zenml_url: Optional[str], run_config: str, output: Optional[str]):
+@click.option(
+    "--output", type=click.Path(file_okay=False), help="Also write one YAML file per object into this folder."
+)
+def kubernetes_manifests(
+    config: str,
+    stage: str | None,
+    version: str | None,
+    stack_name: str,
+    part: str,
+    zenml_url: str | None,
+    run_config: str,
+    output: str | None,
+):
     """Dry run of the Kubernetes stack: print (YAML) the objects its model deployer would apply for a version or
     stage and those its orchestrator would create for a run of each pipeline, validated against the Kubernetes
     schemas; nothing is applied, no cluster is needed."""
@@ -934,15 +1138,25 @@ def kubernetes_manifests(config: str, stage: Optional[str], version: Optional[st
         _fail(str(exc))
     except ValueError as exc:  # a manifest the Kubernetes schemas reject
         _fail(f"invalid manifest: {exc}")
-    click.echo("---\n".join(f"# {group}: {len(manifests)} objects\n" + yaml.safe_dump_all(manifests, sort_keys=False)
-                             for group, manifests in groups.items()), nl=False)
+    click.echo(
+        "---\n".join(
+            f"# {group}: {len(manifests)} objects\n" + yaml.safe_dump_all(manifests, sort_keys=False)
+            for group, manifests in groups.items()
+        ),
+        nl=False,
+    )
     manifests = [manifest for group in groups.values() for manifest in group]
     if output:
         folder = Path(output)
         folder.mkdir(parents=True, exist_ok=True)
         for manifest in manifests:
-            (folder / f"{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-    click.echo(f"# {len(manifests)} objects valid against the Kubernetes {KUBERNETES_VERSION} schemas; nothing was applied", err=True)
+            (folder / f"{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml").write_text(
+                yaml.safe_dump(manifest, sort_keys=False)
+            )
+    click.echo(
+        f"# {len(manifests)} objects valid against the Kubernetes {KUBERNETES_VERSION} schemas; nothing was applied",
+        err=True,
+    )
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ def main() -> None:
         for phase in PHASES:
             out = subprocess.run(
                 [sys.executable, __file__, "--rows", str(args.rows), "--phase", phase, "--workdir", workdir],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             results[phase] = json.loads(out.strip().splitlines()[-1])
 

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -135,7 +135,9 @@ def _training_table(spec, examples, train_rows: list[int]) -> None:
         for rows in train_rows:
             out = subprocess.run(
                 [sys.executable, __file__, "--fit-rows", str(rows), "--examples", examples_path],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             result = json.loads(out.strip().splitlines()[-1])
             print(

@@ -61,7 +61,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -126,10 +126,19 @@ def register_model_version(state: Path, env: dict[str, str]) -> None:
         print(f"setup: reusing the model version in {state}")
         return
     command = [
-        sys.executable, "run.py", "--pipeline", "training", "--rows", str(TRAINING_ROWS), "--run-config", str(FAST_RUN_CONFIG),
+        sys.executable,
+        "run.py",
+        "--pipeline",
+        "training",
+        "--rows",
+        str(TRAINING_ROWS),
+        "--run-config",
+        str(FAST_RUN_CONFIG),
     ]
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS)
+    result = subprocess.run(
+        command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS
+    )
     (state / "training.out").write_text(result.stdout + result.stderr)
     if result.returncode != 0 or f"Registered model '{MODEL_NAME}' version {MODEL_VERSION} " not in result.stdout:
         raise SetupError(
@@ -137,7 +146,9 @@ def register_model_version(state: Path, env: dict[str, str]) -> None:
             + _tail(result.stdout + result.stderr)
         )
     marker.touch()
-    print(f"setup: trained and registered '{MODEL_NAME}' version {MODEL_VERSION} in {time.perf_counter() - started:.1f} s")
+    print(
+        f"setup: trained and registered '{MODEL_NAME}' version {MODEL_VERSION} in {time.perf_counter() - started:.1f} s"
+    )
 
 
 def version_artifacts():
@@ -199,7 +210,7 @@ def fill_log(path: Path, requests: int, pool: ScoredPool) -> float:
     rng = np.random.default_rng(SEED)
     chosen = rng.integers(0, len(pool.inputs), requests)
     labelled = np.flatnonzero(rng.random(requests) < LABELLED_SHARE)
-    first = datetime.now(timezone.utc).timestamp() - SPREAD_HOURS * 3600
+    first = datetime.now(UTC).timestamp() - SPREAD_HOURS * 3600
     step = SPREAD_HOURS * 3600 / requests
     engine = create_log_engine(url)
     try:
@@ -207,10 +218,22 @@ def fill_log(path: Path, requests: int, pool: ScoredPool) -> float:
         for start in range(0, requests, WRITE_BATCH):
             records = [
                 InferenceRecord(
-                    first + i * step, f"bench-{i:08d}", "predict", MODEL_NAME, MODEL_VERSION, 200, 1.0, 1,
-                    pool.inputs[j : j + 1], pool.top_labels[j : j + 1], pool.top_probabilities[j : j + 1], None,
+                    first + i * step,
+                    f"bench-{i:08d}",
+                    "predict",
+                    MODEL_NAME,
+                    MODEL_VERSION,
+                    200,
+                    1.0,
+                    1,
+                    pool.inputs[j : j + 1],
+                    pool.top_labels[j : j + 1],
+                    pool.top_probabilities[j : j + 1],
+                    None,
                 )
-                for i, j in zip(range(start, min(start + WRITE_BATCH, requests)), chosen[start : start + WRITE_BATCH].tolist())
+                for i, j in zip(
+                    range(start, min(start + WRITE_BATCH, requests)), chosen[start : start + WRITE_BATCH].tolist()
+                )
             ]
             with engine.begin() as connection:
                 connection.exec_driver_sql(writer.sql, writer.parameters(records))
@@ -300,8 +323,17 @@ def measure_monitoring(log: Path, rows: int, workdir: Path, env: dict[str, str])
     reports = workdir / f"reports_{rows}"
     output_file = workdir / f"monitoring_{rows}.out"
     command = [
-        sys.executable, "run.py", "--pipeline", "monitoring", "--version", MODEL_VERSION,
-        "--inference-log", f"sqlite:///{log}", "--reports-dir", str(reports), "--no-retrain",
+        sys.executable,
+        "run.py",
+        "--pipeline",
+        "monitoring",
+        "--version",
+        MODEL_VERSION,
+        "--inference-log",
+        f"sqlite:///{log}",
+        "--reports-dir",
+        str(reports),
+        "--no-retrain",
     ]
     peak = 0
     with output_file.open("wb") as out:
@@ -346,7 +378,11 @@ def sampling_check(log: Path, rows: int, spec, onnx_bytes: bytes, train_split) -
     url = f"sqlite:///{log}"
     reference = reference_data(train_split, onnx_bytes, spec)
     full_spec = spec.model_copy(
-        update={"monitoring": spec.monitoring.model_copy(update={"max_analysis_rows": max(rows, spec.monitoring.max_analysis_rows)})}
+        update={
+            "monitoring": spec.monitoring.model_copy(
+                update={"max_analysis_rows": max(rows, spec.monitoring.max_analysis_rows)}
+            )
+        }
     )
     results = {}
     for key, use_spec in (("sample", spec), ("full", full_spec)):
@@ -406,7 +442,9 @@ def print_table(runs: list[Run]) -> None:
             f"{run.rows:10,} {run.wall:8.1f} {_mib(run.peak_rss):13,.0f} {_mib(run.max_single_rss):15,.0f} "
             f"{run.decision or 'FAILED':>9} {run.wall / base.wall:11.2f}x {run.peak_rss / base.peak_rss:10.2f}x"
         )
-    print(f"(base: the {base.rows:,}-row run; peak RSS: psutil tree sum every {POLL_SECONDS} s; max 1-proc: wait4 ru_maxrss)")
+    print(
+        f"(base: the {base.rows:,}-row run; peak RSS: psutil tree sum every {POLL_SECONDS} s; max 1-proc: wait4 ru_maxrss)"
+    )
     names = list(dict.fromkeys(name for run in runs for name in run.steps))
     print(f"\nstep durations (ZenML's), s\n{'step':28}" + "".join(f"{run.rows:>12,}" for run in runs))
     for name in names:
@@ -415,9 +453,10 @@ def print_table(runs: list[Run]) -> None:
         f"{'pipeline run (ZenML)':28}"
         + "".join(f"{run.pipeline_seconds:12.1f}" if run.pipeline_seconds else f"{'-':>12}" for run in runs)
     )
-    print(f"{'outside the run (CLI)':28}" + "".join(
-        f"{run.wall - run.pipeline_seconds:12.1f}" if run.pipeline_seconds else f"{'-':>12}" for run in runs
-    ))
+    print(
+        f"{'outside the run (CLI)':28}"
+        + "".join(f"{run.wall - run.pipeline_seconds:12.1f}" if run.pipeline_seconds else f"{'-':>12}" for run in runs)
+    )
 
 
 def judge(runs: list[Run]) -> bool:
@@ -442,11 +481,21 @@ def judge(runs: list[Run]) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--sizes", type=int, nargs="+", default=[100_000, 1_000_000], metavar="N",
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[100_000, 1_000_000],
+        metavar="N",
         help="logged requests per run; the smallest is the baseline",
     )
-    parser.add_argument("--sampling-check", action="store_true", help="compare drift on the 200k sample with drift on every item of the largest log")
-    parser.add_argument("--keep", type=Path, metavar="DIR", help="state, logs and reports in DIR, kept and reused by later runs")
+    parser.add_argument(
+        "--sampling-check",
+        action="store_true",
+        help="compare drift on the 200k sample with drift on every item of the largest log",
+    )
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR", help="state, logs and reports in DIR, kept and reused by later runs"
+    )
     args = parser.parse_args()
     sizes = sorted(set(args.sizes))
     if sizes[0] < 1000:
@@ -457,7 +506,9 @@ def main() -> int:
         workdir.mkdir(parents=True, exist_ok=True)
     else:
         workdir = Path(tempfile.mkdtemp(prefix="headliner-monitoring-bench-"))
-    print(f"{os.cpu_count()} cores; 1-minute load average before the run: {os.getloadavg()[0]:.2f}; work folder {workdir}")
+    print(
+        f"{os.cpu_count()} cores; 1-minute load average before the run: {os.getloadavg()[0]:.2f}; work folder {workdir}"
+    )
     runs: list[Run] = []
     try:
         try:
@@ -490,7 +541,7 @@ def main() -> int:
             print(f"\nsampling check on the {rows:,}-row log (in this process):")
             try:
                 sampling_check(logs[rows], rows, spec, onnx_bytes, train_split)
-            except Exception as exc:  # noqa: BLE001  (report it as a setup error, keep the measurement's output)
+            except Exception as exc:
                 print(f"sampling check failed: {type(exc).__name__}: {exc}")
                 return 2
         return 0 if met else 1

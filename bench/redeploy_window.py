@@ -36,14 +36,15 @@ def _probe(url: str, body: bytes, token: str | None) -> tuple[bool, str | None]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/use_cases/jukebox.yaml", help="Use-case spec of the deployed model.")
+    parser.add_argument(
+        "--config", default="configs/use_cases/jukebox.yaml", help="Use-case spec of the deployed model."
+    )
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--interval", type=float, default=0.01, help="Seconds between requests.")
     parser.add_argument("run_args", nargs=argparse.REMAINDER, help="Options for run.py --pipeline deployment.")
     args = parser.parse_args()
 
-    from headliner.model.onnx_packaging import example_inputs
-    from headliner.model.onnx_packaging import feature_schema
+    from headliner.model.onnx_packaging import example_inputs, feature_schema
     from headliner.serving.settings import ServingSettings
     from headliner.spec import load_spec
 
@@ -69,7 +70,17 @@ def main() -> int:
     started = time.monotonic()
     thread.start()
     run_args = [a for a in args.run_args if a != "--"]
-    command = [sys.executable, "run.py", "--pipeline", "deployment", "--config", args.config, "--port", str(args.port), *run_args]
+    command = [
+        sys.executable,
+        "run.py",
+        "--pipeline",
+        "deployment",
+        "--config",
+        args.config,
+        "--port",
+        str(args.port),
+        *run_args,
+    ]
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True)
     time.sleep(1.0)
     stop.set()
@@ -81,13 +92,20 @@ def main() -> int:
     failures = [t for t, ok, _ in samples if not ok]
     switch = next((t for t, ok, version in samples if ok and version != before), None)
     after = samples[-1][2]
-    print(f"requests: {len(samples)} over {samples[-1][0] - started:.1f} s (pipeline run included), failed: {len(failures)}")
+    print(
+        f"requests: {len(samples)} over {samples[-1][0] - started:.1f} s (pipeline run included), failed: {len(failures)}"
+    )
     if failures:
-        print(f"failure window: {failures[-1] - failures[0] + args.interval:.2f} s "
-              f"(from {failures[0] - started:.1f} s to {failures[-1] - started:.1f} s after the pipeline started)")
+        print(
+            f"failure window: {failures[-1] - failures[0] + args.interval:.2f} s "
+            f"(from {failures[0] - started:.1f} s to {failures[-1] - started:.1f} s after the pipeline started)"
+        )
     else:
         print("failure window: none")
-    print(f"version before: {before}, after: {after}" + (f", first answer from the new version at {switch - started:.1f} s" if switch else ""))
+    print(
+        f"version before: {before}, after: {after}"
+        + (f", first answer from the new version at {switch - started:.1f} s" if switch else "")
+    )
     return 0
 
 

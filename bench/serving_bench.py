@@ -206,8 +206,22 @@ class Target:
 
 def _uvicorn(factory: str) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", f"serving_bench:{factory}", "--factory", "--app-dir", str(BENCH_DIR),
-        "--host", "127.0.0.1", "--port", PORT, "--no-access-log", "--log-level", "warning", "--lifespan", "off",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"serving_bench:{factory}",
+        "--factory",
+        "--app-dir",
+        str(BENCH_DIR),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        PORT,
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--lifespan",
+        "off",
     ]
 
 
@@ -225,8 +239,19 @@ def _targets(onnx_file: Path, mlflow_dir: Path, workdir: Path, log_file: Path) -
             "(c)",
             "mlflow models serve",
             [
-                str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(mlflow_dir), "--env-manager", "local",
-                "--workers", "1", "--host", "127.0.0.1", "--port", PORT,
+                str(VENV_BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(mlflow_dir),
+                "--env-manager",
+                "local",
+                "--workers",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                PORT,
             ],
             {INVOCATIONS: _has_probability_row},
             ready_path="/ping",
@@ -236,8 +261,13 @@ def _targets(onnx_file: Path, mlflow_dir: Path, workdir: Path, log_file: Path) -
             "(d)",
             "service (bentoml serve)",
             [
-                str(VENV_BIN / "bentoml"), "serve", "serving.service:Headliner",
-                "--host", "127.0.0.1", "--port", PORT,
+                str(VENV_BIN / "bentoml"),
+                "serve",
+                "serving.service:Headliner",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                PORT,
             ],
             {PREDICT: _has_top_five, V2: _has_probabilities},
             ready_path="/v2/health/ready",
@@ -384,9 +414,7 @@ def _wrk(url: str, script: Path, seconds: int, connections: int) -> Load:
 
 def _wrk_script(body: bytes, path: Path) -> Path:
     path.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{body.decode()}]==]\n"
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body.decode()}]==]\n'
     )
     return path
 

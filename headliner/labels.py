@@ -15,8 +15,10 @@ def class_display_names(spec: UseCaseSpec) -> list[str]:
         names = []
         for code in target.classes:
             country = pycountry.countries.get(alpha_2=code)
-            names.append(target.display_names.get(code) or getattr(country, "common_name", None) or (
-                country.name if country else code
-            ))
+            names.append(
+                target.display_names.get(code)
+                or getattr(country, "common_name", None)
+                or (country.name if country else code)
+            )
         return names
     return [target.display_names.get(c, c) for c in target.classes]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Literal, Optional, TypeVar
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -46,16 +46,16 @@ class Feature(_Strict):
     name: str
     dtype: FeatureType
     description: str
-    unit: Optional[str] = None
-    min: Optional[float] = None
-    max: Optional[float] = None
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
     out_of_range: OutOfRangeAction = OutOfRangeAction.DROP
-    default: Optional[float] = Field(
+    default: float | None = Field(
         default=None, description="A typical value, used as the starting point of input forms."
     )
 
     @model_validator(mode="after")
-    def _range_is_ordered(self) -> "Feature":
+    def _range_is_ordered(self) -> Feature:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"feature '{self.name}': min {self.min} is above max {self.max}")
         if self.dtype is FeatureType.BOOL and (self.min is not None or self.max is not None):
@@ -109,10 +109,8 @@ class Target(_Strict):
         return classes
 
     @model_validator(mode="after")
-    def _mappings_name_known_classes(self) -> "Target":
-        unknown = sorted(
-            (set(self.display_names) | set(self.raw_values.values())) - set(self.classes)
-        )
+    def _mappings_name_known_classes(self) -> Target:
+        unknown = sorted((set(self.display_names) | set(self.raw_values.values())) - set(self.classes))
         if unknown:
             raise ValueError(f"display_names/raw_values name unknown classes: {unknown}")
         return self
@@ -128,16 +126,14 @@ class DataSource(_Strict):
     """Where the raw data comes from when the CLI is given no --data."""
 
     kind: SourceKind
-    name: Optional[str] = Field(
-        default=None, description="Generator name or scikit-learn dataset name."
-    )
-    uri: Optional[str] = None
-    rows: Optional[int] = Field(default=None, gt=0, description="Rows to generate by default.")
+    name: str | None = Field(default=None, description="Generator name or scikit-learn dataset name.")
+    uri: str | None = None
+    rows: int | None = Field(default=None, gt=0, description="Rows to generate by default.")
     seed: int = 42
     format_description: str = ""
 
     @model_validator(mode="after")
-    def _has_what_its_kind_needs(self) -> "DataSource":
+    def _has_what_its_kind_needs(self) -> DataSource:
         if self.kind in (SourceKind.GENERATOR, SourceKind.SKLEARN) and not self.name:
             raise ValueError(f"source kind '{self.kind.value}' needs a 'name'")
         if self.kind is SourceKind.FILE and not self.uri:
@@ -161,13 +157,13 @@ class Split(_Strict):
     train: float = Field(gt=0, lt=1)
     validation: float = Field(gt=0, lt=1)
     test: float = Field(gt=0, lt=1)
-    group_column: Optional[str] = Field(
+    group_column: str | None = Field(
         default=None, description="Rows sharing this value stay in one split; none: row-level."
     )
     seed: int = 42
 
     @model_validator(mode="after")
-    def _fractions_sum_to_one(self) -> "Split":
+    def _fractions_sum_to_one(self) -> Split:
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"train + validation + test must be 1, got {total:g}")
@@ -179,12 +175,12 @@ class QualityGate(_Strict):
     lower-is-better metrics such as log loss) and/or a margin over the trivial baseline."""
 
     metric: str
-    min: Optional[float] = None
-    max: Optional[float] = None
-    min_lift_over_baseline: Optional[float] = None
+    min: float | None = None
+    max: float | None = None
+    min_lift_over_baseline: float | None = None
 
     @model_validator(mode="after")
-    def _has_a_bound(self) -> "QualityGate":
+    def _has_a_bound(self) -> QualityGate:
         if self.min is None and self.max is None and self.min_lift_over_baseline is None:
             raise ValueError(f"quality gate on '{self.metric}' sets no bound (min, max or min_lift_over_baseline)")
         return self
@@ -199,7 +195,7 @@ class Evaluation(_Strict):
     quality_gates: list[QualityGate] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _primary_metric_is_evaluated(self) -> "Evaluation":
+    def _primary_metric_is_evaluated(self) -> Evaluation:
         if self.primary_metric not in self.metrics:
             raise ValueError(f"primary_metric '{self.primary_metric}' is not among metrics {self.metrics}")
         return self
@@ -236,39 +232,48 @@ class Monitoring(_Strict):
         description="Larger windows are sampled uniformly (seeded) to this many rows for drift, quality and "
         "fairness; counts and live metrics use every row.",
     )
-    numeric_drift_method: Optional[str] = Field(
+    numeric_drift_method: str | None = Field(
         default=None,
         description="Evidently drift method for the numeric features (e.g. 'wasserstein', 'ks', 'psi'); none: "
         "Evidently chooses by column size. Bool features always get Evidently's categorical choice.",
     )
-    numeric_drift_threshold: Optional[float] = Field(
-        default=None, gt=0, description="Threshold of numeric_drift_method (a p-value or a distance); none: its default."
+    numeric_drift_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        description="Threshold of numeric_drift_method (a p-value or a distance); none: its default.",
     )
-    prediction_drift_method: Optional[str] = Field(
+    prediction_drift_method: str | None = Field(
         default=None,
         description="Evidently drift method for the predicted class (e.g. 'chisquare', 'jensenshannon', 'psi'); "
         "none: Evidently chooses by size.",
     )
-    prediction_drift_threshold: Optional[float] = Field(default=None, gt=0, description="Threshold of prediction_drift_method.")
+    prediction_drift_threshold: float | None = Field(
+        default=None, gt=0, description="Threshold of prediction_drift_method."
+    )
     drift_share_warn: float = Field(ge=0, le=1, description="Share of drifted features that warns.")
     drift_share_retrain: float = Field(ge=0, le=1, description="Share of drifted features that asks to retrain.")
     max_rejected_share: float = Field(
-        default=0.05, ge=0, le=1, description="Share of requests answered with an error (4xx/5xx) above which a warning is raised."
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of requests answered with an error (4xx/5xx) above which a warning is raised.",
     )
     live_metric: str = Field(description="The live metric compared with the offline evaluation of the served version.")
     live_metric_min_drop_to_retrain: float = Field(
-        ge=0, description="A drop of the live metric below its offline value by this much asks to retrain; half of it warns."
+        ge=0,
+        description="A drop of the live metric below its offline value by this much asks to retrain; half of it warns.",
     )
     min_labels: int = Field(
         default=100, ge=1, description="Live metrics are judged only with at least this many true labels in the window."
     )
-    fairness_attribute: Optional[str] = Field(
-        default=None, description="A bool feature; the statistical parity difference of the predicted top class across its two values is watched."
+    fairness_attribute: str | None = Field(
+        default=None,
+        description="A bool feature; the statistical parity difference of the predicted top class across its two values is watched.",
     )
-    fairness_max_parity_difference: Optional[float] = Field(default=None, ge=0, le=1)
+    fairness_max_parity_difference: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _thresholds_are_ordered(self) -> "Monitoring":
+    def _thresholds_are_ordered(self) -> Monitoring:
         if self.drift_share_warn > self.drift_share_retrain:
             raise ValueError("drift_share_warn is above drift_share_retrain")
         if (self.fairness_attribute is None) != (self.fairness_max_parity_difference is None):
@@ -276,17 +281,26 @@ class Monitoring(_Strict):
         return self
 
 
-LIVE_METRICS = ("accuracy", "top_k_accuracy", "precision_macro", "recall_macro", "f1_macro",
-                "precision_weighted", "recall_weighted", "f1_weighted")
+LIVE_METRICS = (
+    "accuracy",
+    "top_k_accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+)
 
 
 class Retraining(_Strict):
     """What a `retrain` decision of the monitoring pipeline does besides the alert it always writes."""
 
     automatic: bool = Field(
-        default=False, description="Start the training pipeline on a `retrain` decision (the CLI's --retrain/--no-retrain overrides)."
+        default=False,
+        description="Start the training pipeline on a `retrain` decision (the CLI's --retrain/--no-retrain overrides).",
     )
-    alert_webhook: Optional[str] = Field(
+    alert_webhook: str | None = Field(
         default=None,
         description="URL that gets every warn/retrain alert as a JSON POST (env HEADLINER_ALERT_WEBHOOK overrides).",
     )
@@ -311,7 +325,7 @@ class UseCaseSpec(_Strict):
     retraining: Retraining = Retraining()
 
     @model_validator(mode="after")
-    def _columns_are_consistent(self) -> "UseCaseSpec":
+    def _columns_are_consistent(self) -> UseCaseSpec:
         names = self.feature_names
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate feature names in {names}")
@@ -323,7 +337,9 @@ class UseCaseSpec(_Strict):
         if self.decision.top_k > len(self.target.classes):
             raise ValueError("decision.top_k exceeds the number of classes")
         if self.monitoring.live_metric not in LIVE_METRICS:
-            raise ValueError(f"monitoring.live_metric '{self.monitoring.live_metric}' is not one of {list(LIVE_METRICS)}")
+            raise ValueError(
+                f"monitoring.live_metric '{self.monitoring.live_metric}' is not one of {list(LIVE_METRICS)}"
+            )
         attribute = self.monitoring.fairness_attribute
         if attribute is not None and (attribute not in names or self.feature(attribute).dtype is not FeatureType.BOOL):
             raise ValueError(f"monitoring.fairness_attribute '{attribute}' is not a bool feature")

@@ -4,7 +4,7 @@ store, and shows their HTML rendering in the ZenML dashboard."""
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Dict, Tuple, Type
+from typing import Any, ClassVar
 
 from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
@@ -17,10 +17,10 @@ VISUALIZATION_FILE = "report.html"
 
 
 class HtmlReportMaterializer(BaseMaterializer):
-    ASSOCIATED_TYPES: ClassVar[Tuple[Type[Any], ...]] = (HtmlReport,)
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (HtmlReport,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
 
-    def load(self, data_type: Type[HtmlReport]) -> HtmlReport:
+    def load(self, data_type: type[HtmlReport]) -> HtmlReport:
         with self.artifact_store.open(os.path.join(self.uri, REPORT_FILE), "r") as handle:
             return data_type.model_validate_json(handle.read())
 
@@ -28,7 +28,7 @@ class HtmlReportMaterializer(BaseMaterializer):
         with self.artifact_store.open(os.path.join(self.uri, REPORT_FILE), "w") as handle:
             handle.write(data.model_dump_json(indent=2))
 
-    def save_visualizations(self, data: HtmlReport) -> Dict[str, VisualizationType]:
+    def save_visualizations(self, data: HtmlReport) -> dict[str, VisualizationType]:
         path = os.path.join(self.uri, VISUALIZATION_FILE)
         with self.artifact_store.open(path, "w") as handle:
             handle.write(data.to_html())
@@ -40,5 +40,5 @@ class HtmlReportMaterializer(BaseMaterializer):
             visualizations[image_path] = VisualizationType.IMAGE
         return visualizations
 
-    def extract_metadata(self, data: HtmlReport) -> Dict[str, MetadataType]:
+    def extract_metadata(self, data: HtmlReport) -> dict[str, MetadataType]:
         return data.summary_metadata()

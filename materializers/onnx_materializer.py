@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, ClassVar, Dict, Tuple, Type
+from typing import Any, ClassVar
 
 import onnx
 from zenml.enums import ArtifactType, VisualizationType
@@ -93,10 +93,10 @@ def model_card_html(model: onnx.ModelProto) -> str:
 
 
 class OnnxModelMaterializer(BaseMaterializer):
-    ASSOCIATED_TYPES: ClassVar[Tuple[Type[Any], ...]] = (onnx.ModelProto,)
+    ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (onnx.ModelProto,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
 
-    def load(self, data_type: Type[onnx.ModelProto]) -> onnx.ModelProto:
+    def load(self, data_type: type[onnx.ModelProto]) -> onnx.ModelProto:
         with self.artifact_store.open(os.path.join(self.uri, MODEL_FILE), "rb") as handle:
             return onnx.load_model_from_string(handle.read())
 
@@ -104,13 +104,13 @@ class OnnxModelMaterializer(BaseMaterializer):
         with self.artifact_store.open(os.path.join(self.uri, MODEL_FILE), "wb") as handle:
             handle.write(data.SerializeToString())
 
-    def save_visualizations(self, data: onnx.ModelProto) -> Dict[str, VisualizationType]:
+    def save_visualizations(self, data: onnx.ModelProto) -> dict[str, VisualizationType]:
         path = os.path.join(self.uri, VISUALIZATION_FILE)
         with self.artifact_store.open(path, "w") as handle:
             handle.write(model_card_html(data))
         return {path: VisualizationType.HTML}
 
-    def extract_metadata(self, data: onnx.ModelProto) -> Dict[str, MetadataType]:
+    def extract_metadata(self, data: onnx.ModelProto) -> dict[str, MetadataType]:
         metadata = model_metadata(data)
         default_opset = next((o.version for o in data.opset_import if o.domain in ("", "ai.onnx")), 0)
         return {

@@ -1,8 +1,6 @@
 """The batch inference pipeline: a CSV or Parquet file of examples -> the top-k predictions of a
 registered model version, as an artifact and a file, with every chunk recorded in the inference log."""
 
-from typing import Optional
-
 from zenml import pipeline
 from zenml.client import Client
 from zenml.enums import ExecutionMode
@@ -13,7 +11,7 @@ from steps.deployment import score_batch
 
 
 @pipeline(name="batch_inference", execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
-def batch_inference(spec: UseCaseSpec, data: str, version: str = "latest", output: Optional[str] = None) -> None:
+def batch_inference(spec: UseCaseSpec, data: str, version: str = "latest", output: str | None = None) -> None:
     """Scores `data` (path, URL or s3:// URI) with version `version` (a number, 'latest' or a stage) of
     the model `spec.name`; `output` is the predictions file (.csv, .csv.gz, ... or .parquet; None:
     outputs/batch_predictions_<model>_v<version>_<time>.csv in the working directory).

@@ -1,7 +1,5 @@
 """The data engineering pipeline: raw data -> validated, wrangled, labelled, split examples."""
 
-from typing import Optional
-
 from zenml import pipeline
 from zenml.enums import ExecutionMode
 
@@ -10,7 +8,7 @@ from headliner.spec import UseCaseSpec
 from steps.data import ingest_data, label_data, profile_data, split_data, validate_data, wrangle_data
 
 
-def data_engineering_steps(spec: UseCaseSpec, data: Optional[str], rows: Optional[int]):
+def data_engineering_steps(spec: UseCaseSpec, data: str | None, rows: int | None):
     """The data steps, for any pipeline that starts from raw data; returns the three splits.
 
     A file or URL is re-read on every run (its content may change under the same name); generated
@@ -29,5 +27,5 @@ def data_engineering_steps(spec: UseCaseSpec, data: Optional[str], rows: Optiona
 
 
 @pipeline(name="data_engineering", execution_mode=ExecutionMode.FAIL_FAST)
-def data_engineering(spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None) -> None:
+def data_engineering(spec: UseCaseSpec, data: str | None = None, rows: int | None = None) -> None:
     data_engineering_steps(spec, data, rows)

@@ -2,8 +2,6 @@
 training split -> feature and prediction drift, data quality, fairness, live performance -> ok | warn |
 retrain, and an alert for warn and retrain."""
 
-from typing import Optional
-
 from zenml import pipeline
 from zenml.client import Client
 from zenml.enums import ExecutionMode
@@ -24,15 +22,17 @@ from steps.monitoring import (
 
 
 @pipeline(name="monitoring", execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
-def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_url: Optional[str] = None) -> None:
+def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_url: str | None = None) -> None:
     """Judges version `version` (a number) of model `spec.name`: inputs against its training split, the
     predicted class and fairness against its validation split. The version's splits, `onnx_model` and
     `evaluation_report` artifacts are the steps' inputs, so the run's lineage shows what it compared
     against. ZenML resolves the version when the steps run: check it exists first."""
     model_version = Client().get_model_version(spec.name, version)
     reference, held_out = score_reference(
-        model_version.get_artifact("train_split"), model_version.get_artifact("validation_split"),
-        model_version.get_artifact("onnx_model"), spec=spec,
+        model_version.get_artifact("train_split"),
+        model_version.get_artifact("validation_split"),
+        model_version.get_artifact("onnx_model"),
+        spec=spec,
     )
     current, window_report = load_inference_window(spec=spec, version=version, selection=selection, log_url=log_url)
     feature_drift = check_feature_drift(reference, current, spec=spec)

@@ -2,7 +2,6 @@
 live accuracy and the versions' top-1 agreement, as the `rollout_report` artifact."""
 
 from datetime import datetime
-from typing import Optional
 
 from zenml import pipeline
 from zenml.enums import ExecutionMode
@@ -12,5 +11,5 @@ from steps.deployment import report_rollout
 
 
 @pipeline(name="rollout_report", execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
-def rollout_report(spec: UseCaseSpec, log_url: str, since: Optional[datetime] = None, policy: Optional[str] = None) -> None:
+def rollout_report(spec: UseCaseSpec, log_url: str, since: datetime | None = None, policy: str | None = None) -> None:
     report_rollout(spec=spec, log_url=log_url, since=since, policy=policy)

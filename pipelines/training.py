@@ -1,8 +1,6 @@
 """The training pipeline: data engineering -> train and select -> evaluate -> quality gates ->
 ONNX package with parity check -> registered model version."""
 
-from typing import Optional
-
 from zenml import Model, pipeline
 from zenml.enums import ExecutionMode
 
@@ -13,7 +11,7 @@ from steps.training import check_quality_gates, evaluate_model, package_model, r
 
 @pipeline(name="training", execution_mode=ExecutionMode.FAIL_FAST)
 def training(
-    spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None, trigger: Optional[dict[str, str]] = None
+    spec: UseCaseSpec, data: str | None = None, rows: int | None = None, trigger: dict[str, str] | None = None
 ) -> None:
     """Candidates and selection come from the run config (steps.train_model.parameters.training).
     `trigger`: why this run started when something other than a person started it (e.g. a monitoring run's
@@ -28,6 +26,13 @@ def training(
         sklearn_model, evaluation_report, train_split, test_split, spec=spec, after="check_quality_gates"
     )
     register_model.with_options(model=model)(
-        onnx_model, evaluation_report, model_selection, quality_gates, train_split, validation_split, test_split, spec=spec,
+        onnx_model,
+        evaluation_report,
+        model_selection,
+        quality_gates,
+        train_split,
+        validation_split,
+        test_split,
+        spec=spec,
         trigger=trigger,
     )

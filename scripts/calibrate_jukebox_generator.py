@@ -1,4 +1,5 @@
 """Derive the jukebox generator's calibration from real songs: the project ships numbers, never the file."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,16 @@ import pandas as pd
 from scipy.special import ndtri
 
 CONTINUOUS_FEATURES = (
-    "duration_ms", "danceability", "energy", "loudness", "speechiness",
-    "acousticness", "instrumentalness", "liveness", "valence", "tempo",
+    "duration_ms",
+    "danceability",
+    "energy",
+    "loudness",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
 )
 QUANTILE_COUNT = 201
 SIGNIFICANT_DIGITS = 4

@@ -18,7 +18,6 @@ from __future__ import annotations
 import gc
 import logging
 from pathlib import Path
-from typing import Optional
 
 import bentoml
 from pydantic import BaseModel
@@ -34,7 +33,7 @@ app = InferenceApp()
 class ServiceArguments(BaseModel):
     """Bento arguments (`bentoml build/serve --arg name=value`)."""
 
-    bento_model: Optional[str] = None  # tag of the BentoML model packed into the bento, e.g. jukebox:v3
+    bento_model: str | None = None  # tag of the BentoML model packed into the bento, e.g. jukebox:v3
 
 
 arguments = bentoml.use_arguments(ServiceArguments)
@@ -67,7 +66,12 @@ class Headliner:
         log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
         feedback = FeedbackStore(settings.inference_log_url())
         self.server = ModelServer(
-            predictor, log, settings.bearer_token(), settings.max_batch, settings.max_body_bytes, feedback,
+            predictor,
+            log,
+            settings.bearer_token(),
+            settings.max_batch,
+            settings.max_body_bytes,
+            feedback,
             max_upload_rows=settings.max_upload_rows,
         )
         self.rollout = None
@@ -76,8 +80,14 @@ class Headliner:
 
             resolve, load = registry_resolver(predictor.model_name)
             self.rollout = RolloutController(
-                app, self.server, PolicyStore(settings.inference_log_url()), resolve, load,
-                settings.rollout_poll_seconds, settings.registry_poll_seconds, logger,
+                app,
+                self.server,
+                PolicyStore(settings.inference_log_url()),
+                resolve,
+                load,
+                settings.rollout_poll_seconds,
+                settings.registry_poll_seconds,
+                logger,
             )
             self.rollout.start()
         else:
@@ -107,7 +117,9 @@ class Headliner:
         log = self.server.log
         unwritten = log.close()
         self.server.feedback.close()
-        logger.info("inference log closed: %d rows written%s", log.written, f", {unwritten} spilled" if unwritten else "")
+        logger.info(
+            "inference log closed: %d rows written%s", log.written, f", {unwritten} spilled" if unwritten else ""
+        )
 
 
 # The inference endpoints, the page (/) and /metrics answer ahead of BentoML's own routing (/livez, /readyz

@@ -12,7 +12,6 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="headliner-tests-"))
 ISOLATED_ENV = {
@@ -103,7 +102,7 @@ def wine_training(isolated_env):
     return run_pipeline(["--pipeline", "training", "--config", "configs/use_cases/wine.yaml"], isolated_env)
 
 
-def packaged_linear_model(spec: UseCaseSpec, rows: Optional[int], version: str = "1") -> bytes:
+def packaged_linear_model(spec: UseCaseSpec, rows: int | None, version: str = "1") -> bytes:
     """A logistic-regression model of a use case, packaged as the training pipeline packages it, from
     `rows` generated rows (None: the spec's own source), without ZenML."""
     from headliner.data.sources import load_raw_data
@@ -152,8 +151,16 @@ def wine_predictor(wine_onnx_file):
     return OnnxPredictor.from_path(wine_onnx_file)
 
 
-def log_traffic(url: str, model_bytes: bytes, frame, spec: UseCaseSpec, shift: Optional[dict] = None,
-                feedback_rate: float = 0.0, prefix: str = "req", seconds_apart: float = 1.0) -> list[str]:
+def log_traffic(
+    url: str,
+    model_bytes: bytes,
+    frame,
+    spec: UseCaseSpec,
+    shift: dict | None = None,
+    feedback_rate: float = 0.0,
+    prefix: str = "req",
+    seconds_apart: float = 1.0,
+) -> list[str]:
     """Write one logged /predict request per row of `frame` (features shifted by `shift`, clipped to the
     spec's ranges) through the real InferenceLog, as the service would, and true labels (the frame's target)
     for a seeded `feedback_rate` share of them. Returns the request ids."""
@@ -176,10 +183,22 @@ def log_traffic(url: str, model_bytes: bytes, frame, spec: UseCaseSpec, shift: O
     start = time.time() - len(matrix) * seconds_apart
     ids = [f"{prefix}-{i}" for i in range(len(matrix))]
     for i, request_id in enumerate(ids):
-        log.append(InferenceRecord(
-            start + i * seconds_apart, request_id, "predict", predictor.model_name, predictor.model_version, 200, 1.0, 1,
-            matrix[i:i + 1], labels[i:i + 1], top[i:i + 1], None,
-        ))
+        log.append(
+            InferenceRecord(
+                start + i * seconds_apart,
+                request_id,
+                "predict",
+                predictor.model_name,
+                predictor.model_version,
+                200,
+                1.0,
+                1,
+                matrix[i : i + 1],
+                labels[i : i + 1],
+                top[i : i + 1],
+                None,
+            )
+        )
     assert log.close() == 0
     chosen = np.flatnonzero(np.random.default_rng(0).random(len(ids)) < feedback_rate)
     store = FeedbackStore(url)

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from headliner.deploy.batch_scoring import score_to_file, write_predictions
-from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.data.sources import load_raw_data, read_table
+from headliner.deploy.batch_scoring import score_to_file, write_predictions
 from headliner.errors import DataSourceError, DataValidationError, HeadlinerError
 from headliner.model.versions import onnx_model_artifact
+from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.serving.inference_log import InferenceLog, logged_items, read_inference_log
 from headliner.serving.payloads import FeatureRules
 
@@ -52,7 +52,12 @@ def test_predictions_are_the_models_top_k_after_the_passed_through_columns(predi
     assert passthrough[:3] == ["spotify_id", "name", "artists"]
     assert list(predictions.columns) == passthrough + prediction_columns(5)
     pd.testing.assert_frame_equal(predictions[passthrough], valid_songs[passthrough])
-    assert (report.rows_in, report.rows_scored, report.rows_rejected, report.chunks) == (len(valid_songs), len(valid_songs), 0, 1)
+    assert (report.rows_in, report.rows_scored, report.rows_rejected, report.chunks) == (
+        len(valid_songs),
+        len(valid_songs),
+        0,
+        1,
+    )
     assert (report.model_name, report.model_version, report.top_k) == ("jukebox", "1", 5)
 
 
@@ -72,7 +77,10 @@ def test_invalid_rows_are_reported_and_not_scored_while_the_others_are(predictor
     assert errors[2] == "energy: missing value; expected a number in [0, 1]"
     assert errors[3] == "danceability: expected a number in [0, 1], got 'high'"
     assert errors[4] == "key: expected an integer in [0, 11], got 2.5"
-    assert errors[5] == "energy: missing value; expected a number in [0, 1]; tempo: expected a number in [30, 250] BPM, got 400"
+    assert (
+        errors[5]
+        == "energy: missing value; expected a number in [0, 1]; tempo: expected a number in [30, 250] BPM, got 400"
+    )
     assert predictions.loc[BAD_ROWS, prediction_columns(5)[:-1]].isna().all().all()
     scored_alone, _ = score_frame(predictor, frame.drop(index=BAD_ROWS))
     pd.testing.assert_frame_equal(predictions.drop(index=BAD_ROWS).reset_index(drop=True), scored_alone)
@@ -82,7 +90,9 @@ def test_invalid_rows_are_reported_and_not_scored_while_the_others_are(predictor
     assert [example.row for example in report.rejected_examples] == BAD_ROWS
     page = report.to_html()
     assert "Rejected rows by feature" in page and "got &#x27;high&#x27;" in page
-    assert report.summary_lines()[1].startswith("  rejected 5 rows with invalid features (tempo 2, energy 2, danceability 1, key 1)")
+    assert report.summary_lines()[1].startswith(
+        "  rejected 5 rows with invalid features (tempo 2, energy 2, danceability 1, key 1)"
+    )
 
 
 def test_a_missing_feature_column_is_named_with_the_expected_ones(predictor, valid_songs):
@@ -107,9 +117,9 @@ def test_chunks_give_the_same_predictions_as_one_chunk(predictor, raw_songs):
     pd.testing.assert_frame_equal(in_chunks, at_once)
     assert (chunked.chunks, whole.chunks) == (math.ceil(len(raw_songs) / 7), 1)
     assert sum(done) == len(raw_songs) and len(done) == chunked.chunks
-    assert chunked.model_dump(exclude={"chunks", "chunk_rows", "seconds", "batch_id", "rows_per_second"}) == whole.model_dump(
+    assert chunked.model_dump(
         exclude={"chunks", "chunk_rows", "seconds", "batch_id", "rows_per_second"}
-    )
+    ) == whole.model_dump(exclude={"chunks", "chunk_rows", "seconds", "batch_id", "rows_per_second"})
 
 
 def test_each_chunk_is_one_inference_log_record_of_the_rows_it_scored(predictor, raw_songs, tmp_path):
@@ -128,7 +138,8 @@ def test_each_chunk_is_one_inference_log_record_of_the_rows_it_scored(predictor,
     items = logged_items(logged)
     assert list(items["predicted"]) == list(predictions.loc[scored, "top_1_code"])
     np.testing.assert_allclose(
-        items[predictor.feature_names].to_numpy(), raw_songs.loc[scored, predictor.feature_names].astype(float).to_numpy()
+        items[predictor.feature_names].to_numpy(),
+        raw_songs.loc[scored, predictor.feature_names].astype(float).to_numpy(),
     )
     assert (report.log_records, report.inference_log) == (8, url)
 
@@ -144,7 +155,9 @@ def test_the_predictions_file_reads_back_as_written(predictor, raw_songs, tmp_pa
     predictions, _ = score_frame(predictor, raw_songs)
     path = tmp_path / "out" / name
     write_predictions(predictions, str(path))
-    pd.testing.assert_frame_equal(_missing_as_nan(read_table(str(path))), _missing_as_nan(predictions), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        _missing_as_nan(read_table(str(path))), _missing_as_nan(predictions), check_dtype=False
+    )
 
 
 def test_without_an_output_path_the_file_goes_to_outputs_here_and_the_log_is_closed(

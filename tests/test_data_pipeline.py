@@ -31,21 +31,39 @@ def kaggle_csv_not_from_the_generator(path, rng_seed: int = 3) -> pd.DataFrame:
     rows = []
     for song in range(40):
         features = {
-            "is_explicit": bool(rng.integers(0, 2)), "duration_ms": int(rng.integers(90_000, 300_000)),
-            "danceability": rng.uniform(0.3, 0.95), "energy": rng.uniform(0.2, 0.95),
-            "key": int(rng.integers(0, 12)), "loudness": rng.uniform(-14, -2), "mode": int(rng.integers(0, 2)),
-            "speechiness": rng.uniform(0.03, 0.4), "acousticness": rng.uniform(0, 0.9),
-            "instrumentalness": rng.uniform(0, 0.05), "liveness": rng.uniform(0.05, 0.5),
-            "valence": rng.uniform(0.1, 0.95), "tempo": rng.uniform(70, 180), "time_signature": 4,
+            "is_explicit": bool(rng.integers(0, 2)),
+            "duration_ms": int(rng.integers(90_000, 300_000)),
+            "danceability": rng.uniform(0.3, 0.95),
+            "energy": rng.uniform(0.2, 0.95),
+            "key": int(rng.integers(0, 12)),
+            "loudness": rng.uniform(-14, -2),
+            "mode": int(rng.integers(0, 2)),
+            "speechiness": rng.uniform(0.03, 0.4),
+            "acousticness": rng.uniform(0, 0.9),
+            "instrumentalness": rng.uniform(0, 0.05),
+            "liveness": rng.uniform(0.05, 0.5),
+            "valence": rng.uniform(0.1, 0.95),
+            "tempo": rng.uniform(70, 180),
+            "time_signature": 4,
         }
         for country in rng.choice(countries, size=3, replace=False):
             for day in range(2):
-                rows.append({
-                    "spotify_id": f"6habFhsOp2NvshLv26D{song:03d}", "name": f"Song {song}", "artists": "Someone",
-                    "daily_rank": int(rng.integers(1, 51)), "daily_movement": 0, "weekly_movement": 0,
-                    "country": country, "snapshot_date": f"2024-05-{10 + day:02d}", "popularity": 80,
-                    "album_name": "Album", "album_release_date": "2024-01-01", **features,
-                })
+                rows.append(
+                    {
+                        "spotify_id": f"6habFhsOp2NvshLv26D{song:03d}",
+                        "name": f"Song {song}",
+                        "artists": "Someone",
+                        "daily_rank": int(rng.integers(1, 51)),
+                        "daily_movement": 0,
+                        "weekly_movement": 0,
+                        "country": country,
+                        "snapshot_date": f"2024-05-{10 + day:02d}",
+                        "popularity": 80,
+                        "album_name": "Album",
+                        "album_release_date": "2024-01-01",
+                        **features,
+                    }
+                )
     frame = pd.DataFrame(rows)
     frame.loc[0, "tempo"] = 0.0
     frame.loc[1, "loudness"] = 1.2

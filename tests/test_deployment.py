@@ -129,7 +129,9 @@ def test_unpromoted_stage_and_busy_port_fail_in_one_line(jukebox_training, servi
 def test_all_trains_then_serves_the_new_version(wine_spec, serving_env):
     env, _ = serving_env
     port = free_port()
-    run, stdout = run_pipeline(["--pipeline", "all", "--config", "configs/use_cases/wine.yaml", "--port", str(port)], env)
+    run, stdout = run_pipeline(
+        ["--pipeline", "all", "--config", "configs/use_cases/wine.yaml", "--port", str(port)], env
+    )
     number = run.steps["register_model"].model_version.number
     assert f"Registered model 'wine' version {number}" in stdout
     assert f"Service for 'wine' version {number} is live at http://127.0.0.1:{port}" in stdout

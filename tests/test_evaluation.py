@@ -250,8 +250,7 @@ def test_gate_fails_on_lift_over_baseline_with_one_line_message(wine_report, juk
         enforce_gates(report, jukebox_spec.evaluation.quality_gates)
 
     assert str(failure.value) == (
-        "quality gate failed: top_k_accuracy 0.0950 is below baseline 0.0712 + 0.05 = 0.1212; "
-        "nothing was registered"
+        "quality gate failed: top_k_accuracy 0.0950 is below baseline 0.0712 + 0.05 = 0.1212; nothing was registered"
     )
 
 

@@ -58,8 +58,11 @@ def test_happy_path_archives_the_previous_production_version(new_version):
     assert stage_of(second) == "production" and stage_of(first) == "archived"
     assert governance.stage_holders(MODEL)["production"] == [second]
     events = [(e.version, e.event, e.stage, e.by) for e in governance.history(MODEL) if e.version in (first, second)]
-    assert events[-3:] == [(second, "requested", "production", "alice"), (second, "approved", "production", "bob"),
-                           (first, "archived", "archived", "bob")]
+    assert events[-3:] == [
+        (second, "requested", "production", "alice"),
+        (second, "approved", "production", "bob"),
+        (first, "archived", "archived", "bob"),
+    ]
     assert all(e.at for e in governance.history(MODEL, first))
 
 
@@ -81,10 +84,17 @@ def test_self_approval_is_refused(new_version):
         governance.reject(request.id, "no", "alice")
 
 
-@pytest.mark.parametrize(("setup", "target", "message"), [
-    ([], "production", r"is in stage none: it cannot move to production \(from none it can only go to staging\)"),
-    (["staging"], "staging", r"is in stage staging: it cannot move to staging \(from staging it can only go to production\)"),
-])
+@pytest.mark.parametrize(
+    ("setup", "target", "message"),
+    [
+        ([], "production", r"is in stage none: it cannot move to production \(from none it can only go to staging\)"),
+        (
+            ["staging"],
+            "staging",
+            r"is in stage staging: it cannot move to staging \(from staging it can only go to production\)",
+        ),
+    ],
+)
 def test_moves_outside_the_workflow_are_refused(new_version, setup, target, message):
     number = new_version()
     for stage in setup:
@@ -94,7 +104,9 @@ def test_moves_outside_the_workflow_are_refused(new_version, setup, target, mess
 
 
 def test_unknown_request_and_deciding_twice(new_version):
-    with pytest.raises(PromotionError, match=r"^unknown request 'wine-v999-staging-beef'; see: python run.py promote list$"):
+    with pytest.raises(
+        PromotionError, match=r"^unknown request 'wine-v999-staging-beef'; see: python run.py promote list$"
+    ):
         governance.approve("wine-v999-staging-beef", "bob")
     request = governance.request_promotion(MODEL, new_version(), "staging", "try", "alice")
     governance.reject(request.id, "not documented", "bob")
@@ -106,7 +118,9 @@ def test_unknown_request_and_deciding_twice(new_version):
 
 def test_the_pending_request_of_a_version(new_version):
     number = new_version()
-    with pytest.raises(PromotionError, match=rf"^no pending request for wine v{number} \(python run.py promote list --model wine\)$"):
+    with pytest.raises(
+        PromotionError, match=rf"^no pending request for wine v{number} \(python run.py promote list --model wine\)$"
+    ):
         governance.pending_request_of(MODEL, number)
     request = governance.request_promotion(MODEL, number, "staging", "try", "alice")
     assert governance.pending_request_of(MODEL, number).id == request.id
@@ -142,8 +156,11 @@ def test_a_candidate_worse_than_production_needs_an_override(new_version, worse_
         promote(good, stage)
     promote(bad, "staging")
     request = governance.request_promotion(MODEL, bad, "production", "cheaper", "alice")
-    with pytest.raises(PromotionError, match=rf"v{bad} is worse than production v{good} on the current test split "
-                       r"\(36 rows\): accuracy 0\.\d{4} vs 1\.0000; approve with --override"):
+    with pytest.raises(
+        PromotionError,
+        match=rf"v{bad} is worse than production v{good} on the current test split "
+        r"\(36 rows\): accuracy 0\.\d{4} vs 1\.0000; approve with --override",
+    ):
         governance.approve(request.id, "bob")
     assert stage_of(bad) == "staging" and stage_of(good) == "production"
     approved = governance.approve(request.id, "bob", override="accepted for the A/B test")
@@ -156,10 +173,18 @@ def test_racing_approvals_leave_exactly_one_production_version(new_version, isol
     for number in numbers:
         promote(number, "staging")
         requests.append(governance.request_promotion(MODEL, number, "production", "race", "alice").id)
-    code = "import sys; from headliner.governance import promotion as governance; governance.approve(sys.argv[1], 'bob')"
+    code = (
+        "import sys; from headliner.governance import promotion as governance; governance.approve(sys.argv[1], 'bob')"
+    )
     racers = [
-        subprocess.Popen([sys.executable, "-c", code, request_id], cwd=PROJECT_ROOT, env=isolated_env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, request_id],
+            cwd=PROJECT_ROOT,
+            env=isolated_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for request_id in requests
     ]
     results = [racer.communicate(timeout=300) for racer in racers]
@@ -177,7 +202,9 @@ def test_zenml_and_mlflow_agree_and_the_mirror_is_repaired(new_version):
     mlflow_client = Client().active_stack.model_registry.mlflow_client
 
     def mirror():
-        versions = {v.tags.get("zenml_model_version"): v for v in mlflow_client.search_model_versions(f"name='{MODEL}'")}
+        versions = {
+            v.tags.get("zenml_model_version"): v for v in mlflow_client.search_model_versions(f"name='{MODEL}'")
+        }
         return versions, mlflow_client.get_registered_model(MODEL).aliases
 
     versions, aliases = mirror()
@@ -185,7 +212,12 @@ def test_zenml_and_mlflow_agree_and_the_mirror_is_repaired(new_version):
     assert versions[str(number)].tags["zenml_stage"] == "production"
     assert "approved production by bob" in versions[str(number)].tags["promotion_history"]
     for zenml_number, version in versions.items():
-        if zenml_number and zenml_number.isdigit() and int(zenml_number) != number and stage_of(int(zenml_number)) != "production":
+        if (
+            zenml_number
+            and zenml_number.isdigit()
+            and int(zenml_number) != number
+            and stage_of(int(zenml_number)) != "production"
+        ):
             assert version.tags.get("zenml_stage", "none") != "production"
 
     mlflow_client.delete_registered_model_alias(MODEL, "champion")  # drift
@@ -195,4 +227,11 @@ def test_zenml_and_mlflow_agree_and_the_mirror_is_repaired(new_version):
     repaired, aliases = mirror()
     assert str(aliases["champion"]) == str(repaired[str(number)].version)
     assert governance.sync_mlflow_mirror(MODEL) == []  # repaired, not duplicated
-    assert sum(1 for v in mlflow_client.search_model_versions(f"name='{MODEL}'") if v.tags.get("zenml_model_version") == str(number)) == 1
+    assert (
+        sum(
+            1
+            for v in mlflow_client.search_model_versions(f"name='{MODEL}'")
+            if v.tags.get("zenml_model_version") == str(number)
+        )
+        == 1
+    )

@@ -5,7 +5,7 @@ the database is still down, and read back as requests or as one row per scored i
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,19 @@ from headliner.serving.inference_log import (
 
 FEATURES = ["tempo", "key", "loudness"]
 COLUMNS = [
-    "id", "received_at", "request_id", "endpoint", "model_name", "model_version",
-    "status", "latency_ms", "rows", "inputs", "outputs", "error", "variant",
+    "id",
+    "received_at",
+    "request_id",
+    "endpoint",
+    "model_name",
+    "model_version",
+    "status",
+    "latency_ms",
+    "rows",
+    "inputs",
+    "outputs",
+    "error",
+    "variant",
 ]
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
@@ -31,17 +42,39 @@ T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 def record(number: int, endpoint: str = "predict", rows: int = 2, received_at: float = None) -> InferenceRecord:
     """A served request with `rows` items, its values derived from `number`."""
     inputs = np.array([[100.0 + number, float(item), -5.0 - item] for item in range(rows)])
-    top_labels = np.array([["US", "GB", "DE"] if item % 2 == 0 else ["JP", "KR", "TW"] for item in range(rows)], dtype=object)
+    top_labels = np.array(
+        [["US", "GB", "DE"] if item % 2 == 0 else ["JP", "KR", "TW"] for item in range(rows)], dtype=object
+    )
     top_probabilities = np.array([[0.5, 0.25, 0.125]] * rows) / (number + 1)
     return InferenceRecord(
-        T0 + number if received_at is None else received_at, f"req-{number}", endpoint, "jukebox", "3", 200,
-        1.0 + number / 10, rows, inputs, top_labels, top_probabilities, None,
+        T0 + number if received_at is None else received_at,
+        f"req-{number}",
+        endpoint,
+        "jukebox",
+        "3",
+        200,
+        1.0 + number / 10,
+        rows,
+        inputs,
+        top_labels,
+        top_probabilities,
+        None,
     )
 
 
 def rejected(number: int, endpoint: str = "v2") -> InferenceRecord:
     return InferenceRecord(
-        T0 + number, f"req-{number}", endpoint, "jukebox", "3", 422, 0.2, 0, None, None, None,
+        T0 + number,
+        f"req-{number}",
+        endpoint,
+        "jukebox",
+        "3",
+        422,
+        0.2,
+        0,
+        None,
+        None,
+        None,
         "song.tempo: expected a number in [30, 250] BPM, got 300",
     )
 
@@ -70,7 +103,9 @@ def test_variant_is_written_and_a_log_from_before_rollouts_gets_the_column(tmp_p
             "model_version VARCHAR(32) NOT NULL, status INTEGER NOT NULL, latency_ms FLOAT NOT NULL, rows INTEGER NOT NULL, "
             "inputs TEXT, outputs TEXT, error TEXT)"
         )
-        old.execute("INSERT INTO inference_log VALUES (1, '2023-11-14 22:13:20.000000', 'old-1', 'predict', 'jukebox', '2', 200, 1.0, 0, NULL, NULL, NULL)")
+        old.execute(
+            "INSERT INTO inference_log VALUES (1, '2023-11-14 22:13:20.000000', 'old-1', 'predict', 'jukebox', '2', 200, 1.0, 0, NULL, NULL, NULL)"
+        )
     log = InferenceLog(sqlite_url(path), FEATURES, flush_seconds=60)
     log.append(record(1)._replace(variant="shadow"))
     log.append(record(2))
@@ -101,7 +136,12 @@ def test_close_writes_every_appended_record_with_its_columns_and_json(tmp_path):
     for row, item in zip(frame.itertuples(index=False), records):
         assert row.received_at == pd.Timestamp(item.received_at, unit="s", tz="UTC")
         assert (row.endpoint, row.model_name, row.model_version) == (item.endpoint, "jukebox", "3")
-        assert (row.status, row.rows, row.latency_ms, row.error) == (item.status, item.rows, item.latency_ms, item.error)
+        assert (row.status, row.rows, row.latency_ms, row.error) == (
+            item.status,
+            item.rows,
+            item.latency_ms,
+            item.error,
+        )
         if item.inputs is None:
             assert row.inputs is None and row.outputs is None
             continue
@@ -192,10 +232,10 @@ def test_read_inference_log_filters_by_endpoint_and_time(tmp_path):
     assert read_inference_log(url, endpoint="v2")["request_id"].tolist() == ["req-1", "req-3", "req-5"]
     assert read_inference_log(url, endpoint="batch")["request_id"].tolist() == ["req-2"]
     assert read_inference_log(url, endpoint="nothing").empty
-    since = datetime.fromtimestamp(T0 + 150, tz=timezone.utc)  # after the third record
+    since = datetime.fromtimestamp(T0 + 150, tz=UTC)  # after the third record
     assert read_inference_log(url, since=since)["request_id"].tolist() == ["req-3", "req-4", "req-5"]
     assert read_inference_log(url, endpoint="predict", since=since)["request_id"].tolist() == ["req-4"]
-    exactly = datetime.fromtimestamp(T0 + 180, tz=timezone.utc)  # the fourth record's own time is included
+    exactly = datetime.fromtimestamp(T0 + 180, tz=UTC)  # the fourth record's own time is included
     assert read_inference_log(url, since=exactly)["request_id"].tolist() == ["req-3", "req-4", "req-5"]
 
 
@@ -213,7 +253,10 @@ def test_received_at_is_stored_as_sqlalchemy_stores_timestamps_and_read_back_in_
     assert stored == ["2023-11-14 22:13:20.000000", "2023-11-14 22:13:20.250000"]
     frame = read_inference_log(sqlite_url(path))
     assert str(frame["received_at"].dtype) == "datetime64[ns, UTC]"
-    assert frame["received_at"].tolist() == [pd.Timestamp(T0, unit="s", tz="UTC"), pd.Timestamp(T0 + 0.25, unit="s", tz="UTC")]
+    assert frame["received_at"].tolist() == [
+        pd.Timestamp(T0, unit="s", tz="UTC"),
+        pd.Timestamp(T0 + 0.25, unit="s", tz="UTC"),
+    ]
 
 
 def test_read_inference_log_of_a_new_database_is_an_empty_table(tmp_path):
@@ -230,7 +273,13 @@ def test_logged_items_has_one_row_per_scored_item_with_feature_columns(tmp_path)
 
     items = logged_items(read_inference_log(url))
     assert list(items.columns) == [
-        "request_id", "item", *FEATURES, "received_at", "model_version", "predicted", "probability",
+        "request_id",
+        "item",
+        *FEATURES,
+        "received_at",
+        "model_version",
+        "predicted",
+        "probability",
     ]
     assert items["request_id"].tolist() == ["req-0", "req-0", "req-2", "req-3", "req-3", "req-3"]
     assert items["item"].tolist() == [0, 1, 0, 0, 1, 2]

@@ -1,4 +1,5 @@
 """Unit tests of the synthetic jukebox chart generator (Kaggle raw format, country-dependent songs)."""
+
 from __future__ import annotations
 
 import io
@@ -10,30 +11,158 @@ from scipy.stats import kruskal
 
 from headliner.data.jukebox_generator import KAGGLE_COLUMNS, generate_jukebox_charts
 
-COUNTRIES = (
-    "AE AR AT AU BE BG BO BR BY CA CH CL CO CR CZ DE DK DO EC EE EG ES FI FR GB GR GT HK HN HU ID IE "
-    "IL IN IS IT JP KR KZ LT LU LV MA MX MY NG NI NL NO NZ PA PE PH PK PL PT PY RO SA SE SG SK SV TH "
-    "TR TW UA US UY VE VN ZA"
-).split()
-LATIN_AMERICA = "AR BO BR CL CO CR DO EC GT HN MX NI PA PE PY SV UY VE".split()
-EAST_ASIA = "HK JP KR TW".split()
+COUNTRIES = [
+    "AE",
+    "AR",
+    "AT",
+    "AU",
+    "BE",
+    "BG",
+    "BO",
+    "BR",
+    "BY",
+    "CA",
+    "CH",
+    "CL",
+    "CO",
+    "CR",
+    "CZ",
+    "DE",
+    "DK",
+    "DO",
+    "EC",
+    "EE",
+    "EG",
+    "ES",
+    "FI",
+    "FR",
+    "GB",
+    "GR",
+    "GT",
+    "HK",
+    "HN",
+    "HU",
+    "ID",
+    "IE",
+    "IL",
+    "IN",
+    "IS",
+    "IT",
+    "JP",
+    "KR",
+    "KZ",
+    "LT",
+    "LU",
+    "LV",
+    "MA",
+    "MX",
+    "MY",
+    "NG",
+    "NI",
+    "NL",
+    "NO",
+    "NZ",
+    "PA",
+    "PE",
+    "PH",
+    "PK",
+    "PL",
+    "PT",
+    "PY",
+    "RO",
+    "SA",
+    "SE",
+    "SG",
+    "SK",
+    "SV",
+    "TH",
+    "TR",
+    "TW",
+    "UA",
+    "US",
+    "UY",
+    "VE",
+    "VN",
+    "ZA",
+]
+LATIN_AMERICA = [
+    "AR",
+    "BO",
+    "BR",
+    "CL",
+    "CO",
+    "CR",
+    "DO",
+    "EC",
+    "GT",
+    "HN",
+    "MX",
+    "NI",
+    "PA",
+    "PE",
+    "PY",
+    "SV",
+    "UY",
+    "VE",
+]
+EAST_ASIA = ["HK", "JP", "KR", "TW"]
 EXPECTED_COLUMNS = (
-    "spotify_id", "name", "artists", "daily_rank", "daily_movement", "weekly_movement", "country",
-    "snapshot_date", "popularity", "is_explicit", "duration_ms", "album_name", "album_release_date",
-    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-    "instrumentalness", "liveness", "valence", "tempo", "time_signature",
+    "spotify_id",
+    "name",
+    "artists",
+    "daily_rank",
+    "daily_movement",
+    "weekly_movement",
+    "country",
+    "snapshot_date",
+    "popularity",
+    "is_explicit",
+    "duration_ms",
+    "album_name",
+    "album_release_date",
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
 )
 INT_COLUMNS = (
-    "daily_rank", "daily_movement", "weekly_movement", "popularity", "duration_ms", "key", "mode",
+    "daily_rank",
+    "daily_movement",
+    "weekly_movement",
+    "popularity",
+    "duration_ms",
+    "key",
+    "mode",
     "time_signature",
 )
 FLOAT_COLUMNS = (
-    "danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness",
-    "liveness", "valence", "tempo",
+    "danceability",
+    "energy",
+    "loudness",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
 )
 TEXT_COLUMNS = ("spotify_id", "name", "artists", "album_name", "snapshot_date", "album_release_date")
 UNIT_INTERVAL_FEATURES = (
-    "danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness", "valence",
+    "danceability",
+    "energy",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
 )
 SONG_COLUMNS = ("name", "artists", "is_explicit", "duration_ms", "album_name", "key", "mode", *FLOAT_COLUMNS)
 
@@ -167,9 +296,7 @@ def test_movement_is_the_earlier_rank_minus_todays_rank(charts: pd.DataFrame, co
     entries["day"] = pd.to_datetime(entries["snapshot_date"])
     earlier = entries[["spotify_id", "country", "day", "daily_rank"]]
     earlier = earlier.assign(day=earlier["day"] + pd.Timedelta(days=lag))
-    joined = entries.merge(
-        earlier, on=["spotify_id", "country", "day"], how="left", suffixes=("", "_earlier")
-    )
+    joined = entries.merge(earlier, on=["spotify_id", "country", "day"], how="left", suffixes=("", "_earlier"))
     expected = (joined["daily_rank_earlier"] - joined["daily_rank"]).fillna(0).astype(np.int64)
     assert (joined[column] == expected).all()
     assert joined["daily_rank_earlier"].notna().sum() > 0.1 * len(joined)

@@ -91,7 +91,9 @@ def test_deployer_manifests_validate(serving):
 
 
 def test_deployment_runs_the_service_image_with_resources_secrets_and_probes(serving):
-    settings = ServingDeploymentSettings(**{k: v for k, v in DEPLOYER["configuration"].items() if k in ServingDeploymentSettings.model_fields})
+    settings = ServingDeploymentSettings(
+        **{k: v for k, v in DEPLOYER["configuration"].items() if k in ServingDeploymentSettings.model_fields}
+    )
     (container,) = serving["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == DEPLOYER["configuration"]["image"]
     assert container["resources"] == {
@@ -117,20 +119,29 @@ def test_service_autoscaler_and_disruption_budget(serving):
     assert (port["port"], port["targetPort"]) == (3000, "http")
     assert serving["Service"]["spec"]["selector"] == serving["Deployment"]["spec"]["selector"]["matchLabels"]
     settings = ServingDeploymentSettings()
-    assert (serving["HorizontalPodAutoscaler"]["spec"]["minReplicas"], serving["HorizontalPodAutoscaler"]["spec"]["maxReplicas"]) == (
-        settings.min_replicas, settings.max_replicas)
-    assert serving["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == serving["Deployment"]["metadata"]["name"]
+    assert (
+        serving["HorizontalPodAutoscaler"]["spec"]["minReplicas"],
+        serving["HorizontalPodAutoscaler"]["spec"]["maxReplicas"],
+    ) == (settings.min_replicas, settings.max_replicas)
+    assert (
+        serving["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"]
+        == serving["Deployment"]["metadata"]["name"]
+    )
     assert serving["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
 
 
 def test_broken_manifests_are_rejected_naming_the_field(serving):
     wrong_type = deepcopy(serving["Deployment"])
     wrong_type["spec"]["replicas"] = "two"
-    with pytest.raises(ValueError, match=r"Deployment 'headliner-jukebox-production': spec/replicas: 'two' is not of type 'integer'"):
+    with pytest.raises(
+        ValueError, match=r"Deployment 'headliner-jukebox-production': spec/replicas: 'two' is not of type 'integer'"
+    ):
         validate_manifests([wrong_type])
     unknown_field = deepcopy(serving["Service"])
     unknown_field["spec"]["ports"][0]["targetPrt"] = "http"
-    with pytest.raises(ValueError, match=r"Service 'headliner-jukebox-production': spec/ports/0: .*'targetPrt' was unexpected"):
+    with pytest.raises(
+        ValueError, match=r"Service 'headliner-jukebox-production': spec/ports/0: .*'targetPrt' was unexpected"
+    ):
         validate_manifests([unknown_field])
 
 
@@ -161,8 +172,11 @@ def _pod(job: dict) -> tuple[dict, dict]:
 
 def test_every_pipeline_renders_a_secret_an_orchestrator_job_and_one_job_per_step(pipeline_runs, jukebox_spec):
     expected = _pipeline_steps(jukebox_spec)
-    assert sorted(pipeline_runs) == sorted(expected) == [
-        "batch_inference", "data_engineering", "deployment", "monitoring", "rollout_report", "training"]
+    assert (
+        sorted(pipeline_runs)
+        == sorted(expected)
+        == ["batch_inference", "data_engineering", "deployment", "monitoring", "rollout_report", "training"]
+    )
     for name, manifests in pipeline_runs.items():
         validate_manifests(manifests)
         secret, orchestrator_job, *step_jobs = manifests
@@ -184,7 +198,10 @@ def test_step_pods_carry_the_stack_settings(pipeline_runs):
             assert pod["restartPolicy"] == "Never"
             assert container["image"] == f"{registry}/zenml:{name}-orchestrator"
             env = {e["name"]: e for e in container["env"]}
-            assert env["ZENML_STORE_API_TOKEN"] == {"name": "ZENML_STORE_API_TOKEN", "valueFrom": {"secretKeyRef": token_ref}}
+            assert env["ZENML_STORE_API_TOKEN"] == {
+                "name": "ZENML_STORE_API_TOKEN",
+                "valueFrom": {"secretKeyRef": token_ref},
+            }
             assert env["ZENML_STORE_URL"]["value"] == ZENML_URL
             assert env["ZENML_STORE_TYPE"]["value"] == "rest"
         for job in step_jobs:
@@ -212,7 +229,9 @@ def test_a_stack_without_kubernetes_is_refused(client, jukebox_spec):
 
     with pytest.raises(StackSetupError, match=r"stack 'local' has no headliner_kubernetes model deployer"):
         dry_run("local", jukebox_spec, "production", RUN_CONFIG, part="deployer")
-    with pytest.raises(StackSetupError, match=r"stack 'local' runs pipelines on a 'local' orchestrator, not 'kubernetes'"):
+    with pytest.raises(
+        StackSetupError, match=r"stack 'local' runs pipelines on a 'local' orchestrator, not 'kubernetes'"
+    ):
         dry_run("local", jukebox_spec, "production", RUN_CONFIG, part="orchestrator", zenml_url=ZENML_URL)
     with pytest.raises(StackSetupError, match=r"no stack 'nope'"):
         dry_run("nope", jukebox_spec, "production", RUN_CONFIG)
@@ -224,9 +243,19 @@ def cli_env(tmp_path_factory, isolated_env):
     secrets the file names, then after creating them. Returns the env and both results."""
     folder = tmp_path_factory.mktemp("kubernetes-cli")
     (folder / "repo").mkdir()
-    env = {**isolated_env, "ZENML_CONFIG_PATH": str(folder / "zenml-config"), "ZENML_REPOSITORY_PATH": str(folder / "repo")}
+    env = {
+        **isolated_env,
+        "ZENML_CONFIG_PATH": str(folder / "zenml-config"),
+        "ZENML_REPOSITORY_PATH": str(folder / "repo"),
+    }
     refused = run_cli(["stack-import", "stack_configs/kubernetes.yaml"], env)
-    created = subprocess.run([sys.executable, "-c", COUNT_COMPONENTS + CREATE_SECRETS], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    created = subprocess.run(
+        [sys.executable, "-c", COUNT_COMPONENTS + CREATE_SECRETS],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert created.returncode == 0, created.stderr
     components_after_refusal = int(created.stdout.splitlines()[0])
     return env, (refused, components_after_refusal), run_cli(["stack-import", "stack_configs/kubernetes.yaml"], env)
@@ -254,7 +283,10 @@ def test_stack_import_command_needs_the_secrets_then_imports(cli_env):
 
 def test_stack_import_command_missing_file(cli_env):
     env, _, _ = cli_env
-    assert "error: stack_configs/nowhere.yaml: no such stack file" == _error_line(run_cli(["stack-import", "stack_configs/nowhere.yaml"], env))
+    assert (
+        _error_line(run_cli(["stack-import", "stack_configs/nowhere.yaml"], env))
+        == "error: stack_configs/nowhere.yaml: no such stack file"
+    )
 
 
 def test_kubernetes_manifests_command(cli_env, tmp_path):
@@ -264,7 +296,10 @@ def test_kubernetes_manifests_command(cli_env, tmp_path):
     assert result.stdout.startswith("# model deployer: 4 objects\n")
     manifests = [m for m in yaml.safe_load_all(result.stdout) if m]
     assert len(list(tmp_path.glob("*.yaml"))) == len(manifests)
-    assert result.stderr.splitlines()[-1] == f"# {len(manifests)} objects valid against the Kubernetes 1.30 schemas; nothing was applied"
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"# {len(manifests)} objects valid against the Kubernetes 1.30 schemas; nothing was applied"
+    )
     kinds = [m["kind"] for m in manifests]
     assert kinds[:4] == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
     assert kinds.count("Secret") == 6 and kinds.count("Job") == len(manifests) - 10
@@ -276,4 +311,7 @@ def test_kubernetes_manifests_command(cli_env, tmp_path):
 def test_kubernetes_manifests_command_unknown_stack(cli_env):
     env, _, _ = cli_env
     line = _error_line(run_cli(["kubernetes-manifests", "--stack", "nope"], env))
-    assert line == "error: no stack 'nope' in this ZenML store; import one: python run.py stack-import stack_configs/kubernetes.yaml"
+    assert (
+        line
+        == "error: no stack 'nope' in this ZenML store; import one: python run.py stack-import stack_configs/kubernetes.yaml"
+    )

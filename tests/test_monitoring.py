@@ -5,7 +5,7 @@ through POST /feedback and from a file."""
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import numpy as np
@@ -21,15 +21,31 @@ from headliner.monitoring.fairness import FairnessReport, fairness, parity_diffe
 from headliner.monitoring.performance import LivePerformanceReport, live_metrics, live_performance
 from headliner.monitoring.quality import DataQualityReport, data_quality
 from headliner.monitoring.window import (
-    ANALYSED, LABEL, LABEL_RANK, PREDICTED, WindowReport, WindowSelection, load_window, newest_logged_version,
-    parse_since, reference_data,
+    ANALYSED,
+    LABEL,
+    LABEL_RANK,
+    PREDICTED,
+    WindowReport,
+    WindowSelection,
+    load_window,
+    newest_logged_version,
+    parse_since,
+    reference_data,
 )
 from headliner.serving.feedback import FeedbackStore, feedback_from_file, parse_feedback
 from headliner.serving.payloads import RequestError
 from tests.conftest import free_port, log_traffic
 from tests.test_serving_app import Served
 
-SHIFT = {"danceability": 0.3, "energy": 0.3, "loudness": 8, "speechiness": 0.3, "acousticness": 0.3, "valence": 0.3, "tempo": 40}
+SHIFT = {
+    "danceability": 0.3,
+    "energy": 0.3,
+    "loudness": 8,
+    "speechiness": 0.3,
+    "acousticness": 0.3,
+    "valence": 0.3,
+    "tempo": 40,
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +76,11 @@ def _log(tmp_path, name="log.sqlite") -> str:
 
 
 def test_parse_since_durations_and_times():
-    now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     assert parse_since("30m", now) == now - timedelta(minutes=30)
     assert parse_since("24h", now) == now - timedelta(hours=24)
     assert parse_since("7d", now) == now - timedelta(days=7)
-    assert parse_since("2026-11-20T08:00", now) == datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+    assert parse_since("2026-11-20T08:00", now) == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     with pytest.raises(MonitoringError, match="--since 'yesterday'"):
         parse_since("yesterday", now)
     with pytest.raises(ValueError, match="since or last"):
@@ -82,14 +98,31 @@ def test_window_counts_labels_joined_by_request_id_and_rejections(tmp_path, song
 
     log = InferenceLog(url, jukebox_spec.feature_names, flush_seconds=60)
     for i in range(20):
-        log.append(InferenceRecord(1.7e9 + i, f"bad-{i}", "predict", "jukebox", "1", 422, 0.1, 0, None, None, None, "'tempo' must be a number"))
+        log.append(
+            InferenceRecord(
+                1.7e9 + i,
+                f"bad-{i}",
+                "predict",
+                "jukebox",
+                "1",
+                422,
+                0.1,
+                0,
+                None,
+                None,
+                None,
+                "'tempo' must be a number",
+            )
+        )
     log.close()
 
     current, report = load_window(url, jukebox_spec, "1", WindowSelection())
     assert (report.requests, report.rejected_requests, report.items, report.analysed_items) == (320, 20, 300, 300)
     assert report.top_errors == {"'tempo' must be a number": 20}
     assert list(current["request_id"]) == ids
-    np.testing.assert_allclose(current[jukebox_spec.feature_names].to_numpy(), frame[jukebox_spec.feature_names].to_numpy())
+    np.testing.assert_allclose(
+        current[jukebox_spec.feature_names].to_numpy(), frame[jukebox_spec.feature_names].to_numpy()
+    )
     labelled = current[current[LABEL].notna()]
     assert report.labelled_items == len(labelled) > 60
     by_id = dict(zip(ids, frame[jukebox_spec.target.column]))
@@ -111,13 +144,15 @@ def test_window_last_n_and_since(tmp_path, songs, model_bytes, jukebox_spec):
     current, report = load_window(url, jukebox_spec, "1", WindowSelection(last=320))
     assert report.requests == 320 and list(current["request_id"]) == ids[-320:]
     current, report = load_window(url, jukebox_spec, "1", WindowSelection(since=parse_since("350m")))
-    assert 349 <= report.requests <= 351 and list(current["request_id"]) == ids[-report.requests:]
+    assert 349 <= report.requests <= 351 and list(current["request_id"]) == ids[-report.requests :]
 
 
 def test_large_windows_are_sampled_but_every_label_is_kept(tmp_path, songs, model_bytes, jukebox_spec):
     url = _log(tmp_path)
     log_traffic(url, model_bytes, songs[1].iloc[:1000], jukebox_spec, feedback_rate=0.1)
-    spec = jukebox_spec.model_copy(update={"monitoring": jukebox_spec.monitoring.model_copy(update={"max_analysis_rows": 300})})
+    spec = jukebox_spec.model_copy(
+        update={"monitoring": jukebox_spec.monitoring.model_copy(update={"max_analysis_rows": 300})}
+    )
     current, report = load_window(url, spec, "1", WindowSelection())
     assert report.items == 1000
     assert 230 <= report.analysed_items <= 370  # a 30% Bernoulli sample
@@ -125,7 +160,9 @@ def test_large_windows_are_sampled_but_every_label_is_kept(tmp_path, songs, mode
     assert len(current) == int((current[ANALYSED] | current[LABEL].notna()).sum())
 
 
-def test_multi_song_requests_sampled_items_keep_their_values_labels_and_times(tmp_path, songs, model_bytes, jukebox_spec):
+def test_multi_song_requests_sampled_items_keep_their_values_labels_and_times(
+    tmp_path, songs, model_bytes, jukebox_spec
+):
     """Requests of 1 to 4 songs, a 30% sample, labels on chosen items: every item read back is the song at
     (request, item), with that item's label and its request's time, and every labelled item is there."""
     from headliner.serving.feedback import Feedback
@@ -142,17 +179,35 @@ def test_multi_song_requests_sampled_items_keep_their_values_labels_and_times(tm
     while start < len(frame):
         size = min(1 + request % 4, len(frame) - start)
         rows = slice(start, start + size)
-        log.append(InferenceRecord(1.7e9 + request, f"r{request}", "predict", "jukebox", "1", 200, 1.0, size,
-                                   matrix[rows], codes[rows], top[rows], None))
+        log.append(
+            InferenceRecord(
+                1.7e9 + request,
+                f"r{request}",
+                "predict",
+                "jukebox",
+                "1",
+                200,
+                1.0,
+                size,
+                matrix[rows],
+                codes[rows],
+                top[rows],
+                None,
+            )
+        )
         for item in range(size):
             expected[(f"r{request}", item)] = (start + item, 1.7e9 + request)
         start, request = start + size, request + 1
     assert log.close() == 0
-    labels = {key: str(frame[jukebox_spec.target.column].iloc[row]) for key, (row, _) in expected.items() if row % 7 == 3}
+    labels = {
+        key: str(frame[jukebox_spec.target.column].iloc[row]) for key, (row, _) in expected.items() if row % 7 == 3
+    }
     store = FeedbackStore(url)
     store.write([Feedback(request_id, item, label) for (request_id, item), label in labels.items()], "file")
     store.close()
-    spec = jukebox_spec.model_copy(update={"monitoring": jukebox_spec.monitoring.model_copy(update={"max_analysis_rows": 300})})
+    spec = jukebox_spec.model_copy(
+        update={"monitoring": jukebox_spec.monitoring.model_copy(update={"max_analysis_rows": 300})}
+    )
 
     current, report = load_window(url, spec, "1", WindowSelection())
 
@@ -172,12 +227,14 @@ def test_empty_and_small_windows_say_what_to_do(tmp_path, songs, model_bytes, ju
         load_window(_log(tmp_path, "missing.sqlite"), jukebox_spec, "1", WindowSelection())
     url = _log(tmp_path)
     log_traffic(url, model_bytes, songs[1].iloc[:40], jukebox_spec)
-    with pytest.raises(MonitoringError, match=r"holds 40 scored rows; at least 300 are needed \(monitoring.min_window_rows\)"):
+    with pytest.raises(
+        MonitoringError, match=r"holds 40 scored rows; at least 300 are needed \(monitoring.min_window_rows\)"
+    ):
         load_window(url, jukebox_spec, "1", WindowSelection())
     with pytest.raises(MonitoringError, match=r"no requests to jukebox version 7 .*holds v1 \(40 requests\)"):
         load_window(url, jukebox_spec, "7", WindowSelection())
     with pytest.raises(MonitoringError, match="no requests to jukebox version 1 in the window"):
-        load_window(url, jukebox_spec, "1", WindowSelection(since=datetime.now(timezone.utc) + timedelta(hours=1)))
+        load_window(url, jukebox_spec, "1", WindowSelection(since=datetime.now(UTC) + timedelta(hours=1)))
 
 
 def test_no_drift_on_reference_traffic_and_drift_on_shifted(songs, reference, model_bytes, jukebox_spec):
@@ -193,7 +250,9 @@ def test_no_drift_on_reference_traffic_and_drift_on_shifted(songs, reference, mo
     moved = feature_drift(reference, shifted, jukebox_spec)
     assert set(SHIFT) <= set(moved.drifted) and moved.drifted_share >= 0.5
     assert prediction_drift(reference, shifted, jukebox_spec).drifted
-    assert "<body>" in moved.evidently_html and "7 of 13 drifted" in moved.to_html() or "of 13 drifted" in moved.to_html()
+    assert (
+        "<body>" in moved.evidently_html and "7 of 13 drifted" in moved.to_html()
+    ) or "of 13 drifted" in moved.to_html()
 
 
 def test_statistical_parity_difference_by_hand(jukebox_spec):
@@ -203,7 +262,10 @@ def test_statistical_parity_difference_by_hand(jukebox_spec):
     parity = parity_differences(np.array(explicit), np.array(predicted))
     assert parity[0].label == "B" and parity[0].difference == pytest.approx(0.25 - 4 / 6)
     assert {p.label: round(p.difference, 6) for p in parity} == {
-        "A": round(0.5 - 1 / 6, 6), "B": round(0.25 - 4 / 6, 6), "C": 0.25, "D": round(-1 / 6, 6),
+        "A": round(0.5 - 1 / 6, 6),
+        "B": round(0.25 - 4 / 6, 6),
+        "C": 0.25,
+        "D": round(-1 / 6, 6),
     }
     frame = pd.DataFrame({"is_explicit": explicit, PREDICTED: predicted})
     report = fairness(frame, frame, jukebox_spec)
@@ -228,10 +290,14 @@ def test_live_metrics_by_hand(jukebox_spec):
 
 def test_live_performance_over_time_against_offline(jukebox_spec):
     times = pd.date_range("2026-11-22", periods=200, freq="min", tz="UTC")
-    frame = pd.DataFrame({
-        "received_at": times, PREDICTED: ["GB"] * 200, LABEL: ["GB"] * 50 + ["US"] * 50 + [None] * 100,
-        LABEL_RANK: [0] * 50 + [-1] * 50 + [-1] * 100,
-    })
+    frame = pd.DataFrame(
+        {
+            "received_at": times,
+            PREDICTED: ["GB"] * 200,
+            LABEL: ["GB"] * 50 + ["US"] * 50 + [None] * 100,
+            LABEL_RANK: [0] * 50 + [-1] * 50 + [-1] * 100,
+        }
+    )
     report = live_performance(frame, {"top_k_accuracy": 0.9, "accuracy": 0.8}, jukebox_spec)
     assert report.labelled == 100 and report.metrics["top_k_accuracy"] == 0.5
     assert report.drop == pytest.approx(0.4) and report.judged
@@ -243,18 +309,53 @@ def test_live_performance_over_time_against_offline(jukebox_spec):
 
 
 def _drift(share_drifted: int, total: int = 10, name="f") -> DriftReport:
-    columns = [ColumnDrift(column=f"{name}{i}", method="m", score=0.5, threshold=0.1, drifted=i < share_drifted) for i in range(total)]
+    columns = [
+        ColumnDrift(column=f"{name}{i}", method="m", score=0.5, threshold=0.1, drifted=i < share_drifted)
+        for i in range(total)
+    ]
     return DriftReport(title="t", reference_rows=1, current_rows=1, columns=columns, evidently_html="<body></body>")
 
 
 def _checks(drifted=0, predicted_drift=False, rejected=0, spd=0.05, live=None):
-    window = WindowReport(model_name="jukebox", model_version="1", selection="all", log="x", requests=1000, rejected_requests=rejected, items=1000, analysed_items=1000)
-    quality = DataQualityReport(rows=1000, missing={}, out_of_range={}, requests=1000, rejected_requests=rejected,
-                                max_rejected_share=0.05, top_errors={}, evidently_html="")
-    fair = FairnessReport(attribute="is_explicit", threshold=0.2, max_difference=spd, reference_max_difference=0.1,
-                          classes=[__import__("headliner.monitoring.fairness", fromlist=["ClassParity"]).ClassParity(label="CH", rate_with=spd, rate_without=0)])
-    performance = LivePerformanceReport(live_metric="top_k_accuracy", top_k=5, labelled=500 if live is not None else 0, min_labels=100,
-                                        metrics={"top_k_accuracy": live} if live is not None else {}, offline={"top_k_accuracy": 0.30})
+    window = WindowReport(
+        model_name="jukebox",
+        model_version="1",
+        selection="all",
+        log="x",
+        requests=1000,
+        rejected_requests=rejected,
+        items=1000,
+        analysed_items=1000,
+    )
+    quality = DataQualityReport(
+        rows=1000,
+        missing={},
+        out_of_range={},
+        requests=1000,
+        rejected_requests=rejected,
+        max_rejected_share=0.05,
+        top_errors={},
+        evidently_html="",
+    )
+    fair = FairnessReport(
+        attribute="is_explicit",
+        threshold=0.2,
+        max_difference=spd,
+        reference_max_difference=0.1,
+        classes=[
+            __import__("headliner.monitoring.fairness", fromlist=["ClassParity"]).ClassParity(
+                label="CH", rate_with=spd, rate_without=0
+            )
+        ],
+    )
+    performance = LivePerformanceReport(
+        live_metric="top_k_accuracy",
+        top_k=5,
+        labelled=500 if live is not None else 0,
+        min_labels=100,
+        metrics={"top_k_accuracy": live} if live is not None else {},
+        offline={"top_k_accuracy": 0.30},
+    )
     return window, _drift(drifted), _drift(1 if predicted_drift else 0, 1, "predicted"), quality, fair, performance
 
 
@@ -303,7 +404,11 @@ def test_alert_goes_to_the_log_and_the_webhook(jukebox_spec, caplog):
         retrain = decide(*_checks(drifted=6), jukebox_spec)
         with caplog.at_level("WARNING", logger="headliner.monitoring"):
             alert = send_alert(retrain, url)
-        assert alert.level == "critical" and alert.webhook_status == 200 and alert.webhook == f"http://127.0.0.1:{server.server_port}/"
+        assert (
+            alert.level == "critical"
+            and alert.webhook_status == 200
+            and alert.webhook == f"http://127.0.0.1:{server.server_port}/"
+        )
         assert "ALERT Decision: RETRAIN" in caplog.text and "60% of features drifted" in caplog.text
         (payload,) = _Hook.received
         assert payload["level"] == "critical" and payload["summary"]["decision"] == "retrain"
@@ -322,7 +427,9 @@ def test_data_quality_counts_invalid_values_and_rejections(songs, jukebox_spec):
     frame = songs[1].iloc[:200][jukebox_spec.feature_names].astype(float).assign(**{PREDICTED: "GB"})
     frame.loc[:4, "tempo"] = 400.0
     frame.loc[:1, "energy"] = np.nan
-    window = WindowReport(model_name="jukebox", model_version="1", selection="all", log="x", requests=210, rejected_requests=10, items=200)
+    window = WindowReport(
+        model_name="jukebox", model_version="1", selection="all", log="x", requests=210, rejected_requests=10, items=200
+    )
     report = data_quality(frame, window, jukebox_spec)
     assert report.out_of_range["tempo"] == 5 and report.missing["energy"] == 2
     assert report.problems == ["2 missing values of 'energy'", "5 values of 'tempo' outside its valid range"]
@@ -350,9 +457,14 @@ def test_feedback_endpoint_stores_labels(predictor, tmp_path, jukebox_spec):
     served = Served(predictor, tmp_path)
     served.server.feedback = FeedbackStore(served.url)
     try:
-        answer = served.client.post("/predict", json=[{n: f.default for n, f in zip(jukebox_spec.feature_names, jukebox_spec.features)}] * 2)
+        answer = served.client.post(
+            "/predict", json=[{n: f.default for n, f in zip(jukebox_spec.feature_names, jukebox_spec.features)}] * 2
+        )
         request_id = answer.json()["request_id"]
-        stored = served.client.post("/feedback", json=[{"request_id": request_id, "label": "GB"}, {"request_id": request_id, "item": 1, "label": "US"}])
+        stored = served.client.post(
+            "/feedback",
+            json=[{"request_id": request_id, "label": "GB"}, {"request_id": request_id, "item": 1, "label": "US"}],
+        )
         assert stored.status_code == 200 and stored.json()["accepted"] == 2
         bad = served.client.post("/feedback", json={"request_id": request_id, "label": "Narnia"})
         assert bad.status_code == 422 and bad.json()["field"] == "label"
@@ -374,8 +486,12 @@ def test_feedback_file_is_checked_whole(tmp_path, jukebox_spec):
     pd.DataFrame({"request_id": ["a", "b"], target: ["GB", "US"], "item": [0, 3]}).to_csv(good, index=False)
     assert feedback_from_file(good, classes, target) == [("a", 0, "GB"), ("b", 3, "US")]
     bad = tmp_path / "bad.csv"
-    pd.DataFrame({"request_id": ["a", "b", "c"], "label": ["GB", "Narnia", "US"], "item": [0, 0, -2]}).to_csv(bad, index=False)
-    with pytest.raises(FeedbackError, match=r"2 bad row\(s\), nothing stored: row 3: label 'Narnia' is not a class; row 4: item -2"):
+    pd.DataFrame({"request_id": ["a", "b", "c"], "label": ["GB", "Narnia", "US"], "item": [0, 0, -2]}).to_csv(
+        bad, index=False
+    )
+    with pytest.raises(
+        FeedbackError, match=r"2 bad row\(s\), nothing stored: row 3: label 'Narnia' is not a class; row 4: item -2"
+    ):
         feedback_from_file(bad, classes, target)
     missing = tmp_path / "missing.csv"
     pd.DataFrame({"id": ["a"], "label": ["GB"]}).to_csv(missing, index=False)

@@ -13,7 +13,15 @@ from tests.conftest import free_port, log_traffic, run_cli
 from tests.test_monitoring import SHIFT
 
 FAST_TRAINING = ["--rows", "60000", "--run-config", "tests/training_fast.yaml"]
-REPORTS = {"monitoring_summary", "window", "feature_drift", "prediction_drift", "data_quality", "fairness", "live_performance"}
+REPORTS = {
+    "monitoring_summary",
+    "window",
+    "feature_drift",
+    "prediction_drift",
+    "data_quality",
+    "fairness",
+    "live_performance",
+}
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -53,7 +61,9 @@ def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox
     number, onnx_bytes, songs = served_version
     log = f"sqlite:///{tmp_path / 'log.sqlite'}"
     log_traffic(log, onnx_bytes, songs, jukebox_spec, feedback_rate=0.5)
-    run, out = _monitor(["--inference-log", log, "--reports-dir", str(tmp_path / "reports"), "--no-retrain"], isolated_env)
+    run, out = _monitor(
+        ["--inference-log", log, "--reports-dir", str(tmp_path / "reports"), "--no-retrain"], isolated_env
+    )
     summary = run.steps["decide_action"].outputs["monitoring_summary"][0].load()
     assert summary.model_version == str(number) and summary.figures["scored_rows"] == len(songs)
     assert summary.figures["drifted_feature_share"] <= 0.1 and summary.decision in ("ok", "warn"), summary.reasons
@@ -64,8 +74,12 @@ def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox
     assert {p.stem for p in folder.glob("*.html")} == REPORTS
     assert json.loads((folder / "monitoring_summary.json").read_text())["decision"] == summary.decision
     # every report is an artifact with an HTML visualization the dashboard shows
-    for step, name in [("check_feature_drift", "feature_drift_report"), ("check_data_quality", "data_quality_report"),
-                       ("check_prediction_drift", "prediction_drift_report"), ("decide_action", "monitoring_summary")]:
+    for step, name in [
+        ("check_feature_drift", "feature_drift_report"),
+        ("check_data_quality", "data_quality_report"),
+        ("check_prediction_drift", "prediction_drift_report"),
+        ("decide_action", "monitoring_summary"),
+    ]:
         artifact = run.steps[step].outputs[name][0]
         assert [v.type.value for v in artifact.visualizations] == ["html"], name
     performance = run.steps["evaluate_live_performance"].outputs["live_performance_report"][0]
@@ -85,7 +99,17 @@ def test_shifted_traffic_retrains_and_alerts(served_version, jukebox_spec, isola
     try:
         env = {**isolated_env, "HEADLINER_ALERT_WEBHOOK": f"http://127.0.0.1:{hook.server_port}/alerts"}
         run, out = _monitor(
-            ["--inference-log", log, "--version", str(number), "--reports-dir", str(tmp_path), "--retrain", *FAST_TRAINING], env
+            [
+                "--inference-log",
+                log,
+                "--version",
+                str(number),
+                "--reports-dir",
+                str(tmp_path),
+                "--retrain",
+                *FAST_TRAINING,
+            ],
+            env,
         )
     finally:
         hook.shutdown()
@@ -100,7 +124,11 @@ def test_shifted_traffic_retrains_and_alerts(served_version, jukebox_spec, isola
     training_run = Client().get_pipeline_run(re.search(r"Run '(training-[^']+)' finished", out).group(1))
     assert "retraining" in [tag.name for tag in training_run.tags]
     trigger = training_run.config.parameters["trigger"]
-    assert trigger["by"] == "monitoring" and trigger["monitoring_run"] == run.name and "features drifted" in trigger["reason"]
+    assert (
+        trigger["by"] == "monitoring"
+        and trigger["monitoring_run"] == run.name
+        and "features drifted" in trigger["reason"]
+    )
     new_version = training_run.steps["register_model"].model_version
     assert Client().list_model_versions(model_name_or_id="jukebox", size=100).total == versions_before + 1
     assert new_version.run_metadata["trigger"]["monitoring_run"] == run.name
@@ -111,5 +139,17 @@ def test_monitoring_cli_errors(isolated_env, tmp_path, jukebox_training):
     assert empty.returncode == 1 and "holds no requests to 'jukebox'" in empty.stderr
     both = run_cli(["--pipeline", "monitoring", "--since", "1h", "--last", "5"], isolated_env)
     assert both.returncode == 2 and "give --since or --last, not both" in both.stderr
-    since = run_cli(["--pipeline", "monitoring", "--since", "last tuesday", "--inference-log", str(tmp_path / "none.sqlite"), "--version", "1"], isolated_env)
+    since = run_cli(
+        [
+            "--pipeline",
+            "monitoring",
+            "--since",
+            "last tuesday",
+            "--inference-log",
+            str(tmp_path / "none.sqlite"),
+            "--version",
+            "1",
+        ],
+        isolated_env,
+    )
     assert since.returncode == 1 and "--since 'last tuesday': expected a duration" in since.stderr

@@ -134,13 +134,19 @@ def test_metadata_travels_in_the_file(jukebox_spec, linear):
         (f.name, f.min, f.max) for f in jukebox_spec.features
     ]
     assert json.loads(predictor.metadata["library_versions"]).keys() == {
-        "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"
+        "scikit-learn",
+        "skl2onnx",
+        "onnx",
+        "onnxruntime",
+        "numpy",
     }
     assert model.producer_name.startswith("headliner") and model.graph.name == "jukebox"
     assert PROBABILITIES in model.doc_string and LABELS in model.doc_string
     assert json.loads(predictor.metadata["decision"]) == {
-        "question": "In which countries will this song be a hit?", "answer_template": "Most likely a hit in: {classes}",
-        "item_noun": "song", "class_noun": "countries",
+        "question": "In which countries will this song be a hit?",
+        "answer_template": "Most likely a hit in: {classes}",
+        "item_noun": "song",
+        "class_noun": "countries",
     }
     presets = json.loads(predictor.metadata["presets"])  # every feature set: a preset's own values, else defaults
     assert [preset["name"] for preset in presets] == [preset.name for preset in jukebox_spec.presets]
@@ -181,7 +187,10 @@ def test_onnx_file_alone_is_enough_for_a_client(jukebox_spec, jukebox_splits, li
 
     result = subprocess.run(
         [sys.executable, "-c", CLIENT, str(path), json.dumps({k: v.tolist() for k, v in songs.items()})],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout)

@@ -26,7 +26,9 @@ TIMEOUT_MS = 15_000
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium, as .ci/run does) or set HEADLINER_CHROMIUM")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's package (apt-get install -y chromium, as .ci/run does) or set HEADLINER_CHROMIUM"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -43,7 +45,17 @@ def start_service(model_file: Path, env: dict, folder: Path, token: str = None) 
     if token:
         env["HEADLINER_API_TOKEN"] = token
     port = free_port()
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Headliner", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:Headliner",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     return RunningService.launch(command, env, folder, port, f"sqlite:///{folder / 'inference.sqlite'}")
 
 
@@ -102,7 +114,9 @@ def test_a_person_gets_the_countries_by_name_with_the_keyboard(page, jukebox_ser
     assert sent["tempo"] == 128 and sent["is_explicit"] is True
     answer = jukebox_service.client.post("/predict", json=sent).json()  # the API's answer to the same song
     assert names == [entry["name"] for entry in answer["predictions"][0]["top"]]
-    assert len(names) == 5 and all(name in predictor.class_names and not re.fullmatch(r"[A-Z]{2}", name) for name in names)
+    assert len(names) == 5 and all(
+        name in predictor.class_names and not re.fullmatch(r"[A-Z]{2}", name) for name in names
+    )
     top = answer["predictions"][0]["top"]
     likely = [entry["name"] for entry in top if entry["probability"] >= top[0]["probability"] / 4]
     assert page.inner_text("#headline") == "Most likely a hit in: " + ", ".join(likely)
@@ -158,7 +172,9 @@ def test_a_csv_file_is_scored_and_comes_back_as_a_download(page):
     songs = pd.DataFrame([page_values(page)] * 3).assign(is_explicit=[1, 0, 1])
     songs.loc[1, "tempo"] = 500
     songs.insert(0, "title", ["one", "two", "three"])
-    page.set_input_files("#csv-file", files=[{"name": "songs.csv", "mimeType": "text/csv", "buffer": songs.to_csv(index=False).encode()}])
+    page.set_input_files(
+        "#csv-file", files=[{"name": "songs.csv", "mimeType": "text/csv", "buffer": songs.to_csv(index=False).encode()}]
+    )
     page.click("text=Score the file")
     link = page.locator("#batch-download")
     link.wait_for(state="visible")
@@ -171,7 +187,16 @@ def test_a_csv_file_is_scored_and_comes_back_as_a_download(page):
     assert predictions["top_1_name"].notna().tolist() == [True, False, True]
     assert predictions.loc[1, "error"] == "tempo: expected a number in [30, 250] BPM, got 500"
 
-    page.set_input_files("#csv-file", files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": songs.drop(columns="valence").to_csv(index=False).encode()}])
+    page.set_input_files(
+        "#csv-file",
+        files=[
+            {
+                "name": "bad.csv",
+                "mimeType": "text/csv",
+                "buffer": songs.drop(columns="valence").to_csv(index=False).encode(),
+            }
+        ],
+    )
     page.click("text=Score the file")
     page.wait_for_selector("#batch-alert:not(:empty)")
     assert "missing feature column(s) 'valence'" in page.inner_text("#batch-alert")
@@ -203,4 +228,3 @@ def test_the_service_switched_to_wine_shows_a_wine_form(browser, wine_onnx_file,
         page.close()
     finally:
         service.stop()
-

@@ -16,7 +16,14 @@ from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.app import InferenceApp, ModelServer
 from headliner.serving.inference_log import InferenceLog, read_inference_log
 from headliner.serving.rollout import (
-    CANDIDATE, PRODUCTION, SHADOW, PolicyStore, RolloutController, RolloutPolicy, Routing, ab_bucket,
+    CANDIDATE,
+    PRODUCTION,
+    SHADOW,
+    PolicyStore,
+    RolloutController,
+    RolloutPolicy,
+    Routing,
+    ab_bucket,
 )
 from tests.conftest import packaged_linear_model, serving
 from tests.test_serving_app import Client
@@ -36,7 +43,9 @@ def songs(jukebox_spec) -> list[dict]:
     for _ in range(200):
         song = {}
         for feature in jukebox_spec.features:
-            value = rng.uniform(feature.min if feature.min is not None else 0.0, feature.max if feature.max is not None else 1.0)
+            value = rng.uniform(
+                feature.min if feature.min is not None else 0.0, feature.max if feature.max is not None else 1.0
+            )
             song[feature.name] = int(round(value)) if feature.dtype.value in ("int", "bool") else round(float(value), 4)
         songs.append(song)
     return songs
@@ -72,7 +81,10 @@ def test_canary_split_is_within_statistical_tolerance(model_files):
     chosen = [routing.choose(None) for _ in range(n)]
     to_candidate = sum(server is candidate for server, _, _ in chosen)
     assert abs(to_candidate / n - 0.20) < 4 * (0.2 * 0.8 / n) ** 0.5  # 4 standard errors: 0.011
-    assert all(variant == (CANDIDATE if server is candidate else PRODUCTION) and shadow is None for server, variant, shadow in chosen)
+    assert all(
+        variant == (CANDIDATE if server is candidate else PRODUCTION) and shadow is None
+        for server, variant, shadow in chosen
+    )
 
 
 def test_ab_assignment_is_sticky_per_key_and_splits_the_keys(model_files):
@@ -90,7 +102,10 @@ def test_ab_assignment_is_sticky_per_key_and_splits_the_keys(model_files):
 
 def test_a_candidate_equal_to_production_or_missing_means_production_only(model_files):
     primary, candidate = _servers(model_files)
-    for routing in (Routing(primary, None, RolloutPolicy(mode="canary", percent=100)), Routing(primary, primary, RolloutPolicy(mode="shadow"))):
+    for routing in (
+        Routing(primary, None, RolloutPolicy(mode="canary", percent=100)),
+        Routing(primary, primary, RolloutPolicy(mode="shadow")),
+    ):
         assert routing.mode == "off" and routing.choose(b"k") == (primary, PRODUCTION, None)
         assert "waits: no candidate version" in routing.status()["describe"]
     assert Routing(primary).choose(None) == (primary, None, None)  # a fixed model: no variant names
@@ -192,8 +207,11 @@ def test_swaps_under_load_fail_no_request_and_never_mix_versions(model_files, so
                     return
                 picked = sorted(rng.choice(len(songs), size=int(rng.integers(1, 4)), replace=False).tolist())
                 try:
-                    response = client.post("/v2/models/jukebox/infer", json=_v2([songs[i] for i in picked], primary),
-                                           headers={"x-user-id": f"u{seed}-{picked[0]}"})
+                    response = client.post(
+                        "/v2/models/jukebox/infer",
+                        json=_v2([songs[i] for i in picked], primary),
+                        headers={"x-user-id": f"u{seed}-{picked[0]}"},
+                    )
                 except httpx.HTTPError as exc:
                     failures.append(repr(exc))
                     continue
@@ -241,7 +259,12 @@ def test_controller_follows_the_policy_table_and_the_production_stage(model_file
     record = PolicyStore(url).write("jukebox", RolloutPolicy(mode="canary", percent=20, reason="try v2"), "alice")
     assert controller.refresh() is True
     routing = app.routing
-    assert (routing.mode, routing.primary.version, routing.candidate.version, routing.policy_id) == ("canary", "1", "2", record.id)
+    assert (routing.mode, routing.primary.version, routing.candidate.version, routing.policy_id) == (
+        "canary",
+        "1",
+        "2",
+        record.id,
+    )
     assert routing.primary is base and loads == ["2"]
 
     registry.update(production="2", staging=None)  # v2 approved to production
@@ -292,12 +315,46 @@ def test_rollout_report_counts_variants_latency_labels_and_agreement(model_files
             plan.append((f"r{i}", i, SHADOW, "2", 0.5))
     for request_id, song, variant, version, latency in plan:
         top = np.asarray([tops[version][song]], dtype=object)
-        log.append(InferenceRecord(1.7e9 + song, request_id, "predict", "jukebox", version, 200, latency, 1,
-                                   matrix[song:song + 1], top, np.full((1, top.shape[1]), 0.1), None, variant))
-    log.append(InferenceRecord(1.7e9, "bad", "predict", "jukebox", "1", 422, 0.1, 0, None, None, None, "bad tempo", PRODUCTION))
-    log.append(InferenceRecord(1.7e9, "fixed", "predict", "jukebox", "1", 200, 0.1, 1, matrix[:1], np.asarray([tops["1"][0]], dtype=object), np.full((1, 5), 0.1), None))
+        log.append(
+            InferenceRecord(
+                1.7e9 + song,
+                request_id,
+                "predict",
+                "jukebox",
+                version,
+                200,
+                latency,
+                1,
+                matrix[song : song + 1],
+                top,
+                np.full((1, top.shape[1]), 0.1),
+                None,
+                variant,
+            )
+        )
+    log.append(
+        InferenceRecord(1.7e9, "bad", "predict", "jukebox", "1", 422, 0.1, 0, None, None, None, "bad tempo", PRODUCTION)
+    )
+    log.append(
+        InferenceRecord(
+            1.7e9,
+            "fixed",
+            "predict",
+            "jukebox",
+            "1",
+            200,
+            0.1,
+            1,
+            matrix[:1],
+            np.asarray([tops["1"][0]], dtype=object),
+            np.full((1, 5), 0.1),
+            None,
+        )
+    )
     assert log.close() == 0
-    labels = {f"r{i}": tops["1"][i][0] if i % 2 else "ZZ" for i in range(0, 40)}  # right top-1 on odd, unknown class on even
+    labels = {
+        f"r{i}": tops["1"][i][0] if i % 2 else "ZZ" for i in range(0, 40)
+    }  # right top-1 on odd, unknown class on even
     store = FeedbackStore(url)
     store.write([Feedback(request_id, 0, label) for request_id, label in labels.items()], "api")
     store.close()
@@ -305,7 +362,11 @@ def test_rollout_report_counts_variants_latency_labels_and_agreement(model_files
     report = rollout_report(url, "jukebox", model_files.get, policy="canary: 25%")
 
     figures = {(v.variant, v.version): v for v in report.variants}
-    assert list(figures) == [(PRODUCTION, "1"), (CANDIDATE, "2"), (SHADOW, "2")]  # the unversioned 'fixed' row is left out
+    assert list(figures) == [
+        (PRODUCTION, "1"),
+        (CANDIDATE, "2"),
+        (SHADOW, "2"),
+    ]  # the unversioned 'fixed' row is left out
     production, canary, shadow = figures.values()
     assert (production.requests, production.errors, production.items) == (76, 1, 75)
     assert (canary.requests, canary.items, shadow.requests) == (25, 25, 10)
@@ -331,6 +392,10 @@ def test_monitoring_judges_the_production_version_of_a_rollout_by_default(model_
     url = f"sqlite:///{tmp_path / 'log.sqlite'}"
     log = InferenceLog(url, OnnxPredictor(model_files["1"]).feature_names, flush_seconds=60)
     for i, (version, variant) in enumerate([("1", None), ("1", PRODUCTION), ("2", CANDIDATE), ("2", SHADOW)]):
-        log.append(InferenceRecord(1.7e9 + i, f"r{i}", "predict", "jukebox", version, 200, 1.0, 0, None, None, None, None, variant))
+        log.append(
+            InferenceRecord(
+                1.7e9 + i, f"r{i}", "predict", "jukebox", version, 200, 1.0, 0, None, None, None, None, variant
+            )
+        )
     assert log.close() == 0
     assert newest_logged_version(url, "jukebox") == "1"

@@ -17,8 +17,8 @@ from headliner.governance import promotion as governance
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.inference_log import read_inference_log
 from tests.conftest import free_port, packaged_linear_model, run_cli
-from tests.test_serving_app import WINE
 from tests.test_service import RunningService
+from tests.test_serving_app import WINE
 
 MODEL = "wine"
 
@@ -54,11 +54,23 @@ def rollout_service(wine_versions, isolated_env, tmp_path_factory):
     folder = tmp_path_factory.mktemp("rollout")
     env = {key: value for key, value in isolated_env.items() if not key.startswith("HEADLINER_")}
     env.update(
-        HEADLINER_INFERENCE_LOG=str(folder / "log.sqlite"), HEADLINER_LOG_FLUSH_SECONDS="0.2",
-        HEADLINER_ROLLOUT_POLL_SECONDS="0.2", HEADLINER_REGISTRY_POLL_SECONDS="0.5",
+        HEADLINER_INFERENCE_LOG=str(folder / "log.sqlite"),
+        HEADLINER_LOG_FLUSH_SECONDS="0.2",
+        HEADLINER_ROLLOUT_POLL_SECONDS="0.2",
+        HEADLINER_REGISTRY_POLL_SECONDS="0.5",
     )
     port = free_port()
-    command = [sys.executable, "run.py", "serve", "--stage", "production", "--config", "configs/use_cases/wine.yaml", "--port", str(port)]
+    command = [
+        sys.executable,
+        "run.py",
+        "serve",
+        "--stage",
+        "production",
+        "--config",
+        "configs/use_cases/wine.yaml",
+        "--port",
+        str(port),
+    ]
     running = RunningService.launch(command, env, folder, port, f"sqlite:///{folder / 'log.sqlite'}")
     running.env, running.url = env, f"http://127.0.0.1:{port}"
     try:
@@ -118,11 +130,28 @@ def test_canary_shadow_promotion_and_rollback_on_the_running_service(rollout_ser
     assert {version for version, _, _ in shadowed} == {production}
     assert [top for _, _, top in shadowed] == expected[production][200:250]
 
-    asked = run_cli(["promote", "request", "--model", MODEL, "--version", candidate, "--to", "production",
-                     "--reason", "the canary went well", "--as", "alice"], service.env)
+    asked = run_cli(
+        [
+            "promote",
+            "request",
+            "--model",
+            MODEL,
+            "--version",
+            candidate,
+            "--to",
+            "production",
+            "--reason",
+            "the canary went well",
+            "--as",
+            "alice",
+        ],
+        service.env,
+    )
     assert asked.returncode == 0, asked.stderr
-    approved = run_cli(["promote", "approve", "--model", MODEL, "--version", candidate, "--override", "rollout test",
-                        "--as", "bob"], service.env)
+    approved = run_cli(
+        ["promote", "approve", "--model", MODEL, "--version", candidate, "--override", "rollout test", "--as", "bob"],
+        service.env,
+    )
     assert approved.returncode == 0 and f"{MODEL} v{candidate} is now in production" in approved.stdout, approved.stderr
     for _ in range(100):  # the service polls the registry every 0.5 s
         if service.client.get("/rollout").json()["production_version"] == candidate:
@@ -134,7 +163,9 @@ def test_canary_shadow_promotion_and_rollback_on_the_running_service(rollout_ser
     back = _rollout(service, "rollback", "--reason", "done", "--as", "bob")
     assert back.returncode == 0 and f"production v{candidate}; off: production answers every request" in back.stdout
     status = _rollout(service, "status")
-    assert re.search(r"in force\s+policy \d+ set .* by bob: off: production answers every request \(done\)", status.stdout), status.stdout
+    assert re.search(
+        r"in force\s+policy \d+ set .* by bob: off: production answers every request \(done\)", status.stdout
+    ), status.stdout
     assert "earlier   policy" in status.stdout and f"Service at {service.url}: production v{candidate}" in status.stdout
 
     assert service.stop() == 0
@@ -147,10 +178,15 @@ def test_canary_shadow_promotion_and_rollback_on_the_running_service(rollout_ser
     shadow_ids = set(logged.loc[logged["variant"] == "shadow", "request_id"])
     assert shadow_ids == {request_id for _, request_id, _ in shadowed}
 
-    report = run_cli(["rollout", "report", "--config", "configs/use_cases/wine.yaml", "--inference-log", service.log_url], service.env)
+    report = run_cli(
+        ["rollout", "report", "--config", "configs/use_cases/wine.yaml", "--inference-log", service.log_url],
+        service.env,
+    )
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     lines = report.stdout.splitlines()
-    assert any(re.match(rf"\s+candidate\s+{candidate}\s+{to_candidate}\s+0\s+{to_candidate}\s", line) for line in lines), report.stdout
+    assert any(
+        re.match(rf"\s+candidate\s+{candidate}\s+{to_candidate}\s+0\s+{to_candidate}\s", line) for line in lines
+    ), report.stdout
     assert any(re.match(rf"\s+shadow\s+{candidate}\s+50\s+0\s+50\s", line) for line in lines), report.stdout
     from zenml.client import Client
 
@@ -174,5 +210,18 @@ def test_rollout_commands_refuse_what_cannot_be_rolled_out(rollout_service, wine
     assert none.returncode == 2 and "give one of --canary PERCENT, --ab PERCENT or --shadow" in none.stderr
     neither = run_cli(["promote", "approve", "--model", MODEL], service.env)
     assert neither.returncode == 2 and "give REQUEST_ID, or --model and --version" in neither.stderr
-    nobody = run_cli(["rollout", "set", "--shadow", "--candidate", archived, "--config", "configs/use_cases/wine.yaml", "--url", f"http://127.0.0.1:{free_port()}"], service.env)
+    nobody = run_cli(
+        [
+            "rollout",
+            "set",
+            "--shadow",
+            "--candidate",
+            archived,
+            "--config",
+            "configs/use_cases/wine.yaml",
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+        ],
+        service.env,
+    )
     assert nobody.returncode == 0 and "No service answers at" in nobody.stdout

@@ -25,7 +25,10 @@ def test_serve_refuses_what_it_cannot_serve(isolated_env, jukebox_onnx_file, tmp
     assert last_line(result).startswith(f"error: --model-file {not_onnx}: not a packaged Headliner model (")
 
     missing = run_cli(["serve", "--model-file", str(tmp_path / "absent.onnx")], isolated_env)
-    assert missing.returncode == 1 and last_line(missing) == f"error: --model-file: no such file {tmp_path / 'absent.onnx'}"
+    assert (
+        missing.returncode == 1
+        and last_line(missing) == f"error: --model-file: no such file {tmp_path / 'absent.onnx'}"
+    )
 
     both = run_cli(["serve", "--model-file", str(jukebox_onnx_file), "--version", "2"], isolated_env)
     assert both.returncode == 2 and "--model-file cannot be combined with --stage or --version" in both.stderr
@@ -44,7 +47,11 @@ def test_serve_runs_in_the_foreground_until_ctrl_c(isolated_env, jukebox_onnx_fi
     env = {**isolated_env, "HEADLINER_INFERENCE_LOG": str(log), "HEADLINER_LOG_FLUSH_SECONDS": "600"}
     server = subprocess.Popen(
         [sys.executable, "run.py", "serve", "--model-file", str(jukebox_onnx_file), "--port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -59,9 +66,21 @@ def test_serve_runs_in_the_foreground_until_ctrl_c(isolated_env, jukebox_onnx_fi
                 pass
             assert time.monotonic() < deadline, "the service did not get ready"
             time.sleep(0.3)
-        song = {"is_explicit": 1, "duration_ms": 180000, "danceability": 0.8, "energy": 0.7, "key": 2,
-                "loudness": -5.0, "mode": 0, "speechiness": 0.1, "acousticness": 0.1, "instrumentalness": 0.0,
-                "liveness": 0.1, "valence": 0.6, "tempo": 100.0}
+        song = {
+            "is_explicit": 1,
+            "duration_ms": 180000,
+            "danceability": 0.8,
+            "energy": 0.7,
+            "key": 2,
+            "loudness": -5.0,
+            "mode": 0,
+            "speechiness": 0.1,
+            "acousticness": 0.1,
+            "instrumentalness": 0.0,
+            "liveness": 0.1,
+            "valence": 0.6,
+            "tempo": 100.0,
+        }
         request = urllib.request.Request(
             f"{url}/predict", data=json.dumps([song, song]).encode(), headers={"Content-Type": "application/json"}
         )

@@ -58,11 +58,15 @@ def test_stack_files_hold_only_secret_references_as_credentials():
         for component in data["components"].values():
             for field, value in (component.get("configuration") or {}).items():
                 if field in SECRET_FIELDS:
-                    assert re.fullmatch(r"\{\{\w+\.\w+\}\}", value), f"{name}.yaml: {component['name']}.{field} is not a secret reference"
+                    assert re.fullmatch(r"\{\{\w+\.\w+\}\}", value), (
+                        f"{name}.yaml: {component['name']}.{field} is not a secret reference"
+                    )
 
 
 def test_servers_script_refuses_an_unknown_command(isolated_env):
-    result = subprocess.run(["bash", "scripts/servers.sh", "restart"], cwd=PROJECT_ROOT, env=isolated_env, capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", "scripts/servers.sh", "restart"], cwd=PROJECT_ROOT, env=isolated_env, capture_output=True, text=True
+    )
     assert result.returncode == 2 and "usage: scripts/servers.sh up|down|status" in result.stderr
 
 
@@ -79,16 +83,22 @@ def servers_env(tmp_path_factory, isolated_env):
     prefix = f"t{uuid.uuid4().hex[:8]}"
     env = {
         **isolated_env,
-        "ZENML_CONFIG_PATH": str(folder / "zenml-config"), "ZENML_REPOSITORY_PATH": str(folder / "repo"),
-        "BENTOML_HOME": str(folder / "bentoml"), "HEADLINER_INFERENCE_LOG": "",
-        "HEADLINER_SERVERS_DATABASE_PREFIX": prefix, "HEADLINER_SERVERS_ZENML_PORT": str(free_port()),
-        "HEADLINER_SERVERS_MLFLOW_PORT": str(free_port()), "HEADLINER_SERVERS_S3_PORT": str(free_port()),
+        "ZENML_CONFIG_PATH": str(folder / "zenml-config"),
+        "ZENML_REPOSITORY_PATH": str(folder / "repo"),
+        "BENTOML_HOME": str(folder / "bentoml"),
+        "HEADLINER_INFERENCE_LOG": "",
+        "HEADLINER_SERVERS_DATABASE_PREFIX": prefix,
+        "HEADLINER_SERVERS_ZENML_PORT": str(free_port()),
+        "HEADLINER_SERVERS_MLFLOW_PORT": str(free_port()),
+        "HEADLINER_SERVERS_S3_PORT": str(free_port()),
         "PATH": os.path.dirname(sys.executable) + os.pathsep + isolated_env["PATH"],  # `python`, `zenml` of this venv
     }
     (folder / "repo").mkdir()
     env.pop("HEADLINER_INFERENCE_LOG")  # `up` points the inference log at PostgreSQL
     yield env
-    subprocess.run(["bash", "scripts/servers.sh", "down"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    subprocess.run(
+        ["bash", "scripts/servers.sh", "down"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     from sqlalchemy import create_engine, text
 
     mysql = create_engine("mysql+pymysql://root@127.0.0.1:3306")
@@ -105,11 +115,15 @@ def servers_env(tmp_path_factory, isolated_env):
 
 
 def _servers(command: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "scripts/servers.sh", command], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["bash", "scripts/servers.sh", command], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def _python(code: str, env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(["python", "-c", code, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["python", "-c", code, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.strip().splitlines()[-1]
 
@@ -139,7 +153,10 @@ def servers_up(servers_env):
 def served(servers_up, servers_env):
     """`--pipeline all` on the servers stack; the service's URL (the last test stops it)."""
     port = free_port()
-    result = run_cli(["--pipeline", "all", "--rows", "60000", "--run-config", "tests/training_fast.yaml", "--port", str(port)], servers_env)
+    result = run_cli(
+        ["--pipeline", "all", "--rows", "60000", "--run-config", "tests/training_fast.yaml", "--port", str(port)],
+        servers_env,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
     assert f"Service for 'jukebox' version 1 is live at http://127.0.0.1:{port}" in result.stdout
     return f"http://127.0.0.1:{port}"
@@ -149,7 +166,10 @@ def test_up_starts_the_servers_logs_in_and_sets_the_stack_once(servers_up, serve
     ports = _ports(servers_env)
     assert f"logged in to http://127.0.0.1:{ports['zenml']} as 'admin'" in servers_up
     assert "stack 'servers' imported and active" in servers_up
-    assert f"inference log: postgresql://postgres@127.0.0.1:5432/{servers_env['HEADLINER_SERVERS_DATABASE_PREFIX']}_inference" in servers_up
+    assert (
+        f"inference log: postgresql://postgres@127.0.0.1:5432/{servers_env['HEADLINER_SERVERS_DATABASE_PREFIX']}_inference"
+        in servers_up
+    )
     again = _servers("up", servers_env)
     assert again.returncode == 0 and again.stdout.count("already running") == 3, again.stdout + again.stderr
     status = _servers("status", servers_env)
@@ -160,10 +180,16 @@ def test_pipeline_all_lands_in_the_object_store_the_mlflow_server_the_zenml_serv
     ports = _ports(servers_env)
     store_url, runs = json.loads(_python(LIST_RUNS, servers_env))
     assert store_url == f"http://127.0.0.1:{ports['zenml']}"  # the client talks to the ZenML server
-    assert {"training", "deployment"} <= {run.split("-", 1)[0] for run in runs}, runs  # data engineering runs inside training
+    assert {"training", "deployment"} <= {run.split("-", 1)[0] for run in runs}, (
+        runs
+    )  # data engineering runs inside training
 
     s3 = _s3(ports)
-    stored = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="headliner-artifacts") for item in page.get("Contents", [])]
+    stored = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="headliner-artifacts")
+        for item in page.get("Contents", [])
+    ]
     assert any("onnx_model" in key for key in stored) and any("train_split" in key for key in stored), stored[:20]
     client = _mlflow(ports)
     (experiment,) = [e for e in client.search_experiments() if e.name == "training"]
@@ -175,28 +201,64 @@ def test_pipeline_all_lands_in_the_object_store_the_mlflow_server_the_zenml_serv
     assert sorted(_inference_log_rows(servers_env)) == [("predict", "1", 200), ("v2", "1", 200)]
 
 
-def test_promotion_needs_a_second_user_of_the_server_and_monitoring_reads_the_postgresql_log(served, servers_env, tmp_path):
+def test_promotion_needs_a_second_user_of_the_server_and_monitoring_reads_the_postgresql_log(
+    served, servers_env, tmp_path
+):
     env = servers_env
     ports = _ports(env)
     staged = run_cli(["promote", "approve", "--model", "jukebox", "--version", "1"], env)  # the training run asked
-    assert staged.returncode == 0 and "by admin: jukebox v1 is now in staging" in staged.stdout, staged.stdout + staged.stderr
-    asked = run_cli(["promote", "request", "--model", "jukebox", "--version", "1", "--to", "production", "--reason", "servers loop"], env)
+    assert staged.returncode == 0 and "by admin: jukebox v1 is now in staging" in staged.stdout, (
+        staged.stdout + staged.stderr
+    )
+    asked = run_cli(
+        [
+            "promote",
+            "request",
+            "--model",
+            "jukebox",
+            "--version",
+            "1",
+            "--to",
+            "production",
+            "--reason",
+            "servers loop",
+        ],
+        env,
+    )
     assert asked.returncode == 0, asked.stdout + asked.stderr
     own = run_cli(["promote", "approve", "--model", "jukebox", "--version", "1"], env)
-    assert own.returncode == 1 and "admin filed request" in own.stderr and "a second person must" in own.stderr, own.stdout + own.stderr
+    assert own.returncode == 1 and "admin filed request" in own.stderr and "a second person must" in own.stderr, (
+        own.stdout + own.stderr
+    )
     password = "second-person-1"
-    created = subprocess.run(["zenml", "user", "create", "bob", "--password", password], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    created = subprocess.run(
+        ["zenml", "user", "create", "bob", "--password", password],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert created.returncode == 0, created.stdout + created.stderr
-    bob = {**env, "ZENML_STORE_URL": f"http://127.0.0.1:{ports['zenml']}", "ZENML_STORE_USERNAME": "bob", "ZENML_STORE_PASSWORD": password}
+    bob = {
+        **env,
+        "ZENML_STORE_URL": f"http://127.0.0.1:{ports['zenml']}",
+        "ZENML_STORE_USERNAME": "bob",
+        "ZENML_STORE_PASSWORD": password,
+    }
     approved = run_cli(["promote", "approve", "--model", "jukebox", "--version", "1"], bob)
-    assert approved.returncode == 0 and "by bob: jukebox v1 is now in production" in approved.stdout, approved.stdout + approved.stderr
+    assert approved.returncode == 0 and "by bob: jukebox v1 is now in production" in approved.stdout, (
+        approved.stdout + approved.stderr
+    )
     assert json.loads(_python(LIST_VERSIONS, env)) == [[1, "production"]]
     assert _mlflow(ports).get_registered_model("jukebox").aliases == {"champion": "1"}
 
     traffic = run_cli(["simulate-traffic", "--requests", "300", "--url", served, "--feedback-rate", "0.5"], env)
     assert traffic.returncode == 0, traffic.stdout + traffic.stderr
     assert len(_inference_log_rows(env)) == 302  # the smoke test's two and the traffic, in PostgreSQL
-    monitored = run_cli(["--pipeline", "monitoring", "--last", "300", "--no-retrain", "--reports-dir", str(tmp_path)], env)
+    monitored = run_cli(
+        ["--pipeline", "monitoring", "--last", "300", "--no-retrain", "--reports-dir", str(tmp_path)], env
+    )
     assert monitored.returncode == 0, monitored.stdout[-3000:] + monitored.stderr[-3000:]
     database = f"postgresql://postgres@127.0.0.1:5432/{env['HEADLINER_SERVERS_DATABASE_PREFIX']}_inference"
     assert f"Monitoring 'jukebox' version 1: the newest 300 requests of {database}" in monitored.stdout
@@ -207,9 +269,16 @@ def test_promotion_needs_a_second_user_of_the_server_and_monitoring_reads_the_po
 def test_mlflow_killed_mid_training_leaves_nothing_half_registered_and_a_rerun_completes(served, servers_env):
     env = servers_env
     ports = _ports(env)
-    mlflow_pid = int((Path(env["ZENML_CONFIG_PATH"]) / "local_stores" / "headliner" / "servers" / "mlflow.pid").read_text())
-    killer = subprocess.Popen(["python", "-c", KILL_MLFLOW_WHEN_A_VERSION_IS_CREATED, "1", str(mlflow_pid)], cwd=PROJECT_ROOT, env=env,
-                              stdout=subprocess.PIPE, text=True)
+    mlflow_pid = int(
+        (Path(env["ZENML_CONFIG_PATH"]) / "local_stores" / "headliner" / "servers" / "mlflow.pid").read_text()
+    )
+    killer = subprocess.Popen(
+        ["python", "-c", KILL_MLFLOW_WHEN_A_VERSION_IS_CREATED, "1", str(mlflow_pid)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     training = ["--pipeline", "training", "--rows", "60000", "--run-config", "tests/training_fast.yaml"]
     try:
         failed = run_cli(training, env)
@@ -223,12 +292,18 @@ def test_mlflow_killed_mid_training_leaves_nothing_half_registered_and_a_rerun_c
     assert json.loads(_python(LIST_VERSIONS, env)) == [[1, "production"]]  # version 2 was removed whole
 
     restarted = _servers("up", env)
-    assert restarted.returncode == 0 and "mlflow: running" in restarted.stdout and restarted.stdout.count("already running") == 2, restarted.stdout
+    assert (
+        restarted.returncode == 0
+        and "mlflow: running" in restarted.stdout
+        and restarted.stdout.count("already running") == 2
+    ), restarted.stdout
     rerun = run_cli(training, env)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "Registered model 'jukebox' version 2" in rerun.stdout
     assert json.loads(_python(LIST_VERSIONS, env)) == [[1, "production"], [2, "None"]]
-    mirrored = {v.tags["zenml_model_version"]: v.version for v in _mlflow(ports).search_model_versions("name='jukebox'")}
+    mirrored = {
+        v.tags["zenml_model_version"]: v.version for v in _mlflow(ports).search_model_versions("name='jukebox'")
+    }
     assert sorted(mirrored) == ["1", "2"]  # one MLflow version each, none left over from the failed run
 
 
@@ -248,8 +323,13 @@ def test_down_stops_the_model_service_every_server_and_logs_out(served, servers_
 def _s3(ports: dict[str, int]):
     import boto3
 
-    return boto3.client("s3", endpoint_url=f"http://127.0.0.1:{ports['s3']}", aws_access_key_id="headliner",
-                        aws_secret_access_key="headliner", region_name="us-east-1")
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{ports['s3']}",
+        aws_access_key_id="headliner",
+        aws_secret_access_key="headliner",
+        region_name="us-east-1",
+    )
 
 
 def _mlflow(ports: dict[str, int]):

@@ -25,7 +25,6 @@ STARTUP_SECONDS = 60
 STOP_SECONDS = 30
 
 
-
 class RunningService:
     """The server process, an HTTP client to it, and the requests that reached a scoring endpoint."""
 
@@ -41,7 +40,9 @@ class RunningService:
         """Start `command` in its own session, its output in `folder`, and wait until it is ready."""
         output = folder / "server-output.txt"
         with output.open("wb") as sink:
-            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
         running = cls(process, port, output, log_url)
         try:
             running.wait_until_ready()
@@ -98,7 +99,17 @@ def service(jukebox_onnx_file, isolated_env, tmp_path_factory):
         HEADLINER_LOG_FLUSH_SECONDS="60",  # only the shutdown flush writes rows
     )
     port = free_port()
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Headliner", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:Headliner",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     running = RunningService.launch(command, env, folder, port, f"sqlite:///{log_file}")
     try:
         yield running
@@ -132,7 +143,11 @@ def test_the_service_answers_every_endpoint_over_http(service, predictor, jukebo
     one = service.score("predict", "/predict", json=SONG)
     assert one.status_code == 200
     body = one.json()
-    assert (body["model_name"], body["model_version"], body["request_id"]) == ("jukebox", "1", one.headers["x-request-id"])
+    assert (body["model_name"], body["model_version"], body["request_id"]) == (
+        "jukebox",
+        "1",
+        one.headers["x-request-id"],
+    )
     assert [entry["code"] for entry in body["predictions"][0]["top"]] == top_of(predictor, [SONG_ROW])[0]
     assert all(entry["code"] in jukebox_spec.target.classes for entry in body["predictions"][0]["top"])
 
@@ -159,7 +174,11 @@ def test_the_service_answers_every_endpoint_over_http(service, predictor, jukebo
     bad = service.score("predict", "/predict", json={**SONG, "tempo": 300})
     assert bad.status_code == 422
     assert bad.json() == {"error": "song.tempo: expected a number in [30, 250] BPM, got 300", "field": "song.tempo"}
-    bad_v2 = service.score("v2", "/v2/models/jukebox/infer", json={"inputs": [{"name": "tempo", "shape": [1], "datatype": "BYTES", "data": ["x"]}]})
+    bad_v2 = service.score(
+        "v2",
+        "/v2/models/jukebox/infer",
+        json={"inputs": [{"name": "tempo", "shape": [1], "datatype": "BYTES", "data": ["x"]}]},
+    )
     assert bad_v2.status_code == 400 and bad_v2.json()["field"] == "inputs[0].datatype"
     assert client.get("/predict", headers=AUTHORIZED).status_code == 405
     assert client.get("/v2/models/wine", headers=AUTHORIZED).status_code == 404

@@ -14,18 +14,28 @@ import orjson
 import pandas as pd
 import pytest
 
-from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.labels import class_display_names
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.app import InferenceApp, ModelServer
+from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.serving.inference_log import InferenceLog, read_inference_log
 from tests.test_serving_payloads import SONG, SONG_ROW, v2_request
 
 TOKEN = "s3cret-token"
 WINE = {
-    "alcohol": 13.2, "malic_acid": 1.8, "ash": 2.4, "alcalinity_of_ash": 16.0, "magnesium": 110.0,
-    "total_phenols": 2.8, "flavanoids": 3.0, "nonflavanoid_phenols": 0.3, "proanthocyanins": 1.9,
-    "color_intensity": 5.5, "hue": 1.05, "od280_od315_of_diluted_wines": 3.2, "proline": 1100.0,
+    "alcohol": 13.2,
+    "malic_acid": 1.8,
+    "ash": 2.4,
+    "alcalinity_of_ash": 16.0,
+    "magnesium": 110.0,
+    "total_phenols": 2.8,
+    "flavanoids": 3.0,
+    "nonflavanoid_phenols": 0.3,
+    "proanthocyanins": 1.9,
+    "color_intensity": 5.5,
+    "hue": 1.05,
+    "od280_od315_of_diluted_wines": 3.2,
+    "proline": 1100.0,
 }
 
 
@@ -123,7 +133,11 @@ def test_predict_one_song_answers_the_models_top_5_with_country_names(served, pr
 
 
 def test_predict_many_songs_answers_each_in_order_and_echoes_the_clients_request_id(served, predictor):
-    songs = [song(), song(tempo=75.0, energy=0.2, is_explicit=False), song(key=11, mode=0, loudness=-20.0, danceability=0.3)]
+    songs = [
+        song(),
+        song(tempo=75.0, energy=0.2, is_explicit=False),
+        song(key=11, mode=0, loudness=-20.0, danceability=0.3),
+    ]
     response = served.client.post("/predict", json=songs, headers={"X-Request-ID": "client-id-42"})
     assert response.status_code == 200
     body = response.json()
@@ -141,10 +155,14 @@ def test_a_request_over_256_rows_is_scored_off_the_event_loop_with_the_same_answ
     served = Served(predictor, tmp_path, max_rows=1000)
     try:
         rng = np.random.default_rng(7)
-        songs = [song(tempo=float(t), energy=float(e)) for t, e in zip(rng.uniform(40, 240, 300), rng.uniform(0, 1, 300))]
+        songs = [
+            song(tempo=float(t), energy=float(e)) for t, e in zip(rng.uniform(40, 240, 300), rng.uniform(0, 1, 300))
+        ]
         response = served.client.post("/predict", json=songs)
         assert response.status_code == 200
-        answered = [[(entry["code"], entry["probability"]) for entry in p["top"]] for p in response.json()["predictions"]]
+        answered = [
+            [(entry["code"], entry["probability"]) for entry in p["top"]] for p in response.json()["predictions"]
+        ]
         assert answered == expected_top(predictor, [[float(v) for v in s.values()] for s in songs])
     finally:
         served.close()
@@ -152,14 +170,20 @@ def test_a_request_over_256_rows_is_scored_off_the_event_loop_with_the_same_answ
 
 def test_v2_request_like_the_workshop_notebook_answers_the_models_probabilities(served, predictor, jukebox_spec):
     request = v2_request()  # 13 inputs, one per feature, shape [1, 1], FP32
-    assert len(request["inputs"]) == 13 and {(t["datatype"], tuple(t["shape"])) for t in request["inputs"]} == {("FP32", (1, 1))}
+    assert len(request["inputs"]) == 13 and {(t["datatype"], tuple(t["shape"])) for t in request["inputs"]} == {
+        ("FP32", (1, 1))
+    }
     request["id"] = "notebook-1"
     response = served.client.post("/v2/models/jukebox/infer", json=request)
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["model_name"], body["model_version"], body["id"]) == ("jukebox", "1", "notebook-1")
     probabilities, label, classes = body["outputs"]
-    assert (probabilities["name"], probabilities["datatype"], probabilities["shape"]) == ("probabilities", "FP32", [1, 72])
+    assert (probabilities["name"], probabilities["datatype"], probabilities["shape"]) == (
+        "probabilities",
+        "FP32",
+        [1, 72],
+    )
     assert len(probabilities["data"]) == 72
     assert sum(probabilities["data"]) == pytest.approx(1.0, abs=1e-5)
     labels, expected = predictor.predict_matrix(np.array([SONG_ROW]))
@@ -197,7 +221,11 @@ def test_metadata_and_health_endpoints(served, jukebox_spec):
     assert (metadata["name"], metadata["versions"], metadata["platform"]) == ("jukebox", ["1"], "onnxruntime_onnx")
     assert [tensor["name"] for tensor in metadata["inputs"]] == list(SONG)
     assert {(tensor["datatype"], tuple(tensor["shape"])) for tensor in metadata["inputs"]} == {("FP32", (-1, 1))}
-    assert [(o["name"], o["shape"]) for o in metadata["outputs"]] == [("probabilities", [-1, 72]), ("label", [-1]), ("classes", [72])]
+    assert [(o["name"], o["shape"]) for o in metadata["outputs"]] == [
+        ("probabilities", [-1, 72]),
+        ("label", [-1]),
+        ("classes", [72]),
+    ]
     parameters = metadata["parameters"]
     assert parameters["class_labels"] == jukebox_spec.target.classes
     assert parameters["class_names"] == class_display_names(jukebox_spec)
@@ -250,27 +278,83 @@ BAD_REQUESTS = {
     "empty list": ("predict", b"[]", 422, None, "empty"),
     "over max rows": ("predict", _dumps([SONG] * 6), 422, None, "6 songs in one request; at most 5"),
     "v2 per-feature shape [1, 2]": (
-        "v2", _v2(lambda inputs: inputs[3].update(shape=[1, 2], data=[0.5, 0.5])), 400, "inputs[3].shape", "'energy': shape must be",
+        "v2",
+        _v2(lambda inputs: inputs[3].update(shape=[1, 2], data=[0.5, 0.5])),
+        400,
+        "inputs[3].shape",
+        "'energy': shape must be",
     ),
     "v2 single input [1, 12]": (
-        "v2", _dumps({"inputs": [{"name": "x", "shape": [1, 12], "datatype": "FP32", "data": SONG_ROW[:12]}]}),
-        400, "inputs[0].shape", "shape [N, 13], got [1, 12]",
+        "v2",
+        _dumps({"inputs": [{"name": "x", "shape": [1, 12], "datatype": "FP32", "data": SONG_ROW[:12]}]}),
+        400,
+        "inputs[0].shape",
+        "shape [N, 13], got [1, 12]",
     ),
-    "v2 BYTES datatype": ("v2", _v2(lambda inputs: inputs[12].update(datatype="BYTES")), 400, "inputs[12].datatype", "'BYTES' is not numeric"),
-    "v2 misspelled input": ("v2", _v2(lambda inputs: inputs[12].update(name="tempoo")), 400, "inputs.tempoo", "did you mean 'tempo'"),
+    "v2 BYTES datatype": (
+        "v2",
+        _v2(lambda inputs: inputs[12].update(datatype="BYTES")),
+        400,
+        "inputs[12].datatype",
+        "'BYTES' is not numeric",
+    ),
+    "v2 misspelled input": (
+        "v2",
+        _v2(lambda inputs: inputs[12].update(name="tempoo")),
+        400,
+        "inputs.tempoo",
+        "did you mean 'tempo'",
+    ),
     "v2 unknown input": (
-        "v2", _v2(lambda inputs: inputs.append({"name": "genre", "shape": [1, 1], "datatype": "FP32", "data": [1]})),
-        400, "inputs.genre", "unknown input 'genre'",
+        "v2",
+        _v2(lambda inputs: inputs.append({"name": "genre", "shape": [1, 1], "datatype": "FP32", "data": [1]})),
+        400,
+        "inputs.genre",
+        "unknown input 'genre'",
     ),
-    "v2 duplicate input": ("v2", _v2(lambda inputs: inputs[12].update(name="key")), 400, "inputs", "input 'key' is given twice"),
+    "v2 duplicate input": (
+        "v2",
+        _v2(lambda inputs: inputs[12].update(name="key")),
+        400,
+        "inputs",
+        "input 'key' is given twice",
+    ),
     "v2 missing inputs": ("v2", _dumps({"id": "x"}), 400, "inputs", "'inputs' must be a non-empty list"),
-    "v2 data length": ("v2", _v2(lambda inputs: inputs[5].update(data=[-5.5, -6.0])), 400, "inputs[5].data", "needs 1 values, data has 2"),
-    "v2 string data": ("v2", _v2(lambda inputs: inputs[12].update(data=["120"])), 400, "inputs[12].data", "'tempo': data must hold only numbers"),
-    "v2 rows differ": (
-        "v2", _v2(lambda inputs: inputs[12].update(shape=[2, 1], data=[120.0, 130.0])), 400, "inputs[12].shape", "2 rows, but the first input has 1",
+    "v2 data length": (
+        "v2",
+        _v2(lambda inputs: inputs[5].update(data=[-5.5, -6.0])),
+        400,
+        "inputs[5].data",
+        "needs 1 values, data has 2",
     ),
-    "v2 out of range": ("v2", _v2(lambda inputs: inputs[12].update(data=[300.0])), 422, "tempo", "input 'tempo', row 0"),
-    "v2 unknown output": ("v2", _dumps({**v2_request(), "outputs": [{"name": "logits"}]}), 400, "outputs", "unknown output 'logits'"),
+    "v2 string data": (
+        "v2",
+        _v2(lambda inputs: inputs[12].update(data=["120"])),
+        400,
+        "inputs[12].data",
+        "'tempo': data must hold only numbers",
+    ),
+    "v2 rows differ": (
+        "v2",
+        _v2(lambda inputs: inputs[12].update(shape=[2, 1], data=[120.0, 130.0])),
+        400,
+        "inputs[12].shape",
+        "2 rows, but the first input has 1",
+    ),
+    "v2 out of range": (
+        "v2",
+        _v2(lambda inputs: inputs[12].update(data=[300.0])),
+        422,
+        "tempo",
+        "input 'tempo', row 0",
+    ),
+    "v2 unknown output": (
+        "v2",
+        _dumps({**v2_request(), "outputs": [{"name": "logits"}]}),
+        400,
+        "outputs",
+        "unknown output 'logits'",
+    ),
     "v2 over max rows": ("v2", _dumps(v2_request(rows=6)), 422, "inputs", "6 rows in one request; at most 5"),
 }
 PATHS = {"predict": "/predict", "v2": "/v2/models/jukebox/infer"}
@@ -299,7 +383,9 @@ def test_wrong_content_type_is_a_400(served, content_type):
         "field": "Content-Type",
     }
     assert_good_predict(served.client)
-    ok = served.client.post("/predict", content=orjson.dumps(SONG), headers={"Content-Type": "application/json; charset=utf-8"})
+    ok = served.client.post(
+        "/predict", content=orjson.dumps(SONG), headers={"Content-Type": "application/json; charset=utf-8"}
+    )
     assert ok.status_code == 200
 
 
@@ -319,7 +405,8 @@ def test_body_over_max_body_bytes_is_a_413_however_it_arrives(predictor, tmp_pat
     assert len(body) > 2048
     size = -(-len(body) // chunks)
     messages = [
-        {"type": "http.request", "body": body[i : i + size], "more_body": i + size < len(body)} for i in range(0, len(body), size)
+        {"type": "http.request", "body": body[i : i + size], "more_body": i + size < len(body)}
+        for i in range(0, len(body), size)
     ]
     sent = []
 
@@ -409,7 +496,9 @@ def test_a_csv_file_is_scored_by_the_batch_path_and_logged_as_batch(served, pred
     request_id = response.headers["x-request-id"]
 
     uploaded = pd.read_csv(io.BytesIO(_csv(songs)))
-    assert response.content == score_frame(predictor, uploaded)[0].to_csv(index=False).encode()  # the batch path's answer
+    assert (
+        response.content == score_frame(predictor, uploaded)[0].to_csv(index=False).encode()
+    )  # the batch path's answer
     answered = pd.read_csv(io.BytesIO(response.content))
     assert list(answered.columns) == ["id", *prediction_columns(5)] and answered["id"].tolist() == ["a", "b", "c"]
     top = expected_top(predictor, [SONG_ROW])[0]
@@ -431,14 +520,39 @@ def test_a_csv_file_is_scored_by_the_batch_path_and_logged_as_batch(served, pred
 _SONGS = pd.DataFrame([SONG] * 2)
 # (body, content type, status, words the message contains)
 BAD_UPLOADS = {
-    "not CSV content type": (_csv(_SONGS), "application/json", 400, "Content-Type must be text/csv, got application/json"),
+    "not CSV content type": (
+        _csv(_SONGS),
+        "application/json",
+        400,
+        "Content-Type must be text/csv, got application/json",
+    ),
     "empty file": (b"", "text/csv", 400, "the uploaded file: file is empty (0 bytes)"),
     "binary file": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "text/csv", 400, "not a readable CSV file"),
-    "header only": (b",".join(name.encode() for name in SONG) + b"\n", "text/csv", 400, "file has a header but no data rows"),
-    "missing column": (_csv(_SONGS.drop(columns="tempo")), "text/csv", 422, "missing feature column(s) 'tempo'; the model expects all of: is_explicit"),
-    "semicolons": (_SONGS.to_csv(index=False, sep=";").encode(), "text/csv", 422, "missing feature column(s) 'is_explicit', "),
+    "header only": (
+        b",".join(name.encode() for name in SONG) + b"\n",
+        "text/csv",
+        400,
+        "file has a header but no data rows",
+    ),
+    "missing column": (
+        _csv(_SONGS.drop(columns="tempo")),
+        "text/csv",
+        422,
+        "missing feature column(s) 'tempo'; the model expects all of: is_explicit",
+    ),
+    "semicolons": (
+        _SONGS.to_csv(index=False, sep=";").encode(),
+        "text/csv",
+        422,
+        "missing feature column(s) 'is_explicit', ",
+    ),
     "too many rows": (_csv(pd.DataFrame([SONG] * 5)), "text/csv", 422, "5 rows; at most 4 are scored in one upload"),
-    "a predictions file sent back": (_csv(_SONGS.assign(top_1_code="US")), "text/csv", 422, "'top_1_code' would be overwritten"),
+    "a predictions file sent back": (
+        _csv(_SONGS.assign(top_1_code="US")),
+        "text/csv",
+        422,
+        "'top_1_code' would be overwritten",
+    ),
     "over the body limit": (_csv(pd.DataFrame([SONG] * 2000)), "text/csv", 413, "request body over 65,536 bytes"),
 }
 
@@ -453,8 +567,15 @@ def test_a_bad_csv_file_is_a_4xx_naming_the_problem_and_is_logged(served, case):
     assert_good_predict(served.client)
     assert served.close() == 0
     logged = read_inference_log(served.url)
-    assert logged[["endpoint", "status", "rows"]].values.tolist() == [["batch", status, 0], ["batch", 200, 2], ["predict", 200, 1]]
-    assert logged.loc[0, "error"] == response.json()["error"] and logged.loc[0, "request_id"] == response.headers["x-request-id"]
+    assert logged[["endpoint", "status", "rows"]].values.tolist() == [
+        ["batch", status, 0],
+        ["batch", 200, 2],
+        ["predict", 200, 1],
+    ]
+    assert (
+        logged.loc[0, "error"] == response.json()["error"]
+        and logged.loc[0, "request_id"] == response.headers["x-request-id"]
+    )
 
 
 def test_a_failing_model_is_a_500_and_the_app_keeps_serving(served, monkeypatch):
@@ -468,7 +589,10 @@ def test_a_failing_model_is_a_500_and_the_app_keeps_serving(served, monkeypatch)
     monkeypatch.undo()
     assert_good_predict(served.client)
     assert served.close() == 0
-    assert read_inference_log(served.url)[["status", "error"]].values.tolist() == [[500, "internal error: RuntimeError"], [200, None]]
+    assert read_inference_log(served.url)[["status", "error"]].values.tolist() == [
+        [500, "internal error: RuntimeError"],
+        [200, None],
+    ]
 
 
 # -- auth, metrics, log ------------------------------------------------------------------------------
@@ -478,9 +602,21 @@ def test_bearer_token_guards_every_endpoint_but_health(predictor, tmp_path):
     served = Served(predictor, tmp_path, token=TOKEN)
     client = served.client
     try:
-        for method, path in [("POST", "/predict"), ("POST", "/v2/models/jukebox/infer"), ("GET", "/v2/models/jukebox"),
-                             ("GET", "/v2"), ("GET", "/metrics"), ("GET", "/v2/models/jukebox/ready"), ("GET", "/nowhere")]:
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}):
+        for method, path in [
+            ("POST", "/predict"),
+            ("POST", "/v2/models/jukebox/infer"),
+            ("GET", "/v2/models/jukebox"),
+            ("GET", "/v2"),
+            ("GET", "/metrics"),
+            ("GET", "/v2/models/jukebox/ready"),
+            ("GET", "/nowhere"),
+        ]:
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": TOKEN},
+                {"Authorization": f"Basic {TOKEN}"},
+            ):
                 response = client.request(method, path, json=SONG, headers=headers)
                 assert response.status_code == 401, (method, path, headers)
                 assert response.headers["www-authenticate"] == "Bearer"
@@ -498,7 +634,11 @@ def test_bearer_token_guards_every_endpoint_but_health(predictor, tmp_path):
     # refused requests never reach the endpoints: neither counted nor logged
     assert 'headliner_requests_total{endpoint="predict",status="200"} 1' in metrics
     assert 'status="401"' not in metrics
-    assert read_inference_log(served.url)[["endpoint", "status"]].values.tolist() == [["predict", 200], ["v2", 200], ["predict", 422]]
+    assert read_inference_log(served.url)[["endpoint", "status"]].values.tolist() == [
+        ["predict", 200],
+        ["v2", 200],
+        ["predict", 422],
+    ]
 
 
 def test_metrics_and_the_inference_log_count_every_request_served(served, predictor):
@@ -509,7 +649,9 @@ def test_metrics_and_the_inference_log_count_every_request_served(served, predic
     sent.append(("predict", 200, 2, client.post("/predict", json=[SONG, song(key=0)])))
     sent.append(("predict", 422, 0, client.post("/predict", json=song(tempo=999))))
     sent.append(("predict", 422, 0, client.post("/predict", json=[])))
-    sent.append(("predict", 400, 0, client.post("/predict", content=b"{", headers={"Content-Type": "application/json"})))
+    sent.append(
+        ("predict", 400, 0, client.post("/predict", content=b"{", headers={"Content-Type": "application/json"}))
+    )
     sent.append(("predict", 400, 0, client.post("/predict", content=b"{}", headers={"Content-Type": "text/plain"})))
     sent.append(("v2", 200, 2, client.post("/v2/models/jukebox/infer", json=v2_request(rows=2))))
     sent.append(("v2", 400, 0, client.post("/v2/models/jukebox/infer", json={"inputs": []})))
@@ -569,13 +711,21 @@ def test_the_wine_model_is_served_by_the_same_code(wine_predictor, wine_spec, tm
         metadata = client.get("/v2/models/wine").json()
         assert [tensor["name"] for tensor in metadata["inputs"]] == list(WINE)
         assert metadata["parameters"]["class_names"] == ["Cultivar 1", "Cultivar 2", "Cultivar 3"]
-        request = {"inputs": [{"name": name, "shape": [1, 1], "datatype": "FP32", "data": [value]} for name, value in WINE.items()]}
+        request = {
+            "inputs": [
+                {"name": name, "shape": [1, 1], "datatype": "FP32", "data": [value]} for name, value in WINE.items()
+            ]
+        }
         body = client.post("/v2/models/wine/infer", json=request).json()
         probabilities, label, classes = body["outputs"]
         labels, expected = wine_predictor.predict_matrix(np.array([list(WINE.values())]))
         assert probabilities["shape"] == [1, 3]
         np.testing.assert_array_equal(np.array(probabilities["data"], dtype=np.float32), expected[0])
-        assert label["data"] == [labels[0]] and classes["data"] == wine_spec.target.classes == ["class_0", "class_1", "class_2"]
+        assert label["data"] == [labels[0]] and classes["data"] == wine_spec.target.classes == [
+            "class_0",
+            "class_1",
+            "class_2",
+        ]
         predicted = client.post("/predict", json=WINE).json()
         assert predicted["model_name"] == "wine"
         top = predicted["predictions"][0]["top"]
@@ -583,7 +733,9 @@ def test_the_wine_model_is_served_by_the_same_code(wine_predictor, wine_spec, tm
         assert top[0]["code"] == labels[0]
         assert {entry["name"] for entry in top} == {"Cultivar 1", "Cultivar 2", "Cultivar 3"}
         bad = client.post("/predict", json={**WINE, "alcohol": 40})
-        assert bad.status_code == 422 and bad.json()["field"] == "song.alcohol" and "[0, 25] % vol" in bad.json()["error"]
+        assert (
+            bad.status_code == 422 and bad.json()["field"] == "song.alcohol" and "[0, 25] % vol" in bad.json()["error"]
+        )
         assert client.post("/v2/models/jukebox/infer", json=v2_request()).status_code == 404
     finally:
         assert served.close() == 0
@@ -595,7 +747,12 @@ def test_before_a_model_is_attached_only_liveness_answers(predictor, tmp_path):
     client = Client(app)
     try:
         assert client.get("/v2/health/live").status_code == 200
-        for method, path in [("GET", "/v2/health/ready"), ("POST", "/predict"), ("GET", "/v2/models/jukebox"), ("GET", "/metrics")]:
+        for method, path in [
+            ("GET", "/v2/health/ready"),
+            ("POST", "/predict"),
+            ("GET", "/v2/models/jukebox"),
+            ("GET", "/metrics"),
+        ]:
             response = client.request(method, path, json=SONG)
             assert response.status_code == 503 and response.json() == {"error": "the model is still loading"}
         app.attach(ModelServer(predictor, log=None))  # a server without an inference log also works

@@ -15,8 +15,8 @@ import onnx
 import pandas as pd
 import pytest
 
-from headliner.serving.batch_scoring import score_csv
 from headliner.model.onnx_packaging import DECISION, PRESETS, OnnxPredictor
+from headliner.serving.batch_scoring import score_csv
 from headliner.serving.page import (
     CONTENT_SECURITY_POLICY,
     SCRIPT,
@@ -72,7 +72,9 @@ def embedded(page: str) -> dict:
     return json.loads(re.search(r'<script type="application/json" id="page-data">(.*?)</script>', page, re.S).group(1))
 
 
-def test_the_jukebox_form_has_a_labelled_input_per_feature_with_range_unit_default_and_explanation(predictor, jukebox_spec):
+def test_the_jukebox_form_has_a_labelled_input_per_feature_with_range_unit_default_and_explanation(
+    predictor, jukebox_spec
+):
     page = render_page(page_data(predictor), auth=False, max_upload_rows=100_000)
     elements = Elements(page)
     inputs = {attributes["id"]: attributes for attributes in elements.inputs()}
@@ -152,7 +154,7 @@ def test_a_model_packaged_without_presets_or_wording_gets_a_page_from_its_schema
 
 
 def test_metadata_is_escaped_everywhere_and_cannot_end_the_embedded_json(predictor):
-    hostile = "</script><script>alert(1)</script><b onmouseover=x>&amp;\""
+    hostile = '</script><script>alert(1)</script><b onmouseover=x>&amp;"'
     data = page_data(predictor)
     data["title"] = data["question"] = data["item_noun"] = data["class_noun"] = hostile
     data["model"] = {"name": hostile, "version": hostile}
@@ -171,7 +173,10 @@ def test_the_content_security_policy_allows_exactly_the_inline_style_and_script(
     page = render_page(page_data(predictor), auth=False, max_upload_rows=10)
     digest = lambda text: "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"  # noqa: E731
     assert f"<style>{STYLE}</style>" in page and f"<script>{SCRIPT}</script>" in page
-    assert f"script-src {digest(SCRIPT)};" in CONTENT_SECURITY_POLICY and f"style-src {digest(STYLE)};" in CONTENT_SECURITY_POLICY
+    assert (
+        f"script-src {digest(SCRIPT)};" in CONTENT_SECURITY_POLICY
+        and f"style-src {digest(STYLE)};" in CONTENT_SECURITY_POLICY
+    )
     assert "connect-src 'self'" in CONTENT_SECURITY_POLICY and CONTENT_SECURITY_POLICY.startswith("default-src 'none'")
     for tag, attributes in Elements(page).tags:  # nothing is fetched from elsewhere
         assert "src" not in attributes, tag
@@ -182,12 +187,22 @@ def test_the_content_security_policy_allows_exactly_the_inline_style_and_script(
 @pytest.mark.parametrize(
     ("entry", "label", "valid", "step"),
     [
-        ({"name": "duration_ms", "dtype": "int", "unit": "ms", "min": 10000, "max": 1200000}, "Duration", "whole number 10,000 – 1,200,000 ms", 1),
+        (
+            {"name": "duration_ms", "dtype": "int", "unit": "ms", "min": 10000, "max": 1200000},
+            "Duration",
+            "whole number 10,000 – 1,200,000 ms",
+            1,
+        ),
         ({"name": "danceability", "dtype": "float", "min": 0, "max": 1}, "Danceability", "0 – 1", 0.01),
         ({"name": "loudness", "dtype": "float", "unit": "dB", "min": -60, "max": 0}, "Loudness", "-60 – 0 dB", 0.1),
         ({"name": "proline", "dtype": "float", "unit": "mg/l", "min": 0, "max": 3000}, "Proline", "0 – 3,000 mg/l", 10),
         ({"name": "is_explicit", "dtype": "bool"}, "Is explicit", "yes or no", None),
-        ({"name": "weight_kg", "dtype": "float", "unit": "kg", "min": 0.5, "max": None}, "Weight", "at least 0.5 kg", None),
+        (
+            {"name": "weight_kg", "dtype": "float", "unit": "kg", "min": 0.5, "max": None},
+            "Weight",
+            "at least 0.5 kg",
+            None,
+        ),
         ({"name": "score", "dtype": "int", "min": None, "max": None}, "Score", "any whole number", None),
     ],
 )

@@ -399,8 +399,16 @@ def test_v2_out_of_range_names_feature_and_row_whatever_the_size(rules, rows):
     assert (error.status, error.field) == (422, "tempo")
     assert error.message == f"input 'tempo', row {rows - 1}: expected a number in [30, 250] BPM, got 400"
 
-    single = {"inputs": [{"name": "x", "shape": [rows, 13], "datatype": "FP64",
-                          "data": [[SONG[name] for name in SONG] for _ in range(rows)]}]}
+    single = {
+        "inputs": [
+            {
+                "name": "x",
+                "shape": [rows, 13],
+                "datatype": "FP64",
+                "data": [[SONG[name] for name in SONG] for _ in range(rows)],
+            }
+        ]
+    }
     single["inputs"][0]["data"][rows - 1][1] = 5  # duration_ms
     error = rejected(rules.v2_matrix, single, 100)
     assert error.message == f"input 'duration_ms', row {rows - 1}: expected an integer in [10000, 1200000] ms, got 5"

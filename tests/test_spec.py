@@ -9,8 +9,19 @@ from headliner.errors import SpecError
 from headliner.spec import FeatureType, load_spec
 
 JUKEBOX_FEATURES = [
-    "is_explicit", "duration_ms", "danceability", "energy", "key", "loudness", "mode",
-    "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo",
+    "is_explicit",
+    "duration_ms",
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
 ]
 
 

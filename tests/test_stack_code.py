@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 
 SCANNED = ["pipelines", "steps", "headliner", "materializers", "run.py"]
 # The stack-specific components: they exist to know one stack's flavors.
-STACK_SPECIFIC = ["headliner/stacks/kubernetes/", "headliner/deploy/bento_daemon.py", "headliner/stacks/servers.py", "headliner/stacks/setup.py", "headliner/deploy/deployers.py"]
+STACK_SPECIFIC = [
+    "headliner/stacks/kubernetes/",
+    "headliner/deploy/bento_daemon.py",
+    "headliner/stacks/servers.py",
+    "headliner/stacks/setup.py",
+    "headliner/deploy/deployers.py",
+]
 # run.py's commands about stacks (stack-import, kubernetes-manifests) and their helpers.
 STACK_COMMAND = re.compile(r"^_?(stack_import|kubernetes)")
 # Modules that implement a stack-specific flavor. The BentoML integration's materializer is not one: it
@@ -49,7 +55,12 @@ def stack_names() -> set[str]:
         for kind, component in stack["components"].items():
             by_type.setdefault(kind, set()).add(component["flavor"])
     present_everywhere = {kind for kind in by_type if all(kind in stack["components"] for stack in stacks)}
-    flavors = {flavor for kind, flavors in by_type.items() if len(flavors) > 1 or kind not in present_everywhere for flavor in flavors}
+    flavors = {
+        flavor
+        for kind, flavors in by_type.items()
+        if len(flavors) > 1 or kind not in present_everywhere
+        for flavor in flavors
+    }
     return (flavors | {stack["stack_name"] for stack in stacks}) - {"s3"}
 
 
@@ -74,18 +85,32 @@ def flavor_branches(source: str, names: set[str], allowed_functions: re.Pattern 
                 found.append((node.lineno, f"imports {module}"))
                 break
         identifier = (
-            node.attr if isinstance(node, ast.Attribute)
-            else node.id if isinstance(node, ast.Name)
-            else node.arg if isinstance(node, ast.keyword)
-            else node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier()
+            node.attr
+            if isinstance(node, ast.Attribute)
+            else node.id
+            if isinstance(node, ast.Name)
+            else node.arg
+            if isinstance(node, ast.keyword)
+            else node.value
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier()
             else None
         )
         if identifier and "flavor" in identifier.lower():
             found.append((node.lineno, f"reads '{identifier}'"))
-        compared = [node.left, *node.comparators] if isinstance(node, ast.Compare) else [node.value] if isinstance(node, ast.MatchValue) else []
+        compared = (
+            [node.left, *node.comparators]
+            if isinstance(node, ast.Compare)
+            else [node.value]
+            if isinstance(node, ast.MatchValue)
+            else []
+        )
         for operand in compared:
             for constant in ast.walk(operand):
-                if isinstance(constant, ast.Constant) and isinstance(constant.value, str) and constant.value.lower() in names:
+                if (
+                    isinstance(constant, ast.Constant)
+                    and isinstance(constant.value, str)
+                    and constant.value.lower() in names
+                ):
                     found.append((node.lineno, f"compares with '{constant.value}', the name of a stack or flavor"))
     return sorted({(line, what) for line, what in found if line not in skipped})
 
@@ -149,8 +174,12 @@ def request(version: str = "3") -> DeploymentRequest:
     from headliner.deploy.deployment import DeploymentRequest
 
     return DeploymentRequest(
-        model_name="jukebox", model_version=version, bento_tag=f"headliner:v{version}", bento_path="/nowhere",
-        pipeline_name="deployment", step_name="deploy_service",
+        model_name="jukebox",
+        model_version=version,
+        bento_tag=f"headliner:v{version}",
+        bento_path="/nowhere",
+        pipeline_name="deployment",
+        step_name="deploy_service",
     )
 
 
@@ -182,13 +211,24 @@ def dry_run_deployer(local_stack):
     CLI leaves it for the other tests."""
     from zenml.enums import StackComponentType
 
-    from headliner.stacks.kubernetes.deployer import FLAVOR, HeadlinerKubernetesModelDeployer, KubernetesDeployerConfig, KubernetesModelService
+    from headliner.stacks.kubernetes.deployer import (
+        FLAVOR,
+        HeadlinerKubernetesModelDeployer,
+        KubernetesDeployerConfig,
+        KubernetesModelService,
+    )
 
     now = datetime.now()
     config = KubernetesDeployerConfig(dry_run=True, namespace="serving")
     deployer = HeadlinerKubernetesModelDeployer(
-        name="k8s_dry_run", id=uuid4(), config=config, flavor=FLAVOR, type=StackComponentType.MODEL_DEPLOYER,
-        user=None, created=now, updated=now,
+        name="k8s_dry_run",
+        id=uuid4(),
+        config=config,
+        flavor=FLAVOR,
+        type=StackComponentType.MODEL_DEPLOYER,
+        user=None,
+        created=now,
+        updated=now,
     )
     yield deployer
     for service in deployer.find_model_server(service_type=KubernetesModelService.SERVICE_TYPE):
@@ -201,13 +241,18 @@ def test_kubernetes_dry_run_renders_and_returns_the_service_at_its_cluster_dns_n
 
     from headliner.deploy.deployers import deploy
     from headliner.deploy.deployment import service_url, smoke_test_deployment
-    from headliner.stacks.kubernetes.deployer import KubernetesModelService
     from headliner.model.onnx_packaging import feature_schema
+    from headliner.stacks.kubernetes.deployer import KubernetesModelService
 
     service = deploy(request("3"), deployer=dry_run_deployer)
     assert isinstance(service, KubernetesModelService)
     assert service_url(service) == "http://headliner-jukebox-v3.serving.svc.cluster.local:3000"
-    assert [m["kind"] for m in service.config.manifests()] == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+    assert [m["kind"] for m in service.config.manifests()] == [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+    ]
 
     # What the smoke-test step gets: the service as ZenML's service materializer loads it from the store.
     loaded = BaseDeploymentService.from_model(Client().get_service(service.uuid))
@@ -219,7 +264,12 @@ def test_kubernetes_dry_run_renders_and_returns_the_service_at_its_cluster_dns_n
     # A redeploy of the step replaces its record for the model; another version replaces the first.
     deploy(request("3"), deployer=dry_run_deployer)
     newer = deploy(request("4"), deployer=dry_run_deployer)
-    names = [s.name for s in dry_run_deployer.find_model_server(pipeline_name="deployment", service_type=KubernetesModelService.SERVICE_TYPE)]
+    names = [
+        s.name
+        for s in dry_run_deployer.find_model_server(
+            pipeline_name="deployment", service_type=KubernetesModelService.SERVICE_TYPE
+        )
+    ]
     assert names == ["headliner-jukebox-v4"] and service_url(newer).startswith("http://headliner-jukebox-v4.")
 
 
@@ -230,8 +280,14 @@ DOCKERFILE = PROJECT_ROOT / "serving" / "Dockerfile"
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
-    text = re.sub(r"\\\n", " ", "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")))
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip()) for line in text.splitlines() if line.strip()]
+    text = re.sub(
+        r"\\\n",
+        " ",
+        "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")),
+    )
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip()) for line in text.splitlines() if line.strip()
+    ]
 
 
 def test_the_service_image_agrees_with_the_kubernetes_manifests():
@@ -243,7 +299,10 @@ def test_the_service_image_agrees_with_the_kubernetes_manifests():
     last = {kind: arguments for kind, arguments in instructions}
 
     assert last["FROM"].startswith("python:3.11-slim")
-    assert last["USER"].split(":") == [str(pod["securityContext"]["runAsUser"]), str(pod["securityContext"]["runAsGroup"])]
+    assert last["USER"].split(":") == [
+        str(pod["securityContext"]["runAsUser"]),
+        str(pod["securityContext"]["runAsGroup"]),
+    ]
     assert last["EXPOSE"].split() == [str(SERVICE_PORT)]
     # The pod's `command` replaces the image's entrypoint and command: `docker run` must do the same.
     assert "ENTRYPOINT" not in last and json.loads(last["CMD"]) == container["command"]
@@ -262,7 +321,15 @@ def test_every_file_the_image_copies_exists_and_is_in_the_build_context():
         if kind == "COPY":
             parts = [p for p in shlex.split(arguments) if not p.startswith("--")]
             copied += parts[:-1]
-    assert {"requirements.txt", "serving/requirements.txt", "headliner/", "serving/", "materializers/", "configs/", "run.py"} <= set(copied)
+    assert {
+        "requirements.txt",
+        "serving/requirements.txt",
+        "headliner/",
+        "serving/",
+        "materializers/",
+        "configs/",
+        "run.py",
+    } <= set(copied)
     for source in copied:
         assert (PROJECT_ROOT / source).exists(), source
         assert source.split("/")[0] in kept, f"{source} is excluded from the build context"

@@ -44,7 +44,9 @@ def _user_stack(client, name: str) -> None:
     if not client.list_stacks(name=name).total:
         client.create_stack(
             name=name,
-            components={t: [c[0].id] for t, c in local.components.items() if t.value in ("orchestrator", "artifact_store")},
+            components={
+                t: [c[0].id] for t, c in local.components.items() if t.value in ("orchestrator", "artifact_store")
+            },
         )
     client.activate_stack(name)
 
@@ -73,12 +75,22 @@ def test_name_clash_with_another_flavor_is_an_error_not_a_prompt(client, tmp_pat
                 "stack_name": "clash",
                 "zenml_version": "0.98.0",
                 "components": {
-                    "orchestrator": {"name": "headliner_local_orchestrator", "flavor": "local_docker", "configuration": {}},
-                    "artifact_store": {"name": "headliner_local_artifact_store", "flavor": "local", "configuration": {}},
+                    "orchestrator": {
+                        "name": "headliner_local_orchestrator",
+                        "flavor": "local_docker",
+                        "configuration": {},
+                    },
+                    "artifact_store": {
+                        "name": "headliner_local_artifact_store",
+                        "flavor": "local",
+                        "configuration": {},
+                    },
                 },
             }
         )
     )
-    with pytest.raises(StackSetupError, match=r"orchestrator named 'headliner_local_orchestrator' already exists with flavor 'local'"):
+    with pytest.raises(
+        StackSetupError, match=r"orchestrator named 'headliner_local_orchestrator' already exists with flavor 'local'"
+    ):
         import_stack(stack_file)
     assert not client.list_stacks(name="clash").total

@@ -2,7 +2,6 @@
 become valid, shifted, reproducible requests, and a real service (the ASGI app under uvicorn) answers,
 logs and stores the labels of the traffic sent; a missing or guarded service is a clear error."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,7 +39,9 @@ def held_out_frame(spec: UseCaseSpec, rows: int, seed: int = 0) -> pd.DataFrame:
 
 def test_parse_drift_reads_feature_shift_pairs(jukebox_spec, wine_spec):
     assert parse_drift(["tempo=30", "energy=-0.2", " loudness = +5 "], jukebox_spec) == {
-        "tempo": 30.0, "energy": -0.2, "loudness": 5.0,
+        "tempo": 30.0,
+        "energy": -0.2,
+        "loudness": 5.0,
     }
     assert parse_drift([], jukebox_spec) == {}
     assert parse_drift(["alcohol=1.5"], wine_spec) == {"alcohol": 1.5}
@@ -51,12 +52,18 @@ def test_parse_drift_reads_feature_shift_pairs(jukebox_spec, wine_spec):
     [
         (["tempo30"], "--drift 'tempo30': expected FEATURE=SHIFT, e.g. danceability=0.1"),
         (["=5"], "--drift '=5': expected FEATURE=SHIFT"),
-        (["tempoo=30"], "--drift 'tempoo=30': unknown feature 'tempoo' (did you mean 'tempo'?); expected one of is_explicit, duration_ms,"),
+        (
+            ["tempoo=30"],
+            "--drift 'tempoo=30': unknown feature 'tempoo' (did you mean 'tempo'?); expected one of is_explicit, duration_ms,",
+        ),
         (["genre=1"], "--drift 'genre=1': unknown feature 'genre'; expected one of is_explicit,"),
         (["tempo=fast"], "--drift 'tempo=fast': shift 'fast' is not a finite number; expected e.g. danceability=0.1"),
         (["tempo="], "--drift 'tempo=': shift '' is not a finite number"),
         (["tempo=nan"], "--drift 'tempo=nan': shift 'nan' is not a finite number"),
-        (["tempo=10", "energy=0.1", "tempo=20"], "--drift 'tempo=20': feature 'tempo' is shifted twice; give each feature once"),
+        (
+            ["tempo=10", "energy=0.1", "tempo=20"],
+            "--drift 'tempo=20': feature 'tempo' is shifted twice; give each feature once",
+        ),
     ],
 )
 def test_parse_drift_errors_name_the_item_and_what_was_expected(jukebox_spec, values, message):
@@ -120,7 +127,9 @@ def test_int_and_bool_features_stay_integers_after_a_fractional_shift(jukebox_sp
 def test_sampling_is_seeded_and_uses_replacement_only_when_needed(jukebox_spec, wine_spec):
     frame = held_out_frame(jukebox_spec, 30)
     assert traffic_songs(frame, jukebox_spec, 25, {}, seed=5) == traffic_songs(frame, jukebox_spec, 25, {}, seed=5)
-    assert traffic_songs(frame, jukebox_spec, 25, {}, seed=5)[0] != traffic_songs(frame, jukebox_spec, 25, {}, seed=6)[0]
+    assert (
+        traffic_songs(frame, jukebox_spec, 25, {}, seed=5)[0] != traffic_songs(frame, jukebox_spec, 25, {}, seed=6)[0]
+    )
 
     keys = lambda songs: [song["danceability"] for song in songs]  # noqa: E731
     fewer, _ = traffic_songs(frame, jukebox_spec, 29, {}, seed=5)
@@ -138,7 +147,10 @@ def test_sampling_is_seeded_and_uses_replacement_only_when_needed(jukebox_spec, 
 
 def test_songs_need_the_spec_columns_and_a_request(jukebox_spec):
     frame = held_out_frame(jukebox_spec, 10)
-    with pytest.raises(HeadlinerError, match=r"held-out rows: missing column\(s\) tempo, country; expected the spec's features and target 'country'"):
+    with pytest.raises(
+        HeadlinerError,
+        match=r"held-out rows: missing column\(s\) tempo, country; expected the spec's features and target 'country'",
+    ):
         traffic_songs(frame.drop(columns=["tempo", "country"]), jukebox_spec, 5, {}, seed=0)
     with pytest.raises(HeadlinerError, match="held-out rows: none"):
         traffic_songs(frame.iloc[:0], jukebox_spec, 5, {}, seed=0)
@@ -158,7 +170,9 @@ def test_traffic_to_a_live_service_is_answered_logged_and_labelled(predictor, ju
     try:
         with serving(InferenceApp(ModelServer(predictor, log, feedback=feedback))) as url:
             assert served_version(url + "/", "jukebox") == "1"
-            report = simulate_traffic(url, "jukebox", songs, labels, feedback_rate=0.5, concurrency=4, seed=3, progress=False)
+            report = simulate_traffic(
+                url, "jukebox", songs, labels, feedback_rate=0.5, concurrency=4, seed=3, progress=False
+            )
         log.flush()
         logged = read_inference_log(log_url, endpoint="predict")
         stored = feedback.read()
@@ -166,12 +180,21 @@ def test_traffic_to_a_live_service_is_answered_logged_and_labelled(predictor, ju
         log.close()
         feedback.close()
 
-    assert (report.requests, report.answered, report.failed, report.failed_by_status, report.errors) == (40, 40, 0, {}, [])
+    assert (report.requests, report.answered, report.failed, report.failed_by_status, report.errors) == (
+        40,
+        40,
+        0,
+        {},
+        [],
+    )
     assert (report.feedback_sent, report.feedback_accepted, report.feedback_errors) == (20, 20, [])
     assert report.seconds > 0 and report.requests_per_second == pytest.approx(40 / report.seconds, rel=0.05)
     lines = report.summary_lines()
     assert lines[0].startswith(f"Sent 40 requests to 'jukebox' at {url} in ")
-    assert lines[1:] == ["  answered 200: 40; failed: 0", "  feedback: 20 true labels sent to POST /feedback, 20 accepted"]
+    assert lines[1:] == [
+        "  answered 200: 40; failed: 0",
+        "  feedback: 20 true labels sent to POST /feedback, 20 accepted",
+    ]
 
     assert len(logged) == 40 and set(logged["status"]) == {200} and set(logged["rows"]) == {1}
     assert logged["request_id"].is_unique
@@ -182,14 +205,18 @@ def test_traffic_to_a_live_service_is_answered_logged_and_labelled(predictor, ju
     sent_row = dict(zip(items["request_id"], items["danceability"]))
     assert len(stored) == 20 and stored["request_id"].is_unique and set(stored["item"]) == {0}
     assert set(stored["request_id"]) <= set(logged["request_id"])
-    assert all(label == label_of_row[sent_row[request_id]] for request_id, label in zip(stored["request_id"], stored["label"]))
+    assert all(
+        label == label_of_row[sent_row[request_id]] for request_id, label in zip(stored["request_id"], stored["label"])
+    )
 
 
 def test_failures_are_counted_by_status_with_their_messages(predictor):
     songs = [SONG, {**SONG, "tempo": 999.0}, {**SONG, "key": 40}, SONG]
     labels = ["US", "GB", "DE", "FR"]
     with serving(InferenceApp(ModelServer(predictor, None, token=TOKEN))) as url:
-        report = simulate_traffic(url, "jukebox", songs, labels, feedback_rate=1.0, token=TOKEN, concurrency=2, progress=False)
+        report = simulate_traffic(
+            url, "jukebox", songs, labels, feedback_rate=1.0, token=TOKEN, concurrency=2, progress=False
+        )
         assert (report.requests, report.answered, report.failed_by_status) == (4, 2, {"422": 2})
         assert sorted(report.errors) == [
             "HTTP 422: song.key: expected an integer in [0, 11], got 40",
@@ -207,9 +234,14 @@ def test_failures_are_counted_by_status_with_their_messages(predictor):
 
 def test_served_version_errors_say_what_to_do(predictor):
     closed = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(HeadlinerError, match=rf"^no service answers at {closed} \(.*\); start one with `python run.py serve` or `python run.py --pipeline deployment`$"):
+    with pytest.raises(
+        HeadlinerError,
+        match=rf"^no service answers at {closed} \(.*\); start one with `python run.py serve` or `python run.py --pipeline deployment`$",
+    ):
         served_version(closed, "jukebox")
-    with pytest.raises(HeadlinerError, match=rf"^no service answers at {closed} \(.*\); start one with `python run.py serve`"):
+    with pytest.raises(
+        HeadlinerError, match=rf"^no service answers at {closed} \(.*\); start one with `python run.py serve`"
+    ):
         simulate_traffic(closed, "jukebox", [SONG], ["US"], feedback_rate=0.0, progress=False)
     with pytest.raises(HeadlinerError, match=r"^--url '127.0.0.1:3000': expected http://HOST:PORT"):
         served_version("127.0.0.1:3000", "jukebox")

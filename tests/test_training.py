@@ -30,7 +30,10 @@ def test_shipped_run_config_is_valid():
     ("text", "message"),
     [
         ("steps: {}", "missing 'steps.train_model.parameters.training'"),
-        ("steps: {train_model: {parameters: {training: {candidates: []}}}}", "field 'steps.train_model.parameters.training.candidates'"),
+        (
+            "steps: {train_model: {parameters: {training: {candidates: []}}}}",
+            "field 'steps.train_model.parameters.training.candidates'",
+        ),
         (
             "steps: {train_model: {parameters: {training: {candidates: [{name: a, family: xgboost}]}}}}",
             "candidates.0.family': Input should be 'logistic_regression', 'mlp' or 'random_forest'",
@@ -68,7 +71,9 @@ def test_selection_tracks_every_candidate_and_keeps_the_best(wine_spec, wine_spl
         selection_metric="log_loss",
     )
     tracked = []
-    pipeline, selection = select_model(wine_spec, config, train, validation, track=lambda t: tracked.append(t) or f"run-{t.config.name}")
+    pipeline, selection = select_model(
+        wine_spec, config, train, validation, track=lambda t: tracked.append(t) or f"run-{t.config.name}"
+    )
     assert [t.config.name for t in tracked] == ["weak", "strong"]
     scores = {c.name: c for c in selection.candidates}
     assert scores["strong"].validation_metrics["log_loss"] < scores["weak"].validation_metrics["log_loss"]
@@ -119,8 +124,22 @@ def test_model_card_states_use_data_metrics_and_limits(wine_spec, wine_splits):
     assert meta["model_version"] == "7" and meta["zenml_run_id"] == "r1" and meta["candidate"] == "lr"
     gates = QualityGateReport(results=evaluate_gates(report, wine_spec.evaluation.quality_gates))
     card = model_card_markdown(
-        wine_spec, 7, onnx_model, report, selection, gates, {"train_split": train, "validation_split": validation, "test_split": test}
+        wine_spec,
+        7,
+        onnx_model,
+        report,
+        selection,
+        gates,
+        {"train_split": train, "validation_split": validation, "test_split": test},
     )
-    for text in ("version 7", "## Intended use", "## Test metrics", "| accuracy |", "## Known limits", "`proline`", meta["data_fingerprint"]):
+    for text in (
+        "version 7",
+        "## Intended use",
+        "## Test metrics",
+        "| accuracy |",
+        "## Known limits",
+        "`proline`",
+        meta["data_fingerprint"],
+    ):
         assert text in card
     assert np.isclose(report.metrics["accuracy"], float(card.split("| accuracy | ")[1].split(" |")[0]), atol=1e-4)

@@ -5,6 +5,7 @@ Songs get a latent style that shifts their audio features through a Gaussian cop
 real songs (headliner.data.jukebox_calibration); countries prefer styles, so the song features
 carry information about the country, which is what the jukebox model learns.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,10 +18,31 @@ from scipy.special import ndtr
 from headliner.data import jukebox_calibration as calibration
 
 KAGGLE_COLUMNS: tuple[str, ...] = (
-    "spotify_id", "name", "artists", "daily_rank", "daily_movement", "weekly_movement", "country",
-    "snapshot_date", "popularity", "is_explicit", "duration_ms", "album_name", "album_release_date",
-    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-    "instrumentalness", "liveness", "valence", "tempo", "time_signature",
+    "spotify_id",
+    "name",
+    "artists",
+    "daily_rank",
+    "daily_movement",
+    "weekly_movement",
+    "country",
+    "snapshot_date",
+    "popularity",
+    "is_explicit",
+    "duration_ms",
+    "album_name",
+    "album_release_date",
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
 )
 FEATURES = calibration.CONTINUOUS_FEATURES
 NAN_FEATURES = ("danceability", "energy", "acousticness", "valence")
@@ -89,20 +111,92 @@ REGION_STYLE_WEIGHTS: dict[str, dict[str, float]] = {
 }
 
 TITLE_ADJECTIVES = (
-    "Golden", "Midnight", "Electric", "Broken", "Summer", "Wild", "Neon", "Silent", "Lost", "Sweet",
-    "Burning", "Cold", "Crazy", "Last", "Little", "Lonely", "Perfect", "Secret", "Velvet", "Young",
+    "Golden",
+    "Midnight",
+    "Electric",
+    "Broken",
+    "Summer",
+    "Wild",
+    "Neon",
+    "Silent",
+    "Lost",
+    "Sweet",
+    "Burning",
+    "Cold",
+    "Crazy",
+    "Last",
+    "Little",
+    "Lonely",
+    "Perfect",
+    "Secret",
+    "Velvet",
+    "Young",
 )
 TITLE_NOUNS = (
-    "Heart", "Night", "Dream", "Fire", "Love", "River", "City", "Rain", "Dance", "Stars",
-    "Road", "Ocean", "Eyes", "Heaven", "Sunset", "Party", "Ghost", "Paradise", "Moon", "Storm",
+    "Heart",
+    "Night",
+    "Dream",
+    "Fire",
+    "Love",
+    "River",
+    "City",
+    "Rain",
+    "Dance",
+    "Stars",
+    "Road",
+    "Ocean",
+    "Eyes",
+    "Heaven",
+    "Sunset",
+    "Party",
+    "Ghost",
+    "Paradise",
+    "Moon",
+    "Storm",
 )
 ARTIST_FIRST_NAMES = (
-    "Luna", "Kai", "Nova", "Milo", "Zara", "Leo", "Ivy", "Jay", "Mara", "Rio",
-    "Sky", "Nico", "Ayla", "Max", "Lia", "Omar", "Yuna", "Dani", "Theo", "Sol",
+    "Luna",
+    "Kai",
+    "Nova",
+    "Milo",
+    "Zara",
+    "Leo",
+    "Ivy",
+    "Jay",
+    "Mara",
+    "Rio",
+    "Sky",
+    "Nico",
+    "Ayla",
+    "Max",
+    "Lia",
+    "Omar",
+    "Yuna",
+    "Dani",
+    "Theo",
+    "Sol",
 )
 ARTIST_LAST_NAMES = (
-    "Vega", "Stone", "Park", "Silva", "Berg", "Khan", "Moreau", "Kim", "Okafor", "Rossi",
-    "Novak", "Tanaka", "Costa", "Lund", "Reyes", "Sharma", "Hale", "Cruz", "Blake", "Ito",
+    "Vega",
+    "Stone",
+    "Park",
+    "Silva",
+    "Berg",
+    "Khan",
+    "Moreau",
+    "Kim",
+    "Okafor",
+    "Rossi",
+    "Novak",
+    "Tanaka",
+    "Costa",
+    "Lund",
+    "Reyes",
+    "Sharma",
+    "Hale",
+    "Cruz",
+    "Blake",
+    "Ito",
 )
 BASE62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", np.uint8)
 
@@ -144,7 +238,7 @@ def _make_songs(rng: np.random.Generator, n_songs: int) -> _Songs:
     style = np.repeat(np.arange(len(STYLES)), counts)
     block_start = np.cumsum(counts) - counts
     rank_in_style = np.arange(style.size) - block_start[style] + 1
-    weight = rank_in_style ** -ZIPF_EXPONENT
+    weight = rank_in_style**-ZIPF_EXPONENT
     cumulative = np.cumsum(weight)
     before_block = (cumulative - weight)[block_start][style]
     block_total = cumulative[block_start + counts - 1][style] - before_block
@@ -181,7 +275,8 @@ def _make_songs(rng: np.random.Generator, n_songs: int) -> _Songs:
         key=rng.choice(12, size=style.size, p=_normalized(calibration.KEY_PROBS)),
         mode=rng.choice(2, size=style.size, p=_normalized(calibration.MODE_PROBS)),
         time_signature=rng.choice(
-            np.array(calibration.TIME_SIGNATURE_VALUES), size=style.size,
+            np.array(calibration.TIME_SIGNATURE_VALUES),
+            size=style.size,
             p=_normalized(calibration.TIME_SIGNATURE_PROBS),
         ),
     )
@@ -193,9 +288,7 @@ def _chart_style_preferences(rng: np.random.Generator, countries: Sequence[str])
         region: np.log([weights.get(style, OTHER_STYLE_WEIGHT) for style in STYLE_NAMES])
         for region, weights in REGION_STYLE_WEIGHTS.items()
     }
-    log_weights = np.array(
-        [region_log_weights[REGION_OF_COUNTRY.get(code, "generic")] for code in countries]
-    )
+    log_weights = np.array([region_log_weights[REGION_OF_COUNTRY.get(code, "generic")] for code in countries])
     log_weights += rng.normal(0, COUNTRY_PREFERENCE_SPREAD, size=log_weights.shape)
     preferences = np.exp(log_weights)
     preferences /= preferences.sum(axis=1, keepdims=True)
@@ -263,15 +356,17 @@ def _chart_entries(
 
     popularity = np.clip(np.round(songs.popularity[song] + rng.normal(0, 3, song.size)), 0, 100)
     return days, {
-        "chart": chart, "day": day, "song": song, "daily_rank": rank,
-        "daily_movement": movement(1), "weekly_movement": movement(7),
+        "chart": chart,
+        "day": day,
+        "song": song,
+        "daily_rank": rank,
+        "daily_movement": movement(1),
+        "weekly_movement": movement(7),
         "popularity": popularity.astype(np.int64),
     }
 
 
-def _inject_song_oddities(
-    rng: np.random.Generator, songs: _Songs, entry_song: np.ndarray, target_rows: int
-) -> None:
+def _inject_song_oddities(rng: np.random.Generator, songs: _Songs, entry_song: np.ndarray, target_rows: int) -> None:
     """Turn a few rarely charting songs into real-world oddities, each kind covering ~target_rows rows."""
     rows_per_song = np.bincount(entry_song, minlength=songs.style.size)
     charting = np.flatnonzero(rows_per_song)
@@ -301,10 +396,13 @@ def _song_texts(rng: np.random.Generator, n_songs: int) -> dict[str, np.ndarray]
     first_names = np.array(ARTIST_FIRST_NAMES)[rng.integers(0, len(ARTIST_FIRST_NAMES), n_artists)]
     last_names = np.array(ARTIST_LAST_NAMES)[rng.integers(0, len(ARTIST_LAST_NAMES), n_artists)]
     has_last_name = rng.random(n_artists) < 0.7
-    artist_names = np.array([
-        f"{first} {last}" if full else first.upper()
-        for first, last, full in zip(first_names, last_names, has_last_name)
-    ], dtype=object)
+    artist_names = np.array(
+        [
+            f"{first} {last}" if full else first.upper()
+            for first, last, full in zip(first_names, last_names, has_last_name)
+        ],
+        dtype=object,
+    )
     artist_weights = _normalized(np.arange(1, n_artists + 1) ** -0.8)
     main_artist = artist_names[rng.choice(n_artists, n_songs, p=artist_weights)]
     featured_artist = artist_names[rng.choice(n_artists, n_songs, p=artist_weights)]

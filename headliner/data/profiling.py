@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -25,7 +25,9 @@ def data_profile_html(
     sample = frame
     if len(sample) > max_rows:
         sample = sample.sample(n=max_rows, random_state=spec.split.seed)
-    snapshot = Report([DataSummaryPreset()]).run(current_data=evidently_dataset(sample, spec, categorical), reference_data=None)
+    snapshot = Report([DataSummaryPreset()]).run(
+        current_data=evidently_dataset(sample, spec, categorical), reference_data=None
+    )
     page = snapshot.get_html_str(as_iframe=False)
     if len(frame) > max_rows:
         note = f"<p>Profiled on a random sample of {max_rows:,} of {len(frame):,} rows (seed {spec.split.seed}).</p>"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -41,9 +41,7 @@ def table_format(uri: str) -> str:
     if lowered.endswith(PARQUET_SUFFIXES):
         return "parquet"
     suffix = "".join(Path(name).suffixes) or "(none)"
-    raise DataSourceError(
-        f"{uri}: unknown file format '{suffix}'; expected one of {', '.join(SUPPORTED_SUFFIXES)}"
-    )
+    raise DataSourceError(f"{uri}: unknown file format '{suffix}'; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
 
 
 def check_source(uri: str) -> str:
@@ -82,7 +80,7 @@ def read_table(uri: str) -> pd.DataFrame:
     return parse_table(_read_bytes(uri), fmt, uri, _csv_compression(uri))
 
 
-def parse_table(content: bytes, fmt: str, name: str, compression: Optional[str] = None) -> pd.DataFrame:
+def parse_table(content: bytes, fmt: str, name: str, compression: str | None = None) -> pd.DataFrame:
     """A CSV ('csv', UTF-8 with or without a byte-order mark) or Parquet file's bytes as a table; refuses
     empty or unreadable content with an error naming `name`."""
     if not content:
@@ -109,7 +107,7 @@ def parse_table(content: bytes, fmt: str, name: str, compression: Optional[str] 
     return frame
 
 
-def _csv_compression(uri: str) -> Optional[str]:
+def _csv_compression(uri: str) -> str | None:
     suffix = Path(urlparse(uri).path if is_remote(uri) else uri).suffix.lower()
     return {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz"}.get(suffix)
 
@@ -131,7 +129,7 @@ def load_sklearn_dataset(name: str) -> pd.DataFrame:
     return frame
 
 
-def describe_source(spec: UseCaseSpec, data: Optional[str], rows: Optional[int]) -> str:
+def describe_source(spec: UseCaseSpec, data: str | None, rows: int | None) -> str:
     """One human line saying where the raw data comes from."""
     if data:
         return data
@@ -143,7 +141,7 @@ def describe_source(spec: UseCaseSpec, data: Optional[str], rows: Optional[int])
     return str(source.uri)
 
 
-def load_raw_data(spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None) -> pd.DataFrame:
+def load_raw_data(spec: UseCaseSpec, data: str | None = None, rows: int | None = None) -> pd.DataFrame:
     """The raw table for a use case: `data` if given, else the spec's source.
 
     `rows` sizes a generator; for a file or bundled dataset it keeps a seeded sample of that many rows.

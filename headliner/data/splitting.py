@@ -39,7 +39,10 @@ def assign_splits(groups: pd.Series, labels: pd.Series, fractions: tuple[float, 
     rng = np.random.default_rng(seed)
     per_group = pd.DataFrame({"group": groups.to_numpy(), "label": labels.to_numpy()})
     dominant = (
-        per_group.groupby(["group", "label"], sort=True).size().rename("n").reset_index()
+        per_group.groupby(["group", "label"], sort=True)
+        .size()
+        .rename("n")
+        .reset_index()
         .sort_values(["group", "n", "label"], ascending=[True, False, True])
         .drop_duplicates("group")
     )

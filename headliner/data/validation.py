@@ -97,9 +97,7 @@ def validate_raw(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> DataRep
         findings.append(Finding(problem="duplicate row", rows=duplicates, action="drop the copies"))
     unlabelled = int(classes.isna().sum())
     if unlabelled:
-        findings.append(
-            Finding(column=spec.target.column, problem="no label", rows=unlabelled, action="drop row")
-        )
+        findings.append(Finding(column=spec.target.column, problem="no label", rows=unlabelled, action="drop row"))
     if unknown.any():
         findings.append(unknown_label_finding(frame[spec.target.column], unknown))
     for feature in spec.features:

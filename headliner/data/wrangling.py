@@ -100,4 +100,3 @@ def label_examples(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple
         facts={"classes present": f"{counts.size} of {len(spec.target.classes)}"},
     )
     return labelled, report
-

@@ -3,9 +3,9 @@ with its own inference log, and the predictions written to a file or an s3:// UR
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional
 
 import pandas as pd
 
@@ -36,11 +36,11 @@ def write_predictions(predictions: pd.DataFrame, path: str) -> None:
 def score_to_file(
     predictor: OnnxPredictor,
     frame: pd.DataFrame,
-    output_path: Optional[str],
+    output_path: str | None,
     log_url: str,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    progress: Optional[Callable[[int], None]] = None,
-    batch_id: Optional[str] = None,
+    progress: Callable[[int], None] | None = None,
+    batch_id: str | None = None,
     source: str = "batch data",
 ) -> tuple[pd.DataFrame, BatchScoringReport]:
     """`score_frame` with the inference log at `log_url` (closed at the end, so every record is
@@ -53,4 +53,6 @@ def score_to_file(
     finally:
         unwritten = log.close()
     write_predictions(predictions, output_path)
-    return predictions, report.model_copy(update={"output_file": output_path, "log_records": report.log_records - unwritten})
+    return predictions, report.model_copy(
+        update={"output_file": output_path, "log_records": report.log_records - unwritten}
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from zenml.integrations.bentoml.model_deployers import BentoMLModelDeployer
@@ -51,7 +51,9 @@ class BentoServiceDaemon(BentoMLLocalDeploymentService):
         return command, env
 
 
-def deploy_request(deployer: BentoMLModelDeployer, request: DeploymentRequest, timeout: int = START_TIMEOUT) -> BentoServiceDaemon:
+def deploy_request(
+    deployer: BentoMLModelDeployer, request: DeploymentRequest, timeout: int = START_TIMEOUT
+) -> BentoServiceDaemon:
     """The deployer adapter of ZenML's BentoML deployer (headliner.deploy.deployers): start the request's bento as
     a daemon on request.host:port, registered with `deployer`, after stopping and deleting the service
     this pipeline step started before for the model (what `deploy_model` with `continuous_deployment_mode`
@@ -90,13 +92,15 @@ def deploy_request(deployer: BentoMLModelDeployer, request: DeploymentRequest, t
         except Exception as exc:
             log_tail = _tail(service.status.log_file)
             service.stop(timeout=timeout, force=True)
-            raise DeploymentError(f"the service did not start ({exc}); its log {service.status.log_file} ends:\n{log_tail}") from None
+            raise DeploymentError(
+                f"the service did not start ({exc}); its log {service.status.log_file} ends:\n{log_tail}"
+            ) from None
         return service
 
     return record_and_start(config, service_type, start)
 
 
-def _tail(path: Optional[str], lines: int = 15) -> str:
+def _tail(path: str | None, lines: int = 15) -> str:
     if not path or not Path(path).is_file():
         return "(no log)"
     return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])

@@ -4,9 +4,10 @@ and its steps are the same on every stack."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import reduce
 from importlib import import_module
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from headliner.errors import DeploymentError
@@ -38,19 +39,23 @@ def adapter_for(deployer: BaseModelDeployer) -> Adapter:
     return reduce(getattr, attribute.split("."), import_module(module))
 
 
-def deploy(request: DeploymentRequest, deployer: Optional[BaseModelDeployer] = None) -> BaseDeploymentService:
+def deploy(request: DeploymentRequest, deployer: BaseModelDeployer | None = None) -> BaseDeploymentService:
     """Deploy with `deployer`, by default the active stack's model deployer."""
     if deployer is None:
         from zenml.client import Client
 
         stack = Client().active_stack
         if stack.model_deployer is None:
-            raise DeploymentError(f"the active stack '{stack.name}' has no model deployer; supported flavors: {', '.join(ADAPTERS)}")
+            raise DeploymentError(
+                f"the active stack '{stack.name}' has no model deployer; supported flavors: {', '.join(ADAPTERS)}"
+            )
         deployer = stack.model_deployer
     return adapter_for(deployer)(deployer, request)
 
 
-def record_and_start(config: ServiceConfig, service_type: ServiceType, start: Callable[[UUID], BaseDeploymentService]) -> BaseDeploymentService:
+def record_and_start(
+    config: ServiceConfig, service_type: ServiceType, start: Callable[[UUID], BaseDeploymentService]
+) -> BaseDeploymentService:
     """What ZenML's `deploy_model` does once it has chosen to deploy (its search for the same service
     ignores the config in ZenML 0.98, so it returns any service of the flavor): record the service in the
     ZenML store, linked to the model version, `start` it with the record's id, then record its state;
@@ -60,7 +65,9 @@ def record_and_start(config: ServiceConfig, service_type: ServiceType, start: Ca
 
     client = Client()
     response = client.create_service(
-        config=config, service_type=service_type, model_version_id=get_model_version_id_if_exists(config.model_name, config.model_version)
+        config=config,
+        service_type=service_type,
+        model_version_id=get_model_version_id_if_exists(config.model_name, config.model_version),
     )
     try:
         service = start(response.id)

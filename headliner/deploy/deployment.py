@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -47,7 +47,9 @@ def save_bento_model(model_bytes: bytes) -> str:
     except bentoml.exceptions.NotFound:
         pass
     labels = {"project": "headliner", "model": predictor.model_name, "model_version": predictor.model_version}
-    with bentoml.models.create(tag, labels=labels, metadata={"use_case": predictor.metadata.get("use_case", "")}) as model:
+    with bentoml.models.create(
+        tag, labels=labels, metadata={"use_case": predictor.metadata.get("use_case", "")}
+    ) as model:
         Path(model.path_of(BENTO_MODEL_FILE)).write_bytes(model_bytes)
     return tag
 
@@ -85,8 +87,13 @@ class DeploymentRequest(BaseModel):
         """The request for the model version packed into `bento` (build_bento labels it)."""
         labels = bento.info.labels
         return cls(
-            model_name=labels["model"], model_version=labels["model_version"], bento_tag=str(bento.tag),
-            bento_path=str(bento.path), port=port, pipeline_name=pipeline_name, step_name=step_name,
+            model_name=labels["model"],
+            model_version=labels["model_version"],
+            bento_tag=str(bento.tag),
+            bento_path=str(bento.path),
+            port=port,
+            pipeline_name=pipeline_name,
+            step_name=step_name,
         )
 
 
@@ -100,12 +107,12 @@ def service_url(service: BaseDeploymentService) -> str:
     return url.rstrip("/")
 
 
-def curl_command(url: str, example: dict[str, Any], token: Optional[str]) -> str:
+def curl_command(url: str, example: dict[str, Any], token: str | None) -> str:
     auth = " -H 'Authorization: Bearer $HEADLINER_API_TOKEN'" if token else ""
     return f"curl -s {url}/predict -H 'Content-Type: application/json'{auth} -d {shlex.quote(json.dumps(example))}"
 
 
-def _post(url: str, payload: Any, token: Optional[str], timeout: float = 10.0) -> tuple[int, Any, float]:
+def _post(url: str, payload: Any, token: str | None, timeout: float = 10.0) -> tuple[int, Any, float]:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -134,20 +141,33 @@ class SmokeTestReport(HtmlReport):
 
     def to_html(self) -> str:
         what = f"{html.escape(self.model_name)} version {html.escape(self.model_version)}"
-        served = f"<p>{html.escape(self.url)} serves {what}</p>" if self.applied else f"<p>dry run: not applied; {what} would be at {html.escape(self.url)}</p>"
+        served = (
+            f"<p>{html.escape(self.url)} serves {what}</p>"
+            if self.applied
+            else f"<p>dry run: not applied; {what} would be at {html.escape(self.url)}</p>"
+        )
         rows = [[c.name, "passed" if c.passed else "FAILED", c.detail] for c in self.checks]
         return html_page(
             "Deployment smoke test",
-            [("Service", served), ("Requests", html_table(["request", "result", "detail"], rows)),
-             ("Try it", f"<pre>{html.escape(self.curl)}</pre>")],
+            [
+                ("Service", served),
+                ("Requests", html_table(["request", "result", "detail"], rows)),
+                ("Try it", f"<pre>{html.escape(self.curl)}</pre>"),
+            ],
         )
 
     def summary_metadata(self) -> dict[str, str | int | float]:
-        return {"url": self.url, "model_version": self.model_version, "checks_passed": sum(c.passed for c in self.checks),
-                "applied": "yes" if self.applied else "dry run: not applied"}
+        return {
+            "url": self.url,
+            "model_version": self.model_version,
+            "checks_passed": sum(c.passed for c in self.checks),
+            "applied": "yes" if self.applied else "dry run: not applied",
+        }
 
 
-def smoke_test(url: str, feature_schema: list[dict[str, Any]], model_name: str, model_version: str, token: Optional[str]) -> SmokeTestReport:
+def smoke_test(
+    url: str, feature_schema: list[dict[str, Any]], model_name: str, model_version: str, token: str | None
+) -> SmokeTestReport:
     """One friendly and one Open Inference Protocol request; raises DeploymentError when either is wrong
     or the service serves another version than the one deployed."""
     example = example_inputs(feature_schema)
@@ -187,12 +207,19 @@ def smoke_test(url: str, feature_schema: list[dict[str, Any]], model_name: str, 
     return report
 
 
-def smoke_test_deployment(service: BaseDeploymentService, feature_schema: list[dict[str, Any]], model_name: str, model_version: str,
-                          token: Optional[str]) -> SmokeTestReport:
+def smoke_test_deployment(
+    service: BaseDeploymentService,
+    feature_schema: list[dict[str, Any]],
+    model_name: str,
+    model_version: str,
+    token: str | None,
+) -> SmokeTestReport:
     """smoke_test at the service's URL. A service its deployer only rendered (`dry_run` in its config)
     gets no request: the report says so, and where it would answer."""
     url = service_url(service)
     if getattr(service.config, "dry_run", False):
         curl = curl_command(url, example_inputs(feature_schema), token)
-        return SmokeTestReport(url=url, model_name=model_name, model_version=model_version, curl=curl, checks=[], applied=False)
+        return SmokeTestReport(
+            url=url, model_name=model_name, model_version=model_version, curl=curl, checks=[], applied=False
+        )
     return smoke_test(url, feature_schema, model_name, model_version, token)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import fcntl
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -40,10 +41,10 @@ class PromotionRequest(BaseModel):
     requested_at: str
     reason: str
     status: Literal["pending", "approved", "rejected"] = "pending"
-    decided_by: Optional[str] = None
-    decided_at: Optional[str] = None
-    decision_reason: Optional[str] = None
-    override: Optional[str] = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+    decision_reason: str | None = None
+    override: str | None = None
 
 
 class AuditEvent(BaseModel):
@@ -58,10 +59,10 @@ class AuditEvent(BaseModel):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def acting_user(as_name: Optional[str]) -> str:
+def acting_user(as_name: str | None) -> str:
     """Who acts: the active ZenML user; on the single-user embedded store `--as NAME` stands in for
     the person (real accounts, hence real enforcement, need a ZenML server)."""
     from zenml.client import Client
@@ -137,8 +138,14 @@ def request_promotion(model: str, version: int, to_stage: Stage, reason: str, us
         reason=reason.strip(),
     )
     event = AuditEvent(
-        at=request.requested_at, event="requested", request_id=request.id, by=user, model=model, version=version,
-        stage=to_stage, reason=request.reason,
+        at=request.requested_at,
+        event="requested",
+        request_id=request.id,
+        by=user,
+        model=model,
+        version=version,
+        stage=to_stage,
+        reason=request.reason,
     )
     _record(model_version, request, event)
     return request
@@ -158,7 +165,7 @@ def _requests_of(model_version) -> list[PromotionRequest]:
     ]
 
 
-def all_requests(model: Optional[str] = None) -> list[PromotionRequest]:
+def all_requests(model: str | None = None) -> list[PromotionRequest]:
     from zenml.client import Client
 
     client = Client()
@@ -172,7 +179,7 @@ def all_requests(model: Optional[str] = None) -> list[PromotionRequest]:
     return sorted(requests, key=lambda r: r.requested_at)
 
 
-def pending_requests(model: Optional[str] = None) -> list[PromotionRequest]:
+def pending_requests(model: str | None = None) -> list[PromotionRequest]:
     return [r for r in all_requests(model) if r.status == "pending"]
 
 
@@ -182,7 +189,9 @@ def pending_request_of(model: str, version: int) -> PromotionRequest:
     if not found:
         raise PromotionError(f"no pending request for {model} v{version} (python run.py promote list --model {model})")
     if len(found) > 1:
-        raise PromotionError(f"{model} v{version} has {len(found)} pending requests ({', '.join(r.id for r in found)}): give REQUEST_ID")
+        raise PromotionError(
+            f"{model} v{version} has {len(found)} pending requests ({', '.join(r.id for r in found)}): give REQUEST_ID"
+        )
     return found[0]
 
 
@@ -234,14 +243,20 @@ def reject(request_id: str, reason: str, user: str) -> PromotionRequest:
             update={"status": "rejected", "decided_by": user, "decided_at": _now(), "decision_reason": reason.strip()}
         )
         event = AuditEvent(
-            at=decided.decided_at, event="rejected", request_id=request.id, by=user, model=request.model,
-            version=request.version, stage=request.to_stage, reason=decided.decision_reason,
+            at=decided.decided_at,
+            event="rejected",
+            request_id=request.id,
+            by=user,
+            model=request.model,
+            version=request.version,
+            stage=request.to_stage,
+            reason=decided.decision_reason,
         )
         _record(model_version, decided, event)
     return decided
 
 
-def approve(request_id: str, user: str, reason: str = "", override: Optional[str] = None) -> PromotionRequest:
+def approve(request_id: str, user: str, reason: str = "", override: str | None = None) -> PromotionRequest:
     """Approve a pending request and move the version; to production this archives the previous
     production version in the same store operation, and a candidate worse than it needs `override`."""
     from headliner.model.comparison import compare_with_production
@@ -251,13 +266,14 @@ def approve(request_id: str, user: str, reason: str = "", override: Optional[str
         current = _stage(model_version)
         if (current, request.to_stage) not in ALLOWED_MOVES:
             raise PromotionError(
-                f"request {request_id} is stale: " + _move_refusal(request.model, request.version, current, request.to_stage)
+                f"request {request_id} is stale: "
+                + _move_refusal(request.model, request.version, current, request.to_stage)
             )
         previous = stage_holders(request.model)["production"] if request.to_stage == "production" else []
         if previous:
             verdict = compare_with_production(request.model, request.version, previous[0])
             if verdict.worse and not (override and override.strip()):
-                raise PromotionError(f"{verdict.summary}; approve with --override \"reason\" to promote it anyway")
+                raise PromotionError(f'{verdict.summary}; approve with --override "reason" to promote it anyway')
         decided = request.model_copy(
             update={
                 "status": "approved",
@@ -269,27 +285,43 @@ def approve(request_id: str, user: str, reason: str = "", override: Optional[str
         )
         model_version.set_stage(request.to_stage, force=True)
         event = AuditEvent(
-            at=decided.decided_at, event="approved", request_id=request.id, by=user, model=request.model,
-            version=request.version, stage=request.to_stage, reason=decided.decision_reason or override or "",
+            at=decided.decided_at,
+            event="approved",
+            request_id=request.id,
+            by=user,
+            model=request.model,
+            version=request.version,
+            stage=request.to_stage,
+            reason=decided.decision_reason or override or "",
         )
         _record(model_version, decided, event)
         for number in previous:
             if number != request.version:
                 archived = AuditEvent(
-                    at=_now(), event="archived", request_id=request.id, by=user, model=request.model, version=number,
-                    stage="archived", reason=f"replaced in production by v{request.version}",
+                    at=_now(),
+                    event="archived",
+                    request_id=request.id,
+                    by=user,
+                    model=request.model,
+                    version=number,
+                    stage="archived",
+                    reason=f"replaced in production by v{request.version}",
                 )
                 _log(find_model_version(request.model, number), _event_metadata(archived))
         sync_mlflow_mirror(request.model, versions=[request.version, *previous])
     return decided
 
 
-def history(model: str, version: Optional[int] = None) -> list[AuditEvent]:
+def history(model: str, version: int | None = None) -> list[AuditEvent]:
     from zenml.client import Client
 
     if not Client().list_models(name=model).total:
         raise PromotionError(f"no registered model '{model}'")
-    versions = [find_model_version(model, version)] if version else Client().list_model_versions(model, size=1000, hydrate=True).items
+    versions = (
+        [find_model_version(model, version)]
+        if version
+        else Client().list_model_versions(model, size=1000, hydrate=True).items
+    )
     events = [
         AuditEvent.model_validate(value)
         for model_version in versions
@@ -299,7 +331,7 @@ def history(model: str, version: Optional[int] = None) -> list[AuditEvent]:
     return sorted(events, key=lambda e: e.at)
 
 
-def sync_mlflow_mirror(model: str, versions: Optional[list[int]] = None) -> list[str]:
+def sync_mlflow_mirror(model: str, versions: list[int] | None = None) -> list[str]:
     """Make the MLflow registry's aliases match the ZenML stages (staging -> 'staging', production ->
     'champion') and mirror the tags of `versions` (default: all), re-registering a missing mirror
     version from its ONNX file; returns what changed."""

@@ -3,15 +3,12 @@ candidate's test split (the current one) by the spec's primary metric, so the co
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
 from headliner.model.estimators import class_indices
 from headliner.model.evaluation import LOWER_IS_BETTER, compute_metrics
 from headliner.spec import USE_CASES_DIR, UseCaseSpec, load_spec
-
 
 
 class Verdict(BaseModel):
@@ -54,8 +51,9 @@ def _score(model_version, test, spec: UseCaseSpec) -> float:
 
 
 def compare_with_production(model: str, candidate: int, production: int) -> Verdict:
-    import materializers  # noqa: F401  (registers the ONNX materializer)
     from zenml.client import Client
+
+    import materializers  # noqa: F401  (registers the ONNX materializer)
 
     spec = spec_for_model(model)
     client = Client()
@@ -69,6 +67,11 @@ def compare_with_production(model: str, candidate: int, production: int) -> Verd
     metric = spec.evaluation.primary_metric
     worse = candidate_value > production_value if metric in LOWER_IS_BETTER else candidate_value < production_value
     return Verdict(
-        metric=metric, candidate_version=candidate, production_version=production, candidate_value=candidate_value,
-        production_value=production_value, rows=len(test), worse=worse,
+        metric=metric,
+        candidate_version=candidate,
+        production_version=production,
+        candidate_value=candidate_value,
+        production_value=production_value,
+        rows=len(test),
+        worse=worse,
     )

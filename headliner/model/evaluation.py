@@ -48,9 +48,7 @@ def _per_class_scores(
     y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall, F1 and support of every class, absent ones included (scored 0)."""
-    return precision_recall_fscore_support(
-        y_true, y_pred, labels=list(range(n_classes)), average=None, zero_division=0
-    )
+    return precision_recall_fscore_support(y_true, y_pred, labels=list(range(n_classes)), average=None, zero_division=0)
 
 
 def _top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int) -> float:

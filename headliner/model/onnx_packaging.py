@@ -16,8 +16,9 @@ scikit-learn nor pandas is installed; packaging and the parity check import them
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
@@ -109,9 +110,7 @@ def _require_spec_classes(classes: Any, spec: UseCaseSpec) -> None:
         return
     missing = [c for c in expected if c not in classes]
     unexpected = [c for c in classes if c not in expected]
-    detail = (
-        f"missing {missing}, unexpected {unexpected}" if missing or unexpected else "same classes in another order"
-    )
+    detail = f"missing {missing}, unexpected {unexpected}" if missing or unexpected else "same classes in another order"
     raise ValueError(f"the model's classes differ from the spec's target classes ({detail})")
 
 

@@ -4,7 +4,7 @@ reproduces the scikit-learn probabilities on the test split."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import onnx
 import pandas as pd
@@ -19,7 +19,9 @@ from headliner.spec import UseCaseSpec
 PARITY_TOLERANCE = 1e-4
 
 
-def provenance_metadata(spec: UseCaseSpec, report: EvaluationReport, train: pd.DataFrame, zenml_run_id: str) -> dict[str, str]:
+def provenance_metadata(
+    spec: UseCaseSpec, report: EvaluationReport, train: pd.DataFrame, zenml_run_id: str
+) -> dict[str, str]:
     return {
         "question": spec.decision.question,
         "candidate": report.candidate,
@@ -30,7 +32,7 @@ def provenance_metadata(spec: UseCaseSpec, report: EvaluationReport, train: pd.D
         "train_rows": str(len(train)),
         "git_commit": git_commit(),
         "zenml_run_id": zenml_run_id,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

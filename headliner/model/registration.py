@@ -3,7 +3,6 @@ stack's model registry (MLflow), and its model card."""
 
 from __future__ import annotations
 
-
 import onnx
 import pandas as pd
 
@@ -12,7 +11,6 @@ from headliner.model.evaluation import EvaluationReport
 from headliner.model.gates import QualityGateReport
 from headliner.model.training import ModelSelection
 from headliner.spec import SourceKind, UseCaseSpec
-
 
 REGISTRY_VERSION_KEY = "mlflow_registry_version"  # version metadata: set once the MLflow mirror exists
 MLFLOW_ALIASES = {"staging": "staging", "production": "champion"}  # ZenML stage -> MLflow alias
@@ -27,7 +25,9 @@ def version_metadata(
         "test_metrics": report.metrics,
         "baseline_metrics": report.baseline_metrics,
         "candidate": report.candidate,
-        "splits": {name: {"rows": len(frame), "fingerprint": dataframe_fingerprint(frame)} for name, frame in splits.items()},
+        "splits": {
+            name: {"rows": len(frame), "fingerprint": dataframe_fingerprint(frame)} for name, frame in splits.items()
+        },
         REGISTRY_VERSION_KEY: registry_version,
     }
 
@@ -61,7 +61,10 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
     except KeyError:
         registry.register_model(name=model)
     metadata = ModelRegistryModelMetadata(
-        zenml_version=zenml.__version__, zenml_run_name=run_name, zenml_pipeline_name="training", zenml_model_version=str(version),
+        zenml_version=zenml.__version__,
+        zenml_run_name=run_name,
+        zenml_pipeline_name="training",
+        zenml_model_version=str(version),
     )
     registered = registry.mlflow_client.create_model_version(
         name=model,
@@ -132,9 +135,7 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
 
     client = Client()
     mlflow_client = client.active_stack.model_registry.mlflow_client
-    mirrored = {
-        v.tags.get("zenml_model_version"): v for v in mlflow_client.search_model_versions(f"name='{model}'")
-    }
+    mirrored = {v.tags.get("zenml_model_version"): v for v in mlflow_client.search_model_versions(f"name='{model}'")}
     changes: list[str] = []
     holders: dict[str, str] = {}
     for model_version in client.list_model_versions(model, size=1000).items:
@@ -209,9 +210,12 @@ def model_card_markdown(
     data_rows = "\n".join(
         f"| {name} | {len(frame):,} | `{dataframe_fingerprint(frame)}` |" for name, frame in splits.items()
     )
-    gate_rows = "\n".join(
-        f"| {g.metric} | {g.value:.4f} | {g.bound} | {'passed' if g.passed else 'FAILED'} |" for g in gates.results
-    ) or "| (none configured) | | | |"
+    gate_rows = (
+        "\n".join(
+            f"| {g.metric} | {g.value:.4f} | {g.bound} | {'passed' if g.passed else 'FAILED'} |" for g in gates.results
+        )
+        or "| (none configured) | | | |"
+    )
     candidates = ", ".join(
         f"{c.name} ({c.validation_metrics[selection.selection_metric]:.4f})" for c in selection.candidates
     )

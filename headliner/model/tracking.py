@@ -5,17 +5,14 @@ tracking URI the stack's experiment tracker has set."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 
 from headliner.model.estimators import feature_frame
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.training import TrainedCandidate
-from headliner.spec import PROJECT_ROOT
-from headliner.spec import UseCaseSpec
-
+from headliner.spec import PROJECT_ROOT, UseCaseSpec
 
 TRUSTED_TYPE_PREFIXES = ("numpy.", "sklearn.")
 
@@ -34,8 +31,8 @@ def git_commit() -> str:
 def _pip_requirements() -> list[str]:
     """Stated explicitly: MLflow's own inference of them takes seconds per model."""
     import mlflow
-    import skops
     import sklearn
+    import skops
 
     return [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"mlflow=={mlflow.__version__}"]
 
@@ -88,4 +85,3 @@ def log_evaluation(report: EvaluationReport) -> None:
     for stem, png in report.png_images().items():
         mlflow.log_image(Image.open(io.BytesIO(png)), f"{stem}.png")
     mlflow.log_text(report.model_dump_json(indent=2), "evaluation_report.json")
-

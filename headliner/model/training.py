@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sklearn.pipeline import Pipeline
 
-from headliner.spec import load_yaml_model
 from headliner.errors import HeadlinerError, RunConfigError
-from headliner.model.estimators import CandidateConfig, build_pipeline, class_indices, feature_frame
 from headliner.labels import class_display_names
+from headliner.model.estimators import CandidateConfig, build_pipeline, class_indices, feature_frame
 from headliner.model.evaluation import METRIC_NAMES, EvaluationReport, compute_metrics, evaluate
 from headliner.model.gates import LOWER_IS_BETTER
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import UseCaseSpec
+from headliner.spec import UseCaseSpec, load_yaml_model
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +75,10 @@ class ModelSelection(HtmlReport):
 
     def summary_metadata(self) -> dict[str, str | int | float]:
         best = next(c for c in self.candidates if c.name == self.selected)
-        return {"selected": self.selected, f"validation_{self.selection_metric}": best.validation_metrics[self.selection_metric]}
+        return {
+            "selected": self.selected,
+            f"validation_{self.selection_metric}": best.validation_metrics[self.selection_metric],
+        }
 
     def to_html(self) -> str:
         metrics = list(self.candidates[0].validation_metrics)
@@ -149,7 +151,10 @@ def select_model(
         )
         logger.info(
             "  %s: validation %s = %.4f (%.1f s)",
-            candidate.name, training.selection_metric, result.validation_metrics[training.selection_metric], result.fit_seconds,
+            candidate.name,
+            training.selection_metric,
+            result.validation_metrics[training.selection_metric],
+            result.fit_seconds,
         )
     best = best_candidate(trained, training.selection_metric)
     selection = ModelSelection(

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timezone
-from typing import Literal, Optional
+from datetime import UTC, datetime
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
@@ -41,11 +41,11 @@ class MonitoringSummary(HtmlReport):
     model_name: str
     model_version: str
     window: str
-    checked_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    checked_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     decision: Decision
     reasons: list[str]
-    figures: dict[str, Optional[float]]
-    thresholds: dict[str, Optional[float]]
+    figures: dict[str, float | None]
+    thresholds: dict[str, float | None]
     drifted_features: list[str]
 
     def summary_metadata(self) -> dict[str, str | int | float]:
@@ -58,22 +58,36 @@ class MonitoringSummary(HtmlReport):
         out += [f"  - {reason}" for reason in self.reasons]
         for name, value in self.figures.items():
             limit = self.thresholds.get(name)
-            shown = "n/a" if value is None else (f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}")
+            shown = (
+                "n/a"
+                if value is None
+                else (f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}")
+            )
             out.append(f"  {name:34} {shown:>10}" + (f"   (limit {limit:g})" if limit is not None else ""))
         return out
 
     def to_html(self) -> str:
         colour = {"ok": "ok", "warn": "fail", "retrain": "fail"}[self.decision]
         head = f"<p class='{colour}'><b>{self.decision.upper()}</b></p>" + (
-            "<ul>" + "".join(f"<li>{reason}</li>" for reason in self.reasons) + "</ul>" if self.reasons else "<p>Every check passed.</p>"
+            "<ul>" + "".join(f"<li>{reason}</li>" for reason in self.reasons) + "</ul>"
+            if self.reasons
+            else "<p>Every check passed.</p>"
         )
         rows = [
-            [name, "n/a" if value is None else f"{value:.4g}", "" if self.thresholds.get(name) is None else f"{self.thresholds[name]:g}"]
+            [
+                name,
+                "n/a" if value is None else f"{value:.4g}",
+                "" if self.thresholds.get(name) is None else f"{self.thresholds[name]:g}",
+            ]
             for name, value in self.figures.items()
         ]
         return html_page(
             f"Monitoring of {self.model_name} v{self.model_version}: {self.decision}",
-            [("Decision", head), ("Figures", html_table(["figure", "value", "limit"], rows)), ("Window", f"<p>{self.window}</p>")],
+            [
+                ("Decision", head),
+                ("Figures", html_table(["figure", "value", "limit"], rows)),
+                ("Window", f"<p>{self.window}</p>"),
+            ],
         )
 
 
@@ -107,9 +121,13 @@ def decide(
     drop = performance.drop
     metric = rules.live_metric
     if drop is not None and drop >= rules.live_metric_min_drop_to_retrain:
-        retrain.append(f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} below offline {performance.offline[metric]:.3f}")
+        retrain.append(
+            f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} below offline {performance.offline[metric]:.3f}"
+        )
     elif drop is not None and drop >= rules.live_metric_min_drop_to_retrain / 2:
-        warn.append(f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} below offline {performance.offline[metric]:.3f}")
+        warn.append(
+            f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} below offline {performance.offline[metric]:.3f}"
+        )
     decision: Decision = "retrain" if retrain else "warn" if warn else "ok"
     figures = {
         "requests": float(window.requests),
@@ -148,16 +166,16 @@ class Alert(BaseModel):
 
     level: Literal["none", "warning", "critical"]
     message: str
-    webhook: Optional[str] = None  # scheme://host/ only: the path may hold a secret
-    webhook_status: Optional[int] = None
-    webhook_error: Optional[str] = None
+    webhook: str | None = None  # scheme://host/ only: the path may hold a secret
+    webhook_status: int | None = None
+    webhook_error: str | None = None
 
 
-def alert_webhook(spec: UseCaseSpec) -> Optional[str]:
+def alert_webhook(spec: UseCaseSpec) -> str | None:
     return os.environ.get(WEBHOOK_ENV) or spec.retraining.alert_webhook
 
 
-def send_alert(summary: MonitoringSummary, webhook: Optional[str]) -> Alert:
+def send_alert(summary: MonitoringSummary, webhook: str | None) -> Alert:
     """Log the verdict (warning for warn, error for retrain) and POST it as JSON to `webhook`. A webhook
     that fails is reported in the alert and the log, never raised: the verdict is already made."""
     import httpx

@@ -4,7 +4,8 @@ features that the decision reads."""
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel
@@ -54,7 +55,8 @@ class DriftReport(HtmlReport):
 
     def to_html(self) -> str:
         rows = [
-            [c.column, c.method, f"{c.score:.4g}", f"{c.threshold:g}", "DRIFT" if c.drifted else "ok"] for c in self.columns
+            [c.column, c.method, f"{c.score:.4g}", f"{c.threshold:g}", "DRIFT" if c.drifted else "ok"]
+            for c in self.columns
         ]
         header = (
             f"<div style='font-family:system-ui,sans-serif;margin:1rem'><h1>{self.title}</h1>"
@@ -73,7 +75,7 @@ def drift_report(
     columns: Sequence[str],
     categorical: Sequence[str] = (),
     title: str = "Drift",
-    methods: Optional[dict[str, Any]] = None,
+    methods: dict[str, Any] | None = None,
 ) -> DriftReport:
     """Evidently's drift test of each of `columns` (features of the spec, or extra `categorical` ones);
     `methods`: DataDriftPreset's method and threshold arguments (default: the spec's numeric ones)."""
@@ -81,7 +83,10 @@ def drift_report(
     from evidently.presets import DataDriftPreset
 
     if methods is None:
-        methods = {"num_method": spec.monitoring.numeric_drift_method, "num_threshold": spec.monitoring.numeric_drift_threshold}
+        methods = {
+            "num_method": spec.monitoring.numeric_drift_method,
+            "num_threshold": spec.monitoring.numeric_drift_threshold,
+        }
     preset = DataDriftPreset(columns=list(columns), **methods)
     snapshot = Report([preset], include_tests=True).run(
         current_data=evidently_dataset(current, spec, categorical),
@@ -99,8 +104,11 @@ def drift_report(
         if config.get("type") == "evidently:metric_v2:ValueDrift":
             found.append(
                 ColumnDrift(
-                    column=config["column"], method=config["method"], score=float(metric["value"]),
-                    threshold=float(config["threshold"]), drifted=drifted[config["column"]],
+                    column=config["column"],
+                    method=config["method"],
+                    score=float(metric["value"]),
+                    threshold=float(config["threshold"]),
+                    drifted=drifted[config["column"]],
                 )
             )
     return DriftReport(
@@ -119,8 +127,16 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, spec: UseCaseS
 
 def prediction_drift(reference: pd.DataFrame, current: pd.DataFrame, spec: UseCaseSpec) -> DriftReport:
     """Drift of the distribution of the predicted top class (column `predicted` of both frames)."""
-    methods = {"cat_method": spec.monitoring.prediction_drift_method, "cat_threshold": spec.monitoring.prediction_drift_threshold}
+    methods = {
+        "cat_method": spec.monitoring.prediction_drift_method,
+        "cat_threshold": spec.monitoring.prediction_drift_threshold,
+    }
     return drift_report(
-        reference, current, spec, [PREDICTED], categorical=[PREDICTED], title=f"Prediction drift of {spec.name} (top-1 class)",
+        reference,
+        current,
+        spec,
+        [PREDICTED],
+        categorical=[PREDICTED],
+        title=f"Prediction drift of {spec.name} (top-1 class)",
         methods=methods,
     )

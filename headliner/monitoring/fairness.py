@@ -8,8 +8,6 @@ so a gap the model already had on held-out data is told apart from one that appe
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
@@ -32,17 +30,17 @@ class ClassParity(BaseModel):
 
 
 class FairnessReport(HtmlReport):
-    attribute: Optional[str] = None  # None: the spec watches no attribute
+    attribute: str | None = None  # None: the spec watches no attribute
     rows_with: int = 0
     rows_without: int = 0
-    threshold: Optional[float] = None
+    threshold: float | None = None
     classes: list[ClassParity] = []  # the classes with the largest |SPD|, largest first
-    max_difference: Optional[float] = None  # None: not computable (a group is empty, or no attribute)
-    reference_max_difference: Optional[float] = None
+    max_difference: float | None = None  # None: not computable (a group is empty, or no attribute)
+    reference_max_difference: float | None = None
     note: str = ""
 
     @property
-    def passed(self) -> Optional[bool]:
+    def passed(self) -> bool | None:
         if self.max_difference is None or self.threshold is None:
             return None
         return self.max_difference <= self.threshold
@@ -65,9 +63,7 @@ class FairnessReport(HtmlReport):
             f"= 0 ({self.rows_without:,} rows): <b>{self.max_difference:.4f}</b>, {verdict} the limit {self.threshold:g}. "
             f"Held-out data: {self.reference_max_difference:.4f}.</p>"
         )
-        rows = [
-            [c.label, f"{c.rate_with:.4f}", f"{c.rate_without:.4f}", f"{c.difference:+.4f}"] for c in self.classes
-        ]
+        rows = [[c.label, f"{c.rate_with:.4f}", f"{c.rate_without:.4f}", f"{c.difference:+.4f}"] for c in self.classes]
         table = html_table(["class", f"share, {self.attribute}=1", f"share, {self.attribute}=0", "SPD"], rows)
         return html_page(f"Fairness across {self.attribute}", [("Statistical parity difference", summary + table)])
 
@@ -81,7 +77,12 @@ def parity_differences(attribute: np.ndarray, predicted: np.ndarray) -> list[Cla
     with_counts = pd.Series(predicted[flags]).value_counts(normalize=True)
     without_counts = pd.Series(predicted[~flags]).value_counts(normalize=True)
     labels = sorted(set(with_counts.index) | set(without_counts.index))
-    parity = [ClassParity(label=str(c), rate_with=float(with_counts.get(c, 0.0)), rate_without=float(without_counts.get(c, 0.0))) for c in labels]
+    parity = [
+        ClassParity(
+            label=str(c), rate_with=float(with_counts.get(c, 0.0)), rate_without=float(without_counts.get(c, 0.0))
+        )
+        for c in labels
+    ]
     return sorted(parity, key=lambda p: (-abs(p.difference), p.label))
 
 
@@ -102,7 +103,9 @@ def fairness(current: pd.DataFrame, reference: pd.DataFrame, spec: UseCaseSpec) 
         reference_max_difference=abs(reference_parity[0].difference) if reference_parity else None,
     )
     if not parity:
-        report.note = f"not computable: every row of the window has {attribute} = {int(flags[0]) if len(flags) else '?'}"
+        report.note = (
+            f"not computable: every row of the window has {attribute} = {int(flags[0]) if len(flags) else '?'}"
+        )
     else:
         report.max_difference = abs(parity[0].difference)
     return report

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -42,7 +41,7 @@ class LivePerformanceReport(HtmlReport):
         return self.labelled >= self.min_labels and bool(self.metrics)
 
     @property
-    def drop(self) -> Optional[float]:
+    def drop(self) -> float | None:
         """How far the live metric is below its offline value (negative: above); None if not judged."""
         if not self.judged or self.live_metric not in self.offline:
             return None
@@ -60,27 +59,48 @@ class LivePerformanceReport(HtmlReport):
 
     def to_html(self) -> str:
         if not self.metrics:
-            return html_page("Live performance", [("No labels yet", "<p>No true labels arrived for this window: send them with "
-                                                   "POST /feedback or python run.py feedback --data FILE.</p>")])
+            return html_page(
+                "Live performance",
+                [
+                    (
+                        "No labels yet",
+                        "<p>No true labels arrived for this window: send them with "
+                        "POST /feedback or python run.py feedback --data FILE.</p>",
+                    )
+                ],
+            )
         names = list(self.metrics)
-        rows = [[name, f"{self.metrics[name]:.4f}", f"{self.offline[name]:.4f}" if name in self.offline else "-"] for name in names]
+        rows = [
+            [name, f"{self.metrics[name]:.4f}", f"{self.offline[name]:.4f}" if name in self.offline else "-"]
+            for name in names
+        ]
         status = (
             f"<p>{self.labelled:,} labelled answers; {self.live_metric} is {self.drop:+.4f} below its offline value.</p>"
             if self.drop is not None
             else f"<p>{self.labelled:,} labelled answers; at least {self.min_labels:,} are needed to judge.</p>"
         )
         periods = [
-            [f"{p.start:%Y-%m-%d %H:%M:%S}", f"{p.end:%Y-%m-%d %H:%M:%S}", f"{p.labelled:,}", f"{p.metrics[self.live_metric]:.4f}"]
+            [
+                f"{p.start:%Y-%m-%d %H:%M:%S}",
+                f"{p.end:%Y-%m-%d %H:%M:%S}",
+                f"{p.labelled:,}",
+                f"{p.metrics[self.live_metric]:.4f}",
+            ]
             for p in self.periods
         ]
         sections = [
-            ("Window", status + html_table(["metric (top-k: k=%d)" % self.top_k, "live", "offline (test split)"], rows)),
+            (
+                "Window",
+                status + html_table(["metric (top-k: k=%d)" % self.top_k, "live", "offline (test split)"], rows),
+            ),
             ("Over time", html_table(["from", "to", "labels", self.live_metric], periods)),
         ]
         return html_page("Live performance", sections)
 
 
-def live_metrics(labels: np.ndarray, predicted: np.ndarray, label_rank: np.ndarray, classes: list[str], top_k: int) -> dict[str, float]:
+def live_metrics(
+    labels: np.ndarray, predicted: np.ndarray, label_rank: np.ndarray, classes: list[str], top_k: int
+) -> dict[str, float]:
     """The offline metric names for logged answers: class-code `labels` and top-1 `predicted`, and the rank
     of the true class in the logged top-k (-1 when absent)."""
     index = {c: i for i, c in enumerate(classes)}
@@ -98,15 +118,20 @@ def live_performance(current: pd.DataFrame, offline: dict[str, float], spec: Use
     top_k = min(spec.evaluation.top_k, spec.decision.top_k)  # the service logs the decision's top-k
     labelled = current[current[LABEL].notna()]
     report = LivePerformanceReport(
-        live_metric=spec.monitoring.live_metric, top_k=top_k, labelled=len(labelled),
-        min_labels=spec.monitoring.min_labels, offline=dict(offline),
+        live_metric=spec.monitoring.live_metric,
+        top_k=top_k,
+        labelled=len(labelled),
+        min_labels=spec.monitoring.min_labels,
+        offline=dict(offline),
     )
     if labelled.empty:
         return report
     classes = spec.target.classes
 
     def score(part: pd.DataFrame) -> dict[str, float]:
-        return live_metrics(part[LABEL].to_numpy(), part[PREDICTED].to_numpy(), part[LABEL_RANK].to_numpy(), classes, top_k)
+        return live_metrics(
+            part[LABEL].to_numpy(), part[PREDICTED].to_numpy(), part[LABEL_RANK].to_numpy(), classes, top_k
+        )
 
     report.metrics = score(labelled)
     times = labelled["received_at"]
@@ -115,7 +140,12 @@ def live_performance(current: pd.DataFrame, offline: dict[str, float], spec: Use
         buckets = pd.cut(times, edges, include_lowest=True)
         for interval, part in labelled.groupby(buckets, observed=True):
             report.periods.append(
-                LivePeriod(start=interval.left.to_pydatetime(warn=False), end=interval.right.to_pydatetime(warn=False), labelled=len(part), metrics=score(part))
+                LivePeriod(
+                    start=interval.left.to_pydatetime(warn=False),
+                    end=interval.right.to_pydatetime(warn=False),
+                    labelled=len(part),
+                    metrics=score(part),
+                )
             )
     return report
 

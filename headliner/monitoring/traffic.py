@@ -10,8 +10,9 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -45,7 +46,9 @@ class TrafficReport(BaseModel):
     errors: list[str] = Field(default_factory=list, description=f"Up to {MAX_ERROR_MESSAGES} distinct error messages.")
     feedback_sent: int = Field(default=0, description="True labels sent to POST /feedback.")
     feedback_accepted: int = Field(default=0, description="True labels the service stored.")
-    feedback_errors: list[str] = Field(default_factory=list, description=f"Up to {MAX_ERROR_MESSAGES} distinct messages.")
+    feedback_errors: list[str] = Field(
+        default_factory=list, description=f"Up to {MAX_ERROR_MESSAGES} distinct messages."
+    )
     seconds: float = Field(description="Wall time of the predictions (feedback not included).")
     requests_per_second: float
 
@@ -59,10 +62,14 @@ class TrafficReport(BaseModel):
             f"({self.requests_per_second:,.1f} requests/s)"
         ]
         by_status = ", ".join(f"{status}: {count:,}" for status, count in sorted(self.failed_by_status.items()))
-        lines.append(f"  answered 200: {self.answered:,}; failed: {self.failed:,}" + (f" ({by_status})" if by_status else ""))
+        lines.append(
+            f"  answered 200: {self.answered:,}; failed: {self.failed:,}" + (f" ({by_status})" if by_status else "")
+        )
         lines += [f"  error: {message}" for message in self.errors]
         if self.feedback_sent or self.feedback_errors:
-            lines.append(f"  feedback: {self.feedback_sent:,} true labels sent to POST /feedback, {self.feedback_accepted:,} accepted")
+            lines.append(
+                f"  feedback: {self.feedback_sent:,} true labels sent to POST /feedback, {self.feedback_accepted:,} accepted"
+            )
             lines += [f"  feedback error: {message}" for message in self.feedback_errors]
         return lines
 
@@ -80,13 +87,17 @@ def parse_drift(values: Sequence[str], spec: UseCaseSpec) -> dict[str, float]:
         if name not in names:
             close = difflib.get_close_matches(name, names, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise HeadlinerError(f"--drift '{value}': unknown feature '{name}'{hint}; expected one of {', '.join(names)}")
+            raise HeadlinerError(
+                f"--drift '{value}': unknown feature '{name}'{hint}; expected one of {', '.join(names)}"
+            )
         try:
             shift = float(shift_text)
         except ValueError:
             shift = math.nan
         if not math.isfinite(shift):
-            raise HeadlinerError(f"--drift '{value}': shift '{shift_text}' is not a finite number; expected e.g. {example}")
+            raise HeadlinerError(
+                f"--drift '{value}': shift '{shift_text}' is not a finite number; expected e.g. {example}"
+            )
         if name in shifts:
             raise HeadlinerError(f"--drift '{value}': feature '{name}' is shifted twice; give each feature once")
         shifts[name] = shift
@@ -94,7 +105,7 @@ def parse_drift(values: Sequence[str], spec: UseCaseSpec) -> dict[str, float]:
 
 
 def traffic_songs(
-    frame: "pd.DataFrame", spec: UseCaseSpec, requests: int, drift: dict[str, float], seed: int
+    frame: pd.DataFrame, spec: UseCaseSpec, requests: int, drift: dict[str, float], seed: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """`requests` rows of `frame`, one per group (song) of the spec, drawn at random (seeded; with replacement
     only when there are fewer), shifted by `drift`, clipped into each feature's valid range and rounded for int and bool
@@ -116,12 +127,14 @@ def traffic_songs(
         values = rows[feature.name].to_numpy(dtype=np.float64) + drift.get(feature.name, 0.0)
         lower, upper = (0.0, 1.0) if feature.dtype is FeatureType.BOOL else (feature.min, feature.max)
         values = np.clip(values, -np.inf if lower is None else lower, np.inf if upper is None else upper)
-        columns.append(values.tolist() if feature.dtype is FeatureType.FLOAT else np.rint(values).astype(np.int64).tolist())
+        columns.append(
+            values.tolist() if feature.dtype is FeatureType.FLOAT else np.rint(values).astype(np.int64).tolist()
+        )
     songs = [dict(zip(spec.feature_names, row)) for row in zip(*columns)]
     return songs, [str(label) for label in rows[spec.target.column]]
 
 
-def held_out_split(model_name: str, version: str) -> "pd.DataFrame":
+def held_out_split(model_name: str, version: str) -> pd.DataFrame:
     """The `test_split` artifact of a registered model version: rows its model never saw in training."""
     from headliner.model.versions import find_model_version
 
@@ -135,7 +148,7 @@ def held_out_split(model_name: str, version: str) -> "pd.DataFrame":
     return artifact.load()
 
 
-def served_version(url: str, model_name: str, token: Optional[str] = None) -> str:
+def served_version(url: str, model_name: str, token: str | None = None) -> str:
     """The version of `model_name` that the service at `url` serves (from `GET /v2/models/{model_name}`)."""
     base = _base_url(url)
     path = f"/v2/models/{model_name}"
@@ -157,7 +170,9 @@ def served_version(url: str, model_name: str, token: Optional[str] = None) -> st
             )
         raise HeadlinerError(f"the service at {base} has no model '{model_name}' (404 on GET {path}: {error})")
     if response.status_code != 200:
-        raise HeadlinerError(f"the service at {base} answered {response.status_code} to GET {path}: {_error_text(response)}")
+        raise HeadlinerError(
+            f"the service at {base} answered {response.status_code} to GET {path}: {_error_text(response)}"
+        )
     try:
         versions = response.json()["versions"]
         return str(versions[0])
@@ -169,8 +184,8 @@ def served_version(url: str, model_name: str, token: Optional[str] = None) -> st
 
 class _Answer(NamedTuple):
     status: str  # "200", another HTTP status, or CONNECTION_ERROR
-    request_id: Optional[str]
-    error: Optional[str]
+    request_id: str | None
+    error: str | None
     refused: bool = False  # no connection could be made
 
 
@@ -180,7 +195,7 @@ def simulate_traffic(
     songs: Sequence[dict[str, Any]],
     labels: Sequence[str],
     feedback_rate: float,
-    token: Optional[str] = None,
+    token: str | None = None,
     concurrency: int = 8,
     seed: int = 0,
     progress: bool = True,
@@ -285,7 +300,7 @@ def _error_text(response: httpx.Response) -> str:
     return response.text[:200].strip() or response.reason_phrase
 
 
-def _auth(token: Optional[str]) -> dict[str, str]:
+def _auth(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 

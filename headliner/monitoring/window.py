@@ -9,8 +9,7 @@ all the labels there are.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Optional
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -33,27 +32,27 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 class WindowSelection(BaseModel):
     """Which requests of the log form the window: since a time, the newest N, or (neither) all of them."""
 
-    since: Optional[datetime] = None
-    last: Optional[int] = Field(default=None, ge=1, description="The newest N requests.")
+    since: datetime | None = None
+    last: int | None = Field(default=None, ge=1, description="The newest N requests.")
 
     @model_validator(mode="after")
-    def _one_way(self) -> "WindowSelection":
+    def _one_way(self) -> WindowSelection:
         if self.since is not None and self.last is not None:
             raise ValueError("give since or last, not both")
         return self
 
     def describe(self) -> str:
         if self.since is not None:
-            return f"since {self.since.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+            return f"since {self.since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
         if self.last is not None:
             return f"the newest {self.last:,} requests"
         return "every logged request"
 
 
-def parse_since(text: str, now: Optional[datetime] = None) -> datetime:
+def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`--since`: a duration back from now (`30m`, `24h`, `7d`, `2w`) or an ISO date/time (UTC unless it
     says otherwise)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     match = _DURATION.match(text.strip().lower())
     if match:
         return now - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
@@ -63,7 +62,7 @@ def parse_since(text: str, now: Optional[datetime] = None) -> datetime:
         raise MonitoringError(
             f"--since '{text}': expected a duration such as 30m, 24h, 7d, or an ISO time such as 2026-11-22T08:00"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class WindowReport(HtmlReport):
@@ -73,8 +72,8 @@ class WindowReport(HtmlReport):
     model_version: str
     selection: str
     log: str
-    first_at: Optional[datetime] = None
-    last_at: Optional[datetime] = None
+    first_at: datetime | None = None
+    last_at: datetime | None = None
     requests: int = 0
     rejected_requests: int = 0
     top_errors: dict[str, int] = Field(default_factory=dict)
@@ -92,15 +91,21 @@ class WindowReport(HtmlReport):
 
     def summary_metadata(self) -> dict[str, str | int | float]:
         return {
-            "requests": self.requests, "rejected_requests": self.rejected_requests, "items": self.items,
-            "analysed_items": self.analysed_items, "labelled_items": self.labelled_items,
+            "requests": self.requests,
+            "rejected_requests": self.rejected_requests,
+            "items": self.items,
+            "analysed_items": self.analysed_items,
+            "labelled_items": self.labelled_items,
         }
 
     def to_html(self) -> str:
         span = f"{self.first_at:%Y-%m-%d %H:%M:%S} to {self.last_at:%Y-%m-%d %H:%M:%S} UTC" if self.first_at else "-"
         rows = [
-            ["model", f"{self.model_name} version {self.model_version}"], ["window", self.selection], ["span", span],
-            ["inference log", self.log], ["requests", f"{self.requests:,}"],
+            ["model", f"{self.model_name} version {self.model_version}"],
+            ["window", self.selection],
+            ["span", span],
+            ["inference log", self.log],
+            ["requests", f"{self.requests:,}"],
             ["rejected (4xx/5xx)", f"{self.rejected_requests:,} ({self.rejected_share:.1%})"],
             ["scored items", f"{self.items:,}"],
             ["analysed (drift, quality, fairness)", f"{self.analysed_items:,} ({self.sample_rate:.1%})"],
@@ -114,11 +119,11 @@ class WindowReport(HtmlReport):
 
 def _naive_utc(moment: datetime) -> datetime:
     """The log stores UTC without a zone (SQLite) or as DATETIME (MySQL): compare with naive UTC."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def load_window(
-    url: str, spec: UseCaseSpec, model_version: str, selection: WindowSelection, log_display: Optional[str] = None
+    url: str, spec: UseCaseSpec, model_version: str, selection: WindowSelection, log_display: str | None = None
 ) -> tuple[pd.DataFrame, WindowReport]:
     """The window's scored items (features, predicted, probability, request_id, item, received_at, label,
     label_rank, analysed) and what it holds. Raises MonitoringError when there is no log, nothing of this
@@ -143,7 +148,9 @@ def load_window(
             if selection.since is not None:
                 conditions.append(table.c.received_at >= _naive_utc(selection.since))
             if selection.last is not None:
-                newest = select(table.c.id).where(of_version).order_by(table.c.id.desc()).limit(1).offset(selection.last - 1)
+                newest = (
+                    select(table.c.id).where(of_version).order_by(table.c.id.desc()).limit(1).offset(selection.last - 1)
+                )
                 first_id = connection.execute(newest).scalar()
                 if first_id is not None:
                     conditions.append(table.c.id >= first_id)
@@ -159,14 +166,24 @@ def load_window(
                 ).where(where)
             ).one()
             report = WindowReport(
-                model_name=spec.name, model_version=str(model_version), selection=selection.describe(), log=display,
-                first_at=first_at, last_at=last_at, requests=requests, rejected_requests=rejected, items=items,
+                model_name=spec.name,
+                model_version=str(model_version),
+                selection=selection.describe(),
+                log=display,
+                first_at=first_at,
+                last_at=last_at,
+                requests=requests,
+                rejected_requests=rejected,
+                items=items,
             )
             if requests == 0:
                 raise MonitoringError(_empty_window_message(connection, table, spec, model_version, selection, display))
             errors = connection.execute(
-                select(table.c.error, func.count().label("n")).where(and_(where, table.c.status >= 400))
-                .group_by(table.c.error).order_by(func.count().desc()).limit(5)
+                select(table.c.error, func.count().label("n"))
+                .where(and_(where, table.c.status >= 400))
+                .group_by(table.c.error)
+                .order_by(func.count().desc())
+                .limit(5)
             ).all()
             report.top_errors = {str(error): n for error, n in errors}
             if items < spec.monitoring.min_window_rows:
@@ -192,11 +209,15 @@ def _empty_window_message(connection, table, spec, model_version, selection, dis
     from sqlalchemy import func, select
 
     logged = connection.execute(
-        select(table.c.model_version, func.count()).where(table.c.model_name == spec.name).group_by(table.c.model_version)
+        select(table.c.model_version, func.count())
+        .where(table.c.model_name == spec.name)
+        .group_by(table.c.model_version)
     ).all()
     if not logged:
         return f"the inference log at {display} holds no requests to '{spec.name}': send some (python run.py simulate-traffic --requests 500)"
-    versions = ", ".join(f"v{version} ({count:,} requests)" for version, count in sorted(logged, key=lambda r: str(r[0])))
+    versions = ", ".join(
+        f"v{version} ({count:,} requests)" for version, count in sorted(logged, key=lambda r: str(r[0]))
+    )
     return (
         f"no requests to {spec.name} version {model_version} in the window ({selection.describe()}); "
         f"the log at {display} holds {versions}"
@@ -213,9 +234,11 @@ def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels:
     rng = np.random.default_rng(spec.split.seed)
     labelled = {(rid, item): label for rid, item, label in zip(labels["request_id"], labels["item"], labels[LABEL])}
     features = spec.feature_names
-    query = select(
-        table.c.request_id, table.c.received_at, table.c.rows, table.c.inputs, table.c.outputs
-    ).where(where).order_by(table.c.id)
+    query = (
+        select(table.c.request_id, table.c.received_at, table.c.rows, table.c.inputs, table.c.outputs)
+        .where(where)
+        .order_by(table.c.id)
+    )
     parts = []
     result = connection.execution_options(stream_results=True).execute(query)
     while chunk := result.fetchmany(CHUNK_ROWS):
@@ -226,7 +249,9 @@ def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels:
         item_index = np.arange(int(counts.sum())) - starts[item_position]
         keep = rng.random(len(item_index)) < rate
         if labelled:
-            item_labels = [labelled.get((request_ids[p], i)) for p, i in zip(item_position.tolist(), item_index.tolist())]
+            item_labels = [
+                labelled.get((request_ids[p], i)) for p, i in zip(item_position.tolist(), item_index.tolist())
+            ]
             has_label = np.fromiter((label is not None for label in item_labels), dtype=bool, count=len(item_labels))
         else:
             item_labels, has_label = None, np.zeros(len(item_index), dtype=bool)
@@ -237,9 +262,13 @@ def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels:
         parsed_inputs = orjson.loads(b"[" + b",".join(inputs[p].encode() for p in parsed) + b"]")
         parsed_outputs = orjson.loads(b"[" + b",".join(outputs[p].encode() for p in parsed) + b"]")
         if parsed_inputs[0]["columns"] != features:
-            raise MonitoringError(f"the logged inputs have columns {parsed_inputs[0]['columns']}; the spec's features are {features}")
+            raise MonitoringError(
+                f"the logged inputs have columns {parsed_inputs[0]['columns']}; the spec's features are {features}"
+            )
         if any(len(entry["data"]) != counts[p] for entry, p in zip(parsed_inputs, parsed.tolist())):
-            raise MonitoringError("the inference log is inconsistent: a request's 'rows' differs from the rows in its inputs")
+            raise MonitoringError(
+                "the inference log is inconsistent: a request's 'rows' differs from the rows in its inputs"
+            )
         # items of the parsed requests, in order, and where each selected item sits among them
         parsed_items = np.concatenate([np.arange(starts[p], starts[p] + counts[p]) for p in parsed])
         at = np.searchsorted(parsed_items, selected)
@@ -260,7 +289,7 @@ def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels:
     return pd.concat(parts, ignore_index=True)
 
 
-def _rank(top: list[str], label: Optional[str]) -> int:
+def _rank(top: list[str], label: str | None) -> int:
     """Where the true class sits in the answered top-k (0 = first), -1 if absent or unlabelled."""
     if label is None:
         return -1
@@ -286,7 +315,7 @@ def reference_data(train_split: pd.DataFrame, model_bytes: bytes, spec: UseCaseS
     return frame
 
 
-def newest_logged_version(url: str, model_name: str) -> Optional[str]:
+def newest_logged_version(url: str, model_name: str) -> str | None:
     """The version that answered the newest logged request to `model_name` as production (the one being
     served; a rollout's candidate and shadow answers do not count), or None."""
     from sqlalchemy import inspect, or_, select
@@ -299,7 +328,12 @@ def newest_logged_version(url: str, model_name: str) -> Optional[str]:
             return None
         table = log_table(engine)
         served = or_(table.c.variant.is_(None), table.c.variant == "production")
-        query = select(table.c.model_version).where(table.c.model_name == model_name, served).order_by(table.c.id.desc()).limit(1)
+        query = (
+            select(table.c.model_version)
+            .where(table.c.model_name == model_name, served)
+            .order_by(table.c.id.desc())
+            .limit(1)
+        )
         with engine.connect() as connection:
             return connection.execute(query).scalar()
     finally:

@@ -7,8 +7,8 @@ shows `to_html()` in the ZenML dashboard.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -23,10 +23,7 @@ _STYLE = (
 def html_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """An escaped HTML table."""
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
-        for row in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -64,7 +61,7 @@ class Check(BaseModel):
 class Finding(BaseModel):
     """A soft problem in the data and what was (or will be) done about it."""
 
-    column: Optional[str] = None
+    column: str | None = None
     problem: str
     rows: int = Field(ge=0)
     action: str
@@ -83,11 +80,9 @@ class DataReport(HtmlReport):
     label_counts: dict[str, int] = Field(default_factory=dict)
     facts: dict[str, str] = Field(default_factory=dict)
 
-    def rows_affected(self, problem: str, column: Optional[str] = None) -> int:
+    def rows_affected(self, problem: str, column: str | None = None) -> int:
         """Rows counted for one problem (optionally of one column); 0 if none were found."""
-        return sum(
-            f.rows for f in self.findings if f.problem == problem and (column is None or f.column == column)
-        )
+        return sum(f.rows for f in self.findings if f.problem == problem and (column is None or f.column == column))
 
     def summary_metadata(self) -> dict[str, str | int | float]:
         return {"rows_in": self.rows_in, "rows_out": self.rows_out, "findings": len(self.findings), **self.facts}
@@ -106,8 +101,7 @@ class DataReport(HtmlReport):
             rows = [[c.name, "passed" if c.passed else "FAILED", c.detail] for c in self.checks]
             sections.append(("Checks", html_table(["check", "result", "detail"], rows)))
         findings = [
-            [f.column or "(row)", f.problem, f"{f.rows:,}", f.action, ", ".join(f.examples)]
-            for f in self.findings
+            [f.column or "(row)", f.problem, f"{f.rows:,}", f.action, ", ".join(f.examples)] for f in self.findings
         ]
         sections.append(
             (

@@ -21,7 +21,8 @@ import logging
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -58,7 +59,7 @@ class Metrics:
 
     BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
-    def __init__(self, log: Optional[InferenceLog] = None):
+    def __init__(self, log: InferenceLog | None = None):
         self._requests: dict[tuple[str, int], int] = {}
         self._rows: dict[str, int] = {}
         self._histograms: dict[str, list] = {}  # endpoint -> [bucket counts..., +Inf count, sum]
@@ -76,8 +77,14 @@ class Metrics:
 
     def text(self) -> str:
         lines = ["# HELP headliner_requests_total Requests answered", "# TYPE headliner_requests_total counter"]
-        lines += [f'headliner_requests_total{{endpoint="{e}",status="{s}"}} {n}' for (e, s), n in sorted(self._requests.items())]
-        lines += ["# HELP headliner_rows_scored_total Rows (songs) scored", "# TYPE headliner_rows_scored_total counter"]
+        lines += [
+            f'headliner_requests_total{{endpoint="{e}",status="{s}"}} {n}'
+            for (e, s), n in sorted(self._requests.items())
+        ]
+        lines += [
+            "# HELP headliner_rows_scored_total Rows (songs) scored",
+            "# TYPE headliner_rows_scored_total counter",
+        ]
         lines += [f'headliner_rows_scored_total{{endpoint="{e}"}} {n}' for e, n in sorted(self._rows.items())]
         name = "headliner_request_latency_seconds"
         lines += [f"# HELP {name} Time from receiving a request to answering it", f"# TYPE {name} histogram"]
@@ -106,12 +113,12 @@ class ModelServer:
     def __init__(
         self,
         predictor: OnnxPredictor,
-        log: Optional[InferenceLog],
-        token: Optional[str] = None,
+        log: InferenceLog | None,
+        token: str | None = None,
         max_rows: int = 1000,
         max_body_bytes: int = 16 * 1024 * 1024,
-        feedback: Optional[FeedbackStore] = None,
-        metrics: Optional[Metrics] = None,
+        feedback: FeedbackStore | None = None,
+        metrics: Metrics | None = None,
         max_upload_rows: int = 100_000,
     ):
         self.predictor = predictor
@@ -129,10 +136,17 @@ class ModelServer:
         self.metrics = metrics or Metrics(log)
         self.model_metadata = self._model_metadata()
 
-    def sibling(self, predictor: OnnxPredictor) -> "ModelServer":
+    def sibling(self, predictor: OnnxPredictor) -> ModelServer:
         """A server of another version of the model, sharing this one's log, auth, limits and metrics."""
         server = ModelServer(
-            predictor, self.log, None, self.max_rows, self.max_body_bytes, self.feedback, self.metrics, self.max_upload_rows
+            predictor,
+            self.log,
+            None,
+            self.max_rows,
+            self.max_body_bytes,
+            self.feedback,
+            self.metrics,
+            self.max_upload_rows,
         )
         server.token = self.token
         return server
@@ -192,7 +206,9 @@ class ModelServer:
             ],
         }
 
-    def v2_response(self, request_id: str, probabilities: np.ndarray, top_labels: np.ndarray, wanted: list[str]) -> dict:
+    def v2_response(
+        self, request_id: str, probabilities: np.ndarray, top_labels: np.ndarray, wanted: list[str]
+    ) -> dict:
         rows = len(probabilities)
         tensors = {
             "probabilities": {
@@ -202,7 +218,12 @@ class ModelServer:
                 "data": np.ascontiguousarray(probabilities, dtype=np.float32).reshape(-1),
             },
             "label": {"name": "label", "datatype": "BYTES", "shape": [rows], "data": top_labels[:, 0].tolist()},
-            "classes": {"name": "classes", "datatype": "BYTES", "shape": [len(self.classes)], "data": self.predictor.classes},
+            "classes": {
+                "name": "classes",
+                "datatype": "BYTES",
+                "shape": [len(self.classes)],
+                "data": self.predictor.classes,
+            },
         }
         return {
             "model_name": self.name,
@@ -217,7 +238,9 @@ def requested_outputs(payload: dict) -> list[str]:
     outputs = payload.get("outputs")
     if outputs is None:
         return list(V2_OUTPUTS)
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
+    ):
         raise RequestError(400, "'outputs' must be a list of objects with a 'name'", "outputs")
     names = [o["name"] for o in outputs]
     unknown = [name for name in names if name not in V2_OUTPUTS]
@@ -241,8 +264,8 @@ class InferenceApp:
     model loaded when the worker starts. Each request reads the routing once: a swap never mixes versions
     within a request."""
 
-    def __init__(self, server: Optional[ModelServer] = None):
-        self.routing: Optional[Routing] = Routing(server) if server is not None else None
+    def __init__(self, server: ModelServer | None = None):
+        self.routing: Routing | None = Routing(server) if server is not None else None
 
     def attach(self, server: ModelServer) -> None:
         self.routing = Routing(server)
@@ -253,7 +276,9 @@ class InferenceApp:
     @staticmethod
     def handles(path: str) -> bool:
         """Whether a path belongs to this app (the rest is left to the server it runs in)."""
-        return path in ("/", "/predict", "/batch", "/feedback", "/metrics", "/rollout", "/v2") or path.startswith("/v2/")
+        return path in ("/", "/predict", "/batch", "/feedback", "/metrics", "/rollout", "/v2") or path.startswith(
+            "/v2/"
+        )
 
     async def __call__(self, scope: dict, receive: Callable, send: Send) -> None:
         if scope["type"] == "lifespan":  # standalone use (tests, benchmarks); BentoML does not forward it
@@ -308,7 +333,11 @@ class InferenceApp:
         status, rows, matrix, top_labels, top_probabilities, error = 200, 0, None, None, None, None
         try:
             if content_type is None or b"json" not in content_type:
-                raise RequestError(400, f"Content-Type must be application/json, got {content_type.decode('latin-1') if content_type else 'none'}", "Content-Type")
+                raise RequestError(
+                    400,
+                    f"Content-Type must be application/json, got {content_type.decode('latin-1') if content_type else 'none'}",
+                    "Content-Type",
+                )
             body = await self._read_body(receive, server.max_body_bytes)
             payload = parse_json(body)
             response, matrix, top_labels, top_probabilities = await handler(answering, payload, request_id)
@@ -321,7 +350,10 @@ class InferenceApp:
             logger.exception("request %s to %s failed", request_id, path)
             status, error = 500, f"internal error: {type(exc).__name__}"
             answer = _json({"error": error})
-        headers = ((b"x-request-id", request_id.encode("latin-1")), (b"x-model-version", answering.version.encode("latin-1")))
+        headers = (
+            (b"x-request-id", request_id.encode("latin-1")),
+            (b"x-model-version", answering.version.encode("latin-1")),
+        )
         await _respond(send, status, answer, extra_headers=headers)
         elapsed = time.perf_counter() - started
         server.metrics.observe(endpoint, status, rows, elapsed)
@@ -329,8 +361,19 @@ class InferenceApp:
             return
         server.log.append(
             InferenceRecord(
-                received_at, request_id, endpoint, answering.name, answering.version, status, elapsed * 1000.0,
-                rows, matrix, top_labels, top_probabilities, error, variant,
+                received_at,
+                request_id,
+                endpoint,
+                answering.name,
+                answering.version,
+                status,
+                elapsed * 1000.0,
+                rows,
+                matrix,
+                top_labels,
+                top_probabilities,
+                error,
+                variant,
             )
         )
         if shadow is not None and status == 200 and matrix is not None:
@@ -355,7 +398,7 @@ class InferenceApp:
             raise RequestError(413, f"request body over {limit:,} bytes")
         return body
 
-    def _route(self, method: str, path: str, routing: Routing) -> tuple[Any, Any, Optional[ModelServer]]:
+    def _route(self, method: str, path: str, routing: Routing) -> tuple[Any, Any, ModelServer | None]:
         """(endpoint name, handler, pinned version's server or None) for a scoring request, or
         (ready answer, None, None)."""
         server = routing.primary
@@ -368,7 +411,11 @@ class InferenceApp:
         if path == "/metrics":
             return _ready(200, server.metrics.text().encode(), PROMETHEUS), None, None
         if path == "/rollout":
-            return (_ready(200, routing.status()), None, None) if method == "GET" else (_method_not_allowed("GET"), None, None)
+            return (
+                (_ready(200, routing.status()), None, None)
+                if method == "GET"
+                else (_method_not_allowed("GET"), None, None)
+            )
         return _not_found(path), None, None
 
 
@@ -416,8 +463,14 @@ async def _feedback(server: ModelServer, payload: Any, request_id: str):
 
 
 async def _upload(
-    server: ModelServer, method: str, content_type: Optional[bytes], receive: Callable, send: Send, request_id: str,
-    received_at: float, started: float,
+    server: ModelServer,
+    method: str,
+    content_type: bytes | None,
+    receive: Callable,
+    send: Send,
+    request_id: str,
+    received_at: float,
+    started: float,
 ) -> None:
     """`POST /batch`: a CSV file scored by the batch path (headliner/serving/batch_scoring.py) with the primary
     version, answered as a CSV of predictions. The batch path logs the scored rows (endpoint 'batch', one
@@ -452,7 +505,18 @@ async def _upload(
     if server.log is not None and status != 200:
         server.log.append(
             InferenceRecord(
-                received_at, request_id, "batch", server.name, server.version, status, elapsed * 1000.0, 0, None, None, None, error
+                received_at,
+                request_id,
+                "batch",
+                server.name,
+                server.version,
+                status,
+                elapsed * 1000.0,
+                0,
+                None,
+                None,
+                None,
+                error,
             )
         )
 
@@ -479,8 +543,19 @@ async def _score_in_shadow(shadow: ModelServer, endpoint: str, request_id: str, 
         return
     shadow.log.append(
         InferenceRecord(
-            received_at, request_id, endpoint, shadow.name, shadow.version, 200, (time.perf_counter() - started) * 1000.0,
-            len(matrix), matrix, top_labels, top_probabilities, None, SHADOW,
+            received_at,
+            request_id,
+            endpoint,
+            shadow.name,
+            shadow.version,
+            200,
+            (time.perf_counter() - started) * 1000.0,
+            len(matrix),
+            matrix,
+            top_labels,
+            top_probabilities,
+            None,
+            SHADOW,
         )
     )
 
@@ -497,7 +572,9 @@ def _ready(status: int, payload: Any, content_type: bytes = JSON, extra_headers:
 def _not_found(path: str):
     return _ready(
         404,
-        {"error": f"no endpoint {path}; try GET / (the page), POST /predict, POST /v2/models/<model>/infer, GET /v2/models/<model>"},
+        {
+            "error": f"no endpoint {path}; try GET / (the page), POST /predict, POST /v2/models/<model>/infer, GET /v2/models/<model>"
+        },
     )
 
 

@@ -13,16 +13,14 @@ import math
 import time
 import uuid
 from collections import Counter
-from datetime import datetime
-from pathlib import Path
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, computed_field
 
 from headliner.data.features import coerce_feature
-from headliner.data.sources import is_remote, parse_table, table_format
+from headliner.data.sources import parse_table
 from headliner.errors import DataValidationError
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.reports.html import HtmlReport, html_page, html_table
@@ -68,9 +66,9 @@ class BatchScoringReport(HtmlReport):
     chunk_rows: int
     seconds: float
     passthrough_columns: list[str]
-    inference_log: Optional[str] = None  # URL, password hidden
+    inference_log: str | None = None  # URL, password hidden
     log_records: int = 0  # one per chunk
-    output_file: Optional[str] = None
+    output_file: str | None = None
 
     @computed_field
     @property
@@ -95,7 +93,9 @@ class BatchScoringReport(HtmlReport):
         ]
         if self.rows_rejected:
             by_feature = ", ".join(f"{name} {count:,}" for name, count in self.rejected_by_feature.items())
-            lines.append(f"  rejected {self.rows_rejected:,} rows with invalid features ({by_feature}); see the 'error' column")
+            lines.append(
+                f"  rejected {self.rows_rejected:,} rows with invalid features ({by_feature}); see the 'error' column"
+            )
         if self.output_file:
             lines.append(f"  predictions (top {self.top_k}): {self.output_file}")
         if self.inference_log:
@@ -125,7 +125,10 @@ class BatchScoringReport(HtmlReport):
             ["chunks", f"{self.chunks:,} of at most {self.chunk_rows:,} rows"],
             ["time", f"{self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)"],
             ["passed-through columns", ", ".join(self.passthrough_columns) or "(none)"],
-            ["inference log", f"{self.log_records} records in {self.inference_log}" if self.inference_log else "(none)"],
+            [
+                "inference log",
+                f"{self.log_records} records in {self.inference_log}" if self.inference_log else "(none)",
+            ],
         ]
         sections.append(("Details", html_table(["item", "value"], details)))
         return html_page(f"Batch scoring: {self.model_name} version {self.model_version}", sections)
@@ -161,7 +164,9 @@ class _ChunkChecker:
         not_of_type = np.column_stack([mask.to_numpy(dtype=bool) for _, mask in coerced])
         return values, not_of_type
 
-    def problems(self, chunk: pd.DataFrame, offset: int, row: np.ndarray, not_of_type: np.ndarray) -> list[tuple[str, str]]:
+    def problems(
+        self, chunk: pd.DataFrame, offset: int, row: np.ndarray, not_of_type: np.ndarray
+    ) -> list[tuple[str, str]]:
         """(feature, why) for each invalid value of one row, showing the raw value that was given."""
         found = []
         for name, why in self.rules.row_problems(row):
@@ -187,9 +192,9 @@ def score_frame(
     predictor: OnnxPredictor,
     frame: pd.DataFrame,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    progress: Optional[Callable[[int], None]] = None,
-    log: Optional[InferenceLog] = None,
-    batch_id: Optional[str] = None,
+    progress: Callable[[int], None] | None = None,
+    log: InferenceLog | None = None,
+    batch_id: str | None = None,
     source: str = "batch data",
 ) -> tuple[pd.DataFrame, BatchScoringReport]:
     """Top-k predictions for every valid row of `frame`, `chunk_rows` rows at a time.
@@ -206,7 +211,9 @@ def score_frame(
     top_k = predictor.top_k
     clashing = [str(column) for column in passthrough if column in prediction_columns(top_k)]
     if clashing:
-        raise DataValidationError(f"{source}: column(s) {_quoted(clashing)} would be overwritten by the predictions; rename them")
+        raise DataValidationError(
+            f"{source}: column(s) {_quoted(clashing)} would be overwritten by the predictions; rename them"
+        )
     batch_id = batch_id or uuid.uuid4().hex
     checker = _ChunkChecker(predictor)
     classes = np.array(predictor.classes, dtype=object)
@@ -290,7 +297,11 @@ def score_frame(
 
 
 def score_csv(
-    predictor: OnnxPredictor, content: bytes, max_rows: int, log: Optional[InferenceLog], batch_id: str,
+    predictor: OnnxPredictor,
+    content: bytes,
+    max_rows: int,
+    log: InferenceLog | None,
+    batch_id: str,
     source: str = "the uploaded file",
 ) -> tuple[bytes, BatchScoringReport]:
     """A CSV file's bytes scored as `score_frame` scores a table (the service's `POST /batch`): the

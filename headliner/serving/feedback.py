@@ -14,9 +14,10 @@ Schema of table `feedback` (one row per labelled item; a later label for the sam
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from headliner.errors import FeedbackError
 from headliner.serving.inference_log import SideTable, utc_timestamp
@@ -56,7 +57,7 @@ class FeedbackStore(SideTable):
     def write(self, labels: Sequence[Feedback], source: str) -> int:
         """Store labels in one transaction; returns how many."""
         table = self._ready()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = [
             {"received_at": now, "request_id": f.request_id, "item": f.item, "label": f.label, "source": source}
             for f in labels
@@ -78,6 +79,7 @@ class FeedbackStore(SideTable):
         frame["received_at"] = pd.to_datetime(frame["received_at"], utc=True)
         return frame.drop_duplicates(["request_id", "item"], keep="last").reset_index(drop=True)
 
+
 def parse_feedback(payload: Any, classes: Sequence[str], max_items: int) -> list[Feedback]:
     """The body of POST /feedback: one object {"request_id", "label", "item"?} or a list of them.
     Raises RequestError (422) naming the field and the entry."""
@@ -91,15 +93,23 @@ def parse_feedback(payload: Any, classes: Sequence[str], max_items: int) -> list
     for index, entry in enumerate(entries):
         where = "" if len(entries) == 1 and not isinstance(payload, list) else f" (entry {index})"
         if not isinstance(entry, dict):
-            raise RequestError(422, f"a label must be an object {{\"request_id\", \"label\"}}{where}", "request_id")
+            raise RequestError(422, f'a label must be an object {{"request_id", "label"}}{where}', "request_id")
         extra = sorted(set(entry) - {"request_id", "item", "label"})
         if extra:
-            raise RequestError(422, f"unknown field '{extra[0]}'{where}; expected request_id, label and optional item", extra[0])
+            raise RequestError(
+                422, f"unknown field '{extra[0]}'{where}; expected request_id, label and optional item", extra[0]
+            )
         request_id, label, item = entry.get("request_id"), entry.get("label"), entry.get("item", 0)
         if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
-            raise RequestError(422, f"'request_id' must be the request id the prediction answered (1 to {MAX_REQUEST_ID} characters){where}", "request_id")
+            raise RequestError(
+                422,
+                f"'request_id' must be the request id the prediction answered (1 to {MAX_REQUEST_ID} characters){where}",
+                "request_id",
+            )
         if not isinstance(label, str) or label not in known:
-            raise RequestError(422, f"'label' {label!r} is not a class of this model{where}; expected one of {sorted(known)}", "label")
+            raise RequestError(
+                422, f"'label' {label!r} is not a class of this model{where}; expected one of {sorted(known)}", "label"
+            )
         if isinstance(item, bool) or not isinstance(item, int) or item < 0:
             raise RequestError(422, f"'item' must be a song's index (an integer >= 0) in its request{where}", "item")
         labels.append(Feedback(request_id, item, label))

@@ -35,9 +35,10 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -46,8 +47,18 @@ logger = logging.getLogger(__name__)
 
 TABLE_NAME = "inference_log"
 COLUMNS = [  # every column but `id`, in table order
-    "received_at", "request_id", "endpoint", "model_name", "model_version", "status", "latency_ms", "rows",
-    "inputs", "outputs", "error", "variant",
+    "received_at",
+    "request_id",
+    "endpoint",
+    "model_name",
+    "model_version",
+    "status",
+    "latency_ms",
+    "rows",
+    "inputs",
+    "outputs",
+    "error",
+    "variant",
 ]
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -61,11 +72,11 @@ class InferenceRecord(NamedTuple):
     status: int
     latency_ms: float
     rows: int
-    inputs: Optional[np.ndarray]  # [N, F] raw feature values
-    top_labels: Optional[np.ndarray]  # [N, k] class codes
-    top_probabilities: Optional[np.ndarray]  # [N, k]
-    error: Optional[str]
-    variant: Optional[str] = None
+    inputs: np.ndarray | None  # [N, F] raw feature values
+    top_labels: np.ndarray | None  # [N, k] class codes
+    top_probabilities: np.ndarray | None  # [N, k]
+    error: str | None
+    variant: str | None = None
 
 
 def utc_timestamp():
@@ -108,7 +119,7 @@ def create_log_engine(url: str):
     from sqlalchemy import create_engine, event
 
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -129,6 +140,7 @@ def log_table(engine):
     metadata = MetaData()
     table = _table(metadata)
     metadata.create_all(engine, checkfirst=True)
+
     def has_variant() -> bool:
         return "variant" in {column["name"] for column in inspect(engine).get_columns(TABLE_NAME)}
 
@@ -168,13 +180,16 @@ def record_values(record: InferenceRecord, feature_names: Sequence[str]) -> list
     """A record as the table's column values (all but `id`, in table order), inputs and outputs as JSON."""
     inputs = outputs = None
     if record.inputs is not None:
-        inputs = orjson.dumps({"columns": list(feature_names), "data": np.ascontiguousarray(record.inputs)}, option=_NUMPY).decode()
+        inputs = orjson.dumps(
+            {"columns": list(feature_names), "data": np.ascontiguousarray(record.inputs)}, option=_NUMPY
+        ).decode()
     if record.top_labels is not None:
         outputs = orjson.dumps(
-            {"top": record.top_labels.tolist(), "probability": np.ascontiguousarray(record.top_probabilities)}, option=_NUMPY
+            {"top": record.top_labels.tolist(), "probability": np.ascontiguousarray(record.top_probabilities)},
+            option=_NUMPY,
         ).decode()
     return [
-        datetime.fromtimestamp(record.received_at, tz=timezone.utc),
+        datetime.fromtimestamp(record.received_at, tz=UTC),
         record.request_id,
         record.endpoint,
         record.model_name,
@@ -278,7 +293,7 @@ class InferenceLog:
             raise InferenceLogError(error)
         return self.written - before
 
-    def close(self, spill_path: Optional[Path] = None) -> int:
+    def close(self, spill_path: Path | None = None) -> int:
         """Stop after writing everything appended; returns the rows that could not be written and went to
         `spill_path` (JSON lines; default inference_log_unwritten_<time>.jsonl here) instead."""
         self._closing = True
@@ -295,7 +310,9 @@ class InferenceLog:
                 kept = spill_records(spill, (_expand(item) for item in self._queue), self.feature_names)
                 self._queue.clear()
                 self.spilled += kept
-                logger.error("inference log: writer unavailable (%s); %d rows saved to %s, %d lost", exc, kept, spill, lost)
+                logger.error(
+                    "inference log: writer unavailable (%s); %d rows saved to %s, %d lost", exc, kept, spill, lost
+                )
             finally:
                 self._connection.close()
         try:
@@ -316,13 +333,15 @@ class InferenceLog:
                 raise
             self._handed_over += len(batch)
 
-    def _receive(self, until: str) -> Optional[str]:
+    def _receive(self, until: str) -> str | None:
         """Read the writer's reports up to the one named `until`; returns that report's error."""
         while True:
             try:
                 kind, written, spilled, error = self._connection.recv()
             except EOFError:
-                raise InferenceLogError(f"the inference log writer stopped (exit code {self._process.poll()})") from None
+                raise InferenceLogError(
+                    f"the inference log writer stopped (exit code {self._process.poll()})"
+                ) from None
             self.written, self.spilled = written, spilled
             if error and kind == "started":
                 logger.warning("inference log: database unavailable at start (%s); will retry", error)
@@ -368,7 +387,9 @@ def _expand(compact: tuple) -> InferenceRecord:
         *compact[:8],
         None if inputs is None else np.frombuffer(inputs[1], dtype=np.float64).reshape(inputs[0]),
         None if top_labels is None else np.array(top_labels, dtype=object),
-        None if top_probabilities is None else np.frombuffer(top_probabilities[2], top_probabilities[1]).reshape(top_probabilities[0]),
+        None
+        if top_probabilities is None
+        else np.frombuffer(top_probabilities[2], top_probabilities[1]).reshape(top_probabilities[0]),
         *compact[11:],
     )
 
@@ -412,7 +433,7 @@ def _writer_main(connection) -> None:
     writer = RowWriter(engine, table, feature_names)
     table_ready = False
 
-    def write() -> Optional[str]:
+    def write() -> str | None:
         nonlocal written, table_ready
         try:
             if not table_ready:
@@ -459,13 +480,15 @@ def _writer_main(connection) -> None:
             error = write()
             if error and pending:
                 spill(payload)
-                sys.stderr.write(f"inference log: database unavailable at shutdown ({error}); {spilled} rows saved to {payload}\n")
+                sys.stderr.write(
+                    f"inference log: database unavailable at shutdown ({error}); {spilled} rows saved to {payload}\n"
+                )
             connection.send(("closed", written, spilled, error))
             engine.dispose()
             return
 
 
-def read_inference_log(url: str, endpoint: Optional[str] = None, since: Optional[datetime] = None):
+def read_inference_log(url: str, endpoint: str | None = None, since: datetime | None = None):
     """The log as a DataFrame, one row per request, oldest first."""
     import pandas as pd
     from sqlalchemy import select
@@ -486,7 +509,7 @@ def read_inference_log(url: str, endpoint: Optional[str] = None, since: Optional
         engine.dispose()
 
 
-def logged_items(frame) -> "Any":
+def logged_items(frame) -> Any:
     """Requests -> one row per scored item: request_id, item, received_at, model_version, the raw
     features, the top class and its probability (what drift and live-performance checks read)."""
     import pandas as pd

@@ -4,7 +4,6 @@ stage) from the ZenML Model Control Plane, or the BentoML model packed into the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from headliner.errors import HeadlinerError
 from headliner.serving.settings import ServingSettings
@@ -12,7 +11,7 @@ from headliner.serving.settings import ServingSettings
 BENTO_MODEL_FILE = "model.onnx"  # headliner.deploy.deployment.save_bento_model writes it
 
 
-def model_bytes(settings: ServingSettings, bento_model_dir: Optional[Path] = None) -> tuple[bytes, str]:
+def model_bytes(settings: ServingSettings, bento_model_dir: Path | None = None) -> tuple[bytes, str]:
     """(ONNX bytes, where they came from). The first that is set wins: the model packed into the bento
     (a bento is built for one model), HEADLINER_MODEL_FILE, HEADLINER_MODEL (+ HEADLINER_MODEL_VERSION)."""
     if bento_model_dir is not None:

@@ -19,7 +19,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import quote
 
 from headliner.model.onnx_packaging import DECISION, PRESETS, USE_CASE, OnnxPredictor, example_inputs
@@ -61,7 +61,7 @@ def feature_label(entry: dict[str, Any]) -> str:
     return text[:1].upper() + text[1:]
 
 
-def slider_step(entry: dict[str, Any]) -> Optional[float]:
+def slider_step(entry: dict[str, Any]) -> float | None:
     """The step of a feature's slider: 1 for whole numbers, about a hundredth of the range (a power of
     ten) for numbers; None when the feature has no range to slide over."""
     low, high = entry.get("min"), entry.get("max")
@@ -200,7 +200,7 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
     """The whole page as one HTML document (`data` from `page_data`). With `auth`, the page asks for the
     API token, which its requests then carry."""
     e = html.escape
-    model = f'{data["model"]["name"]} version {data["model"]["version"]}'
+    model = f"{data['model']['name']} version {data['model']['version']}"
     item, classes = data["item_noun"], data["class_noun"]
     start = data["presets"][0]["values"]
     fields = "".join(_field(index, entry, start[entry["name"]]) for index, entry in enumerate(data["features"]))

@@ -7,7 +7,8 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -22,7 +23,7 @@ class RequestError(Exception):
     """A client error: `status` is the HTTP status (400 malformed, 422 invalid values), `field` the
     path of the offending field (e.g. `songs[2].tempo`, `inputs[0].shape`) when there is one."""
 
-    def __init__(self, status: int, message: str, field: Optional[str] = None):
+    def __init__(self, status: int, message: str, field: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -229,7 +230,9 @@ class FeatureRules:
                 )
             if shape[0] != rows:
                 raise RequestError(
-                    400, f"inputs[{index}] '{name}': {shape[0]} rows, but the first input has {rows}", f"inputs[{index}].shape"
+                    400,
+                    f"inputs[{index}] '{name}': {shape[0]} rows, but the first input has {rows}",
+                    f"inputs[{index}].shape",
                 )
             by_name[name] = values
         return [by_name[name] for name in self.names]
@@ -262,10 +265,14 @@ class FeatureRules:
             raise RequestError(400, f"{where}.name: expected a string, got {_describe(name)}", f"{where}.name")
         path, where = where, f"{where} '{name}'"
         if type(shape) is not list or not shape or not _INT_TYPE.issuperset(map(type, shape)) or min(shape) < 0:
-            raise RequestError(400, f"{where}: shape must be a list of non-negative integers, got {shape!r}", f"{path}.shape")
+            raise RequestError(
+                400, f"{where}: shape must be a list of non-negative integers, got {shape!r}", f"{path}.shape"
+            )
         if datatype not in NUMERIC_DATATYPES:
             raise RequestError(
-                400, f"{where}: datatype {datatype!r} is not numeric; send FP32 (or another numeric type)", f"{path}.datatype"
+                400,
+                f"{where}: datatype {datatype!r} is not numeric; send FP32 (or another numeric type)",
+                f"{path}.datatype",
             )
         if type(data) is not list:
             raise RequestError(400, f"{where}: data must be a list of numbers, got {_describe(data)}", f"{path}.data")
@@ -274,7 +281,9 @@ class FeatureRules:
             raise RequestError(400, f"{where}: data must hold only numbers", f"{path}.data")
         expected = math.prod(shape)
         if len(values) != expected:
-            raise RequestError(400, f"{where}: shape {shape} needs {expected} values, data has {len(values)}", f"{path}.data")
+            raise RequestError(
+                400, f"{where}: shape {shape} needs {expected} values, data has {len(values)}", f"{path}.data"
+            )
         return name, values, shape
 
 
@@ -283,7 +292,7 @@ _INT_TYPE = frozenset({int})
 SCALAR_CHECK_LIMIT = 256  # values; more are checked with numpy
 
 
-def _flatten(data: list) -> Optional[list]:
+def _flatten(data: list) -> list | None:
     """Nested lists of numbers (row-major, as some clients send tensors) -> one flat list; None if any
     element is not a number."""
     flat = []

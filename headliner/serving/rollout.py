@@ -24,8 +24,9 @@ import logging
 import random
 import threading
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -50,12 +51,16 @@ class RolloutPolicy(BaseModel):
 
     mode: Mode = "off"
     candidate: str = Field("staging", description="The candidate: a version number or a stage (staging).")
-    percent: float = Field(0.0, ge=0, le=100, description="canary, ab: share (%) of requests or keys for the candidate.")
-    ab_header: str = Field(DEFAULT_AB_HEADER, min_length=1, description="ab: the request header whose value keys a user.")
+    percent: float = Field(
+        0.0, ge=0, le=100, description="canary, ab: share (%) of requests or keys for the candidate."
+    )
+    ab_header: str = Field(
+        DEFAULT_AB_HEADER, min_length=1, description="ab: the request header whose value keys a user."
+    )
     reason: str = ""
 
     @model_validator(mode="after")
-    def _percent_for_split_modes(self) -> "RolloutPolicy":
+    def _percent_for_split_modes(self) -> RolloutPolicy:
         if self.mode in ("canary", "ab") and not 0 < self.percent <= 100:
             raise ValueError(f"{self.mode}: percent must be in (0, 100], got {self.percent:g}")
         self.ab_header = self.ab_header.lower()
@@ -81,14 +86,14 @@ class Routing:
     server, the candidate's if any, and the policy. A service without rollouts has a primary only and
     no variant names."""
 
-    __slots__ = ("primary", "candidate", "policy", "policy_id", "mode", "ab_header", "by_version", "_choose")
+    __slots__ = ("_choose", "ab_header", "by_version", "candidate", "mode", "policy", "policy_id", "primary")
 
     def __init__(
         self,
-        primary: "ModelServer",
-        candidate: Optional["ModelServer"] = None,
-        policy: Optional[RolloutPolicy] = None,
-        policy_id: Optional[int] = None,
+        primary: ModelServer,
+        candidate: ModelServer | None = None,
+        policy: RolloutPolicy | None = None,
+        policy_id: int | None = None,
     ):
         self.primary = primary
         self.candidate = candidate if candidate is not None and candidate.version != primary.version else None
@@ -104,11 +109,11 @@ class Routing:
         """Whether responses are logged with a variant name (the service takes rollout policies)."""
         return self.policy is not None
 
-    def choose(self, key: Optional[bytes]) -> tuple["ModelServer", Optional[str], Optional["ModelServer"]]:
+    def choose(self, key: bytes | None) -> tuple[ModelServer, str | None, ModelServer | None]:
         """(server that answers, its variant name, server that scores in the shadow or None)."""
         return self._choose(key)
 
-    def variant_of(self, server: "ModelServer") -> Optional[str]:
+    def variant_of(self, server: ModelServer) -> str | None:
         if not self.tracked:
             return None
         return PRODUCTION if server is self.primary else CANDIDATE
@@ -182,10 +187,12 @@ class PolicyStore(SideTable):
 
     def write(self, model_name: str, policy: RolloutPolicy, set_by: str) -> PolicyRecord:
         table = self._ready()
-        set_at = datetime.now(timezone.utc)
+        set_at = datetime.now(UTC)
         with self.engine.begin() as connection:
             result = connection.execute(
-                table.insert().values(set_at=set_at, model_name=model_name, set_by=set_by, policy=policy.model_dump_json())
+                table.insert().values(
+                    set_at=set_at, model_name=model_name, set_by=set_by, policy=policy.model_dump_json()
+                )
             )
             record_id = result.inserted_primary_key[0]
         return PolicyRecord(id=record_id, set_at=set_at, model_name=model_name, set_by=set_by, policy=policy)
@@ -200,13 +207,16 @@ class PolicyStore(SideTable):
             rows = connection.execute(query).all()
         return [
             PolicyRecord(
-                id=row.id, set_at=row.set_at.replace(tzinfo=row.set_at.tzinfo or timezone.utc), model_name=row.model_name,
-                set_by=row.set_by, policy=RolloutPolicy.model_validate_json(row.policy),
+                id=row.id,
+                set_at=row.set_at.replace(tzinfo=row.set_at.tzinfo or UTC),
+                model_name=row.model_name,
+                set_by=row.set_by,
+                policy=RolloutPolicy.model_validate_json(row.policy),
             )
             for row in rows
         ]
 
-    def current(self, model_name: str) -> Optional[PolicyRecord]:
+    def current(self, model_name: str) -> PolicyRecord | None:
         found = self.history(model_name, 1)
         return found[0] if found else None
 
@@ -220,10 +230,10 @@ class RolloutController:
 
     def __init__(
         self,
-        app: "InferenceApp",
-        base: "ModelServer",
+        app: InferenceApp,
+        base: ModelServer,
         store: PolicyStore,
-        resolve_version: Callable[[str], Optional[str]],
+        resolve_version: Callable[[str], str | None],
         load_model: Callable[[str], bytes],
         poll_seconds: float = 1.0,
         registry_poll_seconds: float = 5.0,
@@ -237,12 +247,12 @@ class RolloutController:
         self.load_model = load_model
         self.poll_seconds = poll_seconds
         self.registry_poll_seconds = registry_poll_seconds
-        self._servers: dict[str, "ModelServer"] = {base.version: base}
-        self._policy: Optional[PolicyRecord] = None
-        self._versions: tuple[Optional[str], Optional[str]] = (base.version, None)
+        self._servers: dict[str, ModelServer] = {base.version: base}
+        self._policy: PolicyRecord | None = None
+        self._versions: tuple[str | None, str | None] = (base.version, None)
         self._checked_registry = 0.0
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         app.route(Routing(base, policy=RolloutPolicy()))
 
     def refresh(self) -> bool:
@@ -259,23 +269,30 @@ class RolloutController:
         if not policy_changed and (production, candidate) == self._versions:
             return False
         primary = self._server(production)
-        routing = Routing(primary, self._server(candidate) if candidate else None, policy, record.id if record else None)
+        routing = Routing(
+            primary, self._server(candidate) if candidate else None, policy, record.id if record else None
+        )
         self.app.route(routing)
         self._policy, self._versions = record, (production, candidate)
         self._servers = {v: s for v, s in self._servers.items() if v in (production, candidate)}
         self.log.info(
-            "routing: production v%s, candidate %s; %s", production, f"v{candidate}" if candidate else "none", routing.status()["describe"]
+            "routing: production v%s, candidate %s; %s",
+            production,
+            f"v{candidate}" if candidate else "none",
+            routing.status()["describe"],
         )
         return True
 
-    def _server(self, version: str) -> "ModelServer":
+    def _server(self, version: str) -> ModelServer:
         server = self._servers.get(version)
         if server is None:
             from headliner.model.onnx_packaging import OnnxPredictor
 
             predictor = OnnxPredictor(self.load_model(version))
             if predictor.feature_names != self.base.predictor.feature_names:
-                raise HeadlinerError(f"version {version} has features {predictor.feature_names}; the service serves {self.base.predictor.feature_names}")
+                raise HeadlinerError(
+                    f"version {version} has features {predictor.feature_names}; the service serves {self.base.predictor.feature_names}"
+                )
             server = self._servers[version] = self.base.sibling(predictor)
         return server
 
@@ -301,13 +318,13 @@ class RolloutController:
         self.store.close()
 
 
-def registry_resolver(model_name: str) -> tuple[Callable[[str], Optional[str]], Callable[[str], bytes]]:
+def registry_resolver(model_name: str) -> tuple[Callable[[str], str | None], Callable[[str], bytes]]:
     """(version or stage -> version number or None, version number -> ONNX bytes) from the ZenML store."""
     from zenml.client import Client
 
     from headliner.model.versions import onnx_model_bytes
 
-    def resolve(reference: str) -> Optional[str]:
+    def resolve(reference: str) -> str | None:
         try:
             return str(Client().get_model_version(model_name, reference).number)
         except KeyError:
@@ -319,7 +336,7 @@ def registry_resolver(model_name: str) -> tuple[Callable[[str], Optional[str]], 
     return resolve, load
 
 
-def service_status(url: str, token: Optional[str] = None, timeout: float = 5.0) -> Optional[dict[str, Any]]:
+def service_status(url: str, token: str | None = None, timeout: float = 5.0) -> dict[str, Any] | None:
     """`GET /rollout` of the service at `url`; None when no service answers there."""
     import httpx
 
@@ -332,11 +349,15 @@ def service_status(url: str, token: Optional[str] = None, timeout: float = 5.0) 
     if response.status_code == 401:
         raise HeadlinerError(f"the service at {url} answered 401: pass --token or set HEADLINER_API_TOKEN")
     if response.status_code != 200:
-        raise HeadlinerError(f"the service at {url} answered {response.status_code} to GET /rollout; is it a Headliner service of this version?")
+        raise HeadlinerError(
+            f"the service at {url} answered {response.status_code} to GET /rollout; is it a Headliner service of this version?"
+        )
     return response.json()
 
 
-def wait_until_applied(url: str, policy_id: int, token: Optional[str] = None, timeout: float = 15.0) -> Optional[dict[str, Any]]:
+def wait_until_applied(
+    url: str, policy_id: int, token: str | None = None, timeout: float = 15.0
+) -> dict[str, Any] | None:
     """The service's status once it applies policy `policy_id` (or its last status after `timeout`, or
     at once when it takes no policies); None when no service answers."""
     deadline = time.monotonic() + timeout

@@ -5,8 +5,8 @@ so canary and A/B traffic, where each request saw one version, are compared on e
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Callable, Optional
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import numpy as np
 import orjson
@@ -27,21 +27,21 @@ class VariantFigures(BaseModel):
     requests: int
     errors: int  # answered 4xx/5xx
     items: int  # songs scored
-    latency_p50_ms: Optional[float] = None
-    latency_p99_ms: Optional[float] = None
+    latency_p50_ms: float | None = None
+    latency_p99_ms: float | None = None
     labelled: int = 0
-    accuracy: Optional[float] = None  # top-1, where labels arrived
-    top_k_accuracy: Optional[float] = None
+    accuracy: float | None = None  # top-1, where labels arrived
+    top_k_accuracy: float | None = None
 
 
 class RolloutReport(HtmlReport):
     model_name: str
     window: str
-    policy: Optional[str] = None
+    policy: str | None = None
     variants: list[VariantFigures]
-    top_k: Optional[int] = None
-    compared_versions: Optional[list[str]] = None  # [production, candidate]
-    agreement: Optional[float] = None  # share of sampled songs with the same top-1 class from both versions
+    top_k: int | None = None
+    compared_versions: list[str] | None = None  # [production, candidate]
+    agreement: float | None = None  # share of sampled songs with the same top-1 class from both versions
     agreement_items: int = 0
 
     def summary_metadata(self) -> dict[str, str | int | float]:
@@ -56,10 +56,31 @@ class RolloutReport(HtmlReport):
         def show(value, fmt):
             return "-" if value is None else format(value, fmt)
 
-        headers = ["variant", "version", "requests", "errors", "songs", "p50 ms", "p99 ms", "labelled", "accuracy", f"top-{self.top_k or 'k'} acc."]
+        headers = [
+            "variant",
+            "version",
+            "requests",
+            "errors",
+            "songs",
+            "p50 ms",
+            "p99 ms",
+            "labelled",
+            "accuracy",
+            f"top-{self.top_k or 'k'} acc.",
+        ]
         rows = [
-            [v.variant, v.version, f"{v.requests:,}", f"{v.errors:,}", f"{v.items:,}", show(v.latency_p50_ms, ".2f"),
-             show(v.latency_p99_ms, ".2f"), f"{v.labelled:,}", show(v.accuracy, ".3f"), show(v.top_k_accuracy, ".3f")]
+            [
+                v.variant,
+                v.version,
+                f"{v.requests:,}",
+                f"{v.errors:,}",
+                f"{v.items:,}",
+                show(v.latency_p50_ms, ".2f"),
+                show(v.latency_p99_ms, ".2f"),
+                f"{v.labelled:,}",
+                show(v.accuracy, ".3f"),
+                show(v.top_k_accuracy, ".3f"),
+            ]
             for v in self.variants
         ]
         return headers, rows
@@ -76,8 +97,12 @@ class RolloutReport(HtmlReport):
     def lines(self) -> list[str]:
         headers, rows = self.table()
         widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-        out = [f"Rollout of '{self.model_name}', {self.window}" + (f"; policy now: {self.policy}" if self.policy else "")]
-        out += ["  " + "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)) for line in [headers, *rows]]
+        out = [
+            f"Rollout of '{self.model_name}', {self.window}" + (f"; policy now: {self.policy}" if self.policy else "")
+        ]
+        out += [
+            "  " + "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)) for line in [headers, *rows]
+        ]
         out.append("  " + self.agreement_text())
         return out
 
@@ -86,7 +111,11 @@ class RolloutReport(HtmlReport):
         head = f"<p>{self.window}</p>" + (f"<p>Policy now: {self.policy}</p>" if self.policy else "")
         return html_page(
             f"Rollout of {self.model_name}",
-            [("Window", head), ("Variants", html_table(headers, rows)), ("Agreement", f"<p>{self.agreement_text()}</p>")],
+            [
+                ("Window", head),
+                ("Variants", html_table(headers, rows)),
+                ("Agreement", f"<p>{self.agreement_text()}</p>"),
+            ],
         )
 
 
@@ -94,8 +123,8 @@ def rollout_report(
     url: str,
     model_name: str,
     load_model: Callable[[str], bytes],
-    since: Optional[datetime] = None,
-    policy: Optional[str] = None,
+    since: datetime | None = None,
+    policy: str | None = None,
     seed: int = 0,
 ) -> RolloutReport:
     """The report of the requests to `model_name` logged with a variant since `since` (all when None).
@@ -106,16 +135,30 @@ def rollout_report(
     from headliner.serving.feedback import FeedbackStore
     from headliner.serving.inference_log import TABLE_NAME, create_log_engine, log_table
 
-    window = "every request logged under a rollout" if since is None else f"requests since {since.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    window = (
+        "every request logged under a rollout"
+        if since is None
+        else f"requests since {since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    )
     engine = create_log_engine(url)
     try:
         if not inspect(engine).has_table(TABLE_NAME):
-            raise HeadlinerError(f"no inference log at {url}: serve the model (python run.py serve --stage production) and send it requests")
+            raise HeadlinerError(
+                f"no inference log at {url}: serve the model (python run.py serve --stage production) and send it requests"
+            )
         table = log_table(engine)
         condition = and_(table.c.model_name == model_name, table.c.variant.is_not(None))
         if since is not None:
-            condition = and_(condition, table.c.received_at >= since.astimezone(timezone.utc).replace(tzinfo=None))
-        columns = [table.c.id, table.c.request_id, table.c.variant, table.c.model_version, table.c.status, table.c.latency_ms, table.c.rows]
+            condition = and_(condition, table.c.received_at >= since.astimezone(UTC).replace(tzinfo=None))
+        columns = [
+            table.c.id,
+            table.c.request_id,
+            table.c.variant,
+            table.c.model_version,
+            table.c.status,
+            table.c.latency_ms,
+            table.c.rows,
+        ]
         with engine.connect() as connection:
             meta = pd.read_sql(select(*columns).where(condition).order_by(table.c.id), connection)
             if meta.empty:
@@ -142,13 +185,20 @@ def rollout_report(
     for (variant, version), group in meta.groupby(["variant", "model_version"], sort=False):
         answered = group[group["status"] == 200]
         figures = VariantFigures(
-            variant=variant, version=str(version), requests=len(group), errors=int((group["status"] >= 400).sum()),
+            variant=variant,
+            version=str(version),
+            requests=len(group),
+            errors=int((group["status"] >= 400).sum()),
             items=int(answered["rows"].sum()),
         )
         if len(answered):
-            figures.latency_p50_ms, figures.latency_p99_ms = (float(x) for x in np.percentile(answered["latency_ms"], [50, 99]))
+            figures.latency_p50_ms, figures.latency_p99_ms = (
+                float(x) for x in np.percentile(answered["latency_ms"], [50, 99])
+            )
         truth, ranks = [], []
-        for row in labelled_rows[(labelled_rows["variant"] == variant) & (labelled_rows["model_version"] == version)].itertuples():
+        for row in labelled_rows[
+            (labelled_rows["variant"] == variant) & (labelled_rows["model_version"] == version)
+        ].itertuples():
             for item, top in enumerate(orjson.loads(outputs[row.id])["top"]):
                 label = label_of.get((row.request_id, item))
                 if label is not None:
@@ -157,7 +207,11 @@ def rollout_report(
                     ranks.append(top.index(label) if label in top else -1)
         if truth:
             ranks = np.asarray(ranks)
-            figures.labelled, figures.accuracy, figures.top_k_accuracy = len(truth), float(np.mean(ranks == 0)), float(np.mean(ranks >= 0))
+            figures.labelled, figures.accuracy, figures.top_k_accuracy = (
+                len(truth),
+                float(np.mean(ranks == 0)),
+                float(np.mean(ranks >= 0)),
+            )
         variants.append(figures)
     variants.sort(key=lambda v: (VARIANT_ORDER.index(v.variant) if v.variant in VARIANT_ORDER else 9, v.version))
     report = RolloutReport(model_name=model_name, window=window, policy=policy, variants=variants, top_k=top_k)
@@ -171,7 +225,7 @@ def _fetch(connection, table, column, ids: list[int]) -> dict[int, str]:
 
     found = {}
     for start in range(0, len(ids), _FETCH_CHUNK):
-        chunk = ids[start:start + _FETCH_CHUNK]
+        chunk = ids[start : start + _FETCH_CHUNK]
         found.update(connection.execute(select(table.c.id, column).where(table.c.id.in_(chunk))).all())
     return found
 
@@ -185,7 +239,11 @@ def _agreement(report: RolloutReport, meta, inputs: dict[int, str], load_model: 
     candidate = newest.loc[newest["variant"].isin([CANDIDATE, SHADOW]), "model_version"].head(1).tolist()
     if not candidate:
         return
-    production = newest.loc[(newest["variant"] == PRODUCTION) & (newest["model_version"] != candidate[0]), "model_version"].head(1).tolist()
+    production = (
+        newest.loc[(newest["variant"] == PRODUCTION) & (newest["model_version"] != candidate[0]), "model_version"]
+        .head(1)
+        .tolist()
+    )
     if not production or not inputs:
         return
     matrix = np.array([row for text in inputs.values() for row in orjson.loads(text)["data"]], dtype=np.float64)

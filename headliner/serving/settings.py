@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,21 +48,23 @@ class ServingSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HEADLINER_", extra="ignore")
 
-    model_file: Optional[Path] = Field(None, description="An ONNX file to serve.")
-    model: Optional[str] = Field(None, description="A registered model to serve (with model_version).")
+    model_file: Path | None = Field(None, description="An ONNX file to serve.")
+    model: str | None = Field(None, description="A registered model to serve (with model_version).")
     model_version: str = Field("latest", description="Version number, 'latest' or a stage.")
     inference_log: str = Field(
         default_factory=default_inference_log_url,
         description="SQLAlchemy URL or file path of the inference log (default: SQLite beside ZenML's local stores).",
     )
-    api_token: Optional[str] = Field(None, description="Bearer token every request must carry.")
-    api_token_secret: Optional[str] = Field(None, description="ZenML secret whose 'token' value is the bearer token.")
+    api_token: str | None = Field(None, description="Bearer token every request must carry.")
+    api_token_secret: str | None = Field(None, description="ZenML secret whose 'token' value is the bearer token.")
     max_batch: int = Field(1000, ge=1, description="Most songs (rows) one request may carry.")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
     max_upload_rows: int = Field(100_000, ge=1, description="Most rows one CSV file sent to POST /batch may have.")
     log_flush_seconds: float = Field(0.2, gt=0, description="How often queued log rows go to the writer process.")
     rollout_poll_seconds: float = Field(1.0, gt=0, description="How often a rollout service reads its policy.")
-    registry_poll_seconds: float = Field(5.0, gt=0, description="How often a rollout service asks the registry who holds production.")
+    registry_poll_seconds: float = Field(
+        5.0, gt=0, description="How often a rollout service asks the registry who holds production."
+    )
 
     @property
     def follows_production(self) -> bool:
@@ -72,10 +73,17 @@ class ServingSettings(BaseSettings):
         return self.model_file is None and bool(self.model) and self.model_version == "production"
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         from pydantic_settings import DotEnvSettingsSource
 
-        return init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=stack_settings_file()), file_secret_settings
+        return (
+            init_settings,
+            env_settings,
+            DotEnvSettingsSource(settings_cls, env_file=stack_settings_file()),
+            file_secret_settings,
+        )
 
     def inference_log_url(self) -> str:
         """A plain path means a SQLite file."""
@@ -86,7 +94,7 @@ class ServingSettings(BaseSettings):
     def inference_log_display(self) -> str:
         return url_without_password(self.inference_log_url())
 
-    def bearer_token(self) -> Optional[str]:
+    def bearer_token(self) -> str | None:
         if self.api_token:
             return self.api_token
         if self.api_token_secret:

@@ -24,8 +24,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import yaml
 from pydantic import Field
@@ -52,12 +52,18 @@ class ServersConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HEADLINER_SERVERS_", extra="ignore")
 
-    mysql_admin_url: str = Field("mysql+pymysql://root@127.0.0.1:3306", description="An account that may create a database and a user.")
-    postgres_url: str = Field("postgresql://postgres@127.0.0.1:5432", description="An account that may create a database.")
+    mysql_admin_url: str = Field(
+        "mysql+pymysql://root@127.0.0.1:3306", description="An account that may create a database and a user."
+    )
+    postgres_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432", description="An account that may create a database."
+    )
     zenml_port: int = 8080
     mlflow_port: int = 5001
     s3_port: int = 9000
-    database_prefix: str = Field("headliner", pattern=r"^[a-z][a-z0-9_]{0,30}$", description="Databases <prefix>_zenml and <prefix>_mlflow.")
+    database_prefix: str = Field(
+        "headliner", pattern=r"^[a-z][a-z0-9_]{0,30}$", description="Databases <prefix>_zenml and <prefix>_mlflow."
+    )
     home: Path = Field(default_factory=lambda: local_state_dir() / "servers")
 
     @property
@@ -104,7 +110,11 @@ def _passwords(config: ServersConfig) -> dict[str, str]:
     if path.is_file():
         return json.loads(path.read_text())
     config.home.mkdir(parents=True, exist_ok=True)
-    values = {"zenml_database": secrets.token_urlsafe(18), "zenml_admin": secrets.token_urlsafe(18), "jwt": secrets.token_hex(32)}
+    values = {
+        "zenml_database": secrets.token_urlsafe(18),
+        "zenml_admin": secrets.token_urlsafe(18),
+        "jwt": secrets.token_hex(32),
+    }
     path.touch(mode=0o600)
     path.write_text(json.dumps(values))
     return values
@@ -122,26 +132,39 @@ def create_databases(config: ServersConfig, passwords: dict[str, str]) -> None:
         engine = create_engine(config.mysql_admin_url)
         with engine.begin() as connection:
             database = config.zenml_database
-            connection.execute(text(f"CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            connection.execute(
+                text(f"CREATE DATABASE IF NOT EXISTS {database} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            )
             for host in ("127.0.0.1", "localhost"):
-                connection.execute(text(f"CREATE USER IF NOT EXISTS '{database}'@'{host}' IDENTIFIED BY :pw"), {"pw": passwords["zenml_database"]})
-                connection.execute(text(f"ALTER USER '{database}'@'{host}' IDENTIFIED BY :pw"), {"pw": passwords["zenml_database"]})
+                connection.execute(
+                    text(f"CREATE USER IF NOT EXISTS '{database}'@'{host}' IDENTIFIED BY :pw"),
+                    {"pw": passwords["zenml_database"]},
+                )
+                connection.execute(
+                    text(f"ALTER USER '{database}'@'{host}' IDENTIFIED BY :pw"), {"pw": passwords["zenml_database"]}
+                )
                 connection.execute(text(f"GRANT ALL ON {database}.* TO '{database}'@'{host}'"))
         engine.dispose()
     except Exception as exc:
-        raise ServersError(f"MariaDB/MySQL at {url_without_password(config.mysql_admin_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_MYSQL_ADMIN_URL") from None
+        raise ServersError(
+            f"MariaDB/MySQL at {url_without_password(config.mysql_admin_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_MYSQL_ADMIN_URL"
+        ) from None
     try:
         engine = create_engine(config.database_url(config.postgres_url, "postgres"), isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
             for database in (config.mlflow_database, config.inference_database):
-                if not connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": database}).scalar():
+                if not connection.execute(
+                    text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": database}
+                ).scalar():
                     connection.execute(text(f"CREATE DATABASE {database}"))
         engine.dispose()
     except Exception as exc:
-        raise ServersError(f"PostgreSQL at {url_without_password(config.postgres_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_POSTGRES_URL") from None
+        raise ServersError(
+            f"PostgreSQL at {url_without_password(config.postgres_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_POSTGRES_URL"
+        ) from None
 
 
-def _pid(config: ServersConfig, name: str) -> Optional[int]:
+def _pid(config: ServersConfig, name: str) -> int | None:
     """The pid of a server `up` started, if that process still runs."""
     path = config.home / f"{name}.pid"
     if not path.is_file():
@@ -168,18 +191,28 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _start(config: ServersConfig, name: str, command: list[str], env: dict[str, str], port: int, ready: Callable[[], bool]) -> None:
+def _start(
+    config: ServersConfig, name: str, command: list[str], env: dict[str, str], port: int, ready: Callable[[], bool]
+) -> None:
     """Start one server in its own session (its log in the state folder) unless it runs; wait until ready."""
     running = _pid(config, name)
     if running is not None:
         _say(f"  {name}: already running (pid {running})")
         return
     if _port_open(port):
-        raise ServersError(f"{name}: port {port} on 127.0.0.1 is taken by another program; set HEADLINER_SERVERS_{name.upper()}_PORT")
+        raise ServersError(
+            f"{name}: port {port} on 127.0.0.1 is taken by another program; set HEADLINER_SERVERS_{name.upper()}_PORT"
+        )
     log = config.home / f"{name}.log"
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            command, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=config.home
+            command,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=config.home,
         )
     (config.home / f"{name}.pid").write_text(str(process.pid))
     deadline = time.monotonic() + START_SECONDS
@@ -216,10 +249,23 @@ def _s3_env(config: ServersConfig) -> dict[str, str]:
 
 def start_object_store(config: ServersConfig) -> None:
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(config.s3_port)]
-    _start(config, "s3", command, {**os.environ, **_s3_env(config)}, config.s3_port, lambda: _http_ok(config.s3_url + "/moto-api/"))
+    _start(
+        config,
+        "s3",
+        command,
+        {**os.environ, **_s3_env(config)},
+        config.s3_port,
+        lambda: _http_ok(config.s3_url + "/moto-api/"),
+    )
     import boto3
 
-    client = boto3.client("s3", endpoint_url=config.s3_url, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET, region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=config.s3_url,
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
     existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
     for bucket in (ARTIFACT_BUCKET, MLFLOW_BUCKET):
         if bucket not in existing:
@@ -228,9 +274,20 @@ def start_object_store(config: ServersConfig) -> None:
 
 def start_mlflow(config: ServersConfig) -> None:
     command = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(config.mlflow_port), "--workers", "1",
-        "--backend-store-uri", config.database_url(config.postgres_url, config.mlflow_database),
-        "--artifacts-destination", f"s3://{MLFLOW_BUCKET}",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(config.mlflow_port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        config.database_url(config.postgres_url, config.mlflow_database),
+        "--artifacts-destination",
+        f"s3://{MLFLOW_BUCKET}",
     ]
     env = {**os.environ, **_s3_env(config), "MLFLOW_S3_ENDPOINT_URL": config.s3_url}
     _start(config, "mlflow", command, env, config.mlflow_port, lambda: _http_ok(config.mlflow_url + "/health"))
@@ -240,36 +297,65 @@ def start_zenml(config: ServersConfig, passwords: dict[str, str]) -> None:
     from sqlalchemy.engine import make_url
 
     database = make_url(config.mysql_admin_url).set(
-        drivername="mysql", username=config.zenml_database, password=passwords["zenml_database"], database=config.zenml_database
+        drivername="mysql",
+        username=config.zenml_database,
+        password=passwords["zenml_database"],
+        database=config.zenml_database,
     )
     server_home = config.home / "zenml-server"
     server_home.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith("ZENML_")}
     env.update(
-        ZENML_CONFIG_PATH=str(server_home / "config"), ZENML_REPOSITORY_PATH=str(server_home), ZENML_ANALYTICS_OPT_IN="false",
-        ZENML_STORE_URL=database.render_as_string(hide_password=False), ZENML_SERVER="true",
-        ZENML_SERVER_DEPLOYMENT_TYPE="other", ZENML_SERVER_AUTH_SCHEME="OAUTH2_PASSWORD_BEARER",
-        ZENML_SERVER_JWT_SECRET_KEY=passwords["jwt"], ZENML_SERVER_AUTO_ACTIVATE="true",
-        ZENML_DEFAULT_USER_NAME=ADMIN_USER, ZENML_DEFAULT_USER_PASSWORD=passwords["zenml_admin"],
+        ZENML_CONFIG_PATH=str(server_home / "config"),
+        ZENML_REPOSITORY_PATH=str(server_home),
+        ZENML_ANALYTICS_OPT_IN="false",
+        ZENML_STORE_URL=database.render_as_string(hide_password=False),
+        ZENML_SERVER="true",
+        ZENML_SERVER_DEPLOYMENT_TYPE="other",
+        ZENML_SERVER_AUTH_SCHEME="OAUTH2_PASSWORD_BEARER",
+        ZENML_SERVER_JWT_SECRET_KEY=passwords["jwt"],
+        ZENML_SERVER_AUTO_ACTIVATE="true",
+        ZENML_DEFAULT_USER_NAME=ADMIN_USER,
+        ZENML_DEFAULT_USER_PASSWORD=passwords["zenml_admin"],
     )
-    command = [sys.executable, "-m", "uvicorn", "zenml.zen_server.zen_server_api:app", "--host", "127.0.0.1", "--port", str(config.zenml_port)]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "zenml.zen_server.zen_server_api:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(config.zenml_port),
+    ]
     _start(config, "zenml", command, env, config.zenml_port, lambda: _http_ok(config.zenml_url + "/health"))
 
 
-def _zenml_cli(args: list[str], extra_env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess:
+def _zenml_cli(args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     zenml = Path(sys.executable).with_name("zenml")
     env = {**os.environ, "ZENML_ANALYTICS_OPT_IN": "false", **(extra_env or {})}
-    return subprocess.run([str(zenml), *args], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT)
+    return subprocess.run(
+        [str(zenml), *args], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=PROJECT_ROOT
+    )
 
 
 def log_in(config: ServersConfig, passwords: dict[str, str]) -> None:
     """Point this ZenML client at the server (saved in its config, as `zenml login` would)."""
     result = _zenml_cli(
-        ["stack", "list"], {"ZENML_STORE_URL": config.zenml_url, "ZENML_STORE_USERNAME": ADMIN_USER, "ZENML_STORE_PASSWORD": passwords["zenml_admin"]}
+        ["stack", "list"],
+        {
+            "ZENML_STORE_URL": config.zenml_url,
+            "ZENML_STORE_USERNAME": ADMIN_USER,
+            "ZENML_STORE_PASSWORD": passwords["zenml_admin"],
+        },
     )
     if result.returncode != 0:
-        raise ServersError(f"could not log in to the ZenML server at {config.zenml_url}: {(result.stderr or result.stdout).strip()[-500:]}")
-    _say(f"  ZenML client: logged in to {config.zenml_url} as '{ADMIN_USER}' (password in {config.home / 'passwords.json'})")
+        raise ServersError(
+            f"could not log in to the ZenML server at {config.zenml_url}: {(result.stderr or result.stdout).strip()[-500:]}"
+        )
+    _say(
+        f"  ZenML client: logged in to {config.zenml_url} as '{ADMIN_USER}' (password in {config.home / 'passwords.json'})"
+    )
 
 
 def configure_stack(config: ServersConfig) -> None:
@@ -299,7 +385,9 @@ def use_inference_log(config: ServersConfig) -> None:
     environment's HEADLINER_INFERENCE_LOG still wins)."""
     path = stack_settings_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# written by scripts/servers.sh up; removed by down\nHEADLINER_INFERENCE_LOG={config.inference_log_url}\n")
+    path.write_text(
+        f"# written by scripts/servers.sh up; removed by down\nHEADLINER_INFERENCE_LOG={config.inference_log_url}\n"
+    )
     _say(f"  inference log: {url_without_password(config.inference_log_url)} (set in {path})")
 
 
@@ -348,7 +436,11 @@ def down(config: ServersConfig) -> None:
     stack_settings_file().unlink(missing_ok=True)
     if zenml_running:
         result = _zenml_cli(["logout"])
-        _say("  ZenML client: logged out, back to its local store" if result.returncode == 0 else f"  zenml logout: {result.stderr.strip()[-300:]}")
+        _say(
+            "  ZenML client: logged out, back to its local store"
+            if result.returncode == 0
+            else f"  zenml logout: {result.stderr.strip()[-300:]}"
+        )
     for name in ("zenml", "mlflow", "s3"):
         _say(f"  {name}: {'stopped' if _stop(config, name) else 'was not running'}")
 
@@ -365,7 +457,9 @@ def status(config: ServersConfig) -> list[str]:
         state = "healthy" if _http_ok(health) else "not answering"
         lines.append(f"{name:7} {'pid ' + str(pid) if pid else 'not started by up':20} 127.0.0.1:{port}  {state}")
     log = ServingSettings().inference_log_display()
-    lines.append(f"inference log: {log}" + ("" if stack_settings_file().is_file() else " (not the servers stack's: run up)"))
+    lines.append(
+        f"inference log: {log}" + ("" if stack_settings_file().is_file() else " (not the servers stack's: run up)")
+    )
     return lines
 
 

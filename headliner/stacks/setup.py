@@ -8,8 +8,8 @@ chose is left alone when it has the components the pipeline needs. Never prompts
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 
@@ -92,7 +92,9 @@ def register_flavor(name: str, source: str, component_type) -> None:
     except KeyError:
         flavor = client.create_flavor(source=source, component_type=component_type)
         if flavor.name != name:
-            raise StackSetupError(f"flavor_source {source} defines flavor '{flavor.name}', the stack file expects '{name}'")
+            raise StackSetupError(
+                f"flavor_source {source} defines flavor '{flavor.name}', the stack file expects '{name}'"
+            )
 
 
 def repository_root() -> Path:

@@ -7,4 +7,4 @@ from steps.data.split_data import split_data
 from steps.data.validate_data import validate_data
 from steps.data.wrangle_data import wrangle_data
 
-__all__ = ["ingest_data", "validate_data", "wrangle_data", "label_data", "split_data", "profile_data"]
+__all__ = ["ingest_data", "label_data", "profile_data", "split_data", "validate_data", "wrangle_data"]

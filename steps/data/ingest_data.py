@@ -1,6 +1,6 @@
 """Step: read the raw table (file, URL, s3:// URI, bundled dataset or generator)."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 from zenml import log_metadata, step
@@ -11,7 +11,7 @@ from headliner.spec import UseCaseSpec
 
 @step
 def ingest_data(
-    spec: UseCaseSpec, data: Optional[str] = None, rows: Optional[int] = None
+    spec: UseCaseSpec, data: str | None = None, rows: int | None = None
 ) -> Annotated[pd.DataFrame, "raw_data"]:
     frame = load_raw_data(spec, data=data, rows=rows)
     log_metadata(

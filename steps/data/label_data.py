@@ -1,6 +1,6 @@
 """Step: map raw labels to the spec's classes and drop unknown ones, with counts."""
 
-from typing import Annotated, Tuple
+from typing import Annotated
 
 import pandas as pd
 from zenml import step
@@ -14,7 +14,7 @@ from headliner.spec import UseCaseSpec
 @step
 def label_data(
     wrangled_data: pd.DataFrame, spec: UseCaseSpec, source: str
-) -> Tuple[Annotated[pd.DataFrame, "labelled_data"], Annotated[DataReport, "labelling_report"]]:
+) -> tuple[Annotated[pd.DataFrame, "labelled_data"], Annotated[DataReport, "labelling_report"]]:
     # ZenML counts outputs from the literal tuple in the return statement.
     labelled_data, report = label_examples(wrangled_data, spec, source)
     return labelled_data, report

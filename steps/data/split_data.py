@@ -1,6 +1,6 @@
 """Step: grouped, stratified, seeded train/validation/test split; each split carries its fingerprint."""
 
-from typing import Annotated, Tuple
+from typing import Annotated
 
 import pandas as pd
 from zenml import log_metadata, step
@@ -14,7 +14,7 @@ from headliner.spec import UseCaseSpec
 @step
 def split_data(
     labelled_data: pd.DataFrame, spec: UseCaseSpec, source: str
-) -> Tuple[
+) -> tuple[
     Annotated[pd.DataFrame, "train_split"],
     Annotated[pd.DataFrame, "validation_split"],
     Annotated[pd.DataFrame, "test_split"],

@@ -1,6 +1,6 @@
 """Step: deduplicate, fix types, repair or drop odd values per the spec, with counts."""
 
-from typing import Annotated, Tuple
+from typing import Annotated
 
 import pandas as pd
 from zenml import step
@@ -14,7 +14,7 @@ from headliner.spec import UseCaseSpec
 @step
 def wrangle_data(
     raw_data: pd.DataFrame, spec: UseCaseSpec, source: str
-) -> Tuple[Annotated[pd.DataFrame, "wrangled_data"], Annotated[DataReport, "wrangling_report"]]:
+) -> tuple[Annotated[pd.DataFrame, "wrangled_data"], Annotated[DataReport, "wrangling_report"]]:
     # ZenML counts outputs from the literal tuple in the return statement.
     wrangled_data, report = wrangle(raw_data, spec, source)
     return wrangled_data, report

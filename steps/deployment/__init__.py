@@ -6,4 +6,4 @@ from steps.deployment.report_rollout import report_rollout
 from steps.deployment.score_batch import score_batch
 from steps.deployment.smoke_test_service import smoke_test_service
 
-__all__ = ["build_bento", "deploy_service", "smoke_test_service", "score_batch", "report_rollout"]
+__all__ = ["build_bento", "deploy_service", "report_rollout", "score_batch", "smoke_test_service"]

@@ -14,4 +14,6 @@ from headliner.deploy.deployment import DeploymentRequest
 @step(enable_cache=False)
 def deploy_service(bento: Bento, port: int) -> Annotated[BaseDeploymentService, "service"]:
     context = get_step_context()
-    return deploy(DeploymentRequest.for_bento(bento, port, pipeline_name=context.pipeline.name, step_name=context.step_run.name))
+    return deploy(
+        DeploymentRequest.for_bento(bento, port, pipeline_name=context.pipeline.name, step_name=context.step_run.name)
+    )

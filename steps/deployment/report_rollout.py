@@ -1,7 +1,7 @@
 """Step: the rollout report (per variant: requests, latency, live accuracy; top-1 agreement) from the inference log."""
 
 from datetime import datetime
-from typing import Annotated, Optional
+from typing import Annotated
 
 from zenml import step
 
@@ -12,7 +12,7 @@ from headliner.spec import UseCaseSpec
 
 @step(enable_cache=False)
 def report_rollout(
-    spec: UseCaseSpec, log_url: str, since: Optional[datetime] = None, policy: Optional[str] = None
+    spec: UseCaseSpec, log_url: str, since: datetime | None = None, policy: str | None = None
 ) -> Annotated[RolloutReport, "rollout_report"]:
     """Never cached: the log grows. Versions are loaded from the registry for the agreement figure."""
     from headliner.model.versions import onnx_model_bytes

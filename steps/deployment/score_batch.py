@@ -2,7 +2,7 @@
 predictions become an artifact and a file, and each chunk a record of the inference log."""
 
 import sys
-from typing import Annotated, Optional, Tuple
+from typing import Annotated
 
 import onnx
 import pandas as pd
@@ -11,8 +11,8 @@ from zenml import get_step_context, step
 
 import materializers  # noqa: F401  (registers the ONNX and report materializers)
 from headliner.deploy.batch_scoring import score_to_file
-from headliner.serving.batch_scoring import DEFAULT_CHUNK_ROWS, BatchScoringReport
 from headliner.model.onnx_packaging import OnnxPredictor
+from headliner.serving.batch_scoring import DEFAULT_CHUNK_ROWS, BatchScoringReport
 from headliner.serving.settings import ServingSettings
 
 
@@ -21,14 +21,16 @@ def score_batch(
     onnx_model: onnx.ModelProto,
     batch_data: pd.DataFrame,
     source: str,
-    output: Optional[str] = None,
+    output: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> Tuple[Annotated[pd.DataFrame, "batch_predictions"], Annotated[BatchScoringReport, "batch_report"]]:
+) -> tuple[Annotated[pd.DataFrame, "batch_predictions"], Annotated[BatchScoringReport, "batch_report"]]:
     """Never cached: each run writes its own file and log records. The log's request ids start with the
     run's id. `output` None: outputs/batch_predictions_<model>_v<version>_<time>.csv here."""
     predictor = OnnxPredictor.from_model(onnx_model)
     description = f"{predictor.model_name} v{predictor.model_version}"
-    with tqdm(total=len(batch_data), unit="rows", unit_scale=True, desc=description, file=sys.stderr, mininterval=1.0) as bar:
+    with tqdm(
+        total=len(batch_data), unit="rows", unit_scale=True, desc=description, file=sys.stderr, mininterval=1.0
+    ) as bar:
         predictions, report = score_to_file(
             predictor,
             batch_data,

@@ -14,7 +14,9 @@ from headliner.serving.settings import ServingSettings
 
 
 @step(enable_cache=False)
-def smoke_test_service(service: BaseDeploymentService, onnx_model: onnx.ModelProto) -> Annotated[SmokeTestReport, "smoke_test"]:
+def smoke_test_service(
+    service: BaseDeploymentService, onnx_model: onnx.ModelProto
+) -> Annotated[SmokeTestReport, "smoke_test"]:
     predictor = OnnxPredictor.from_model(onnx_model)
     return smoke_test_deployment(
         service,

@@ -12,6 +12,13 @@ from steps.monitoring.score_reference import score_reference
 from steps.monitoring.send_alert import send_alert
 
 __all__ = [
-    "load_inference_window", "score_reference", "check_feature_drift", "check_prediction_drift", "check_data_quality",
-    "check_fairness", "evaluate_live_performance", "decide_action", "send_alert",
+    "check_data_quality",
+    "check_fairness",
+    "check_feature_drift",
+    "check_prediction_drift",
+    "decide_action",
+    "evaluate_live_performance",
+    "load_inference_window",
+    "score_reference",
+    "send_alert",
 ]

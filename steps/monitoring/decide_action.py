@@ -26,8 +26,13 @@ def decide_action(
 ) -> Annotated[MonitoringSummary, "monitoring_summary"]:
     """The decision is also recorded as the run's metadata (dashboard: the run's metadata tab)."""
     summary = decide(
-        window_report, feature_drift_report, prediction_drift_report, data_quality_report, fairness_report,
-        live_performance_report, spec,
+        window_report,
+        feature_drift_report,
+        prediction_drift_report,
+        data_quality_report,
+        fairness_report,
+        live_performance_report,
+        spec,
     )
     log_metadata(
         metadata={"decision": summary.decision, "reasons": summary.reasons},

@@ -1,6 +1,6 @@
 """Step: the current window of the inference log (one row per scored item, labels joined) and its counts."""
 
-from typing import Annotated, Optional, Tuple
+from typing import Annotated
 
 import pandas as pd
 from zenml import step
@@ -13,8 +13,8 @@ from headliner.spec import UseCaseSpec
 
 @step(enable_cache=False)
 def load_inference_window(
-    spec: UseCaseSpec, version: str, selection: WindowSelection, log_url: Optional[str] = None
-) -> Tuple[Annotated[pd.DataFrame, "current_window"], Annotated[WindowReport, "window_report"]]:
+    spec: UseCaseSpec, version: str, selection: WindowSelection, log_url: str | None = None
+) -> tuple[Annotated[pd.DataFrame, "current_window"], Annotated[WindowReport, "window_report"]]:
     """Never cached: the log grows. `log_url` None: the serving settings' log (HEADLINER_INFERENCE_LOG)."""
     url = log_url or ServingSettings().inference_log_url()
     current, report = load_window(url, spec, version, selection, url_without_password(url))

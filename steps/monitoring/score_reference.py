@@ -1,7 +1,7 @@
 """Step: the reference data — the served version's training split (what the inputs are compared with)
 and its validation split (what the predictions are compared with), each with the class the version predicts."""
 
-from typing import Annotated, Tuple
+from typing import Annotated
 
 import onnx
 import pandas as pd
@@ -15,7 +15,7 @@ from headliner.spec import UseCaseSpec
 @step
 def score_reference(
     train_split: pd.DataFrame, validation_split: pd.DataFrame, onnx_model: onnx.ModelProto, spec: UseCaseSpec
-) -> Tuple[Annotated[pd.DataFrame, "reference_data"], Annotated[pd.DataFrame, "held_out_reference"]]:
+) -> tuple[Annotated[pd.DataFrame, "reference_data"], Annotated[pd.DataFrame, "held_out_reference"]]:
     """Predictions on rows the model was trained on are more confident than on new rows (a flexible model
     fits them): the predicted-class distribution of live traffic is compared with held-out rows instead."""
     model = onnx_model.SerializeToString()

@@ -5,7 +5,8 @@ from typing import Annotated
 from zenml import step
 
 import materializers  # noqa: F401  (registers the report materializer)
-from headliner.monitoring.decision import Alert, MonitoringSummary, alert_webhook, send_alert as alert
+from headliner.monitoring.decision import Alert, MonitoringSummary, alert_webhook
+from headliner.monitoring.decision import send_alert as alert
 from headliner.spec import UseCaseSpec
 
 

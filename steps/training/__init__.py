@@ -6,4 +6,4 @@ from steps.training.package_model import package_model
 from steps.training.register_model import register_model
 from steps.training.train_model import train_model
 
-__all__ = ["train_model", "evaluate_model", "check_quality_gates", "package_model", "register_model"]
+__all__ = ["check_quality_gates", "evaluate_model", "package_model", "register_model", "train_model"]

@@ -11,5 +11,7 @@ from headliner.spec import UseCaseSpec
 
 
 @step(enable_cache=False)
-def check_quality_gates(evaluation_report: EvaluationReport, spec: UseCaseSpec) -> Annotated[QualityGateReport, "quality_gates"]:
+def check_quality_gates(
+    evaluation_report: EvaluationReport, spec: UseCaseSpec
+) -> Annotated[QualityGateReport, "quality_gates"]:
     return QualityGateReport(results=enforce_gates(evaluation_report, spec.evaluation.quality_gates))

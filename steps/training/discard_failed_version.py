@@ -15,5 +15,9 @@ def discard_failed_version(exception: BaseException) -> None:
     removed = discard_model_version(model_version.name, model_version.number)
     logger.error(
         "'%s' version %s was not registered (%s: %s); removed: %s",
-        model_version.name, model_version.number, type(exception).__name__, exception, ", ".join(removed),
+        model_version.name,
+        model_version.number,
+        type(exception).__name__,
+        exception,
+        ", ".join(removed),
     )

@@ -23,5 +23,7 @@ def evaluate_model(
 ) -> Annotated[EvaluationReport, "evaluation_report"]:
     report = evaluate_selected(spec, sklearn_model, model_selection.selected, train_split, test_split)
     log_evaluation(report)
-    log_metadata(metadata={"test_metrics": report.metrics, "baseline_metrics": report.baseline_metrics}, infer_artifact=True)
+    log_metadata(
+        metadata={"test_metrics": report.metrics, "baseline_metrics": report.baseline_metrics}, infer_artifact=True
+    )
     return report

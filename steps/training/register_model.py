@@ -1,7 +1,7 @@
 """Step: complete the model version (splits, evaluation, metrics, model card) and mirror it in the
 stack's model registry (MLflow)."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import onnx
 import pandas as pd
@@ -18,7 +18,14 @@ from headliner.model.training import ModelSelection
 from headliner.spec import UseCaseSpec
 from steps.training.discard_failed_version import discard_failed_version
 
-LINKED_INPUTS = ("train_split", "validation_split", "test_split", "evaluation_report", "model_selection", "quality_gates")
+LINKED_INPUTS = (
+    "train_split",
+    "validation_split",
+    "test_split",
+    "evaluation_report",
+    "model_selection",
+    "quality_gates",
+)
 
 
 @step(experiment_tracker=True, enable_cache=False, on_failure=discard_failed_version)
@@ -32,7 +39,7 @@ def register_model(
     test_split: pd.DataFrame,
     spec: UseCaseSpec,
     request_staging: bool = False,
-    trigger: Optional[dict[str, str]] = None,
+    trigger: dict[str, str] | None = None,
 ) -> Annotated[MarkdownString, "model_card"]:
     """`request_staging` (run config) files the staging request for a second person to approve; `trigger`
     (set by the pipeline) is recorded on the version: why it was trained."""
@@ -48,6 +55,12 @@ def register_model(
     log_metadata(metadata=metadata, infer_model=True)
     if request_staging:
         request_promotion(
-            spec.name, version, "staging", f"automatic: quality gates passed in run {context.pipeline_run.name}", AUTOMATION_USER
+            spec.name,
+            version,
+            "staging",
+            f"automatic: quality gates passed in run {context.pipeline_run.name}",
+            AUTOMATION_USER,
         )
-    return MarkdownString(model_card_markdown(spec, version, onnx_model, evaluation_report, model_selection, quality_gates, splits))
+    return MarkdownString(
+        model_card_markdown(spec, version, onnx_model, evaluation_report, model_selection, quality_gates, splits)
+    )

@@ -1,6 +1,6 @@
 """Step: train every candidate of the run config, track each in MLflow, keep the best on validation."""
 
-from typing import Annotated, Tuple
+from typing import Annotated
 
 import pandas as pd
 from sklearn.pipeline import Pipeline
@@ -16,7 +16,7 @@ from headliner.spec import UseCaseSpec
 @step(experiment_tracker=True, enable_cache=False)
 def train_model(
     train_split: pd.DataFrame, validation_split: pd.DataFrame, spec: UseCaseSpec, training: TrainingConfig
-) -> Tuple[Annotated[Pipeline, "sklearn_model"], Annotated[ModelSelection, "model_selection"]]:
+) -> tuple[Annotated[Pipeline, "sklearn_model"], Annotated[ModelSelection, "model_selection"]]:
     tags = {
         "use_case": spec.name,
         "git_commit": git_commit(),
@@ -24,6 +24,10 @@ def train_model(
         "zenml_run_id": str(get_step_context().pipeline_run.id),
     }
     sklearn_model, model_selection = select_model(
-        spec, training, train_split, validation_split, track=lambda trained: log_candidate(spec, trained, validation_split, tags)
+        spec,
+        training,
+        train_split,
+        validation_split,
+        track=lambda trained: log_candidate(spec, trained, validation_split, tags),
     )
     return sklearn_model, model_selection

@@ -11,8 +11,9 @@ Registered from the stack config (stack_configs/kubernetes.yaml names it in `fla
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Generator, Optional, Tuple, Type, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 from uuid import UUID
 
 from pydantic import Field
@@ -30,7 +31,13 @@ from zenml.services.service_status import ServiceStatus
 
 from headliner.deploy.deployers import record_and_start
 from headliner.errors import DeploymentError
-from headliner.stacks.kubernetes.manifests import SERVICE_PORT, ServingDeploymentSettings, service_name, serving_manifests, validate_manifests
+from headliner.stacks.kubernetes.manifests import (
+    SERVICE_PORT,
+    ServingDeploymentSettings,
+    service_name,
+    serving_manifests,
+    validate_manifests,
+)
 
 if TYPE_CHECKING:
     from headliner.deploy.deployment import DeploymentRequest
@@ -42,7 +49,7 @@ FIELD_MANAGER = "headliner"
 class KubernetesDeployerConfig(BaseModelDeployerConfig, ServingDeploymentSettings):
     """The stack component's configuration: where the cluster is and how the service runs there."""
 
-    kubernetes_context: Optional[str] = None  # a kubeconfig context; None: the current one
+    kubernetes_context: str | None = None  # a kubeconfig context; None: the current one
     incluster: bool = False  # always the pod's service account; without it, only when running in a pod (a step on the Kubernetes orchestrator)
     dry_run: bool = False
     ready_timeout: int = 600  # seconds the deployment pipeline waits for a ready replica (image pull, model load)
@@ -52,7 +59,7 @@ class KubernetesServiceConfig(ServiceConfig):
     """One deployment: the model, its version or stage, and the settings it was rendered with."""
 
     settings: ServingDeploymentSettings
-    kubernetes_context: Optional[str] = None
+    kubernetes_context: str | None = None
     incluster: bool = False
     dry_run: bool = False
 
@@ -61,7 +68,8 @@ class KubernetesServiceConfig(ServiceConfig):
 
 
 def _api_client(config: KubernetesServiceConfig):
-    from kubernetes import client, config as kube_config
+    from kubernetes import client
+    from kubernetes import config as kube_config
 
     if config.incluster or "KUBERNETES_SERVICE_HOST" in os.environ:
         kube_config.load_incluster_config()
@@ -88,12 +96,12 @@ class KubernetesModelService(BaseDeploymentService):
         return f"http://{self.name}.{self.config.settings.namespace}.svc.cluster.local:{SERVICE_PORT}"
 
     @property
-    def prediction_url(self) -> Optional[str]:
+    def prediction_url(self) -> str | None:
         """The service's root (/predict, /v2/... below it), as ZenML's BentoML services have it."""
         return self.base_url
 
     @property
-    def healthcheck_url(self) -> Optional[str]:
+    def healthcheck_url(self) -> str | None:
         return f"{self.base_url}/v2/health/ready"
 
     def _resources(self):
@@ -109,7 +117,12 @@ class KubernetesModelService(BaseDeploymentService):
         if self.config.dry_run:
             return
         for resource, manifest in self._resources():
-            resource.server_side_apply(body=manifest, namespace=self.config.settings.namespace, field_manager=FIELD_MANAGER, force_conflicts=True)
+            resource.server_side_apply(
+                body=manifest,
+                namespace=self.config.settings.namespace,
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
 
     def deprovision(self, force: bool = False) -> None:
         if self.config.dry_run:
@@ -122,14 +135,16 @@ class KubernetesModelService(BaseDeploymentService):
             except NotFoundError:
                 pass
 
-    def check_status(self) -> Tuple[ServiceState, str]:
+    def check_status(self) -> tuple[ServiceState, str]:
         if self.config.dry_run:
             return ServiceState.INACTIVE, "dry run: rendered and validated, not applied"
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
         try:
-            deployment = client.AppsV1Api(_api_client(self.config)).read_namespaced_deployment(self.name, self.config.settings.namespace)
+            deployment = client.AppsV1Api(_api_client(self.config)).read_namespaced_deployment(
+                self.name, self.config.settings.namespace
+            )
         except ApiException as exc:
             if exc.status == 404:
                 return ServiceState.INACTIVE, f"no Deployment {self.name}"
@@ -139,13 +154,15 @@ class KubernetesModelService(BaseDeploymentService):
             return ServiceState.ACTIVE, f"{ready} of {deployment.spec.replicas} replicas ready"
         return ServiceState.PENDING_STARTUP, f"0 of {deployment.spec.replicas} replicas ready"
 
-    def get_logs(self, follow: bool = False, tail: Optional[int] = None) -> Generator[str, bool, None]:
+    def get_logs(self, follow: bool = False, tail: int | None = None) -> Generator[str, bool, None]:
         if self.config.dry_run:
             return
         from kubernetes import client
 
         core = client.CoreV1Api(_api_client(self.config))
-        pods = core.list_namespaced_pod(self.config.settings.namespace, label_selector=f"app.kubernetes.io/instance={self.name}")
+        pods = core.list_namespaced_pod(
+            self.config.settings.namespace, label_selector=f"app.kubernetes.io/instance={self.name}"
+        )
         for pod in pods.items:
             text = core.read_namespaced_pod_log(pod.metadata.name, self.config.settings.namespace, tail_lines=tail)
             yield from text.splitlines()
@@ -155,18 +172,27 @@ class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
     """Deploys a model stage or version as the service on Kubernetes; one service per model and version."""
 
     NAME: ClassVar[str] = "Headliner Kubernetes"
-    FLAVOR: ClassVar[Type[BaseModelDeployerFlavor]]
+    FLAVOR: ClassVar[type[BaseModelDeployerFlavor]]
 
     @property
     def config(self) -> KubernetesDeployerConfig:
         return cast(KubernetesDeployerConfig, self._config)
 
-    def service_config(self, model_name: str, model_version: str, pipeline_name: str = "", step_name: str = "") -> KubernetesServiceConfig:
+    def service_config(
+        self, model_name: str, model_version: str, pipeline_name: str = "", step_name: str = ""
+    ) -> KubernetesServiceConfig:
         """What this component would deploy for a model version or stage."""
-        settings = ServingDeploymentSettings(**{key: getattr(self.config, key) for key in ServingDeploymentSettings.model_fields})
+        settings = ServingDeploymentSettings(
+            **{key: getattr(self.config, key) for key in ServingDeploymentSettings.model_fields}
+        )
         return KubernetesServiceConfig(
-            model_name=model_name, model_version=model_version, pipeline_name=pipeline_name, pipeline_step_name=step_name,
-            settings=settings, kubernetes_context=self.config.kubernetes_context, incluster=self.config.incluster,
+            model_name=model_name,
+            model_version=model_version,
+            pipeline_name=pipeline_name,
+            pipeline_step_name=step_name,
+            settings=settings,
+            kubernetes_context=self.config.kubernetes_context,
+            incluster=self.config.incluster,
             dry_run=self.config.dry_run,
         )
 
@@ -175,12 +201,16 @@ class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
         version (the pods read it from the registry; the bento, host and port are for local deployers),
         wait for a ready replica, then delete the services of other versions this pipeline step deployed
         for the model. The same version is applied in place (a rolling update). A dry run applies nothing."""
-        config = self.service_config(request.model_name, request.model_version, request.pipeline_name, request.step_name)
+        config = self.service_config(
+            request.model_name, request.model_version, request.pipeline_name, request.step_name
+        )
         name = service_name(request.model_name, request.model_version)
         service_type = KubernetesModelService.SERVICE_TYPE
         earlier = [
             cast(KubernetesModelService, service)
-            for service in self.find_model_server(pipeline_name=request.pipeline_name, pipeline_step_name=request.step_name, service_type=service_type)
+            for service in self.find_model_server(
+                pipeline_name=request.pipeline_name, pipeline_step_name=request.step_name, service_type=service_type
+            )
             if service.config.model_name == request.model_name
         ]
         for service in earlier:
@@ -198,25 +228,37 @@ class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
                 self.delete_model_server(service.uuid, timeout=self.config.ready_timeout)
         return deployed
 
-    def perform_deploy_model(self, id: UUID, config: ServiceConfig, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT) -> BaseService:
+    def perform_deploy_model(
+        self, id: UUID, config: ServiceConfig, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT
+    ) -> BaseService:
         service = KubernetesModelService(uuid=id, config=config)
         service.start(timeout=0 if cast(KubernetesServiceConfig, config).dry_run else timeout)
         return service
 
     @staticmethod
-    def get_model_server_info(service_instance: BaseService) -> Dict[str, Optional[str]]:
+    def get_model_server_info(service_instance: BaseService) -> dict[str, str | None]:
         service = cast(KubernetesModelService, service_instance)
-        return {"PREDICTION_URL": service.prediction_url, "HEALTH_CHECK_URL": service.healthcheck_url, "NAMESPACE": service.config.settings.namespace}
+        return {
+            "PREDICTION_URL": service.prediction_url,
+            "HEALTH_CHECK_URL": service.healthcheck_url,
+            "NAMESPACE": service.config.settings.namespace,
+        }
 
-    def perform_stop_model(self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False) -> BaseService:
+    def perform_stop_model(
+        self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False
+    ) -> BaseService:
         service.stop(timeout=timeout, force=force)
         return service
 
-    def perform_start_model(self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT) -> BaseService:
+    def perform_start_model(
+        self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT
+    ) -> BaseService:
         service.start(timeout=timeout)
         return service
 
-    def perform_delete_model(self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False) -> None:
+    def perform_delete_model(
+        self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False
+    ) -> None:
         service.stop(timeout=timeout, force=force)
 
 
@@ -228,11 +270,11 @@ class HeadlinerKubernetesModelDeployerFlavor(BaseModelDeployerFlavor):
         return FLAVOR
 
     @property
-    def config_class(self) -> Type[KubernetesDeployerConfig]:
+    def config_class(self) -> type[KubernetesDeployerConfig]:
         return KubernetesDeployerConfig
 
     @property
-    def implementation_class(self) -> Type[HeadlinerKubernetesModelDeployer]:
+    def implementation_class(self) -> type[HeadlinerKubernetesModelDeployer]:
         return HeadlinerKubernetesModelDeployer
 
 

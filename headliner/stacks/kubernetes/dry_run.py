@@ -5,16 +5,16 @@ pipeline would create on its Kubernetes orchestrator, all validated against the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from zenml.stack import Stack
 
 from headliner.errors import StackSetupError
+from headliner.model.training import load_training_config
+from headliner.spec import UseCaseSpec
 from headliner.stacks.kubernetes.deployer import HeadlinerKubernetesModelDeployer
 from headliner.stacks.kubernetes.manifests import validate_manifests
 from headliner.stacks.kubernetes.orchestrator_manifests import load_stack, orchestrator_manifests
-from headliner.model.training import load_training_config
-from headliner.spec import UseCaseSpec
 from headliner.stacks.setup import project_client
 
 PARTS = ("all", "deployer", "orchestrator")
@@ -32,8 +32,14 @@ def deployer_manifests(stack: Stack, model_name: str, version: str) -> list[dict
     return manifests
 
 
-def dry_run(stack_name: str, spec: UseCaseSpec, version: str, run_config: Path, part: str = "all",
-            zenml_url: Optional[str] = None) -> dict[str, list[dict[str, Any]]]:
+def dry_run(
+    stack_name: str,
+    spec: UseCaseSpec,
+    version: str,
+    run_config: Path,
+    part: str = "all",
+    zenml_url: str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """Validated manifests by group: 'model deployer', then 'pipeline <name>' for each pipeline; `part`
     is one of PARTS. `zenml_url` is the ZenML server the pipeline pods talk to (default: the model
     deployer's `zenml_server_url`). Raises StackSetupError (or RunConfigError) for the user's setup,
@@ -44,13 +50,17 @@ def dry_run(stack_name: str, spec: UseCaseSpec, version: str, run_config: Path, 
     try:
         stack = load_stack(stack_name)
     except KeyError:
-        raise StackSetupError(f"no stack '{stack_name}' in this ZenML store; import one: python run.py stack-import stack_configs/kubernetes.yaml") from None
+        raise StackSetupError(
+            f"no stack '{stack_name}' in this ZenML store; import one: python run.py stack-import stack_configs/kubernetes.yaml"
+        ) from None
     groups: dict[str, list[dict[str, Any]]] = {}
     if part in ("all", "deployer"):
         groups[DEPLOYER_GROUP] = deployer_manifests(stack, spec.name, version)
     if part in ("all", "orchestrator"):
         deployer = stack.model_deployer
-        url = zenml_url or (deployer.config.zenml_server_url if isinstance(deployer, HeadlinerKubernetesModelDeployer) else None)
+        url = zenml_url or (
+            deployer.config.zenml_server_url if isinstance(deployer, HeadlinerKubernetesModelDeployer) else None
+        )
         if not url:
             raise StackSetupError(f"stack '{stack_name}' names no ZenML server for the pipeline pods: give --zenml-url")
         load_training_config(run_config)

@@ -6,7 +6,7 @@ schemas by `validate_manifests`, so they can be rendered and checked without a c
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -19,10 +19,18 @@ class ServingDeploymentSettings(BaseModel):
 
     namespace: str = Field("headliner", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     image: str = Field("localhost:5001/headliner-service:latest", description="The service image (serving/Dockerfile).")
-    zenml_server_url: str = Field("http://zenml.headliner.svc.cluster.local:8080", description="The ZenML server the pods read the model from.")
-    zenml_api_key_secret: str = Field("headliner-zenml-api-key", description="Secret with key 'api-key': a ZenML service account's API key.")
-    inference_log_secret: str = Field("headliner-inference-log", description="Secret with key 'url': the inference log's database URL.")
-    api_token_secret: Optional[str] = Field("headliner-api-token", description="Secret with key 'token': the bearer token clients send; None: no auth.")
+    zenml_server_url: str = Field(
+        "http://zenml.headliner.svc.cluster.local:8080", description="The ZenML server the pods read the model from."
+    )
+    zenml_api_key_secret: str = Field(
+        "headliner-zenml-api-key", description="Secret with key 'api-key': a ZenML service account's API key."
+    )
+    inference_log_secret: str = Field(
+        "headliner-inference-log", description="Secret with key 'url': the inference log's database URL."
+    )
+    api_token_secret: str | None = Field(
+        "headliner-api-token", description="Secret with key 'token': the bearer token clients send; None: no auth."
+    )
     min_replicas: int = Field(2, ge=1)
     max_replicas: int = Field(6, ge=1)
     target_cpu_utilization: int = Field(70, ge=1, le=100)
@@ -44,7 +52,12 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
 
 
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": failures}
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
 
 
 def serving_manifests(settings: ServingDeploymentSettings, model_name: str, model_version: str) -> list[dict[str, Any]]:
@@ -95,8 +108,19 @@ def serving_manifests(settings: ServingDeploymentSettings, model_name: str, mode
             # A new version's pods must be ready before an old one stops: no request goes unanswered.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": labels, "annotations": {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics", "prometheus.io/port": str(SERVICE_PORT)}},
-                "spec": {"containers": [container], "terminationGracePeriodSeconds": 30, "securityContext": {"runAsUser": 1000, "runAsGroup": 1000}},
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/path": "/metrics",
+                        "prometheus.io/port": str(SERVICE_PORT),
+                    },
+                },
+                "spec": {
+                    "containers": [container],
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+                },
             },
         },
     }
@@ -104,7 +128,11 @@ def serving_manifests(settings: ServingDeploymentSettings, model_name: str, mode
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata,
-        "spec": {"type": "ClusterIP", "selector": selector, "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
     }
     autoscaler = {
         "apiVersion": "autoscaling/v2",
@@ -114,7 +142,15 @@ def serving_manifests(settings: ServingDeploymentSettings, model_name: str, mode
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": settings.min_replicas,
             "maxReplicas": max(settings.max_replicas, settings.min_replicas),
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": settings.target_cpu_utilization}}}],
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": settings.target_cpu_utilization},
+                    },
+                }
+            ],
         },
     }
     disruption_budget = {
@@ -136,4 +172,6 @@ def validate_manifests(manifests: list[dict[str, Any]], version: str = KUBERNETE
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             where = "/".join(str(part) for part in exc.path)
-            raise ValueError(f"{manifest.get('kind')} '{manifest.get('metadata', {}).get('name')}': {where}: {exc.message}") from None
+            raise ValueError(
+                f"{manifest.get('kind')} '{manifest.get('metadata', {}).get('name')}': {where}: {exc.message}"
+            ) from None

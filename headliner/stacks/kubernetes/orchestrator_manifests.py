@@ -22,7 +22,7 @@ import random
 import string
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 import yaml
@@ -91,7 +91,14 @@ INFERENCE_LOG_STAND_IN = "postgresql://inference-log"
 ORCHESTRATOR_POD_FAILURE_POLICY: dict[str, Any] = {
     "rules": [
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-        {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [DYNAMIC_PIPELINE_RUN_FAILED_EXIT_CODE]}},
+        {
+            "action": "FailJob",
+            "onExitCodes": {
+                "containerName": "main",
+                "operator": "In",
+                "values": [DYNAMIC_PIPELINE_RUN_FAILED_EXIT_CODE],
+            },
+        },
         {"action": "Count", "onExitCodes": {"containerName": "main", "operator": "NotIn", "values": [0]}},
     ]
 }
@@ -108,7 +115,9 @@ def load_stack(name: str) -> Stack:
     return Stack.from_model(Client().get_stack(name))
 
 
-def project_pipelines(spec: UseCaseSpec, version: str, run_config: Path) -> list[tuple[Pipeline, dict[str, Any], Optional[Path]]]:
+def project_pipelines(
+    spec: UseCaseSpec, version: str, run_config: Path
+) -> list[tuple[Pipeline, dict[str, Any], Path | None]]:
     """Each pipeline of the project with the parameters run.py passes (for `spec`, model version `version`)
     and its run config file. The model version is resolved when a step runs, so none need exist."""
     from headliner.monitoring.window import WindowSelection
@@ -137,7 +146,9 @@ def _activate_integrations() -> None:
     integration_registry.activate_integrations()
 
 
-def compile_snapshot(pipeline: Pipeline, parameters: dict[str, Any], stack: Stack, config_path: Optional[Path] = None) -> PipelineSnapshotBase:
+def compile_snapshot(
+    pipeline: Pipeline, parameters: dict[str, Any], stack: Stack, config_path: Path | None = None
+) -> PipelineSnapshotBase:
     """The pipeline compiled for `stack` as `pipeline.with_options(config_path=...)(**parameters)` would be."""
     _activate_integrations()
     prepared = pipeline.with_options(config_path=str(config_path)) if config_path else pipeline.copy()
@@ -149,7 +160,9 @@ def compile_snapshot(pipeline: Pipeline, parameters: dict[str, Any], stack: Stac
 def pipeline_build(snapshot: PipelineSnapshotBase, stack: Stack) -> PipelineBuildBase:
     """The images ZenML's `create_pipeline_build` would build and push for `snapshot` on `stack`, named
     as it names them; nothing is built. Builds of equal settings share one image, as in ZenML."""
-    prepared = prepare_pipeline_build(items=stack.get_docker_builds(snapshot=prune_snapshot_before_build(snapshot)), stack=stack)
+    prepared = prepare_pipeline_build(
+        items=stack.get_docker_builds(snapshot=prune_snapshot_before_build(snapshot)), stack=stack
+    )
     images: dict[str, BuildItem] = {}
     by_checksum: dict[str, str] = {}
     for item in prepared.items:
@@ -162,7 +175,9 @@ def pipeline_build(snapshot: PipelineSnapshotBase, stack: Stack) -> PipelineBuil
             image = config.settings.parent_image
         else:
             step_part = f"-{config.step_name}" if config.step_name else ""
-            tag = config.settings.image_tag or ContainerEngine.sanitize_tag(f"{snapshot.pipeline_configuration.name}{step_part}-{config.key}")
+            tag = config.settings.image_tag or ContainerEngine.sanitize_tag(
+                f"{snapshot.pipeline_configuration.name}{step_part}-{config.key}"
+            )
             image = PipelineDockerImageBuilder._get_target_image_name(config.settings, tag, stack.container_registry)
         images[item.key] = BuildItem(image=image, settings_checksum=item.settings_checksum)
         by_checksum[item.settings_checksum] = image
@@ -188,7 +203,12 @@ def _job_name(settings: KubernetesOrchestratorSettings, *parts: str) -> str:
     return kube_utils.sanitize_label(f"{settings.job_name_prefix or ''}-{random_part}-{'-'.join(parts)}")
 
 
-def _token_env(orchestrator: KubernetesOrchestrator, environment: dict[str, str], pod_settings: KubernetesPodSettings, snapshot_id: UUID) -> None:
+def _token_env(
+    orchestrator: KubernetesOrchestrator,
+    environment: dict[str, str],
+    pod_settings: KubernetesPodSettings,
+    snapshot_id: UUID,
+) -> None:
     """With `pass_zenml_token_as_secret`, the token leaves the plain env for a secretKeyRef."""
     if orchestrator.config.pass_zenml_token_as_secret:
         environment.pop(TOKEN_ENV)
@@ -214,9 +234,13 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
     token Secret (if passed as a secret), the orchestrator Job, then one Job per step."""
     orchestrator = stack.orchestrator
     if not isinstance(orchestrator, KubernetesOrchestrator):
-        raise StackSetupError(f"stack '{stack.name}' runs pipelines on a '{orchestrator.flavor}' orchestrator, not 'kubernetes'")
+        raise StackSetupError(
+            f"stack '{stack.name}' runs pipelines on a '{orchestrator.flavor}' orchestrator, not 'kubernetes'"
+        )
     if snapshot.is_dynamic:
-        raise StackSetupError(f"pipeline '{snapshot.pipeline_configuration.name}' is dynamic: its steps are only known when it runs")
+        raise StackSetupError(
+            f"pipeline '{snapshot.pipeline_configuration.name}' is dynamic: its steps are only known when it runs"
+        )
     namespace = orchestrator.config.kubernetes_namespace
     pipeline_name = snapshot.pipeline_configuration.name
     snapshot_id, run_id, project_id = uuid4(), uuid4(), Client().active_project.id
@@ -224,7 +248,8 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
     user = Client().active_user
     user_annotation = {WORKSPACE_USER_ID_ANNOTATION_KEY: str(user.id)}
     run_name = format_name_template(
-        snapshot.run_name_template, substitutions=snapshot.pipeline_configuration.finalize_substitutions(start_time=utc_now())
+        snapshot.run_name_template,
+        substitutions=snapshot.pipeline_configuration.finalize_substitutions(start_time=utc_now()),
     )
     labels = {
         "project_id": kube_utils.sanitize_label_value(str(project_id)),
@@ -233,24 +258,58 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
         "run_name": kube_utils.sanitize_label_value(run_name),
     }
 
-    def job(name: str, image: str, command: list[str], args: list[str], environment: dict[str, str], job_labels: dict[str, str],
-            annotations: dict[str, str], settings: KubernetesOrchestratorSettings, pod_settings: KubernetesPodSettings,
-            service_account: Optional[str], privileged: bool, backoff_limit: int, pod_failure_policy: dict[str, Any]) -> dict[str, Any]:
+    def job(
+        name: str,
+        image: str,
+        command: list[str],
+        args: list[str],
+        environment: dict[str, str],
+        job_labels: dict[str, str],
+        annotations: dict[str, str],
+        settings: KubernetesOrchestratorSettings,
+        pod_settings: KubernetesPodSettings,
+        service_account: str | None,
+        privileged: bool,
+        backoff_limit: int,
+        pod_failure_policy: dict[str, Any],
+    ) -> dict[str, Any]:
         pod = build_pod_manifest(
-            pod_name=None, image_name=image, command=command, args=args, privileged=privileged, pod_settings=pod_settings,
-            service_account_name=service_account, env=environment, labels=job_labels, annotations=user_annotation,
-            mount_local_stores=orchestrator.config.is_local, termination_grace_period_seconds=settings.pod_stop_grace_period,
-            run_as_user=user.oidc_claims.get(LINUX_UID_CLAIM_KEY), run_as_group=user.oidc_claims.get(LINUX_GID_CLAIM_KEY),
+            pod_name=None,
+            image_name=image,
+            command=command,
+            args=args,
+            privileged=privileged,
+            pod_settings=pod_settings,
+            service_account_name=service_account,
+            env=environment,
+            labels=job_labels,
+            annotations=user_annotation,
+            mount_local_stores=orchestrator.config.is_local,
+            termination_grace_period_seconds=settings.pod_stop_grace_period,
+            run_as_user=user.oidc_claims.get(LINUX_UID_CLAIM_KEY),
+            run_as_group=user.oidc_claims.get(LINUX_GID_CLAIM_KEY),
         )
-        return _job_dict(build_job_manifest(
-            job_name=name, pod_template=pod_template_manifest_from_pod(pod), backoff_limit=backoff_limit,
-            ttl_seconds_after_finished=settings.ttl_seconds_after_finished, active_deadline_seconds=settings.active_deadline_seconds,
-            pod_failure_policy=settings.pod_failure_policy or pod_failure_policy, labels=job_labels, annotations=annotations,
-        ), namespace)
+        return _job_dict(
+            build_job_manifest(
+                job_name=name,
+                pod_template=pod_template_manifest_from_pod(pod),
+                backoff_limit=backoff_limit,
+                ttl_seconds_after_finished=settings.ttl_seconds_after_finished,
+                active_deadline_seconds=settings.active_deadline_seconds,
+                pod_failure_policy=settings.pod_failure_policy or pod_failure_policy,
+                labels=job_labels,
+                annotations=annotations,
+            ),
+            namespace,
+        )
 
     manifests: list[dict[str, Any]] = []
     if orchestrator.config.pass_zenml_token_as_secret:
-        secret = build_secret_manifest(orchestrator.get_token_secret_name(snapshot_id), {KUBERNETES_SECRET_TOKEN_KEY_NAME: TOKEN_PLACEHOLDER}, namespace)
+        secret = build_secret_manifest(
+            orchestrator.get_token_secret_name(snapshot_id),
+            {KUBERNETES_SECRET_TOKEN_KEY_NAME: TOKEN_PLACEHOLDER},
+            namespace,
+        )
         manifests.append(secret)
 
     # KubernetesOrchestrator.submit_pipeline -> _submit_orchestrator_job -> _prepare_job_manifest
@@ -268,37 +327,63 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
     except KeyError:  # every step has its own build: ZenML takes the first step's image
         image = build.get_image(ORCHESTRATOR_DOCKER_IMAGE_KEY, step=next(iter(snapshot.step_configurations)))
     orchestrator_job = _job_name(settings, pipeline_name)
-    manifests.append(job(
-        orchestrator_job, image, KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_command(),
-        KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_arguments(snapshot_id=snapshot_id, run_id=run_id),
-        environment, labels, {ORCHESTRATOR_ANNOTATION_KEY: str(orchestrator.id), **user_annotation}, settings,
-        kube_utils.apply_default_resource_requests(memory="400Mi", cpu="100m", pod_settings=pod_settings),
-        settings.service_account_name, False, settings.orchestrator_job_backoff_limit, ORCHESTRATOR_POD_FAILURE_POLICY,
-    ))
+    manifests.append(
+        job(
+            orchestrator_job,
+            image,
+            KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_command(),
+            KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_arguments(
+                snapshot_id=snapshot_id, run_id=run_id
+            ),
+            environment,
+            labels,
+            {ORCHESTRATOR_ANNOTATION_KEY: str(orchestrator.id), **user_annotation},
+            settings,
+            kube_utils.apply_default_resource_requests(memory="400Mi", cpu="100m", pod_settings=pod_settings),
+            settings.service_account_name,
+            False,
+            settings.orchestrator_job_backoff_limit,
+            ORCHESTRATOR_POD_FAILURE_POLICY,
+        )
+    )
 
     # The orchestrator pod's entrypoint (kubernetes_orchestrator_entrypoint.main -> start_step_job)
     shared_environment = zenml_environment(stack, zenml_url)
     # The orchestrator pod's name, which Kubernetes picks: the Job's name and 5 random characters.
-    shared_environment[ENV_ZENML_KUBERNETES_RUN_ID] = f"{orchestrator_job}-{''.join(random.choices(string.ascii_lowercase + string.digits, k=5))}"
+    shared_environment[ENV_ZENML_KUBERNETES_RUN_ID] = (
+        f"{orchestrator_job}-{''.join(random.choices(string.ascii_lowercase + string.digits, k=5))}"
+    )
     for step_name, step in snapshot.step_configurations.items():
         step_settings = orchestrator.get_settings(step)
         step_environment = {**shared_environment, **get_runtime_environment(config=step.config, stack=stack)}
-        step_pod_settings = kube_utils.apply_default_resource_requests(memory="400Mi", pod_settings=step_settings.pod_settings)
+        step_pod_settings = kube_utils.apply_default_resource_requests(
+            memory="400Mi", pod_settings=step_settings.pod_settings
+        )
         _token_env(orchestrator, step_environment, step_pod_settings, snapshot_id)
         retries = step.config.retry.max_retries if step.config.retry else 0
-        manifests.append(job(
-            _job_name(step_settings, step_name, pipeline_name), build.get_image(ORCHESTRATOR_DOCKER_IMAGE_KEY, step=step_name),
-            StepEntrypointConfiguration.get_entrypoint_command(),
-            StepEntrypointConfiguration.get_entrypoint_arguments(step_name=step_name, snapshot_id=snapshot_id),
-            step_environment, {**labels, "step_name": kube_utils.sanitize_label_value(step_name)},
-            {STEP_NAME_ANNOTATION_KEY: step_name, **user_annotation}, step_settings, step_pod_settings,
-            step_settings.step_pod_service_account_name or step_settings.service_account_name, step_settings.privileged,
-            retries + step_settings.backoff_limit_margin, STEP_POD_FAILURE_POLICY,
-        ))
+        manifests.append(
+            job(
+                _job_name(step_settings, step_name, pipeline_name),
+                build.get_image(ORCHESTRATOR_DOCKER_IMAGE_KEY, step=step_name),
+                StepEntrypointConfiguration.get_entrypoint_command(),
+                StepEntrypointConfiguration.get_entrypoint_arguments(step_name=step_name, snapshot_id=snapshot_id),
+                step_environment,
+                {**labels, "step_name": kube_utils.sanitize_label_value(step_name)},
+                {STEP_NAME_ANNOTATION_KEY: step_name, **user_annotation},
+                step_settings,
+                step_pod_settings,
+                step_settings.step_pod_service_account_name or step_settings.service_account_name,
+                step_settings.privileged,
+                retries + step_settings.backoff_limit_margin,
+                STEP_POD_FAILURE_POLICY,
+            )
+        )
     return manifests
 
 
-def orchestrator_manifests(stack: Stack, spec: UseCaseSpec, version: str, zenml_url: str, run_config: Path) -> dict[str, list[dict[str, Any]]]:
+def orchestrator_manifests(
+    stack: Stack, spec: UseCaseSpec, version: str, zenml_url: str, run_config: Path
+) -> dict[str, list[dict[str, Any]]]:
     """For each pipeline of the project (by name): the objects one run creates on `stack`, validated
     against the Kubernetes schemas (ValueError naming the pipeline and the field otherwise).
     StackSetupError: a pipeline cannot run on `stack` (not a Kubernetes orchestrator, a missing component)."""
