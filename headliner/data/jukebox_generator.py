@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from scipy.special import ndtr
 
 from headliner.data import jukebox_calibration as calibration
@@ -216,9 +217,10 @@ class _Songs:
     time_signature: np.ndarray
 
 
-def _normalized(probs: Sequence[float]) -> np.ndarray:
-    values = np.asarray(probs, dtype=float)
-    return values / values.sum()
+def _normalized(probs: Sequence[float] | NDArray[np.floating]) -> NDArray[np.float64]:
+    values = np.asarray(probs, dtype=np.float64)
+    shares: NDArray[np.float64] = values / values.sum()
+    return shares
 
 
 def _round_significant(values: np.ndarray, digits: int) -> np.ndarray:
@@ -300,7 +302,8 @@ def _draw_songs(rng: np.random.Generator, style_probs: np.ndarray, songs: _Songs
     cumulative = np.cumsum(style_probs, axis=1)
     style = (rng.random(len(style_probs))[:, None] > cumulative).sum(axis=1)
     style = np.minimum(style, style_probs.shape[1] - 1)  # guards against cumulative rounding below 1
-    return np.searchsorted(songs.draw_key, style + rng.random(style.size), side="right")
+    song: NDArray[np.intp] = np.searchsorted(songs.draw_key, style + rng.random(style.size), side="right")
+    return song
 
 
 def _chart_entries(
@@ -385,7 +388,7 @@ def _inject_song_oddities(rng: np.random.Generator, songs: _Songs, entry_song: n
         rng.uniform(0.001, calibration.LOUDNESS_POSITIVE_MAX, picked["loudness_positive"].size), 3
     )
     nan_columns = rng.integers(0, len(NAN_FEATURES), picked["nan"].size)
-    for song, column in zip(picked["nan"], nan_columns):
+    for song, column in zip(picked["nan"], nan_columns, strict=True):
         features[NAN_FEATURES[column]][song] = np.nan
 
 
@@ -399,7 +402,7 @@ def _song_texts(rng: np.random.Generator, n_songs: int) -> dict[str, np.ndarray]
     artist_names = np.array(
         [
             f"{first} {last}" if full else first.upper()
-            for first, last, full in zip(first_names, last_names, has_last_name)
+            for first, last, full in zip(first_names, last_names, has_last_name, strict=True)
         ],
         dtype=object,
     )

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from headliner.spec import FeatureType, UseCaseSpec
+
+if TYPE_CHECKING:
+    from evidently import Dataset
 
 PROFILE_MAX_ROWS = 100_000
 
@@ -28,14 +32,14 @@ def data_profile_html(
     snapshot = Report([DataSummaryPreset()]).run(
         current_data=evidently_dataset(sample, spec, categorical), reference_data=None
     )
-    page = snapshot.get_html_str(as_iframe=False)
+    page: str = snapshot.get_html_str(as_iframe=False)
     if len(frame) > max_rows:
         note = f"<p>Profiled on a random sample of {max_rows:,} of {len(frame):,} rows (seed {spec.split.seed}).</p>"
         page = page.replace("<body>", "<body>" + note, 1)
     return page
 
 
-def evidently_dataset(frame: pd.DataFrame, spec: UseCaseSpec, categorical: Sequence[str] = ()):
+def evidently_dataset(frame: pd.DataFrame, spec: UseCaseSpec, categorical: Sequence[str] = ()) -> Dataset:
     """An Evidently Dataset of the spec's features and `categorical` columns: bool features are
     categories (as text: Evidently takes category labels as text, not as 0/1 floats), the rest numbers."""
     from evidently import DataDefinition, Dataset

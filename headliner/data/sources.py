@@ -66,7 +66,8 @@ def _read_bytes(uri: str) -> bytes:
 
     try:
         with fsspec.open(uri, "rb") as handle:
-            return handle.read()
+            content: bytes = handle.read()
+            return content
     except FileNotFoundError:
         raise DataSourceError(f"{uri}: not found") from None
     except Exception as exc:  # network, auth and protocol errors all end the same way for the user

@@ -8,6 +8,7 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from headliner.reports.html import DataReport
 from headliner.spec import UseCaseSpec
@@ -23,13 +24,16 @@ def dataframe_fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def class_distribution(labels: pd.Series, classes: list[str]) -> np.ndarray:
+def class_distribution(labels: pd.Series, classes: list[str]) -> NDArray[np.float64]:
     """Share of each class (in the spec's order) in a label column."""
-    counts = labels.value_counts().reindex(classes, fill_value=0).to_numpy(dtype="float64")
-    return counts / max(counts.sum(), 1.0)
+    counts: NDArray[np.float64] = labels.value_counts().reindex(classes, fill_value=0).to_numpy(dtype="float64")
+    shares: NDArray[np.float64] = counts / max(counts.sum(), 1.0)
+    return shares
 
 
-def assign_splits(groups: pd.Series, labels: pd.Series, fractions: tuple[float, float, float], seed: int) -> np.ndarray:
+def assign_splits(
+    groups: pd.Series, labels: pd.Series, fractions: tuple[float, float, float], seed: int
+) -> NDArray[np.intp]:
     """Split index (0 train, 1 validation, 2 test) per row, equal for all rows of a group.
 
     Groups are stratified by their most frequent label: inside each stratum they are shuffled and
@@ -55,7 +59,8 @@ def assign_splits(groups: pd.Series, labels: pd.Series, fractions: tuple[float, 
     quantile = ((position + 0.5) / size + rotation) % 1.0
     bounds = np.cumsum(fractions)[:-1]
     group_split = pd.Series(np.searchsorted(bounds, quantile, side="right"), index=dominant["group"].to_numpy())
-    return group_split.reindex(groups.to_numpy()).to_numpy()
+    split_index: NDArray[np.intp] = group_split.reindex(groups.to_numpy()).to_numpy()
+    return split_index
 
 
 def split_examples(
@@ -70,7 +75,7 @@ def split_examples(
 
     overall = class_distribution(labels, spec.target.classes)
     facts = {"seed": str(split.seed), "grouped by": split.group_column or "(row)"}
-    for name, part in zip(SPLIT_NAMES, parts):
+    for name, part in zip(SPLIT_NAMES, parts, strict=True):
         part_groups = part[split.group_column].nunique() if split.group_column else len(part)
         distance = 0.5 * np.abs(class_distribution(part[spec.target.column], spec.target.classes) - overall).sum()
         facts[f"{name} rows"] = f"{len(part):,} ({len(part) / max(len(frame), 1):.1%})"
