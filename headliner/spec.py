@@ -8,7 +8,7 @@ nothing use-case specific.
 from __future__ import annotations
 
 import math
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -25,7 +25,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FeatureType(str, Enum):
+class FeatureType(StrEnum):
     """How a feature is read, validated and fed to the model."""
 
     BOOL = "bool"
@@ -33,7 +33,7 @@ class FeatureType(str, Enum):
     FLOAT = "float"
 
 
-class OutOfRangeAction(str, Enum):
+class OutOfRangeAction(StrEnum):
     """What wrangling does with a value outside a feature's valid range."""
 
     CLIP = "clip"  # move it to the nearest bound
@@ -116,7 +116,7 @@ class Target(_Strict):
         return self
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     GENERATOR = "generator"  # a synthetic generator shipped with the project
     SKLEARN = "sklearn"  # a dataset bundled with scikit-learn
     FILE = "file"  # a CSV/Parquet path, http(s) URL or s3:// URI
@@ -268,7 +268,10 @@ class Monitoring(_Strict):
     )
     fairness_attribute: str | None = Field(
         default=None,
-        description="A bool feature; the statistical parity difference of the predicted top class across its two values is watched.",
+        description=(
+            "A bool feature; the statistical parity difference of the predicted top class across its two values"
+            " is watched."
+        ),
     )
     fairness_max_parity_difference: float | None = Field(default=None, ge=0, le=1)
 
