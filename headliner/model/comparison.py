@@ -3,12 +3,18 @@ candidate's test split (the current one) by the spec's primary metric, so the co
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
 from headliner.model.estimators import class_indices
 from headliner.model.evaluation import LOWER_IS_BETTER, compute_metrics
 from headliner.spec import USE_CASES_DIR, UseCaseSpec, load_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from zenml.models import ModelVersionResponse
 
 
 class Verdict(BaseModel):
@@ -36,7 +42,7 @@ def spec_for_model(model: str) -> UseCaseSpec:
     return load_spec(path)
 
 
-def _score(model_version, test, spec: UseCaseSpec) -> float:
+def _score(model_version: ModelVersionResponse, test: pd.DataFrame, spec: UseCaseSpec) -> float:
     from headliner.model.onnx_packaging import OnnxPredictor
 
     artifact = model_version.get_artifact("onnx_model")

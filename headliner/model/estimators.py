@@ -3,7 +3,7 @@ the unit that is trained, tracked, evaluated and packaged as one ONNX file."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from headliner.spec import UseCaseSpec
+
+if TYPE_CHECKING:
+    from sklearn.base import ClassifierMixin
 
 Family = Literal["logistic_regression", "mlp", "random_forest"]
 
@@ -28,7 +31,7 @@ class CandidateConfig(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-def _classifier(family: Family, params: dict[str, Any]):
+def _classifier(family: Family, params: dict[str, Any]) -> ClassifierMixin:
     if family == "logistic_regression":
         from sklearn.linear_model import LogisticRegression
 
@@ -58,4 +61,5 @@ def feature_frame(frame: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
 def class_indices(labels: pd.Series, spec: UseCaseSpec) -> np.ndarray:
     """Labels as indices into the spec's class list."""
     lookup = {label: i for i, label in enumerate(spec.target.classes)}
-    return labels.map(lookup).to_numpy()
+    indices: np.ndarray = labels.map(lookup).to_numpy()
+    return indices

@@ -7,6 +7,7 @@ import base64
 import io
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
 
@@ -39,16 +40,20 @@ def _check_inputs(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> None
         raise ValueError(f"class indices must lie in 0..{n_classes - 1}")
 
 
-def _predicted_classes(proba: np.ndarray) -> np.ndarray:
+def _predicted_classes(proba: np.ndarray) -> NDArray[np.intp]:
     """The most probable class of each row; ties go to the lowest class index."""
-    return np.argmax(proba, axis=1)
+    predicted: NDArray[np.intp] = np.argmax(proba, axis=1)
+    return predicted
 
 
 def _per_class_scores(
     y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall, F1 and support of every class, absent ones included (scored 0)."""
-    return precision_recall_fscore_support(y_true, y_pred, labels=list(range(n_classes)), average=None, zero_division=0)
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] = precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(n_classes)), average=None, zero_division=0
+    )
+    return scores
 
 
 def _top_k_accuracy(y_true: np.ndarray, proba: np.ndarray, k: int) -> float:

@@ -78,7 +78,7 @@ def example_inputs(feature_schema: list[dict[str, Any]]) -> dict[str, Any]:
         if value is None:
             low, high = entry.get("min"), entry.get("max")
             value = (low + high) / 2 if low is not None and high is not None else low if low is not None else 0
-        example[entry["name"]] = int(round(value)) if entry.get("dtype") in ("int", "bool") else float(value)
+        example[entry["name"]] = round(value) if entry.get("dtype") in ("int", "bool") else float(value)
     return example
 
 
@@ -187,7 +187,7 @@ def package_onnx(
         raise ValueError(f"the pipeline was fitted on features {fitted_features}, the spec has {spec.feature_names}")
     props = _packaged_metadata(spec, model_version, metadata)
 
-    model = convert_sklearn(
+    model: onnx.ModelProto = convert_sklearn(
         pipeline,
         name=spec.name,
         initial_types=[(name, FloatTensorType([None, 1])) for name in spec.feature_names],
@@ -299,7 +299,7 @@ class OnnxPredictor:
         (labels [N] str, probabilities [N, C] float32, columns in `classes` order)."""
         if not hasattr(features, "keys"):
             raise ValueError("features must map each feature name to a column of values")
-        given = [str(name) for name in features.keys()]
+        given = [str(name) for name in features]
         missing = [name for name in self.feature_names if name not in given]
         unknown = [name for name in given if name not in self._known_features]
         if missing or unknown:
@@ -316,7 +316,8 @@ class OnnxPredictor:
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Like `predict_matrix`, probabilities only: the serving hot path (the label is their argmax)."""
-        return self._session.run(self._probabilities_only, self._columns(matrix))[0]
+        probabilities: np.ndarray = self._session.run(self._probabilities_only, self._columns(matrix))[0]
+        return probabilities
 
     def top_classes(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, C] probabilities -> (indices [N, k] of the `top_k` most probable classes, most probable
@@ -333,7 +334,7 @@ class OnnxPredictor:
         if values.ndim != 2 or values.shape[1] != len(self.feature_names):
             raise ValueError(f"expected a matrix of shape [N, {len(self.feature_names)}], got {list(values.shape)}")
         by_feature = np.ascontiguousarray(values.T, dtype=np.float32).reshape(values.shape[1], values.shape[0], 1)
-        return dict(zip(self.feature_names, by_feature))
+        return dict(zip(self.feature_names, by_feature, strict=True))
 
     def _run(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         labels, probabilities = self._session.run([LABELS, PROBABILITIES], columns)

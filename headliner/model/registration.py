@@ -3,14 +3,21 @@ stack's model registry (MLflow), and its model card."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import onnx
 import pandas as pd
 
 from headliner.data.splitting import dataframe_fingerprint
+from headliner.errors import StackSetupError
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.gates import QualityGateReport
 from headliner.model.training import ModelSelection
 from headliner.spec import SourceKind, UseCaseSpec
+
+if TYPE_CHECKING:
+    from zenml.client import Client
+    from zenml.integrations.mlflow.model_registries import MLFlowModelRegistry
 
 REGISTRY_VERSION_KEY = "mlflow_registry_version"  # version metadata: set once the MLflow mirror exists
 MLFLOW_ALIASES = {"staging": "staging", "production": "champion"}  # ZenML stage -> MLflow alias
@@ -38,6 +45,16 @@ def mirror_to_registry(spec: UseCaseSpec, onnx_model: onnx.ModelProto, version: 
     return _register_onnx(spec.name, spec.title, onnx_model, version, run_name)
 
 
+def _mlflow_registry(client: Client) -> MLFlowModelRegistry:
+    """The active stack's model registry, which the mirror needs to be MLflow's."""
+    from zenml.integrations.mlflow.model_registries import MLFlowModelRegistry
+
+    registry = client.active_stack.model_registry
+    if not isinstance(registry, MLFlowModelRegistry):
+        raise StackSetupError(f"the active stack's model registry is not MLflow's: {registry}")
+    return registry
+
+
 def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version: int, run_name: str) -> str:
     import mlflow
     import onnxruntime
@@ -45,7 +62,7 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
     from zenml.client import Client
     from zenml.model_registries.base_model_registry import ModelRegistryModelMetadata
 
-    registry = Client().active_stack.model_registry
+    registry = _mlflow_registry(Client())
     # The stack's tracking URI, every time: a step's tracker clears MLflow's global URI when it ends, while
     # the registry configures MLflow only when it first makes its client (a repair after a run, in-process).
     registry.configure_mlflow()
@@ -85,7 +102,7 @@ def discard_model_version(model: str, number: int) -> list[str]:
     client = Client()
     removed = []
     try:
-        mlflow_client = client.active_stack.model_registry.mlflow_client
+        mlflow_client = _mlflow_registry(client).mlflow_client
         for mirrored in mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'"):
             mlflow_client.delete_model_version(model, mirrored.version)
             removed.append(f"MLflow version {mirrored.version}")
@@ -134,7 +151,7 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
     from zenml.client import Client
 
     client = Client()
-    mlflow_client = client.active_stack.model_registry.mlflow_client
+    mlflow_client = _mlflow_registry(client).mlflow_client
     mirrored = {v.tags.get("zenml_model_version"): v for v in mlflow_client.search_model_versions(f"name='{model}'")}
     changes: list[str] = []
     holders: dict[str, str] = {}
@@ -157,7 +174,11 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
             tags = {}
             changes.append(f"v{number}: re-registered the missing MLflow version (now MLflow version {mlflow_version})")
         events = sorted(
-            (value for key, value in model_version.run_metadata.items() if key.startswith(EVENT_KEY)),
+            (
+                value
+                for key, value in model_version.run_metadata.items()
+                if key.startswith(EVENT_KEY) and isinstance(value, dict)
+            ),
             key=lambda event: event["at"],
         )[-AUDIT_TAG_EVENTS:]
         wanted_tags = {

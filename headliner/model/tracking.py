@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -13,6 +14,9 @@ from headliner.model.estimators import feature_frame
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.training import TrainedCandidate
 from headliner.spec import PROJECT_ROOT, UseCaseSpec
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 TRUSTED_TYPE_PREFIXES = ("numpy.", "sklearn.")
 
@@ -37,11 +41,11 @@ def _pip_requirements() -> list[str]:
     return [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"mlflow=={mlflow.__version__}"]
 
 
-def _trusted_types(model) -> list[str]:
+def _trusted_types(model: Pipeline) -> list[str]:
     """The types skops will not load by default, trusted only when they are numpy's or scikit-learn's."""
     import skops.io
 
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    untrusted: list[str] = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     foreign = [t for t in untrusted if not t.startswith(TRUSTED_TYPE_PREFIXES)]
     if foreign:
         raise ValueError(f"refusing to trust non-scikit-learn types when logging the model: {foreign}")
@@ -69,7 +73,8 @@ def log_candidate(
             skops_trusted_types=_trusted_types(trained.pipeline),
             pip_requirements=_pip_requirements(),
         )
-        return run.info.run_id
+        run_id: str = run.info.run_id
+        return run_id
 
 
 def log_evaluation(report: EvaluationReport) -> None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -59,7 +60,7 @@ class TrainedCandidate:
 class CandidateScore(BaseModel):
     name: str
     family: str
-    params: dict
+    params: dict[str, Any]
     fit_seconds: float
     validation_metrics: dict[str, float]
     mlflow_run_id: str = ""
@@ -88,8 +89,9 @@ class ModelSelection(HtmlReport):
             + [", ".join(f"{k}={v}" for k, v in c.params.items()), c.mlflow_run_id]
             for c in self.candidates
         ]
-        table = html_table(["candidate", "family", "fit s"] + metrics + ["params", "MLflow run"], rows)
-        note = f"<p>Selected by validation {self.selection_metric} ({'lower' if self.selection_metric in LOWER_IS_BETTER else 'higher'} is better).</p>"
+        table = html_table(["candidate", "family", "fit s", *metrics, "params", "MLflow run"], rows)
+        direction = "lower" if self.selection_metric in LOWER_IS_BETTER else "higher"
+        note = f"<p>Selected by validation {self.selection_metric} ({direction} is better).</p>"
         return html_page(f"Model selection for {self.use_case}", [("Candidates", note + table)])
 
 

@@ -10,10 +10,10 @@ from headliner.errors import HeadlinerError
 STAGES = ("staging", "production", "archived")
 
 if TYPE_CHECKING:
-    from zenml.models import ArtifactVersionResponse
+    from zenml.models import ArtifactVersionResponse, ModelVersionResponse
 
 
-def find_model_version(model_name: str, version: str = "latest"):
+def find_model_version(model_name: str, version: str | int = "latest") -> ModelVersionResponse:
     """The ZenML model version for a number, 'latest' or a stage, with an error the user can act on."""
     from zenml.client import Client
 
