@@ -11,13 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
 from headliner.model.registration import EVENT_KEY, mirror_version
 from headliner.model.versions import find_model_version
+
+if TYPE_CHECKING:
+    from zenml.metadata.metadata_types import MetadataType
+    from zenml.models import ModelVersionResponse
 
 Stage = Literal["staging", "production"]
 # (current stage, target stage) pairs a request may ask for; archived -> production is a rollback.
@@ -96,23 +100,23 @@ def promotion_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _stage(model_version) -> str:
+def _stage(model_version: ModelVersionResponse) -> str:
     stage = model_version.stage
     return getattr(stage, "value", stage) or "none"
 
 
-def _log(model_version, metadata: dict) -> None:
+def _log(model_version: ModelVersionResponse, metadata: dict[str, MetadataType]) -> None:
     from zenml import log_metadata
 
     log_metadata(metadata=metadata, model_version_id=model_version.id)
 
 
-def _event_metadata(event: AuditEvent) -> dict:
+def _event_metadata(event: AuditEvent) -> dict[str, MetadataType]:
     stamp = event.at.replace(":", "").replace("-", "")
     return {f"{EVENT_KEY}{stamp}.{event.request_id}.{event.event}": event.model_dump(mode="json")}
 
 
-def _record(model_version, request: PromotionRequest, event: AuditEvent) -> None:
+def _record(model_version: ModelVersionResponse, request: PromotionRequest, event: AuditEvent) -> None:
     _log(model_version, {f"{REQUEST_KEY}{request.id}": request.model_dump(mode="json"), **_event_metadata(event)})
 
 
@@ -157,7 +161,7 @@ def _move_refusal(model: str, version: int, current: str, to_stage: str) -> str:
     return f"{model} v{version} is in stage {current}: it cannot move to {to_stage} ({hint})"
 
 
-def _requests_of(model_version) -> list[PromotionRequest]:
+def _requests_of(model_version: ModelVersionResponse) -> list[PromotionRequest]:
     return [
         PromotionRequest.model_validate(value)
         for key, value in model_version.run_metadata.items()
@@ -225,7 +229,7 @@ def stage_holders(model: str) -> dict[str, list[int]]:
     return holders
 
 
-def _decidable(request_id: str, user: str) -> tuple[PromotionRequest, object]:
+def _decidable(request_id: str, user: str) -> tuple[PromotionRequest, ModelVersionResponse]:
     request = find_request(request_id)
     if request.status != "pending":
         raise PromotionError(f"request {request_id} was already {request.status} by {request.decided_by}")
