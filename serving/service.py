@@ -22,7 +22,8 @@ from pathlib import Path
 import bentoml
 from pydantic import BaseModel
 
-from headliner.serving.app import InferenceApp, InferenceMiddleware, ModelServer
+from headliner.serving.app import InferenceApp, InferenceMiddleware
+from headliner.serving.server import ModelServer
 from headliner.serving.settings import ServingSettings
 
 logger = logging.getLogger("bentoml.headliner")  # BentoML configures the bentoml.* loggers
@@ -80,7 +81,7 @@ class Headliner:
 
             resolve, load = registry_resolver(predictor.model_name)
             self.rollout = RolloutController(
-                app,
+                app.route,
                 self.server,
                 PolicyStore(settings.inference_log_url()),
                 resolve,

@@ -6,8 +6,9 @@ returned), or `off` (production answers everything).
 The policy lives in table `rollout_policy` of the inference log's database, so `python run.py rollout
 ...` reaches every worker of a running service and the policy survives restarts. In the service, a
 `RolloutController` thread polls that table and the registry (the production stage moves on promotion),
-loads a version's ONNX file off the request path, and swaps an immutable `Routing` in one assignment.
-A request reads the routing once, so it is computed wholly by the versions of that routing.
+loads a version's ONNX file off the request path, and swaps an immutable `Routing`
+(headliner/serving/routing.py, with the policy model and its modes) in one assignment. A request reads
+the routing once, so it is computed wholly by the versions of that routing.
 
 Schema of table `rollout_policy` (one row per change; the newest row of a model is in force):
   id          integer primary key
@@ -19,146 +20,30 @@ Schema of table `rollout_policy` (one row per change; the newest row of a model 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
-from headliner.serving.inference_log import SideTable
+from headliner.serving.inference_log import SideTable, utc_timestamp
+from headliner.serving.routing import RolloutPolicy, Routing
+from headliner.serving.server import ModelServer
 
 if TYPE_CHECKING:
-    from headliner.serving.app import InferenceApp, ModelServer
+    from sqlalchemy import MetaData, Table
 
 logger = logging.getLogger(__name__)
 
 TABLE_NAME = "rollout_policy"
-PRODUCTION, CANDIDATE, SHADOW = "production", "candidate", "shadow"
-Mode = Literal["off", "canary", "ab", "shadow"]
-DEFAULT_AB_HEADER = "x-user-id"
 
 
-class RolloutPolicy(BaseModel):
-    """Which version answers: all production (`off`), `percent` % of requests (`canary`) or of request
-    keys (`ab`, the `ab_header` value) to the candidate, or production answering while the candidate
-    scores in the `shadow`."""
-
-    mode: Mode = "off"
-    candidate: str = Field("staging", description="The candidate: a version number or a stage (staging).")
-    percent: float = Field(
-        0.0, ge=0, le=100, description="canary, ab: share (%) of requests or keys for the candidate."
-    )
-    ab_header: str = Field(
-        DEFAULT_AB_HEADER, min_length=1, description="ab: the request header whose value keys a user."
-    )
-    reason: str = ""
-
-    @model_validator(mode="after")
-    def _percent_for_split_modes(self) -> RolloutPolicy:
-        if self.mode in ("canary", "ab") and not 0 < self.percent <= 100:
-            raise ValueError(f"{self.mode}: percent must be in (0, 100], got {self.percent:g}")
-        self.ab_header = self.ab_header.lower()
-        return self
-
-    def describe(self) -> str:
-        if self.mode == "off":
-            return "off: production answers every request"
-        if self.mode == "canary":
-            return f"canary: {self.percent:g}% of requests to the candidate ({self.candidate})"
-        if self.mode == "ab":
-            return f"ab: {self.percent:g}% of '{self.ab_header}' values to the candidate ({self.candidate}), sticky"
-        return f"shadow: production answers; the candidate ({self.candidate}) scores every request, logged only"
-
-
-def ab_bucket(key: bytes) -> float:
-    """A key's place in [0, 100): the same for a key on every worker and restart."""
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") * (100.0 / 2**64)
-
-
-class Routing:
-    """What the service answers with, fixed for the requests that read it: the primary (production)
-    server, the candidate's if any, and the policy. A service without rollouts has a primary only and
-    no variant names."""
-
-    __slots__ = ("_choose", "ab_header", "by_version", "candidate", "mode", "policy", "policy_id", "primary")
-
-    def __init__(
-        self,
-        primary: ModelServer,
-        candidate: ModelServer | None = None,
-        policy: RolloutPolicy | None = None,
-        policy_id: int | None = None,
-    ):
-        self.primary = primary
-        self.candidate = candidate if candidate is not None and candidate.version != primary.version else None
-        self.policy = policy
-        self.policy_id = policy_id
-        self.by_version = {server.version: server for server in (primary, self.candidate) if server is not None}
-        self.mode = policy.mode if policy is not None and self.candidate is not None else "off"  # what applies
-        self.ab_header = policy.ab_header.encode("latin-1") if self.mode == "ab" else None
-        self._choose = {"off": self._off, "canary": self._canary, "ab": self._ab, "shadow": self._shadow}[self.mode]
-
-    @property
-    def tracked(self) -> bool:
-        """Whether responses are logged with a variant name (the service takes rollout policies)."""
-        return self.policy is not None
-
-    def choose(self, key: bytes | None) -> tuple[ModelServer, str | None, ModelServer | None]:
-        """(server that answers, its variant name, server that scores in the shadow or None)."""
-        return self._choose(key)
-
-    def variant_of(self, server: ModelServer) -> str | None:
-        if not self.tracked:
-            return None
-        return PRODUCTION if server is self.primary else CANDIDATE
-
-    def _off(self, key):
-        return self.primary, (PRODUCTION if self.tracked else None), None
-
-    def _canary(self, key):
-        if random.random() * 100.0 < self.policy.percent:
-            return self.candidate, CANDIDATE, None
-        return self.primary, PRODUCTION, None
-
-    def _ab(self, key):
-        if key and ab_bucket(key) < self.policy.percent:
-            return self.candidate, CANDIDATE, None
-        return self.primary, PRODUCTION, None  # no key: the control group
-
-    def _shadow(self, key):
-        return self.primary, PRODUCTION, self.candidate
-
-    def status(self) -> dict[str, Any]:
-        """What `GET /rollout` answers."""
-        policy = self.policy
-        if policy is None:
-            describe = "fixed model: this service takes no rollout policy (serve --stage production does)"
-        elif self.candidate is None and policy.mode != "off":
-            describe = f"{policy.mode} waits: no candidate version ({policy.candidate}) besides production; production answers every request"
-        else:
-            describe = policy.describe()
-        return {
-            "model_name": self.primary.name,
-            "rollouts": self.tracked,
-            "mode": self.mode,
-            "policy_id": self.policy_id,
-            "policy": policy.model_dump() if policy is not None else None,
-            "production_version": self.primary.version,
-            "candidate_version": self.candidate.version if self.candidate is not None else None,
-            "describe": describe,
-        }
-
-
-def _table(metadata):
+def _table(metadata: MetaData) -> Table:
     from sqlalchemy import Column, Integer, String, Table, Text
-
-    from headliner.serving.inference_log import utc_timestamp
 
     return Table(
         TABLE_NAME,
@@ -230,7 +115,7 @@ class RolloutController:
 
     def __init__(
         self,
-        app: InferenceApp,
+        apply: Callable[[Routing], None],
         base: ModelServer,
         store: PolicyStore,
         resolve_version: Callable[[str], str | None],
@@ -239,7 +124,7 @@ class RolloutController:
         registry_poll_seconds: float = 5.0,
         log: logging.Logger = logger,
     ):
-        self.app = app
+        self.apply = apply  # puts a routing in force (the app's `route`)
         self.log = log
         self.base = base  # the server loaded at start: production then; its settings serve every version
         self.store = store
@@ -249,11 +134,11 @@ class RolloutController:
         self.registry_poll_seconds = registry_poll_seconds
         self._servers: dict[str, ModelServer] = {base.version: base}
         self._policy: PolicyRecord | None = None
-        self._versions: tuple[str | None, str | None] = (base.version, None)
+        self._versions: tuple[str, str | None] = (base.version, None)
         self._checked_registry = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        app.route(Routing(base, policy=RolloutPolicy()))
+        apply(Routing(base, policy=RolloutPolicy()))
 
     def refresh(self) -> bool:
         """One poll; True when the routing was swapped."""
@@ -272,7 +157,7 @@ class RolloutController:
         routing = Routing(
             primary, self._server(candidate) if candidate else None, policy, record.id if record else None
         )
-        self.app.route(routing)
+        self.apply(routing)
         self._policy, self._versions = record, (production, candidate)
         self._servers = {v: s for v, s in self._servers.items() if v in (production, candidate)}
         self.log.info(
@@ -291,7 +176,8 @@ class RolloutController:
             predictor = OnnxPredictor(self.load_model(version))
             if predictor.feature_names != self.base.predictor.feature_names:
                 raise HeadlinerError(
-                    f"version {version} has features {predictor.feature_names}; the service serves {self.base.predictor.feature_names}"
+                    f"version {version} has features {predictor.feature_names}; "
+                    f"the service serves {self.base.predictor.feature_names}"
                 )
             server = self._servers[version] = self.base.sibling(predictor)
         return server
@@ -350,9 +236,11 @@ def service_status(url: str, token: str | None = None, timeout: float = 5.0) -> 
         raise HeadlinerError(f"the service at {url} answered 401: pass --token or set HEADLINER_API_TOKEN")
     if response.status_code != 200:
         raise HeadlinerError(
-            f"the service at {url} answered {response.status_code} to GET /rollout; is it a Headliner service of this version?"
+            f"the service at {url} answered {response.status_code} to GET /rollout; "
+            "is it a Headliner service of this version?"
         )
-    return response.json()
+    status: dict[str, Any] = response.json()
+    return status
 
 
 def wait_until_applied(

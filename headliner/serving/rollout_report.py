@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.serving.rollout import CANDIDATE, PRODUCTION, SHADOW
+from headliner.serving.routing import CANDIDATE, PRODUCTION, SHADOW
 
 AGREEMENT_REQUESTS = 5_000  # requests sampled (seeded) for the agreement figure
 _FETCH_CHUNK = 500
