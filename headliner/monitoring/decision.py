@@ -122,11 +122,13 @@ def decide(
     metric = rules.live_metric
     if drop is not None and drop >= rules.live_metric_min_drop_to_retrain:
         retrain.append(
-            f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} below offline {performance.offline[metric]:.3f}"
+            f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} "
+            f"below offline {performance.offline[metric]:.3f}"
         )
     elif drop is not None and drop >= rules.live_metric_min_drop_to_retrain / 2:
         warn.append(
-            f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} below offline {performance.offline[metric]:.3f}"
+            f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} "
+            f"below offline {performance.offline[metric]:.3f}"
         )
     decision: Decision = "retrain" if retrain else "warn" if warn else "ok"
     figures = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from headliner.monitoring.drift import PREDICTED
 from headliner.reports.html import HtmlReport, html_page, html_table
@@ -34,7 +34,7 @@ class FairnessReport(HtmlReport):
     rows_with: int = 0
     rows_without: int = 0
     threshold: float | None = None
-    classes: list[ClassParity] = []  # the classes with the largest |SPD|, largest first
+    classes: list[ClassParity] = Field(default_factory=list)  # the classes with the largest |SPD|, largest first
     max_difference: float | None = None  # None: not computable (a group is empty, or no attribute)
     reference_max_difference: float | None = None
     note: str = ""
@@ -60,7 +60,8 @@ class FairnessReport(HtmlReport):
         verdict = "within" if self.passed else "ABOVE"
         summary = (
             f"<p>Largest |SPD| of the predicted top class across {self.attribute} = 1 ({self.rows_with:,} rows) and "
-            f"= 0 ({self.rows_without:,} rows): <b>{self.max_difference:.4f}</b>, {verdict} the limit {self.threshold:g}. "
+            f"= 0 ({self.rows_without:,} rows): <b>{self.max_difference:.4f}</b>, "
+            f"{verdict} the limit {self.threshold:g}. "
             f"Held-out data: {self.reference_max_difference:.4f}.</p>"
         )
         rows = [[c.label, f"{c.rate_with:.4f}", f"{c.rate_without:.4f}", f"{c.difference:+.4f}"] for c in self.classes]

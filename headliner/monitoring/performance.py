@@ -9,7 +9,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from headliner.model.evaluation import label_metrics
 from headliner.monitoring.window import LABEL, LABEL_RANK, PREDICTED
@@ -31,9 +31,9 @@ class LivePerformanceReport(HtmlReport):
     top_k: int
     labelled: int
     min_labels: int
-    metrics: dict[str, float] = {}  # over the whole window; empty without labels
-    offline: dict[str, float] = {}  # the version's test metrics
-    periods: list[LivePeriod] = []
+    metrics: dict[str, float] = Field(default_factory=dict)  # over the whole window; empty without labels
+    offline: dict[str, float] = Field(default_factory=dict)  # the version's test metrics
+    periods: list[LivePeriod] = Field(default_factory=list)
 
     @property
     def judged(self) -> bool:
@@ -75,7 +75,8 @@ class LivePerformanceReport(HtmlReport):
             for name in names
         ]
         status = (
-            f"<p>{self.labelled:,} labelled answers; {self.live_metric} is {self.drop:+.4f} below its offline value.</p>"
+            f"<p>{self.labelled:,} labelled answers; {self.live_metric} is {self.drop:+.4f} "
+            "below its offline value.</p>"
             if self.drop is not None
             else f"<p>{self.labelled:,} labelled answers; at least {self.min_labels:,} are needed to judge.</p>"
         )
@@ -91,7 +92,7 @@ class LivePerformanceReport(HtmlReport):
         sections = [
             (
                 "Window",
-                status + html_table(["metric (top-k: k=%d)" % self.top_k, "live", "offline (test split)"], rows),
+                status + html_table([f"metric (top-k: k={self.top_k:d})", "live", "offline (test split)"], rows),
             ),
             ("Over time", html_table(["from", "to", "labels", self.live_metric], periods)),
         ]
@@ -158,7 +159,8 @@ def _chart(report: LivePerformanceReport) -> bytes:
 
     figure, axes = plt.subplots(figsize=(8, 3.5))
     middles = [p.start + (p.end - p.start) / 2 for p in report.periods]
-    axes.plot(middles, [p.metrics[report.live_metric] for p in report.periods], marker="o", label="live")
+    # matplotlib converts datetimes through its units registry; its type hints leave them out
+    axes.plot(middles, [p.metrics[report.live_metric] for p in report.periods], marker="o", label="live")  # type: ignore[arg-type]
     if report.live_metric in report.offline:
         axes.axhline(report.offline[report.live_metric], color="grey", linestyle="--", label="offline (test split)")
     axes.set_ylabel(report.live_metric)

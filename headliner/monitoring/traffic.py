@@ -10,7 +10,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -68,7 +68,8 @@ class TrafficReport(BaseModel):
         lines += [f"  error: {message}" for message in self.errors]
         if self.feedback_sent or self.feedback_errors:
             lines.append(
-                f"  feedback: {self.feedback_sent:,} true labels sent to POST /feedback, {self.feedback_accepted:,} accepted"
+                f"  feedback: {self.feedback_sent:,} true labels sent to POST /feedback, "
+                f"{self.feedback_accepted:,} accepted"
             )
             lines += [f"  feedback error: {message}" for message in self.feedback_errors]
         return lines
@@ -115,7 +116,8 @@ def traffic_songs(
     missing = [column for column in [*spec.feature_names, spec.target.column] if column not in frame.columns]
     if missing:
         raise HeadlinerError(
-            f"held-out rows: missing column(s) {', '.join(missing)}; expected the spec's features and target '{spec.target.column}'"
+            f"held-out rows: missing column(s) {', '.join(missing)}; "
+            f"expected the spec's features and target '{spec.target.column}'"
         )
     if frame.empty:
         raise HeadlinerError("held-out rows: none; expected at least one row to send")
@@ -130,7 +132,7 @@ def traffic_songs(
         columns.append(
             values.tolist() if feature.dtype is FeatureType.FLOAT else np.rint(values).astype(np.int64).tolist()
         )
-    songs = [dict(zip(spec.feature_names, row)) for row in zip(*columns)]
+    songs = [dict(zip(spec.feature_names, row, strict=True)) for row in zip(*columns, strict=True)]
     return songs, [str(label) for label in rows[spec.target.column]]
 
 
@@ -158,7 +160,8 @@ def served_version(url: str, model_name: str, token: str | None = None) -> str:
         raise HeadlinerError(f"no service answers at {base} ({exc}); {START_HINT}") from None
     if response.status_code == 401:
         raise HeadlinerError(
-            f"the service at {base} answered 401 (missing or wrong bearer token): pass --token or set HEADLINER_API_TOKEN"
+            f"the service at {base} answered 401 (missing or wrong bearer token): "
+            "pass --token or set HEADLINER_API_TOKEN"
         )
     if response.status_code == 404:
         error = _error_text(response)
@@ -178,7 +181,8 @@ def served_version(url: str, model_name: str, token: str | None = None) -> str:
         return str(versions[0])
     except (ValueError, KeyError, IndexError, TypeError):
         raise HeadlinerError(
-            f"the service at {base} answered GET {path} without 'versions'; expected a Headliner service's model metadata"
+            f"the service at {base} answered GET {path} without 'versions'; "
+            "expected a Headliner service's model metadata"
         ) from None
 
 
@@ -284,7 +288,7 @@ def _send_feedback(
     return len(entries), accepted, _distinct(errors)
 
 
-def _distinct(messages) -> list[str]:
+def _distinct(messages: Iterable[str]) -> list[str]:
     """The first MAX_ERROR_MESSAGES distinct messages, in order."""
     return list(dict.fromkeys(messages))[:MAX_ERROR_MESSAGES]
 
@@ -295,8 +299,8 @@ def _error_text(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
+    if isinstance(body, dict) and isinstance(error := body.get("error"), str):
+        return error
     return response.text[:200].strip() or response.reason_phrase
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -19,6 +20,9 @@ from pydantic import BaseModel, Field, model_validator
 from headliner.errors import MonitoringError
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Connection, Table
 
 CHUNK_ROWS = 20_000
 ANALYSED = "analysed"  # column: the item is in the sample that drift, quality and fairness read
@@ -188,9 +192,10 @@ def load_window(
             report.top_errors = {str(error): n for error, n in errors}
             if items < spec.monitoring.min_window_rows:
                 raise MonitoringError(
-                    f"the window ({selection.describe()}) of {spec.name} version {model_version} holds {items:,} scored "
-                    f"rows; at least {spec.monitoring.min_window_rows:,} are needed (monitoring.min_window_rows): send "
-                    "more traffic (python run.py simulate-traffic) or widen the window (--since / --last)"
+                    f"the window ({selection.describe()}) of {spec.name} version {model_version} holds "
+                    f"{items:,} scored rows; at least {spec.monitoring.min_window_rows:,} are needed "
+                    "(monitoring.min_window_rows): send more traffic (python run.py simulate-traffic) "
+                    "or widen the window (--since / --last)"
                 )
             store = FeedbackStore(url)
             try:
@@ -205,7 +210,14 @@ def load_window(
     return frame, report
 
 
-def _empty_window_message(connection, table, spec, model_version, selection, display) -> str:
+def _empty_window_message(
+    connection: Connection,
+    table: Table,
+    spec: UseCaseSpec,
+    model_version: str,
+    selection: WindowSelection,
+    display: str,
+) -> str:
     from sqlalchemy import func, select
 
     logged = connection.execute(
@@ -214,7 +226,10 @@ def _empty_window_message(connection, table, spec, model_version, selection, dis
         .group_by(table.c.model_version)
     ).all()
     if not logged:
-        return f"the inference log at {display} holds no requests to '{spec.name}': send some (python run.py simulate-traffic --requests 500)"
+        return (
+            f"the inference log at {display} holds no requests to '{spec.name}': "
+            "send some (python run.py simulate-traffic --requests 500)"
+        )
     versions = ", ".join(
         f"v{version} ({count:,} requests)" for version, count in sorted(logged, key=lambda r: str(r[0]))
     )
@@ -224,7 +239,14 @@ def _empty_window_message(connection, table, spec, model_version, selection, dis
     )
 
 
-def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels: pd.DataFrame) -> pd.DataFrame:
+def _read_items(
+    connection: Connection,
+    table: Table,
+    where: ColumnElement[bool],
+    spec: UseCaseSpec,
+    items: int,
+    labels: pd.DataFrame,
+) -> pd.DataFrame:
     """Scored items in chunks: every labelled one, and a seeded uniform sample of the rest. Which items
     are kept is decided from the `rows` column, so only requests holding a kept item have their JSON
     parsed (parsing is most of the cost of a large window)."""
@@ -232,7 +254,9 @@ def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels:
 
     rate = min(1.0, spec.monitoring.max_analysis_rows / items)
     rng = np.random.default_rng(spec.split.seed)
-    labelled = {(rid, item): label for rid, item, label in zip(labels["request_id"], labels["item"], labels[LABEL])}
+    labelled = {
+        (rid, item): label for rid, item, label in zip(labels["request_id"], labels["item"], labels[LABEL], strict=True)
+    }
     features = spec.feature_names
     query = (
         select(table.c.request_id, table.c.received_at, table.c.rows, table.c.inputs, table.c.outputs)
@@ -242,15 +266,16 @@ def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels:
     parts = []
     result = connection.execution_options(stream_results=True).execute(query)
     while chunk := result.fetchmany(CHUNK_ROWS):
-        request_ids, received, counts, inputs, outputs = zip(*chunk)
-        counts = np.asarray(counts, dtype=np.int64)
+        request_ids, received, logged_counts, inputs, outputs = zip(*chunk, strict=True)
+        counts = np.asarray(logged_counts, dtype=np.int64)
         starts = np.cumsum(counts) - counts  # first item of each request
         item_position = np.repeat(np.arange(len(chunk)), counts)  # the request of each item
         item_index = np.arange(int(counts.sum())) - starts[item_position]
         keep = rng.random(len(item_index)) < rate
         if labelled:
             item_labels = [
-                labelled.get((request_ids[p], i)) for p, i in zip(item_position.tolist(), item_index.tolist())
+                labelled.get((request_ids[p], i))
+                for p, i in zip(item_position.tolist(), item_index.tolist(), strict=True)
             ]
             has_label = np.fromiter((label is not None for label in item_labels), dtype=bool, count=len(item_labels))
         else:
@@ -265,7 +290,7 @@ def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels:
             raise MonitoringError(
                 f"the logged inputs have columns {parsed_inputs[0]['columns']}; the spec's features are {features}"
             )
-        if any(len(entry["data"]) != counts[p] for entry, p in zip(parsed_inputs, parsed.tolist())):
+        if any(len(entry["data"]) != counts[p] for entry, p in zip(parsed_inputs, parsed.tolist(), strict=True)):
             raise MonitoringError(
                 "the inference log is inconsistent: a request's 'rows' differs from the rows in its inputs"
             )
@@ -283,7 +308,7 @@ def _read_items(connection, table, where, spec: UseCaseSpec, items: int, labels:
         part[PREDICTED] = [tops[i][0] for i in at]
         part["probability"] = probabilities
         part[LABEL] = chosen_labels
-        part[LABEL_RANK] = [_rank(tops[i], label) for i, label in zip(at, chosen_labels)]
+        part[LABEL_RANK] = [_rank(tops[i], label) for i, label in zip(at, chosen_labels, strict=True)]
         part[ANALYSED] = keep[selected]
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
@@ -301,7 +326,8 @@ def _rank(top: list[str], label: str | None) -> int:
 
 def reference_data(train_split: pd.DataFrame, model_bytes: bytes, spec: UseCaseSpec) -> pd.DataFrame:
     """The reference of a monitoring run: the served version's training split (features, one row per song
-    or other group of the spec, as traffic sends them), sampled like the window to `monitoring.max_analysis_rows`, with the class the version predicts for each row."""
+    or other group of the spec, as traffic sends them), sampled like the window to
+    `monitoring.max_analysis_rows`, with the class the version predicts for each row."""
     from headliner.data.splitting import one_row_per_group
     from headliner.model.onnx_packaging import OnnxPredictor
 
@@ -335,6 +361,7 @@ def newest_logged_version(url: str, model_name: str) -> str | None:
             .limit(1)
         )
         with engine.connect() as connection:
-            return connection.execute(query).scalar()
+            version: str | None = connection.execute(query).scalar()
+            return version
     finally:
         engine.dispose()
