@@ -41,4 +41,4 @@ class HtmlReportMaterializer(BaseMaterializer):
         return visualizations
 
     def extract_metadata(self, data: HtmlReport) -> dict[str, MetadataType]:
-        return data.summary_metadata()
+        return dict(data.summary_metadata())

@@ -72,7 +72,10 @@ def model_card_html(model: onnx.ModelProto) -> str:
     sections = [
         ("Inputs", html_table(["name", "type", "shape", "range", "unit", "description"], inputs)),
         ("Outputs", html_table(["name", "type", "shape"], outputs)),
-        ("Classes", html_table(["#", "code", "name"], [[i, c, n] for i, (c, n) in enumerate(zip(classes, names))])),
+        (
+            "Classes",
+            html_table(["#", "code", "name"], [[i, c, n] for i, (c, n) in enumerate(zip(classes, names, strict=True))]),
+        ),
     ]
     if METRICS in metadata:
         sections.append(("Metrics", html_table(["metric", "value"], _metrics_rows(metadata[METRICS]))))

@@ -1,4 +1,5 @@
-"""Structured report artifacts: pydantic models that render themselves as HTML for the dashboard.
+"""The HTML of report artifacts: `HtmlReport`, the pydantic base that renders itself as a static page,
+the page and table builders every report uses, and report folders written to disk.
 
 Every report the pipelines produce subclasses `HtmlReport`; one materializer stores them as JSON and
 shows `to_html()` in the ZenML dashboard.
