@@ -1,0 +1,41 @@
+"""The monitoring loop around the monitoring pipeline: which version a run judges (by default the one the
+inference log shows being served), and whether its `retrain` decision starts the training pipeline, with
+the trigger that training run records."""
+
+from __future__ import annotations
+
+from headliner.errors import MonitoringError
+from headliner.monitoring.decision import MonitoringSummary
+from headliner.monitoring.window import newest_logged_version
+from headliner.serving.settings import url_without_password
+from headliner.spec import UseCaseSpec
+
+
+def monitored_version(log_url: str, model_name: str, chosen: str | None) -> str:
+    """`chosen` (a number, 'latest' or a stage), or when None the version that answered the newest
+    logged request, i.e. the one being served."""
+    if chosen is not None:
+        return chosen
+    served = newest_logged_version(log_url, model_name)
+    if served is None:
+        raise MonitoringError(
+            f"the inference log at {url_without_password(log_url)} holds no requests to '{model_name}': serve it "
+            "(python run.py --pipeline deployment) and send traffic (python run.py simulate-traffic --requests 500)"
+        )
+    return served
+
+
+def retraining_allowed(spec: UseCaseSpec, requested: bool | None) -> bool:
+    """Whether a `retrain` decision starts training: as asked (--retrain/--no-retrain), else as the spec's
+    retraining.automatic says."""
+    return spec.retraining.automatic if requested is None else requested
+
+
+def retraining_trigger(summary: MonitoringSummary, monitoring_run: str, version: int) -> dict[str, str]:
+    """Why the training run starts, recorded in its parameters and on the version it registers."""
+    return {
+        "by": "monitoring",
+        "monitoring_run": monitoring_run,
+        "model_version": str(version),
+        "reason": "; ".join(summary.reasons),
+    }
