@@ -26,7 +26,7 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _phase(name: str, rows: int, workdir: Path) -> dict:
+def _phase(name: str, rows: int, workdir: Path) -> dict[str, float]:
     import pandas as pd
 
     from headliner.spec import load_spec

@@ -18,9 +18,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from headliner.spec import UseCaseSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -40,13 +48,13 @@ def _peak_rss_mib() -> float:
     return int(peak_kib) / 1024
 
 
-def _spec():
+def _spec() -> UseCaseSpec:
     from headliner.spec import load_spec
 
     return load_spec(PROJECT_ROOT / "configs" / "use_cases" / "jukebox.yaml")
 
 
-def _labelled_examples(spec, raw_rows: int):
+def _labelled_examples(spec: UseCaseSpec, raw_rows: int) -> pd.DataFrame:
     from headliner.data.sources import load_raw_data
     from headliner.data.wrangling import label_examples, wrangle
 
@@ -55,7 +63,7 @@ def _labelled_examples(spec, raw_rows: int):
     return labelled[[*spec.feature_names, spec.target.column]].reset_index(drop=True)
 
 
-def _fit_linear(spec, examples):
+def _fit_linear(spec: UseCaseSpec, examples: pd.DataFrame) -> Pipeline:
     from headliner.model.estimators import CandidateConfig, build_pipeline, feature_frame
 
     candidate = CandidateConfig(name="bench", family="logistic_regression")
@@ -74,7 +82,7 @@ def _latency_us(call: Callable[[], object], repetitions: int, warm_up: int) -> t
     return float(np.median(timings)) / 1e3, float(np.percentile(timings, 99)) / 1e3
 
 
-def _fit_phase(examples_path: str, rows: int) -> dict:
+def _fit_phase(examples_path: str, rows: int) -> dict[str, float]:
     """Child process: draw `rows` training rows with replacement, fit, report time and peak RSS."""
     import pandas as pd
 
@@ -91,7 +99,7 @@ def _fit_phase(examples_path: str, rows: int) -> dict:
     }
 
 
-def _latency_table(spec, examples) -> None:
+def _latency_table(spec: UseCaseSpec, examples: pd.DataFrame) -> None:
     from headliner.model.estimators import feature_frame
     from headliner.model.onnx_packaging import OnnxPredictor, check_parity, package_onnx
 
@@ -104,12 +112,15 @@ def _latency_table(spec, examples) -> None:
         f"parity max abs difference {parity:.2g}\n"
     )
     print(f"{'rows':>5} {'runtime':38} {'median µs':>10} {'p99 µs':>10} {'rows/s':>12}")
-    speedups = {}
+    speedups: dict[int, float] = {}
     for rows, (repetitions, warm_up) in LATENCY_RUNS.items():
         frame = feature_frame(examples.sample(n=rows, random_state=SEED), spec)
         columns = {name: frame[name].to_numpy().reshape(-1, 1) for name in spec.feature_names}
-        runtimes = {SKLEARN: lambda: pipeline.predict_proba(frame), ONNX: lambda: predictor.predict(columns)}
-        medians = {}
+        runtimes: dict[str, Callable[[], object]] = {
+            SKLEARN: partial(pipeline.predict_proba, frame),
+            ONNX: partial(predictor.predict, columns),
+        }
+        medians: dict[str, float] = {}
         for runtime, call in runtimes.items():
             median, p99 = _latency_us(call, repetitions, warm_up)
             medians[runtime] = median
@@ -123,7 +134,7 @@ def _latency_table(spec, examples) -> None:
     print(f"goal: ONNX one-row latency at least {GOAL_SPEEDUP}x lower than scikit-learn's: {verdict} ({speedup:.1f}x)")
 
 
-def _training_table(spec, examples, train_rows: list[int]) -> None:
+def _training_table(spec: UseCaseSpec, examples: pd.DataFrame, train_rows: list[int]) -> None:
     print(
         f"\nTraining logistic_regression, one fresh process per size; training rows are drawn with "
         f"replacement from the {len(examples):,} generated labelled examples\n"

@@ -61,8 +61,16 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import psutil
+
+    from headliner.spec import UseCaseSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -151,7 +159,7 @@ def register_model_version(state: Path, env: dict[str, str]) -> None:
     )
 
 
-def version_artifacts():
+def version_artifacts() -> tuple[UseCaseSpec, bytes, pd.DataFrame, pd.DataFrame]:
     """(spec, ONNX bytes, train split, test split) of the registered version, through the ZenML client."""
     import materializers  # noqa: F401  (registers the project's materializers)
     from headliner.spec import load_spec
@@ -162,7 +170,7 @@ def version_artifacts():
 
     spec = load_spec(SPEC_FILE)
     model_version = find_model_version(MODEL_NAME, MODEL_VERSION)
-    loaded = {}
+    loaded: dict[str, Any] = {}
     for name in ("onnx_model", "train_split", "test_split"):
         artifact = model_version.get_artifact(name)
         if artifact is None:
@@ -178,7 +186,7 @@ class ScoredPool:
     """The test split's songs, scored once: raw feature rows, logged top-k class codes and probabilities,
     true labels."""
 
-    def __init__(self, spec, onnx_bytes: bytes, test_split):
+    def __init__(self, spec: UseCaseSpec, onnx_bytes: bytes, test_split: pd.DataFrame) -> None:
         import numpy as np
 
         from headliner.data.splitting import one_row_per_group
@@ -232,7 +240,9 @@ def fill_log(path: Path, requests: int, pool: ScoredPool) -> float:
                     None,
                 )
                 for i, j in zip(
-                    range(start, min(start + WRITE_BATCH, requests)), chosen[start : start + WRITE_BATCH].tolist()
+                    range(start, min(start + WRITE_BATCH, requests)),
+                    chosen[start : start + WRITE_BATCH].tolist(),
+                    strict=True,
                 )
             ]
             with engine.begin() as connection:
@@ -305,15 +315,13 @@ class Run:
         return self.exit_code == 0 and self.decision is not None
 
 
-def _tree_rss(process) -> int:
+def _tree_rss(process: psutil.Process) -> int:
     import psutil
 
     total = 0
     for member in [process, *process.children(recursive=True)]:
-        try:
+        with suppress(psutil.Error):  # it ended between listing and reading
             total += member.memory_info().rss
-        except psutil.Error:  # it ended between listing and reading
-            pass
     return total
 
 
@@ -370,7 +378,7 @@ def measure_monitoring(log: Path, rows: int, workdir: Path, env: dict[str, str])
 # -- the sampling check --------------------------------------------------------------------------------------
 
 
-def sampling_check(log: Path, rows: int, spec, onnx_bytes: bytes, train_split) -> None:
+def sampling_check(log: Path, rows: int, spec: UseCaseSpec, onnx_bytes: bytes, train_split: pd.DataFrame) -> None:
     """Drift on the pipeline's sample vs on every item of the log, in this process."""
     from headliner.monitoring.drift import feature_drift, prediction_drift
     from headliner.monitoring.window import ANALYSED, WindowSelection, load_window, reference_data
@@ -412,7 +420,7 @@ def sampling_check(log: Path, rows: int, spec, onnx_bytes: bytes, train_split) -
             f"{drift.threshold:9g}  {verdicts}"
         )
     numeric = {c: d for c, d in differences.items() if c != "predicted"}
-    worst = max(numeric, key=numeric.get)
+    worst = max(numeric, key=numeric.__getitem__)
     changed = [c for c in sample if sample[c].drifted != full[c].drifted]
     print(
         f"  max |feature drift score difference|: {numeric[worst]:.2g} ({worst}); prediction drift score difference: "
@@ -443,7 +451,8 @@ def print_table(runs: list[Run]) -> None:
             f"{run.decision or 'FAILED':>9} {run.wall / base.wall:11.2f}x {run.peak_rss / base.peak_rss:10.2f}x"
         )
     print(
-        f"(base: the {base.rows:,}-row run; peak RSS: psutil tree sum every {POLL_SECONDS} s; max 1-proc: wait4 ru_maxrss)"
+        f"(base: the {base.rows:,}-row run; peak RSS: psutil tree sum every {POLL_SECONDS} s; "
+        "max 1-proc: wait4 ru_maxrss)"
     )
     names = list(dict.fromkeys(name for run in runs for name in run.steps))
     print(f"\nstep durations (ZenML's), s\n{'step':28}" + "".join(f"{run.rows:>12,}" for run in runs))

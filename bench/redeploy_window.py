@@ -93,7 +93,8 @@ def main() -> int:
     switch = next((t for t, ok, version in samples if ok and version != before), None)
     after = samples[-1][2]
     print(
-        f"requests: {len(samples)} over {samples[-1][0] - started:.1f} s (pipeline run included), failed: {len(failures)}"
+        f"requests: {len(samples)} over {samples[-1][0] - started:.1f} s (pipeline run included), "
+        f"failed: {len(failures)}"
     )
     if failures:
         print(

@@ -47,11 +47,12 @@ def clean_feature(songs: pd.DataFrame, feature: str) -> pd.Series:
 
 
 def quantile_table(songs: pd.DataFrame, probs: np.ndarray) -> dict[str, tuple[float, ...]]:
-    table = {}
+    table: dict[str, tuple[float, ...]] = {}
     for feature in CONTINUOUS_FEATURES:
         quantiles = np.quantile(clean_feature(songs, feature).to_numpy(), probs)
+        rounded: list[int] | list[float]
         if DECIMALS.get(feature) == 0:
-            rounded = [int(round(value)) for value in quantiles]
+            rounded = [round(value) for value in quantiles]
         elif feature in DECIMALS:
             rounded = [float(round(value, DECIMALS[feature])) for value in quantiles]
         else:
