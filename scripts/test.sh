@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The project's one test command, in order: the system test tools (scripts/install_test_tools.sh), the
+# pinned Python requirements into the active environment, the linters (ruff check, ruff format --check),
+# the type checker (mypy), the import layers (lint-imports), then pytest with this script's arguments:
+#   scripts/test.sh                 everything
+#   scripts/test.sh -m unit         one tier (unit, pipelines or services; see tests/conftest.py)
+#   scripts/test.sh tests/unit -x   any pytest arguments
+# The first failing stage stops it with its non-zero exit; pytest finding no test (exit 5) is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stage() { printf '\n== %s\n' "$*"; }
+
+stage "system test tools"
+scripts/install_test_tools.sh
+stage "pip install -r requirements-dev.txt"
+python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+stage "ruff check"
+ruff check .
+stage "ruff format --check"
+ruff format --check .
+stage "mypy"
+mypy
+stage "lint-imports"
+lint-imports
+stage "pytest $*"
+python -m pytest "$@"

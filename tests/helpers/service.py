@@ -1,0 +1,122 @@
+"""A model service in a process of its own (`bentoml serve` or `python run.py serve`), started on a free
+port, ready once that process itself answers there, stopped with Ctrl+C as a user stops it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from headliner.spec import PROJECT_ROOT
+from tests.helpers.ports import free_port, listens_on, port_taken
+
+STARTUP_SECONDS = 90
+STOP_SECONDS = 30
+
+
+def bentoml_command(port: int) -> list[str]:
+    """`bentoml serve` of the project's service on 127.0.0.1:PORT (the model comes from the environment)."""
+    return [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving.service:Headliner",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
+class RunningService:
+    """The server process, an HTTP client to it, and the requests that reached a scoring endpoint."""
+
+    def __init__(self, process: subprocess.Popen, port: int, output: Path, log_url: str, token: str | None = None):
+        self.process = process
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.output = output
+        self.log_url = log_url
+        self.authorized = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=self.url, timeout=30, trust_env=False)
+        self.scored: list[tuple[str, int, str]] = []  # (endpoint, status, request id) of logged requests
+
+    @classmethod
+    def launch(
+        cls,
+        command_for: Callable[[int], list[str]],
+        env: dict,
+        folder: Path,
+        log_url: str,
+        token: str | None = None,
+        attempts: int = 3,
+    ) -> "RunningService":
+        """Start `command_for(port)` on a free port in its own session, its output in `folder`, and wait
+        until it is ready; on another port if another program took the first one before it could."""
+        for attempt in range(attempts):
+            port = free_port()
+            output = folder / f"server-output-{attempt}.txt"
+            with output.open("wb") as sink:
+                process = subprocess.Popen(
+                    command_for(port),
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            running = cls(process, port, output, log_url, token)
+            try:
+                if running.wait_until_ready():
+                    return running
+            except BaseException:
+                running.stop()
+                raise
+            running.client.close()
+        pytest.fail(f"{attempts} free ports were taken by other programs before the service could bind one")
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def score(self, endpoint: str, path: str, headers: dict | None = None, **kwargs) -> httpx.Response:
+        """A request to /predict or v2 infer that passes auth: the app logs it, whatever its status."""
+        response = self.client.post(path, headers={**self.authorized, **(headers or {})}, **kwargs)
+        self.scored.append((endpoint, response.status_code, response.headers["x-request-id"]))
+        return response
+
+    def wait_until_ready(self) -> bool:
+        """True once this process listens on its port and answers ready; False if it exited because
+        another program holds the port; fails the test on any other exit or after STARTUP_SECONDS."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                if port_taken(self.text(), self.port):
+                    return False
+                pytest.fail(f"the service exited with {self.process.returncode} while starting:\n{self.text()[-6000:]}")
+            if listens_on(self.process.pid, self.port):
+                try:
+                    if self.client.get("/v2/health/ready", timeout=2).status_code == 200:
+                        return True
+                except httpx.TransportError:
+                    pass
+            time.sleep(0.1)
+        pytest.fail(f"the service was not ready after {STARTUP_SECONDS} s:\n{self.text()[-6000:]}")
+
+    def stop(self) -> int:
+        """Ctrl+C, as a user stops it; kill the process group only if that does not end it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+                pytest.fail(f"the service did not stop within {STOP_SECONDS} s of SIGINT:\n{self.text()[-6000:]}")
+        self.client.close()
+        return self.process.returncode

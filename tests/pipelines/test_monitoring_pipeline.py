@@ -1,0 +1,156 @@
+"""The monitoring pipeline through the CLI, on the session's trained jukebox version: traffic from the
+reference distribution, then shifted traffic with retraining enabled and an alert webhook. One run each;
+the tests assert on the reports, artifacts, the alert received and the training run it started."""
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+import pytest
+
+from tests.helpers.cli import FAST_RUN_CONFIG, run_cli
+from tests.helpers.traffic import SHIFT, log_traffic
+
+FAST_TRAINING = ["--rows", "60000", "--run-config", FAST_RUN_CONFIG]
+REPORTS = {
+    "monitoring_summary",
+    "window",
+    "feature_drift",
+    "prediction_drift",
+    "data_quality",
+    "fairness",
+    "live_performance",
+}
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list] = []
+
+    def do_POST(self):
+        type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def served_version(jukebox_training, jukebox_spec):
+    """The trained version, its ONNX bytes and the distinct training songs (the reference distribution)."""
+    from headliner.data.splitting import one_row_per_group
+
+    run, _ = jukebox_training
+    version = run.steps["register_model"].model_version
+    onnx_bytes = version.get_artifact("onnx_model").load().SerializeToString()
+    songs = one_row_per_group(version.get_artifact("train_split").load(), jukebox_spec)
+    return version.number, onnx_bytes, songs.sample(n=min(600, len(songs)), random_state=5).reset_index(drop=True)
+
+
+def _monitor(args, env):
+    result = run_cli(["--pipeline", "monitoring", *args], env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    from zenml.client import Client
+
+    run = Client().get_pipeline_run(re.search(r"Run '(monitoring-[^']+)' finished", result.stdout).group(1))
+    return run, result.stdout
+
+
+def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox_spec, isolated_env, tmp_path):
+    number, onnx_bytes, songs = served_version
+    log = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    log_traffic(log, onnx_bytes, songs, jukebox_spec, feedback_rate=0.5)
+    run, out = _monitor(
+        ["--inference-log", log, "--reports-dir", str(tmp_path / "reports"), "--no-retrain"], isolated_env
+    )
+    summary = run.steps["decide_action"].outputs["monitoring_summary"][0].load()
+    assert summary.model_version == str(number) and summary.figures["scored_rows"] == len(songs)
+    assert summary.figures["drifted_feature_share"] <= 0.1 and summary.decision in ("ok", "warn"), summary.reasons
+    assert not any("features drifted" in r or "live top_k_accuracy" in r for r in summary.reasons), summary.reasons
+    assert summary.figures["labelled_rows"] == pytest.approx(len(songs) * 0.5, rel=0.2)
+    assert f"Decision: {summary.decision.upper()} for jukebox version {number}" in out
+    (folder,) = (tmp_path / "reports").iterdir()
+    assert {p.stem for p in folder.glob("*.html")} == REPORTS
+    assert json.loads((folder / "monitoring_summary.json").read_text())["decision"] == summary.decision
+    # every report is an artifact with an HTML visualization the dashboard shows
+    for step, name in [
+        ("check_feature_drift", "feature_drift_report"),
+        ("check_data_quality", "data_quality_report"),
+        ("check_prediction_drift", "prediction_drift_report"),
+        ("decide_action", "monitoring_summary"),
+    ]:
+        artifact = run.steps[step].outputs[name][0]
+        assert [v.type.value for v in artifact.visualizations] == ["html"], name
+    performance = run.steps["evaluate_live_performance"].outputs["live_performance_report"][0]
+    assert [v.type.value for v in performance.visualizations] == ["html", "image"]
+    assert run.run_metadata["decision"] == summary.decision
+
+
+def test_shifted_traffic_retrains_and_alerts(served_version, jukebox_spec, isolated_env, tmp_path):
+    from zenml.client import Client
+
+    number, onnx_bytes, songs = served_version
+    log = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    log_traffic(log, onnx_bytes, songs, jukebox_spec, shift=SHIFT, feedback_rate=0.5)
+    versions_before = Client().list_model_versions(model_name_or_id="jukebox", size=100).total
+    hook = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        env = {**isolated_env, "HEADLINER_ALERT_WEBHOOK": f"http://127.0.0.1:{hook.server_port}/alerts"}
+        run, out = _monitor(
+            [
+                "--inference-log",
+                log,
+                "--version",
+                str(number),
+                "--reports-dir",
+                str(tmp_path),
+                "--retrain",
+                *FAST_TRAINING,
+            ],
+            env,
+        )
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    summary = run.steps["decide_action"].outputs["monitoring_summary"][0].load()
+    assert summary.decision == "retrain"
+    assert set(SHIFT) <= set(summary.drifted_features)
+    (alert,) = _Hook.received
+    assert alert["level"] == "critical" and alert["summary"]["decision"] == "retrain"
+    assert f"Alert sent to http://127.0.0.1:{hook.server_port}/: answered 204" in out
+    # the retraining run records why it started, and so does the version it registered
+    training_run = Client().get_pipeline_run(re.search(r"Run '(training-[^']+)' finished", out).group(1))
+    assert "retraining" in [tag.name for tag in training_run.tags]
+    trigger = training_run.config.parameters["trigger"]
+    assert (
+        trigger["by"] == "monitoring"
+        and trigger["monitoring_run"] == run.name
+        and "features drifted" in trigger["reason"]
+    )
+    new_version = training_run.steps["register_model"].model_version
+    assert Client().list_model_versions(model_name_or_id="jukebox", size=100).total == versions_before + 1
+    assert new_version.run_metadata["trigger"]["monitoring_run"] == run.name
+
+
+def test_monitoring_cli_errors(isolated_env, tmp_path, jukebox_training):
+    empty = run_cli(["--pipeline", "monitoring", "--inference-log", str(tmp_path / "none.sqlite")], isolated_env)
+    assert empty.returncode == 1 and "holds no requests to 'jukebox'" in empty.stderr
+    both = run_cli(["--pipeline", "monitoring", "--since", "1h", "--last", "5"], isolated_env)
+    assert both.returncode == 2 and "give --since or --last, not both" in both.stderr
+    since = run_cli(
+        [
+            "--pipeline",
+            "monitoring",
+            "--since",
+            "last tuesday",
+            "--inference-log",
+            str(tmp_path / "none.sqlite"),
+            "--version",
+            "1",
+        ],
+        isolated_env,
+    )
+    assert since.returncode == 1 and "--since 'last tuesday': expected a duration" in since.stderr
