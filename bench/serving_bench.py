@@ -35,10 +35,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Awaitable, Callable
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -60,27 +62,32 @@ TIMES_LEAN_P99 = 3  # the service's p99 at most this many times (b)'s
 
 # -- the reference apps (a) and (b), ASGI factories for `uvicorn --factory` ---------------------------------
 
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-async def _read_body(receive: Callable) -> bytes:
+
+async def _read_body(receive: Receive) -> bytes:
     message = await receive()
-    body = message.get("body", b"")
+    body: bytes = message.get("body", b"")
     while message.get("more_body"):
         message = await receive()
         body += message.get("body", b"")
     return body
 
 
-async def _answer_json(send: Callable, body: bytes) -> None:
+async def _answer_json(send: Send, body: bytes) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def floor_app() -> Callable:
+def floor_app() -> App:
     """(a): any request's JSON body parsed, a tiny JSON answered."""
     import orjson
 
-    async def app(scope: dict, receive: Callable, send: Callable) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             orjson.loads(await _read_body(receive))
             await _answer_json(send, b'{"ok":true}')
@@ -88,7 +95,7 @@ def floor_app() -> Callable:
     return app
 
 
-def lean_onnx_app() -> Callable:
+def lean_onnx_app() -> App:
     """(b): a one-row `/predict` object or v2 request -> the model's probabilities, as a v2 answer on both
     paths."""
     import numpy as np
@@ -104,7 +111,7 @@ def lean_onnx_app() -> Callable:
     )
     feature_names = [graph_input.name for graph_input in session.get_inputs()]
 
-    async def app(scope: dict, receive: Callable, send: Callable) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         payload = orjson.loads(await _read_body(receive))
@@ -123,7 +130,7 @@ def lean_onnx_app() -> Callable:
 # -- model and request bodies --------------------------------------------------------------------------------
 
 
-def _build_model(raw_rows: int, workdir: Path) -> tuple[Path, Path, dict]:
+def _build_model(raw_rows: int, workdir: Path) -> tuple[Path, Path, dict[str, int | float]]:
     """Fit the pipeline, write it as ONNX and as an MLflow model; returns (ONNX file, MLflow model dir, one
     real song as {feature: value}, integer features as JSON integers)."""
     import mlflow.sklearn
@@ -163,7 +170,7 @@ def _build_model(raw_rows: int, workdir: Path) -> tuple[Path, Path, dict]:
     return onnx_file, mlflow_dir, song
 
 
-def _bodies(song: dict) -> dict[str, bytes]:
+def _bodies(song: dict[str, int | float]) -> dict[str, bytes]:
     v2 = {"inputs": [{"name": name, "shape": [1, 1], "datatype": "FP32", "data": [v]} for name, v in song.items()]}
     invocations = {"dataframe_split": {"columns": list(song), "data": [list(song.values())]}}
     return {path: json.dumps(body).encode() for path, body in ((PREDICT, song), (V2, v2), (INVOCATIONS, invocations))}
@@ -172,19 +179,22 @@ def _bodies(song: dict) -> dict[str, bytes]:
 # -- answers each endpoint must give before it is timed ------------------------------------------------------
 
 
-def _is_json(answer) -> bool:
+Check = Callable[[Any], bool]  # a parsed JSON answer -> whether it is right
+
+
+def _is_json(answer: Any) -> bool:
     return isinstance(answer, dict)
 
 
-def _has_probabilities(answer) -> bool:
+def _has_probabilities(answer: Any) -> bool:
     return len(answer["outputs"][0]["data"]) == 72
 
 
-def _has_top_five(answer) -> bool:
+def _has_top_five(answer: Any) -> bool:
     return len(answer["predictions"][0]["top"]) == 5
 
 
-def _has_probability_row(answer) -> bool:
+def _has_probability_row(answer: Any) -> bool:
     return len(answer["predictions"][0]) == 72
 
 
@@ -196,7 +206,7 @@ class Target:
     key: str  # (a) to (d), as in the module docstring
     name: str
     command: list[str]  # PORT stands for the port
-    checks: dict[str, Callable]  # endpoint path -> check of its JSON answer
+    checks: dict[str, Check]  # endpoint path -> check of its JSON answer
     ready_path: str | None = None  # GET answering 200 once the model is loaded; None: the port accepting
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
@@ -287,7 +297,8 @@ def _targets(onnx_file: Path, mlflow_dir: Path, workdir: Path, log_file: Path) -
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class Running:
@@ -329,7 +340,8 @@ class Running:
                 return False
         try:
             with urllib.request.urlopen(self.base_url + self.target.ready_path, timeout=2) as response:
-                return response.status == 200
+                status: int = response.status
+                return status == 200
         except OSError:
             return False
 
@@ -339,14 +351,10 @@ class Running:
         code = self.process.poll()
         if code is None:
             self.process.send_signal(self.target.graceful_stop)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 code = self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait()
         return code
 
@@ -354,7 +362,7 @@ class Running:
         return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _check(running: Running, path: str, body: bytes, is_right: Callable) -> None:
+def _check(running: Running, path: str, body: bytes, is_right: Check) -> None:
     request = urllib.request.Request(
         running.base_url + path, data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
@@ -385,8 +393,16 @@ class Load:
     failures: int  # non-2xx/3xx answers and socket errors
 
 
+def _found(pattern: str, output: str) -> re.Match[str]:
+    """A figure wrk always prints."""
+    found = re.search(pattern, output, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    return found
+
+
 def _latency_ms(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE).groups()
+    value, unit = _found(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s|m)\s*$", output).groups()
     return float(value) * UNIT_MS[unit]
 
 
@@ -394,8 +410,8 @@ def _parse_wrk(output: str) -> Load:
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     return Load(
-        requests=int(re.search(r"(\d+) requests in", output).group(1)),
-        requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        requests=int(_found(r"(\d+) requests in", output).group(1)),
+        requests_per_second=float(_found(r"Requests/sec:\s+([\d.]+)", output).group(1)),
         p50_ms=_latency_ms(output, "50"),
         p99_ms=_latency_ms(output, "99"),
         failures=(int(non_2xx.group(1)) if non_2xx else 0)
@@ -406,10 +422,7 @@ def _parse_wrk(output: str) -> Load:
 def _wrk(url: str, script: Path, seconds: int, connections: int) -> Load:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    try:
-        return _parse_wrk(output)
-    except AttributeError:
-        raise RuntimeError(f"unexpected wrk output:\n{output}") from None
+    return _parse_wrk(output)
 
 
 def _wrk_script(body: bytes, path: Path) -> Path:
@@ -431,9 +444,9 @@ class Measurement:
     exit_code: int | None  # None: still running GRACEFUL_STOP_SECONDS after the graceful stop signal
 
 
-def _requests_counted(running: Running) -> int:
-    """The target's headliner_requests_total, summed over endpoints and statuses."""
-    with urllib.request.urlopen(running.base_url + running.target.request_counter, timeout=10) as response:
+def _requests_counted(running: Running, counter_path: str) -> int:
+    """The target's headliner_requests_total (GET `counter_path`), summed over endpoints and statuses."""
+    with urllib.request.urlopen(running.base_url + counter_path, timeout=10) as response:
         text = response.read().decode()
     counts = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith("headliner_requests_total{")]
     return sum(int(float(count)) for count in counts)
@@ -455,7 +468,7 @@ def _measure(target: Target, workdir: Path, bodies: dict[str, bytes], args: argp
             answered += loads[path].requests
         if target.request_counter:
             time.sleep(1)  # the requests in flight when wrk stopped are still answered
-            counted = _requests_counted(running)
+            counted = _requests_counted(running, target.request_counter)
     finally:
         exit_code = running.stop(GRACEFUL_STOP_SECONDS)
     return Measurement(loads, answered, 2 * len(target.checks), counted, exit_code)
@@ -463,10 +476,11 @@ def _measure(target: Target, workdir: Path, bodies: dict[str, bytes], args: argp
 
 def _log_rows(log_file: Path) -> int:
     with closing(sqlite3.connect(log_file)) as connection:
-        return connection.execute("SELECT COUNT(*) FROM inference_log").fetchone()[0]
+        rows: int = connection.execute("SELECT COUNT(*) FROM inference_log").fetchone()[0]
+        return rows
 
 
-def _exit_on_signal(signum: int, _frame) -> None:
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     sys.exit(128 + signum)  # unwinds through the targets' cleanup, as Ctrl+C does
 
 
@@ -513,6 +527,8 @@ def main() -> None:
     p99 = {target_path: load.p99_ms for target_path, load in loads.items()}
     service = results["(d)"]
     served = service.counted_by_target
+    if served is None:  # the service target has a request counter
+        raise RuntimeError("the service did not report how many requests it served")
     in_flight = served - service.answered_at_client
     lost = served - log_rows
     print(f"\nlog rows: {log_rows:,}, requests served: {served:,}, lost: {lost:,}")

@@ -3,9 +3,10 @@ pipeline) through headliner's inference app.
 
 Which model comes from the environment (see headliner/serving/settings.py): HEADLINER_MODEL_FILE, or
 HEADLINER_MODEL + HEADLINER_MODEL_VERSION (a number, 'latest' or a stage); a bento built by the
-deployment pipeline packs its model (bento argument `bento_model`) and serves that one. Everything else (input schema, class
-labels and names, model name and version) is read from the ONNX metadata. The endpoints are an ASGI
-app (headliner/serving/app.py) added as service middleware, ahead of BentoML's routing.
+deployment pipeline packs its model (bento argument `bento_model`) and serves that one. Everything else
+(input schema, class labels and names, model name and version) is read from the ONNX metadata. The
+endpoints are an ASGI app (headliner/serving/app.py) added as service middleware, ahead of BentoML's
+routing.
 
 Served by stage `production` from the registry, the service follows promotions and rollout policies
 (production plus a candidate: canary, A/B, shadow; see headliner/serving/rollout.py).
@@ -23,6 +24,7 @@ import bentoml
 from pydantic import BaseModel
 
 from headliner.serving.app import InferenceApp, InferenceMiddleware
+from headliner.serving.rollout import PolicyStore, RolloutController, registry_resolver
 from headliner.serving.server import ModelServer
 from headliner.serving.settings import ServingSettings
 
@@ -66,6 +68,7 @@ class Headliner:
         predictor = OnnxPredictor(data)
         log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
         feedback = FeedbackStore(settings.inference_log_url())
+        self.inference_log, self.feedback_store = log, feedback  # closed on shutdown
         self.server = ModelServer(
             predictor,
             log,
@@ -75,10 +78,8 @@ class Headliner:
             feedback,
             max_upload_rows=settings.max_upload_rows,
         )
-        self.rollout = None
+        self.rollout: RolloutController | None = None
         if settings.follows_production and self.packed_model is None:
-            from headliner.serving.rollout import PolicyStore, RolloutController, registry_resolver
-
             resolve, load = registry_resolver(predictor.model_name)
             self.rollout = RolloutController(
                 app.route,
@@ -111,18 +112,20 @@ class Headliner:
         if self.rollout is not None:
             logger.info("rollouts on: production follows the registry; policy from `python run.py rollout set`")
 
-    @bentoml.on_shutdown
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]  # from _bentoml_sdk, which ships no types
     def close_inference_log(self) -> None:
         if self.rollout is not None:
             self.rollout.stop()
-        log = self.server.log
-        unwritten = log.close()
-        self.server.feedback.close()
+        unwritten = self.inference_log.close()
+        self.feedback_store.close()
         logger.info(
-            "inference log closed: %d rows written%s", log.written, f", {unwritten} spilled" if unwritten else ""
+            "inference log closed: %d rows written%s",
+            self.inference_log.written,
+            f", {unwritten} spilled" if unwritten else "",
         )
 
 
 # The inference endpoints, the page (/) and /metrics answer ahead of BentoML's own routing (/livez, /readyz
 # stay BentoML's).
-Headliner.add_asgi_middleware(InferenceMiddleware, endpoints=app)
+# (@bentoml.service made the class a bentoml Service; mypy keeps the class's own type.)
+Headliner.add_asgi_middleware(InferenceMiddleware, endpoints=app)  # type: ignore[attr-defined]

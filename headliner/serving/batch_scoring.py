@@ -70,7 +70,7 @@ class BatchScoringReport(HtmlReport):
     log_records: int = 0  # one per chunk
     output_file: str | None = None
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented way; mypy rejects decorated properties
     @property
     def rows_per_second(self) -> float:
         return self.rows_in / self.seconds if self.seconds > 0 else 0.0
@@ -89,7 +89,8 @@ class BatchScoringReport(HtmlReport):
         """What a person running the batch wants to read at the end, one fact per line."""
         lines = [
             f"Scored {self.rows_scored:,} of {self.rows_in:,} rows with model '{self.model_name}' version "
-            f"{self.model_version} in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s, {self.chunks} chunk{'s' if self.chunks != 1 else ''})"
+            f"{self.model_version} in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s, "
+            f"{self.chunks} chunk{'s' if self.chunks != 1 else ''})"
         ]
         if self.rows_rejected:
             by_feature = ", ".join(f"{name} {count:,}" for name, count in self.rejected_by_feature.items())
@@ -184,7 +185,8 @@ def require_features(frame: pd.DataFrame, feature_names: list[str], source: str)
     missing = [name for name in feature_names if name not in frame.columns]
     if missing:
         raise DataValidationError(
-            f"{source}: missing feature column(s) {_quoted(missing)}; the model expects all of: {', '.join(feature_names)}"
+            f"{source}: missing feature column(s) {_quoted(missing)}; "
+            f"the model expects all of: {', '.join(feature_names)}"
         )
 
 
@@ -237,7 +239,7 @@ def score_frame(
         scored = chunk_start + np.flatnonzero(~invalid)
         top_indices[scored] = order
         top_probabilities[scored] = chunk_probabilities
-        for offset in np.flatnonzero(invalid):
+        for offset in np.flatnonzero(invalid).tolist():
             problems = checker.problems(chunk, offset, values[offset], not_of_type[offset])
             error = "; ".join(f"{name}: {why}" for name, why in problems)
             errors[chunk_start + offset] = error

@@ -17,11 +17,15 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from headliner.errors import FeedbackError
 from headliner.serving.inference_log import SideTable, utc_timestamp
 from headliner.serving.payloads import RequestError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy import MetaData, Table
 
 TABLE_NAME = "feedback"
 MAX_REQUEST_ID = 64
@@ -33,7 +37,7 @@ class Feedback(NamedTuple):
     label: str
 
 
-def _table(metadata):
+def _table(metadata: MetaData) -> Table:
     from sqlalchemy import Column, Integer, String, Table
 
     return Table(
@@ -67,7 +71,7 @@ class FeedbackStore(SideTable):
                 connection.execute(table.insert(), rows)
         return len(rows)
 
-    def read(self):
+    def read(self) -> pd.DataFrame:
         """Every label as a DataFrame (request_id, item, label, received_at), the latest per item."""
         import pandas as pd
         from sqlalchemy import select
@@ -103,7 +107,8 @@ def parse_feedback(payload: Any, classes: Sequence[str], max_items: int) -> list
         if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
             raise RequestError(
                 422,
-                f"'request_id' must be the request id the prediction answered (1 to {MAX_REQUEST_ID} characters){where}",
+                f"'request_id' must be the request id the prediction answered (1 to {MAX_REQUEST_ID} characters)"
+                f"{where}",
                 "request_id",
             )
         if not isinstance(label, str) or label not in known:
@@ -148,7 +153,7 @@ def feedback_from_file(path: str | Path, classes: Sequence[str], target_column: 
     items = frame["item"] if "item" in frame.columns else pd.Series(0, index=frame.index)
     known = set(classes)
     problems, labels = [], []
-    for position, (request_id, label, item) in enumerate(zip(frame["request_id"], frame["label"], items)):
+    for position, (request_id, label, item) in enumerate(zip(frame["request_id"], frame["label"], items, strict=True)):
         row = position + 2
         if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
             problems.append(f"row {row}: request_id {request_id!r} is not a request id")

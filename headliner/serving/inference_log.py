@@ -35,13 +35,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import orjson
+
+if TYPE_CHECKING:  # both loaded when first used: the serving process imports this module at start
+    import pandas as pd
+    from sqlalchemy import DateTime, Engine, MetaData, Table
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +84,7 @@ class InferenceRecord(NamedTuple):
     variant: str | None = None
 
 
-def utc_timestamp():
+def utc_timestamp() -> DateTime:
     """The column type of a UTC time, with microseconds on MySQL/MariaDB too (their DATETIME drops them)."""
     from sqlalchemy import DateTime
     from sqlalchemy.dialects import mysql
@@ -87,7 +92,7 @@ def utc_timestamp():
     return DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
-def _table(metadata):
+def _table(metadata: MetaData) -> Table:
     from sqlalchemy import Column, Float, Integer, String, Table, Text
     from sqlalchemy.dialects import mysql
 
@@ -113,7 +118,7 @@ def _table(metadata):
     )
 
 
-def create_log_engine(url: str):
+def create_log_engine(url: str) -> Engine:
     """A SQLAlchemy engine for the log; SQLite files get their folder, WAL mode (readers never block the
     writer) and a busy timeout (several worker processes may write one file)."""
     from sqlalchemy import create_engine, event
@@ -123,7 +128,7 @@ def create_log_engine(url: str):
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(connection, _record):
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:  # a DB-API connection
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -133,7 +138,7 @@ def create_log_engine(url: str):
     return create_engine(url, pool_pre_ping=True)
 
 
-def log_table(engine):
+def log_table(engine: Engine) -> Table:
     """The log table, created if missing; a table from before rollouts gets its `variant` column."""
     from sqlalchemy import MetaData, inspect, text
 
@@ -158,7 +163,7 @@ class SideTable:
     """A table of its own beside the log, in the same database (feedback, rollout policies): an engine,
     and the table, created on first use."""
 
-    def __init__(self, url: str, make_table):
+    def __init__(self, url: str, make_table: Callable[[MetaData], Table]):
         from sqlalchemy import MetaData
 
         self.url = url
@@ -166,7 +171,7 @@ class SideTable:
         self.table = make_table(MetaData())
         self._table_ready = False
 
-    def _ready(self):
+    def _ready(self) -> Table:
         if not self._table_ready:
             self.table.metadata.create_all(self.engine, checkfirst=True)
             self._table_ready = True
@@ -176,7 +181,7 @@ class SideTable:
         self.engine.dispose()
 
 
-def record_values(record: InferenceRecord, feature_names: Sequence[str]) -> list:
+def record_values(record: InferenceRecord, feature_names: Sequence[str]) -> list[Any]:
     """A record as the table's column values (all but `id`, in table order), inputs and outputs as JSON."""
     inputs = outputs = None
     if record.inputs is not None:
@@ -204,7 +209,7 @@ def record_values(record: InferenceRecord, feature_names: Sequence[str]) -> list
     ]
 
 
-def spill_records(path: Path, records, feature_names: Sequence[str]) -> int:
+def spill_records(path: Path, records: Iterable[InferenceRecord], feature_names: Sequence[str]) -> int:
     """Append records as JSON lines (one table row each) when the database cannot take them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
@@ -212,7 +217,7 @@ def spill_records(path: Path, records, feature_names: Sequence[str]) -> int:
         for record in records:
             values = record_values(record, feature_names)
             values[0] = values[0].strftime("%Y-%m-%d %H:%M:%S.%f")  # UTC, as SQLite stores it
-            out.write(orjson.dumps(dict(zip(COLUMNS, values))) + b"\n")
+            out.write(orjson.dumps(dict(zip(COLUMNS, values, strict=True))) + b"\n")
             count += 1
     return count
 
@@ -221,12 +226,12 @@ class RowWriter:
     """Inserts queued records with one driver-level `executemany` (SQLAlchemy's per-row statement
     handling costs more than the request it logs), applying the dialect's own value conversions."""
 
-    def __init__(self, engine, table, feature_names: Sequence[str]):
+    def __init__(self, engine: Engine, table: Table, feature_names: Sequence[str]):
         compiled = table.insert().compile(dialect=engine.dialect, column_keys=COLUMNS)
         self.sql = str(compiled)
-        self.positional = compiled.positional
-        if self.positional:
-            self._order = [COLUMNS.index(name) for name in compiled.positiontup]
+        # positional parameter style (e.g. ?): the COLUMNS indices in the statement's order
+        order = compiled.positiontup if compiled.positional else None
+        self._order = None if order is None else [COLUMNS.index(name) for name in order]
         self._processors = [
             (index, processor)
             for index, name in enumerate(COLUMNS)
@@ -234,7 +239,7 @@ class RowWriter:
         ]
         self._feature_names = list(feature_names)
 
-    def values(self, record: InferenceRecord) -> tuple:
+    def values(self, record: InferenceRecord) -> tuple[Any, ...]:
         """A record as column values in `COLUMNS` order, converted as the dialect wants them."""
         row = record_values(record, self._feature_names)
         for index, processor in self._processors:
@@ -242,11 +247,11 @@ class RowWriter:
                 row[index] = processor(row[index])
         return tuple(row)
 
-    def parameters(self, records: Sequence[InferenceRecord]) -> list:
+    def parameters(self, records: Sequence[InferenceRecord]) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
         rows = [self.values(record) for record in records]
-        if self.positional:
+        if self._order is not None:
             return [tuple(row[i] for i in self._order) for row in rows]
-        return [dict(zip(COLUMNS, row)) for row in rows]
+        return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
 
 
 class InferenceLog:
@@ -264,7 +269,7 @@ class InferenceLog:
         self.written = 0
         self.spilled = 0
         self._handed_over = 0
-        self._queue: collections.deque[tuple] = collections.deque()
+        self._queue: collections.deque[Compact] = collections.deque()
         self._lock = threading.Lock()  # one conversation with the writer at a time
         self._connection, self._process = _start_writer(url, self.feature_names)
         self._receive("started")
@@ -337,12 +342,12 @@ class InferenceLog:
         """Read the writer's reports up to the one named `until`; returns that report's error."""
         while True:
             try:
-                kind, written, spilled, error = self._connection.recv()
+                report: tuple[str, int, int, str | None] = self._connection.recv()
             except EOFError:
                 raise InferenceLogError(
                     f"the inference log writer stopped (exit code {self._process.poll()})"
                 ) from None
-            self.written, self.spilled = written, spilled
+            kind, self.written, self.spilled, error = report
             if error and kind == "started":
                 logger.warning("inference log: database unavailable at start (%s); will retry", error)
             elif error and kind == "written":
@@ -351,8 +356,8 @@ class InferenceLog:
                 return error
 
     def _run(self) -> None:
-        while not self._closing:
-            self._wake.wait(self.flush_seconds)
+        while True:
+            self._wake.wait(self.flush_seconds)  # close() wakes it
             with self._lock:
                 if self._closing:
                     return
@@ -369,7 +374,11 @@ class InferenceLogError(RuntimeError):
     """The inference log's database refused rows (they stay queued), or its writer process is gone."""
 
 
-def _compact(record: InferenceRecord) -> tuple:
+# A record as `_compact` makes it: its fields, the arrays as (shape, bytes) / lists / (shape, dtype, bytes)
+Compact = tuple[Any, ...]
+
+
+def _compact(record: InferenceRecord) -> Compact:
     """A record as plain bytes and strings: cheap to pickle through the pipe."""
     inputs = top_labels = top_probabilities = None
     if record.inputs is not None:
@@ -381,25 +390,25 @@ def _compact(record: InferenceRecord) -> tuple:
     return (*record[:8], inputs, top_labels, top_probabilities, record.error, record.variant)
 
 
-def _expand(compact: tuple) -> InferenceRecord:
+def _expand(compact: Compact) -> InferenceRecord:
     inputs, top_labels, top_probabilities = compact[8:11]
-    return InferenceRecord(
-        *compact[:8],
-        None if inputs is None else np.frombuffer(inputs[1], dtype=np.float64).reshape(inputs[0]),
-        None if top_labels is None else np.array(top_labels, dtype=object),
-        None
-        if top_probabilities is None
-        else np.frombuffer(top_probabilities[2], top_probabilities[1]).reshape(top_probabilities[0]),
-        *compact[11:],
+    return InferenceRecord._make(
+        (
+            *compact[:8],
+            None if inputs is None else np.frombuffer(inputs[1], dtype=np.float64).reshape(inputs[0]),
+            None if top_labels is None else np.array(top_labels, dtype=object),
+            None
+            if top_probabilities is None
+            else np.frombuffer(top_probabilities[2], top_probabilities[1]).reshape(top_probabilities[0]),
+            *compact[11:],
+        )
     )
 
 
-def _start_writer(url: str, feature_names: list[str]):
+def _start_writer(url: str, feature_names: list[str]) -> tuple[Connection, subprocess.Popen[bytes]]:
     """The writer as `python -m headliner.serving.inference_log` (a fresh interpreter: nothing of the
     serving process is forked or re-imported), talking over a socket pair; the database URL, which may
     hold a password, goes over the socket, not the command line."""
-    from multiprocessing.connection import Connection
-
     ours, theirs = socket.socketpair()
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
@@ -415,7 +424,7 @@ def _start_writer(url: str, feature_names: list[str]):
     return connection, process
 
 
-def _writer_main(connection) -> None:
+def _writer_main(connection: Connection) -> None:
     """The writer process: store what arrives, report progress, retry while the database is down. It
     runs at a lower CPU priority: under full load it yields to the server and catches up after."""
     url, feature_names = connection.recv()
@@ -424,7 +433,7 @@ def _writer_main(connection) -> None:
     # process says so (close) or is gone (end of the pipe), so what it was given is never dropped.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    pending: collections.deque[tuple] = collections.deque()
+    pending: collections.deque[Compact] = collections.deque()
     written = spilled = 0
     engine = create_log_engine(url)
     from sqlalchemy import MetaData
@@ -488,7 +497,7 @@ def _writer_main(connection) -> None:
             return
 
 
-def read_inference_log(url: str, endpoint: str | None = None, since: datetime | None = None):
+def read_inference_log(url: str, endpoint: str | None = None, since: datetime | None = None) -> pd.DataFrame:
     """The log as a DataFrame, one row per request, oldest first."""
     import pandas as pd
     from sqlalchemy import select
@@ -509,7 +518,7 @@ def read_inference_log(url: str, endpoint: str | None = None, since: datetime | 
         engine.dispose()
 
 
-def logged_items(frame) -> Any:
+def logged_items(frame: pd.DataFrame) -> pd.DataFrame:
     """Requests -> one row per scored item: request_id, item, received_at, model_version, the raw
     features, the top class and its probability (what drift and live-performance checks read)."""
     import pandas as pd
@@ -531,6 +540,4 @@ def logged_items(frame) -> Any:
 
 
 if __name__ == "__main__":  # the writer process (see _start_writer)
-    from multiprocessing.connection import Connection
-
     _writer_main(Connection(int(sys.argv[1])))

@@ -201,6 +201,7 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
     API token, which its requests then carry."""
     e = html.escape
     model = f"{data['model']['name']} version {data['model']['version']}"
+    model_name, model_version = e(data["model"]["name"]), e(data["model"]["version"])
     item, classes = data["item_noun"], data["class_noun"]
     start = data["presets"][0]["values"]
     fields = "".join(_field(index, entry, start[entry["name"]]) for index, entry in enumerate(data["features"]))
@@ -228,7 +229,7 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
 <a class="skip" href="#predict-form">Skip to the form</a>
 <header class="masthead">
   <div class="wrap">
-    <p class="eyebrow">Model <strong>{e(data["model"]["name"])}</strong> · version <strong>{e(data["model"]["version"])}</strong></p>
+    <p class="eyebrow">Model <strong>{model_name}</strong> · version <strong>{model_version}</strong></p>
     <h1>{e(data["title"])}</h1>
     <p class="question">{e(data["question"])}</p>
   </div>
@@ -267,7 +268,7 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
     <h2 id="batch-title">Upload a CSV file, one {e(item)} per row</h2>
     <p class="section-note">A header row names the columns: {columns}.
     Other columns (an id, a name) are copied to the result. At most {max_upload_rows:,} rows.
-    <a href="{e(example_href)}" download="{e(data["model"]["name"])}_examples.csv">Download an example file</a>.</p>
+    <a href="{e(example_href)}" download="{model_name}_examples.csv">Download an example file</a>.</p>
     <form id="batch-form" novalidate>
       <label for="csv-file">CSV file</label>
       <input type="file" id="csv-file" accept=".csv,text/csv" aria-describedby="batch-alert">
@@ -277,12 +278,13 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
     <p id="batch-status" class="status" role="status"></p>
     <a id="batch-download" class="download" hidden></a>
     <p class="section-note">The result has, per row, the top {top_k} {e(classes)} (<code>top_1_code</code>,
-    <code>top_1_name</code>, <code>top_1_probability</code>, …) and an <code>error</code> column saying why a row was not scored.</p>
+    <code>top_1_name</code>, <code>top_1_probability</code>, …) and an <code>error</code> column saying why a row
+    was not scored.</p>
   </section>
 </main>
 <footer class="wrap footer">
   <p>Answered by the model service itself: the same answers as <code>POST /predict</code> and
-  <code>POST /v2/models/{e(data["model"]["name"])}/infer</code>; the model's metadata: <code>GET /v2/models/{e(data["model"]["name"])}</code>.</p>
+  <code>POST /v2/models/{model_name}/infer</code>; the model's metadata: <code>GET /v2/models/{model_name}</code>.</p>
 </footer>
 <script type="application/json" id="page-data">{_json_for_script(data)}</script>
 <script>{SCRIPT}</script>

@@ -8,7 +8,7 @@ import difflib
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import orjson
@@ -115,6 +115,7 @@ class FeatureRules:
 
     def songs_matrix(self, payload: Any, max_rows: int) -> np.ndarray:
         """One song (a JSON object of features) or a list of them -> [N, F] float64 raw values."""
+        songs: Sequence[Any]
         if type(payload) is dict:
             songs, single = (payload,), True
         elif type(payload) is list:
@@ -159,9 +160,10 @@ class FeatureRules:
             bad = ~np.isfinite(matrix) | (matrix < self._lower) | (matrix > self._upper)
             whole = matrix[:, self._whole]
             bad[:, self._whole] |= whole != np.round(whole)
-        return bad.any(axis=1)
+        rows: np.ndarray = bad.any(axis=1)
+        return rows
 
-    def row_problems(self, row) -> list[tuple[str, str]]:
+    def row_problems(self, row: Sequence[float] | np.ndarray) -> list[tuple[str, str]]:
         """(feature, why) for each invalid value of one row."""
         return [
             (self.names[position], f"expected {self.expected(position)}, got {_number(value)}")
@@ -176,7 +178,7 @@ class FeatureRules:
             row = int(np.argmax(bad))
             self._raise_for_row(what, row, matrix[row])
 
-    def _raise_for_row(self, what: str, row: int, values) -> None:
+    def _raise_for_row(self, what: str, row: int, values: Sequence[float] | np.ndarray) -> NoReturn:
         feature, why = self.row_problems(values)[0]
         raise RequestError(422, f"{what} '{feature}', row {row}: {why}", feature)
 
@@ -207,7 +209,7 @@ class FeatureRules:
             self.check_matrix(matrix, "input")
         return matrix
 
-    def _v2_columns(self, tensors: list[tuple[str, list, list[int]]]) -> list[list]:
+    def _v2_columns(self, tensors: list[tuple[str, list[Any], list[int]]]) -> list[list[Any]]:
         """Per-feature tensors -> their values in schema order, checking names and shapes."""
         names = [name for name, _, _ in tensors]
         if len(names) != self.width or set(names) != self._name_set:
@@ -244,15 +246,15 @@ class FeatureRules:
         if rows > max_rows:
             raise RequestError(422, f"{rows} rows in one request; at most {max_rows} are accepted", "inputs")
 
-    def _check_columns(self, columns: list[list]) -> None:
+    def _check_columns(self, columns: list[list[Any]]) -> None:
         """`check_matrix` for values still in Python lists (one list per feature, schema order)."""
-        for row, values in enumerate(zip(*columns)):
+        for row, values in enumerate(zip(*columns, strict=True)):
             for position, value in enumerate(values):
                 if not self._value_ok(position, value):
                     self._raise_for_row("input", row, values)
 
     @staticmethod
-    def _v2_tensor(tensor: Any, index: int) -> tuple[str, list, list[int]]:
+    def _v2_tensor(tensor: Any, index: int) -> tuple[str, list[Any], list[int]]:
         """(name, flat list of numbers, shape) of one v2 input tensor, its structure checked."""
         where = f"inputs[{index}]"
         if type(tensor) is not dict:
@@ -292,7 +294,7 @@ _INT_TYPE = frozenset({int})
 SCALAR_CHECK_LIMIT = 256  # values; more are checked with numpy
 
 
-def _flatten(data: list) -> list | None:
+def _flatten(data: list[Any]) -> list[Any] | None:
     """Nested lists of numbers (row-major, as some clients send tensors) -> one flat list; None if any
     element is not a number."""
     flat = []

@@ -79,7 +79,10 @@ class PolicyStore(SideTable):
                     set_at=set_at, model_name=model_name, set_by=set_by, policy=policy.model_dump_json()
                 )
             )
-            record_id = result.inserted_primary_key[0]
+            key = result.inserted_primary_key
+        if key is None:  # SQLAlchemy's type allows it; a one-row insert has its key
+            raise HeadlinerError(f"{TABLE_NAME}: the database gave no id for the policy it stored")
+        record_id = key[0]
         return PolicyRecord(id=record_id, set_at=set_at, model_name=model_name, set_by=set_by, policy=policy)
 
     def history(self, model_name: str, limit: int = 1) -> list[PolicyRecord]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -15,6 +16,10 @@ from pydantic import BaseModel
 from headliner.errors import HeadlinerError
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.serving.routing import CANDIDATE, PRODUCTION, SHADOW
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy import Column, Connection, Table
 
 AGREEMENT_REQUESTS = 5_000  # requests sampled (seeded) for the agreement figure
 _FETCH_CHUNK = 500
@@ -53,7 +58,7 @@ class RolloutReport(HtmlReport):
         return figures
 
     def table(self) -> tuple[list[str], list[list[str]]]:
-        def show(value, fmt):
+        def show(value: float | None, fmt: str) -> str:
             return "-" if value is None else format(value, fmt)
 
         headers = [
@@ -86,22 +91,23 @@ class RolloutReport(HtmlReport):
         return headers, rows
 
     def agreement_text(self) -> str:
-        if self.agreement is None:
+        if self.agreement is None or self.compared_versions is None:  # set together
             return "agreement: needs requests answered by two versions in the window"
         production, candidate = self.compared_versions
         return (
-            f"top-1 agreement of v{production} and v{candidate}: {self.agreement:.1%} of {self.agreement_items:,} songs "
-            "(both versions scoring the same sampled songs)"
+            f"top-1 agreement of v{production} and v{candidate}: {self.agreement:.1%} of {self.agreement_items:,} "
+            "songs (both versions scoring the same sampled songs)"
         )
 
     def lines(self) -> list[str]:
         headers, rows = self.table()
-        widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+        widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
         out = [
             f"Rollout of '{self.model_name}', {self.window}" + (f"; policy now: {self.policy}" if self.policy else "")
         ]
         out += [
-            "  " + "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)) for line in [headers, *rows]
+            "  " + "  ".join(str(cell).rjust(width) for cell, width in zip(line, widths, strict=True))
+            for line in [headers, *rows]
         ]
         out.append("  " + self.agreement_text())
         return out
@@ -144,7 +150,8 @@ def rollout_report(
     try:
         if not inspect(engine).has_table(TABLE_NAME):
             raise HeadlinerError(
-                f"no inference log at {url}: serve the model (python run.py serve --stage production) and send it requests"
+                f"no inference log at {url}: serve the model (python run.py serve --stage production) "
+                "and send it requests"
             )
         table = log_table(engine)
         condition = and_(table.c.model_name == model_name, table.c.variant.is_not(None))
@@ -180,7 +187,9 @@ def rollout_report(
     finally:
         engine.dispose()
 
-    label_of = {(r, i): label for r, i, label in zip(labels["request_id"], labels["item"], labels["label"])}
+    label_of = {
+        (r, i): label for r, i, label in zip(labels["request_id"], labels["item"], labels["label"], strict=True)
+    }
     variants, top_k = [], None
     for (variant, version), group in meta.groupby(["variant", "model_version"], sort=False):
         answered = group[group["status"] == 200]
@@ -206,11 +215,11 @@ def rollout_report(
                     truth.append(label)
                     ranks.append(top.index(label) if label in top else -1)
         if truth:
-            ranks = np.asarray(ranks)
+            rank_array = np.asarray(ranks)
             figures.labelled, figures.accuracy, figures.top_k_accuracy = (
                 len(truth),
-                float(np.mean(ranks == 0)),
-                float(np.mean(ranks >= 0)),
+                float(np.mean(rank_array == 0)),
+                float(np.mean(rank_array >= 0)),
             )
         variants.append(figures)
     variants.sort(key=lambda v: (VARIANT_ORDER.index(v.variant) if v.variant in VARIANT_ORDER else 9, v.version))
@@ -219,18 +228,21 @@ def rollout_report(
     return report
 
 
-def _fetch(connection, table, column, ids: list[int]) -> dict[int, str]:
+def _fetch(connection: Connection, table: Table, column: Column[Any], ids: list[int]) -> dict[int, str]:
     """`column` of the rows with these ids, in chunks (an IN list has limits)."""
     from sqlalchemy import select
 
-    found = {}
+    found: dict[int, str] = {}
     for start in range(0, len(ids), _FETCH_CHUNK):
         chunk = ids[start : start + _FETCH_CHUNK]
-        found.update(connection.execute(select(table.c.id, column).where(table.c.id.in_(chunk))).all())
+        for row_id, value in connection.execute(select(table.c.id, column).where(table.c.id.in_(chunk))):
+            found[row_id] = value
     return found
 
 
-def _agreement(report: RolloutReport, meta, inputs: dict[int, str], load_model: Callable[[str], bytes]) -> None:
+def _agreement(
+    report: RolloutReport, meta: pd.DataFrame, inputs: dict[int, str], load_model: Callable[[str], bytes]
+) -> None:
     """The newest candidate (or shadow) version and the newest other version that answered as production
     both score the sampled songs."""
     from headliner.model.onnx_packaging import OnnxPredictor
