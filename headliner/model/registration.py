@@ -18,6 +18,7 @@ from headliner.spec import SourceKind, UseCaseSpec
 if TYPE_CHECKING:
     from zenml.client import Client
     from zenml.integrations.mlflow.model_registries import MLFlowModelRegistry
+    from zenml.metadata.metadata_types import MetadataType
 
 REGISTRY_VERSION_KEY = "mlflow_registry_version"  # version metadata: set once the MLflow mirror exists
 MLFLOW_ALIASES = {"staging": "staging", "production": "champion"}  # ZenML stage -> MLflow alias
@@ -26,7 +27,7 @@ EVENT_KEY = "promotion_event."  # version metadata key prefix of audit events (Z
 
 def version_metadata(
     report: EvaluationReport, splits: dict[str, pd.DataFrame], registry_version: str
-) -> dict[str, object]:
+) -> dict[str, MetadataType]:
     """What the dashboard shows on the model version."""
     return {
         "test_metrics": report.metrics,
