@@ -1,0 +1,1 @@
+"""The test suite in three tiers (unit, pipelines, services; see conftest.py) and the helpers they share."""

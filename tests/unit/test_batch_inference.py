@@ -12,6 +12,7 @@ import pytest
 from headliner.data.sources import load_raw_data, read_table
 from headliner.deploy.batch_scoring import score_to_file, write_predictions
 from headliner.errors import DataSourceError, DataValidationError
+from headliner.model.packaging import PARITY_TOLERANCE
 from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.serving.inference_log import InferenceLog, logged_items, read_inference_log
 from headliner.serving.payloads import FeatureRules
@@ -112,7 +113,9 @@ def test_chunks_give_the_same_predictions_as_one_chunk(predictor, raw_songs):
     at_once, whole = score_frame(predictor, raw_songs, chunk_rows=10_000)
 
     assert chunked.rows_rejected > 0
-    pd.testing.assert_frame_equal(in_chunks, at_once)
+    # ONNX Runtime's last digits depend on the batch a row is scored in: probabilities agree within the
+    # model's parity tolerance, everything else exactly
+    pd.testing.assert_frame_equal(in_chunks, at_once, check_exact=False, rtol=0, atol=PARITY_TOLERANCE)
     assert (chunked.chunks, whole.chunks) == (math.ceil(len(raw_songs) / 7), 1)
     assert sum(done) == len(raw_songs) and len(done) == chunked.chunks
     assert chunked.model_dump(

@@ -29,7 +29,7 @@ from tests.helpers.models import example_metadata
 
 FAMILY_PARAMS = {
     "logistic_regression": {},
-    "mlp": {},
+    "mlp": {"hidden_layer_sizes": (16,)},  # small: the test is the packaging, not the fit
     "random_forest": {"n_estimators": 10, "max_depth": 6},
 }
 

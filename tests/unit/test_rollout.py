@@ -4,6 +4,7 @@ response naming (and computed by) the version that answered, the controller foll
 and the production stage, and the rollout report."""
 
 import logging
+import random
 
 import numpy as np
 import orjson
@@ -24,6 +25,15 @@ from headliner.serving.rollout import (
 )
 from tests.helpers.payloads import random_songs, v2_request_of
 from tests.helpers.serving import Client
+
+
+@pytest.fixture
+def seeded_random():
+    """The canary draws with Python's `random`: seeded, so the split a test sees is the same every run."""
+    state = random.getstate()
+    random.seed(20)
+    yield
+    random.setstate(state)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +67,7 @@ def test_policies_need_a_share_for_split_modes():
         RolloutPolicy(mode="canary", percent=120)
 
 
-def test_canary_split_is_within_statistical_tolerance(jukebox_versions):
+def test_canary_split_is_within_statistical_tolerance(jukebox_versions, seeded_random):
     primary, candidate = _servers(jukebox_versions)
     routing = Routing(primary, candidate, RolloutPolicy(mode="canary", percent=20))
     n = 20_000
@@ -128,7 +138,7 @@ def test_shadow_never_changes_an_answer_and_logs_both_versions(jukebox_versions,
     assert [orjson.loads(o)["top"][0] for o in answered["outputs"]] == production_tops[:50]
 
 
-def test_every_answer_names_the_version_that_computed_it(jukebox_versions, songs, tmp_path):
+def test_every_answer_names_the_version_that_computed_it(jukebox_versions, songs, tmp_path, seeded_random):
     url = f"sqlite:///{tmp_path / 'log.sqlite'}"
     log = InferenceLog(url, OnnxPredictor(jukebox_versions["1"]).feature_names, flush_seconds=60)
     primary, candidate = _servers(jukebox_versions, log)
