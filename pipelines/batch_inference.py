@@ -5,6 +5,7 @@ from zenml import pipeline
 from zenml.client import Client
 from zenml.enums import ExecutionMode
 
+from headliner.labels import Artifact
 from headliner.spec import UseCaseSpec
 from steps.data import ingest_data
 from steps.deployment import score_batch
@@ -21,6 +22,6 @@ def batch_inference(spec: UseCaseSpec, data: str, version: str = "latest", outpu
     scheduled run scores with the version that is 'latest' or in the stage at that time; check that the
     version exists before running with `headliner.model.versions.find_model_version` (a clear error).
     """
-    onnx_model = Client().get_model_version(spec.name, version).get_artifact("onnx_model")
+    onnx_model = Client().get_model_version(spec.name, version).get_artifact(Artifact.ONNX_MODEL)
     batch_data = ingest_data(spec=spec, data=data)
     score_batch(onnx_model, batch_data, source=data, output=output)

@@ -2,13 +2,17 @@
 
 from zenml import pipeline
 from zenml.enums import ExecutionMode
+from zenml.steps.entrypoint_function_utils import StepArtifact
 
 from headliner.data.sources import describe_source
+from headliner.labels import Step
 from headliner.spec import UseCaseSpec
 from steps.data import ingest_data, label_data, profile_data, split_data, validate_data, wrangle_data
 
 
-def data_engineering_steps(spec: UseCaseSpec, data: str | None, rows: int | None):
+def data_engineering_steps(
+    spec: UseCaseSpec, data: str | None, rows: int | None
+) -> tuple[StepArtifact, StepArtifact, StepArtifact]:
     """The data steps, for any pipeline that starts from raw data; returns the three splits.
 
     A file or URL is re-read on every run (its content may change under the same name); generated
@@ -19,7 +23,7 @@ def data_engineering_steps(spec: UseCaseSpec, data: str | None, rows: int | None
     raw_data = ingest(spec=spec, data=data, rows=rows)
     validate_data(raw_data, spec=spec, source=source)
     # Nothing downstream starts before validation has passed.
-    wrangled_data, _ = wrangle_data(raw_data, spec=spec, source=source, after="validate_data")
+    wrangled_data, _ = wrangle_data(raw_data, spec=spec, source=source, after=Step.VALIDATE_DATA)
     labelled_data, _ = label_data(wrangled_data, spec=spec, source=source)
     train_split, validation_split, test_split, _ = split_data(labelled_data, spec=spec, source=source)
     profile_data(labelled_data, spec=spec)

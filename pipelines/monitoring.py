@@ -6,6 +6,7 @@ from zenml import pipeline
 from zenml.client import Client
 from zenml.enums import ExecutionMode
 
+from headliner.labels import Artifact
 from headliner.monitoring.window import WindowSelection
 from headliner.spec import UseCaseSpec
 from steps.monitoring import (
@@ -29,9 +30,9 @@ def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_
     against. ZenML resolves the version when the steps run: check it exists first."""
     model_version = Client().get_model_version(spec.name, version)
     reference, held_out = score_reference(
-        model_version.get_artifact("train_split"),
-        model_version.get_artifact("validation_split"),
-        model_version.get_artifact("onnx_model"),
+        model_version.get_artifact(Artifact.TRAIN_SPLIT),
+        model_version.get_artifact(Artifact.VALIDATION_SPLIT),
+        model_version.get_artifact(Artifact.ONNX_MODEL),
         spec=spec,
     )
     current, window_report = load_inference_window(spec=spec, version=version, selection=selection, log_url=log_url)
@@ -39,6 +40,6 @@ def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_
     prediction_drift = check_prediction_drift(held_out, current, spec=spec)
     quality = check_data_quality(current, window_report, spec=spec)
     fairness = check_fairness(held_out, current, spec=spec)
-    performance = evaluate_live_performance(current, model_version.get_artifact("evaluation_report"), spec=spec)
+    performance = evaluate_live_performance(current, model_version.get_artifact(Artifact.EVALUATION_REPORT), spec=spec)
     summary = decide_action(window_report, feature_drift, prediction_drift, quality, fairness, performance, spec=spec)
     send_alert(summary, spec=spec)

@@ -4,6 +4,7 @@ ONNX package with parity check -> registered model version."""
 from zenml import Model, pipeline
 from zenml.enums import ExecutionMode
 
+from headliner.labels import Step
 from headliner.spec import UseCaseSpec
 from pipelines.data_engineering import data_engineering_steps
 from steps.training import check_quality_gates, evaluate_model, package_model, register_model, train_model
@@ -23,7 +24,7 @@ def training(
     # The model version is created only when packaging starts, i.e. after every gate has passed.
     model = Model(name=spec.name, description=spec.description, tags=[spec.name, "onnx"])
     onnx_model = package_model.with_options(model=model)(
-        sklearn_model, evaluation_report, train_split, test_split, spec=spec, after="check_quality_gates"
+        sklearn_model, evaluation_report, train_split, test_split, spec=spec, after=Step.CHECK_QUALITY_GATES
     )
     register_model.with_options(model=model)(
         onnx_model,

@@ -7,10 +7,13 @@ from zenml import step
 
 import materializers  # noqa: F401  (registers the report materializer)
 from headliner.data.validation import validate_raw
+from headliner.labels import Artifact
 from headliner.reports.html import DataReport
 from headliner.spec import UseCaseSpec
 
 
 @step
-def validate_data(raw_data: pd.DataFrame, spec: UseCaseSpec, source: str) -> Annotated[DataReport, "validation_report"]:
+def validate_data(
+    raw_data: pd.DataFrame, spec: UseCaseSpec, source: str
+) -> Annotated[DataReport, Artifact.VALIDATION_REPORT]:
     return validate_raw(raw_data, spec, source)

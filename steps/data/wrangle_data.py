@@ -7,6 +7,7 @@ from zenml import step
 
 import materializers  # noqa: F401  (registers the report materializer)
 from headliner.data.wrangling import wrangle
+from headliner.labels import Artifact
 from headliner.reports.html import DataReport
 from headliner.spec import UseCaseSpec
 
@@ -14,7 +15,7 @@ from headliner.spec import UseCaseSpec
 @step
 def wrangle_data(
     raw_data: pd.DataFrame, spec: UseCaseSpec, source: str
-) -> tuple[Annotated[pd.DataFrame, "wrangled_data"], Annotated[DataReport, "wrangling_report"]]:
+) -> tuple[Annotated[pd.DataFrame, Artifact.WRANGLED_DATA], Annotated[DataReport, Artifact.WRANGLING_REPORT]]:
     # ZenML counts outputs from the literal tuple in the return statement.
     wrangled_data, report = wrangle(raw_data, spec, source)
     return wrangled_data, report

@@ -9,10 +9,11 @@ from zenml.integrations.bentoml.materializers.bentoml_bento_materializer import 
 
 from headliner.deploy.deployment import build_bento as build_service_bento
 from headliner.deploy.deployment import save_bento_model
+from headliner.labels import Artifact
 
 
 @step(enable_cache=False)
-def build_bento(onnx_model: onnx.ModelProto) -> Annotated[Bento, "bento"]:
+def build_bento(onnx_model: onnx.ModelProto) -> Annotated[Bento, Artifact.BENTO]:
     model_tag = save_bento_model(onnx_model.SerializeToString())
     bento = build_service_bento(model_tag)
     log_metadata(metadata={"bento_tag": str(bento.tag), "bento_model": model_tag}, infer_artifact=True)

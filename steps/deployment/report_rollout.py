@@ -6,6 +6,7 @@ from typing import Annotated
 from zenml import step
 
 import materializers  # noqa: F401  (registers the report materializer)
+from headliner.labels import Artifact
 from headliner.serving.rollout_report import RolloutReport, rollout_report
 from headliner.spec import UseCaseSpec
 
@@ -13,7 +14,7 @@ from headliner.spec import UseCaseSpec
 @step(enable_cache=False)
 def report_rollout(
     spec: UseCaseSpec, log_url: str, since: datetime | None = None, policy: str | None = None
-) -> Annotated[RolloutReport, "rollout_report"]:
+) -> Annotated[RolloutReport, Artifact.ROLLOUT_REPORT]:
     """Never cached: the log grows. Versions are loaded from the registry for the agreement figure."""
     from headliner.model.versions import onnx_model_bytes
 

@@ -11,6 +11,7 @@ from zenml import get_step_context, step
 
 import materializers  # noqa: F401  (registers the ONNX and report materializers)
 from headliner.deploy.batch_scoring import score_to_file
+from headliner.labels import Artifact
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.batch_scoring import DEFAULT_CHUNK_ROWS, BatchScoringReport
 from headliner.serving.settings import ServingSettings
@@ -23,7 +24,7 @@ def score_batch(
     source: str,
     output: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> tuple[Annotated[pd.DataFrame, "batch_predictions"], Annotated[BatchScoringReport, "batch_report"]]:
+) -> tuple[Annotated[pd.DataFrame, Artifact.BATCH_PREDICTIONS], Annotated[BatchScoringReport, Artifact.BATCH_REPORT]]:
     """Never cached: each run writes its own file and log records. The log's request ids start with the
     run's id. `output` None: outputs/batch_predictions_<model>_v<version>_<time>.csv here."""
     predictor = OnnxPredictor.from_model(onnx_model)

@@ -9,6 +9,7 @@ from zenml.services.service import BaseDeploymentService
 
 import materializers  # noqa: F401  (registers the report materializer)
 from headliner.deploy.deployment import SmokeTestReport, smoke_test_deployment
+from headliner.labels import Artifact
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.settings import ServingSettings
 
@@ -16,7 +17,7 @@ from headliner.serving.settings import ServingSettings
 @step(enable_cache=False)
 def smoke_test_service(
     service: BaseDeploymentService, onnx_model: onnx.ModelProto
-) -> Annotated[SmokeTestReport, "smoke_test"]:
+) -> Annotated[SmokeTestReport, Artifact.SMOKE_TEST]:
     predictor = OnnxPredictor.from_model(onnx_model)
     return smoke_test_deployment(
         service,

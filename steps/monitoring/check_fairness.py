@@ -6,6 +6,7 @@ import pandas as pd
 from zenml import step
 
 import materializers  # noqa: F401  (registers the report materializer)
+from headliner.labels import Artifact
 from headliner.monitoring.fairness import FairnessReport, fairness
 from headliner.monitoring.window import ANALYSED
 from headliner.spec import UseCaseSpec
@@ -14,5 +15,5 @@ from headliner.spec import UseCaseSpec
 @step(enable_cache=False)
 def check_fairness(
     held_out_reference: pd.DataFrame, current_window: pd.DataFrame, spec: UseCaseSpec
-) -> Annotated[FairnessReport, "fairness_report"]:
+) -> Annotated[FairnessReport, Artifact.FAIRNESS_REPORT]:
     return fairness(current_window[current_window[ANALYSED]], held_out_reference, spec)

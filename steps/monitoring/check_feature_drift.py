@@ -6,6 +6,7 @@ import pandas as pd
 from zenml import step
 
 import materializers  # noqa: F401  (registers the report materializer)
+from headliner.labels import Artifact
 from headliner.monitoring.drift import DriftReport, feature_drift
 from headliner.monitoring.window import ANALYSED
 from headliner.spec import UseCaseSpec
@@ -14,5 +15,5 @@ from headliner.spec import UseCaseSpec
 @step(enable_cache=False)
 def check_feature_drift(
     reference_data: pd.DataFrame, current_window: pd.DataFrame, spec: UseCaseSpec
-) -> Annotated[DriftReport, "feature_drift_report"]:
+) -> Annotated[DriftReport, Artifact.FEATURE_DRIFT_REPORT]:
     return feature_drift(reference_data, current_window[current_window[ANALYSED]], spec)

@@ -5,6 +5,7 @@ from typing import Annotated
 from zenml import get_step_context, log_metadata, step
 
 import materializers  # noqa: F401  (registers the report materializer)
+from headliner.labels import Artifact
 from headliner.monitoring.decision import MonitoringSummary, decide
 from headliner.monitoring.drift import DriftReport
 from headliner.monitoring.fairness import FairnessReport
@@ -23,7 +24,7 @@ def decide_action(
     fairness_report: FairnessReport,
     live_performance_report: LivePerformanceReport,
     spec: UseCaseSpec,
-) -> Annotated[MonitoringSummary, "monitoring_summary"]:
+) -> Annotated[MonitoringSummary, Artifact.MONITORING_SUMMARY]:
     """The decision is also recorded as the run's metadata (dashboard: the run's metadata tab)."""
     summary = decide(
         window_report,

@@ -6,6 +6,7 @@ import pandas as pd
 from zenml import step
 
 import materializers  # noqa: F401  (registers the report materializer)
+from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
 from headliner.monitoring.performance import LivePerformanceReport, live_performance
 from headliner.spec import UseCaseSpec
@@ -14,5 +15,5 @@ from headliner.spec import UseCaseSpec
 @step(enable_cache=False)
 def evaluate_live_performance(
     current_window: pd.DataFrame, evaluation_report: EvaluationReport, spec: UseCaseSpec
-) -> Annotated[LivePerformanceReport, "live_performance_report"]:
+) -> Annotated[LivePerformanceReport, Artifact.LIVE_PERFORMANCE_REPORT]:
     return live_performance(current_window, evaluation_report.metrics, spec)

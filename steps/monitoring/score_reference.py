@@ -8,6 +8,7 @@ import pandas as pd
 from zenml import step
 
 import materializers  # noqa: F401  (registers the ONNX materializer)
+from headliner.labels import Artifact
 from headliner.monitoring.window import reference_data
 from headliner.spec import UseCaseSpec
 
@@ -15,7 +16,7 @@ from headliner.spec import UseCaseSpec
 @step
 def score_reference(
     train_split: pd.DataFrame, validation_split: pd.DataFrame, onnx_model: onnx.ModelProto, spec: UseCaseSpec
-) -> tuple[Annotated[pd.DataFrame, "reference_data"], Annotated[pd.DataFrame, "held_out_reference"]]:
+) -> tuple[Annotated[pd.DataFrame, Artifact.REFERENCE_DATA], Annotated[pd.DataFrame, Artifact.HELD_OUT_REFERENCE]]:
     """Predictions on rows the model was trained on are more confident than on new rows (a flexible model
     fits them): the predicted-class distribution of live traffic is compared with held-out rows instead."""
     model = onnx_model.SerializeToString()

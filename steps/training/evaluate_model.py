@@ -7,6 +7,7 @@ from sklearn.pipeline import Pipeline
 from zenml import log_metadata, step
 
 import materializers  # noqa: F401  (registers the report materializer)
+from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.tracking import log_evaluation
 from headliner.model.training import ModelSelection, evaluate_selected
@@ -20,7 +21,7 @@ def evaluate_model(
     train_split: pd.DataFrame,
     test_split: pd.DataFrame,
     spec: UseCaseSpec,
-) -> Annotated[EvaluationReport, "evaluation_report"]:
+) -> Annotated[EvaluationReport, Artifact.EVALUATION_REPORT]:
     report = evaluate_selected(spec, sklearn_model, model_selection.selected, train_split, test_split)
     log_evaluation(report)
     log_metadata(

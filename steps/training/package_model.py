@@ -8,6 +8,7 @@ from sklearn.pipeline import Pipeline
 from zenml import get_step_context, log_metadata, step
 
 import materializers  # noqa: F401  (registers the ONNX materializer)
+from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.packaging import package_checked
 from headliner.spec import UseCaseSpec
@@ -21,7 +22,7 @@ def package_model(
     train_split: pd.DataFrame,
     test_split: pd.DataFrame,
     spec: UseCaseSpec,
-) -> Annotated[onnx.ModelProto, "onnx_model"]:
+) -> Annotated[onnx.ModelProto, Artifact.ONNX_MODEL]:
     context = get_step_context()
     onnx_model, parity = package_checked(
         spec,

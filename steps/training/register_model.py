@@ -11,6 +11,7 @@ from zenml.types import MarkdownString
 
 import materializers  # noqa: F401  (registers the report materializer)
 from headliner.governance.promotion import AUTOMATION_USER, request_promotion
+from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.gates import QualityGateReport
 from headliner.model.registration import mirror_to_registry, model_card_markdown, version_metadata
@@ -18,13 +19,13 @@ from headliner.model.training import ModelSelection
 from headliner.spec import UseCaseSpec
 from steps.training.discard_failed_version import discard_failed_version
 
-LINKED_INPUTS = (
-    "train_split",
-    "validation_split",
-    "test_split",
-    "evaluation_report",
-    "model_selection",
-    "quality_gates",
+LINKED_INPUTS = (  # inputs named after the artifacts they receive
+    Artifact.TRAIN_SPLIT,
+    Artifact.VALIDATION_SPLIT,
+    Artifact.TEST_SPLIT,
+    Artifact.EVALUATION_REPORT,
+    Artifact.MODEL_SELECTION,
+    Artifact.QUALITY_GATES,
 )
 
 
@@ -40,13 +41,17 @@ def register_model(
     spec: UseCaseSpec,
     request_staging: bool = False,
     trigger: dict[str, str] | None = None,
-) -> Annotated[MarkdownString, "model_card"]:
+) -> Annotated[MarkdownString, Artifact.MODEL_CARD]:
     """`request_staging` (run config) files the staging request for a second person to approve; `trigger`
     (set by the pipeline) is recorded on the version: why it was trained."""
     context = get_step_context()
     for name in LINKED_INPUTS:
         link_artifact_to_model(context.inputs[name][0])
-    splits = {"train_split": train_split, "validation_split": validation_split, "test_split": test_split}
+    splits: dict[str, pd.DataFrame] = {
+        Artifact.TRAIN_SPLIT: train_split,
+        Artifact.VALIDATION_SPLIT: validation_split,
+        Artifact.TEST_SPLIT: test_split,
+    }
     version = context.model.number
     registry_version = mirror_to_registry(spec, onnx_model, version, str(context.pipeline_run.name))
     metadata = version_metadata(evaluation_report, splits, registry_version)

@@ -8,6 +8,7 @@ from zenml import get_step_context, step
 
 import materializers  # noqa: F401  (registers the report materializer)
 from headliner.data.splitting import dataframe_fingerprint
+from headliner.labels import Artifact
 from headliner.model.tracking import git_commit, log_candidate
 from headliner.model.training import ModelSelection, TrainingConfig, select_model
 from headliner.spec import UseCaseSpec
@@ -16,7 +17,7 @@ from headliner.spec import UseCaseSpec
 @step(experiment_tracker=True, enable_cache=False)
 def train_model(
     train_split: pd.DataFrame, validation_split: pd.DataFrame, spec: UseCaseSpec, training: TrainingConfig
-) -> tuple[Annotated[Pipeline, "sklearn_model"], Annotated[ModelSelection, "model_selection"]]:
+) -> tuple[Annotated[Pipeline, Artifact.SKLEARN_MODEL], Annotated[ModelSelection, Artifact.MODEL_SELECTION]]:
     tags = {
         "use_case": spec.name,
         "git_commit": git_commit(),
