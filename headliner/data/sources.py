@@ -10,6 +10,7 @@ import io
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -20,6 +21,8 @@ from headliner.spec import SourceKind, UseCaseSpec
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SUPPORTED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
+Compression = Literal["gzip", "bz2", "zip", "xz"]  # pandas' names of the compressed CSVs read
+_COMPRESSION_OF_SUFFIX: dict[str, Compression] = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz"}
 
 
 def _generators() -> dict[str, Callable[[int, Sequence[str], int], pd.DataFrame]]:
@@ -81,7 +84,7 @@ def read_table(uri: str) -> pd.DataFrame:
     return parse_table(_read_bytes(uri), fmt, uri, _csv_compression(uri))
 
 
-def parse_table(content: bytes, fmt: str, name: str, compression: str | None = None) -> pd.DataFrame:
+def parse_table(content: bytes, fmt: str, name: str, compression: Compression | None = None) -> pd.DataFrame:
     """A CSV ('csv', UTF-8 with or without a byte-order mark) or Parquet file's bytes as a table; refuses
     empty or unreadable content with an error naming `name`."""
     if not content:
@@ -108,9 +111,9 @@ def parse_table(content: bytes, fmt: str, name: str, compression: str | None = N
     return frame
 
 
-def _csv_compression(uri: str) -> str | None:
+def _csv_compression(uri: str) -> Compression | None:
     suffix = Path(urlparse(uri).path if is_remote(uri) else uri).suffix.lower()
-    return {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz"}.get(suffix)
+    return _COMPRESSION_OF_SUFFIX.get(suffix)
 
 
 def sanitize_column(name: str) -> str:
@@ -126,7 +129,7 @@ def load_sklearn_dataset(name: str) -> pd.DataFrame:
     if name not in loaders:
         raise DataSourceError(f"unknown scikit-learn dataset '{name}'; expected one of {sorted(loaders)}")
     bunch = loaders[name](as_frame=True)
-    frame = bunch.frame.rename(columns=sanitize_column)
+    frame: pd.DataFrame = bunch.frame.rename(columns=sanitize_column)
     return frame
 
 

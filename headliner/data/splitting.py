@@ -26,7 +26,7 @@ def dataframe_fingerprint(frame: pd.DataFrame) -> str:
 
 def class_distribution(labels: pd.Series, classes: list[str]) -> NDArray[np.float64]:
     """Share of each class (in the spec's order) in a label column."""
-    counts: NDArray[np.float64] = labels.value_counts().reindex(classes, fill_value=0).to_numpy(dtype="float64")
+    counts = labels.value_counts().reindex(classes, fill_value=0).to_numpy(dtype=np.float64)
     shares: NDArray[np.float64] = counts / max(counts.sum(), 1.0)
     return shares
 

@@ -294,7 +294,7 @@ class OnnxPredictor:
     def from_model(cls, model: onnx.ModelProto) -> OnnxPredictor:
         return cls(model.SerializeToString())
 
-    def predict(self, features: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, features: Mapping[str, Any] | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Named feature columns, each of length N ([N] or [N, 1]; a dict or a pandas DataFrame) ->
         (labels [N] str, probabilities [N, C] float32, columns in `classes` order)."""
         if not hasattr(features, "keys"):

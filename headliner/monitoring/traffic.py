@@ -147,7 +147,8 @@ def held_out_split(model_name: str, version: str) -> pd.DataFrame:
             f"model '{model_name}' version {model_version.number} has no test_split artifact; "
             "expected one linked by the training pipeline"
         )
-    return artifact.load()
+    split: pd.DataFrame = artifact.load()
+    return split
 
 
 def served_version(url: str, model_name: str, token: str | None = None) -> str:
