@@ -33,10 +33,14 @@ class BentoServiceDaemon(BentoMLLocalDeploymentService):
 
     def run(self) -> None:
         from _bentoml_impl.server import serve_http
+        from bentoml._internal.service import Service as LegacyService
         from bentoml._internal.service.loader import load
 
         self.endpoint.prepare_for_start()
-        load(bento_identifier=self.config.bento_tag, working_dir=self.config.working_dir).inject_config()
+        service = load(bento_identifier=self.config.bento_tag, working_dir=self.config.working_dir)
+        if isinstance(service, LegacyService):
+            raise DeploymentError(f"{self.config.bento_tag}: a pre-1.2 BentoML service; serving/ defines a 1.4 one")
+        service.inject_config()
         serve_http(
             self.config.bento_tag,
             working_dir=self.config.working_dir,
@@ -54,8 +58,8 @@ class BentoServiceDaemon(BentoMLLocalDeploymentService):
 def deploy_request(
     deployer: BentoMLModelDeployer, request: DeploymentRequest, timeout: int = START_TIMEOUT
 ) -> BentoServiceDaemon:
-    """The deployer adapter of ZenML's BentoML deployer (headliner.deploy.deployers): start the request's bento as
-    a daemon on request.host:port, registered with `deployer`, after stopping and deleting the service
+    """The deployer adapter of ZenML's BentoML deployer (headliner.deploy.deployers): start the request's
+    bento as a daemon on request.host:port, registered with `deployer`, after stopping and deleting the service
     this pipeline step started before for the model (what `deploy_model` with `continuous_deployment_mode`
     does, with this service class)."""
     config = BentoMLLocalDeploymentConfig(
@@ -78,14 +82,16 @@ def deploy_request(
     ):
         if previous.config.model_name == config.model_name:
             deployer.delete_model_server(previous.uuid, timeout=timeout, force=False)
-    if not port_available(config.port, config.host):
+    if not port_available(request.port, request.host):
         raise DeploymentError(
-            f"port {config.port} is in use (another model's service? see: zenml model-deployer models list); choose --port"
+            f"port {request.port} is in use (another model's service? see: zenml model-deployer models list); "
+            "choose --port"
         )
 
     def start(uuid: UUID) -> BentoServiceDaemon:
         config.root_runtime_path = deployer.local_path  # after the record is made, as ZenML's deployer does
-        service = BentoServiceDaemon(uuid=uuid, config=config)
+        # ZenML's __init__ makes the endpoint from the config; the pydantic plugin types the fields' constructor
+        service = BentoServiceDaemon(uuid=uuid, config=config)  # type: ignore[call-arg]
         service.endpoint.config.allocate_port = False  # the port asked for, or an error: never another one
         try:
             service.start(timeout=timeout)

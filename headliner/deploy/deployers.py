@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import reduce
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 from uuid import UUID
 
 from headliner.errors import DeploymentError
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     Adapter = Callable[[BaseModelDeployer, DeploymentRequest], BaseDeploymentService]
 
+Service = TypeVar("Service", bound="BaseDeploymentService")
+
 # Flavor -> "module:attribute" of a function (deployer, request) -> service, imported only when used.
 ADAPTERS: dict[str, str] = {
     "bentoml": "headliner.deploy.bento_daemon:deploy_request",  # ZenML's BentoML deployer: a daemon on this machine
@@ -32,11 +34,13 @@ def adapter_for(deployer: BaseModelDeployer) -> Adapter:
     source = ADAPTERS.get(deployer.flavor)
     if source is None:
         raise DeploymentError(
-            f"the deployment pipeline cannot deploy with model deployer '{deployer.name}' of flavor '{deployer.flavor}'; "
+            f"the deployment pipeline cannot deploy with model deployer '{deployer.name}' "
+            f"of flavor '{deployer.flavor}'; "
             f"supported flavors: {', '.join(ADAPTERS)}"
         )
     module, _, attribute = source.partition(":")
-    return reduce(getattr, attribute.split("."), import_module(module))
+    # every entry of ADAPTERS names an adapter
+    return cast("Adapter", reduce(getattr, attribute.split("."), import_module(module)))
 
 
 def deploy(request: DeploymentRequest, deployer: BaseModelDeployer | None = None) -> BaseDeploymentService:
@@ -53,9 +57,7 @@ def deploy(request: DeploymentRequest, deployer: BaseModelDeployer | None = None
     return adapter_for(deployer)(deployer, request)
 
 
-def record_and_start(
-    config: ServiceConfig, service_type: ServiceType, start: Callable[[UUID], BaseDeploymentService]
-) -> BaseDeploymentService:
+def record_and_start(config: ServiceConfig, service_type: ServiceType, start: Callable[[UUID], Service]) -> Service:
     """What ZenML's `deploy_model` does once it has chosen to deploy (its search for the same service
     ignores the config in ZenML 0.98, so it returns any service of the flavor): record the service in the
     ZenML store, linked to the model version, `start` it with the record's id, then record its state;

@@ -54,7 +54,7 @@ def save_bento_model(model_bytes: bytes) -> str:
     return tag
 
 
-def build_bento(model_tag: str):
+def build_bento(model_tag: str) -> Bento:
     """A bento of the service (serving/bentofile.yaml) with the model packed in; the service finds it
     through the bento argument `bento_model`."""
     import bentoml
@@ -191,7 +191,9 @@ def smoke_test(
         Check(
             name=f"POST /v2/models/{model_name}/infer",
             passed=status == 200 and abs(sum(probabilities) - 1) < 1e-3,
-            detail=f"HTTP {status} in {ms:.0f} ms, {len(probabilities)} probabilities summing to {sum(probabilities):.4f}",
+            detail=(
+                f"HTTP {status} in {ms:.0f} ms, {len(probabilities)} probabilities summing to {sum(probabilities):.4f}"
+            ),
         )
     )
     report = SmokeTestReport(
