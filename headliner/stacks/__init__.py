@@ -1,1 +1,2 @@
-"""Stacks: setting up the ZenML stack a command needs, the servers of the `servers` stack, and the Kubernetes flavor and manifests."""
+"""Stacks: setting up the ZenML stack a command needs, the servers of the `servers` stack, and the
+Kubernetes flavor and manifests."""

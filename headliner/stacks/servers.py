@@ -108,7 +108,8 @@ def _passwords(config: ServersConfig) -> dict[str, str]:
     """The generated passwords and keys, made once and kept readable by the owner only."""
     path = config.home / "passwords.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        kept: dict[str, str] = json.loads(path.read_text())
+        return kept
     config.home.mkdir(parents=True, exist_ok=True)
     values = {
         "zenml_database": secrets.token_urlsafe(18),
@@ -147,7 +148,8 @@ def create_databases(config: ServersConfig, passwords: dict[str, str]) -> None:
         engine.dispose()
     except Exception as exc:
         raise ServersError(
-            f"MariaDB/MySQL at {url_without_password(config.mysql_admin_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_MYSQL_ADMIN_URL"
+            f"MariaDB/MySQL at {url_without_password(config.mysql_admin_url)}: {type(exc).__name__}: {exc}; "
+            "set HEADLINER_SERVERS_MYSQL_ADMIN_URL"
         ) from None
     try:
         engine = create_engine(config.database_url(config.postgres_url, "postgres"), isolation_level="AUTOCOMMIT")
@@ -160,7 +162,8 @@ def create_databases(config: ServersConfig, passwords: dict[str, str]) -> None:
         engine.dispose()
     except Exception as exc:
         raise ServersError(
-            f"PostgreSQL at {url_without_password(config.postgres_url)}: {type(exc).__name__}: {exc}; set HEADLINER_SERVERS_POSTGRES_URL"
+            f"PostgreSQL at {url_without_password(config.postgres_url)}: {type(exc).__name__}: {exc}; "
+            "set HEADLINER_SERVERS_POSTGRES_URL"
         ) from None
 
 
@@ -186,7 +189,8 @@ def _port_open(port: int) -> bool:
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
+            status: int = response.status
+            return status == 200
     except OSError:
         return False
 
@@ -331,7 +335,7 @@ def start_zenml(config: ServersConfig, passwords: dict[str, str]) -> None:
     _start(config, "zenml", command, env, config.zenml_port, lambda: _http_ok(config.zenml_url + "/health"))
 
 
-def _zenml_cli(args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _zenml_cli(args: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     zenml = Path(sys.executable).with_name("zenml")
     env = {**os.environ, "ZENML_ANALYTICS_OPT_IN": "false", **(extra_env or {})}
     return subprocess.run(
@@ -351,10 +355,12 @@ def log_in(config: ServersConfig, passwords: dict[str, str]) -> None:
     )
     if result.returncode != 0:
         raise ServersError(
-            f"could not log in to the ZenML server at {config.zenml_url}: {(result.stderr or result.stdout).strip()[-500:]}"
+            f"could not log in to the ZenML server at {config.zenml_url}: "
+            f"{(result.stderr or result.stdout).strip()[-500:]}"
         )
     _say(
-        f"  ZenML client: logged in to {config.zenml_url} as '{ADMIN_USER}' (password in {config.home / 'passwords.json'})"
+        f"  ZenML client: logged in to {config.zenml_url} as '{ADMIN_USER}' "
+        f"(password in {config.home / 'passwords.json'})"
     )
 
 
@@ -411,6 +417,7 @@ def stop_model_services() -> list[str]:
     ZenML server: after logging out, this client could no longer find them); returns what was stopped."""
     from zenml.client import Client
     from zenml.enums import StackComponentType
+    from zenml.model_deployers import BaseModelDeployer
     from zenml.stack import StackComponent
 
     try:
@@ -420,6 +427,8 @@ def stop_model_services() -> list[str]:
     stopped = []
     for model in stack.components.get(StackComponentType.MODEL_DEPLOYER) or []:
         deployer = StackComponent.from_model(model)
+        if not isinstance(deployer, BaseModelDeployer):  # a model deployer component always is one
+            continue
         for service in deployer.find_model_server():
             deployer.delete_model_server(service.uuid, force=False)
             stopped.append(f"'{service.config.model_name}' version {service.config.model_version}")

@@ -1,4 +1,5 @@
-"""First-run setup: initialise ZenML and make sure the active stack can run a pipeline.
+"""Setting up the ZenML stack a command needs: initialise the project's repository, import stack files
+(with the project's flavors) and make sure the active stack can run a pipeline.
 
 On a fresh clone the active stack is ZenML's 'default'; it is replaced by the project's local stack
 (imported from stack_configs/local.yaml, in the format of `zenml stack import`). A stack the user
@@ -10,17 +11,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import yaml
 
 from headliner.errors import StackSetupError
 from headliner.spec import PROJECT_ROOT
 
+if TYPE_CHECKING:
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
 LOCAL_STACK_FILE = PROJECT_ROOT / "stack_configs" / "local.yaml"
 ZENML_DEFAULT_STACK = "default"
 
 
-def import_stack(stack_file: Path, data: dict | None = None) -> str:
+def import_stack(stack_file: Path, data: dict[str, Any] | None = None) -> str:
     """Register the stack of a `zenml stack export` style YAML (or its already-read `data`) unless it
     exists; returns its name.
 
@@ -33,11 +40,11 @@ def import_stack(stack_file: Path, data: dict | None = None) -> str:
 
     client = Client()
     data = data if data is not None else yaml.safe_load(stack_file.read_text())
-    name = data["stack_name"]
+    name: str = data["stack_name"]
     if client.list_stacks(name=name).total:
         return name
     _check_secret_references(client, stack_file, data["components"])
-    component_ids = {}
+    component_ids: dict[StackComponentType, list[UUID]] = {}
     for type_name, config in data["components"].items():
         component_type = StackComponentType(type_name)
         existing = client.list_stack_components(type=component_type, name=config["name"])
@@ -62,8 +69,9 @@ def import_stack(stack_file: Path, data: dict | None = None) -> str:
     return name
 
 
-def _check_secret_references(client, stack_file: Path, components: dict) -> None:
-    """Every `{{secret.key}}` of the file resolves, checked before anything is created (no half-imported stack)."""
+def _check_secret_references(client: Client, stack_file: Path, components: dict[str, Any]) -> None:
+    """Every `{{secret.key}}` of the file resolves, checked before anything is created (no half-imported
+    stack)."""
     from zenml.utils import secret_utils
 
     for config in components.values():
@@ -77,12 +85,12 @@ def _check_secret_references(client, stack_file: Path, components: dict) -> None
                 values = None
             if values is None or key not in values:
                 raise StackSetupError(
-                    f"{stack_file}: {config['name']}.{field} refers to the ZenML secret '{secret}' with key '{key}', which does not "
-                    f"exist; create it first: zenml secret create {secret} --{key}=..."
+                    f"{stack_file}: {config['name']}.{field} refers to the ZenML secret '{secret}' "
+                    f"with key '{key}', which does not exist; create it first: zenml secret create {secret} --{key}=..."
                 )
 
 
-def register_flavor(name: str, source: str, component_type) -> None:
+def register_flavor(name: str, source: str, component_type: StackComponentType) -> None:
     """Register the project's flavor class at `source` unless a flavor `name` of that type exists."""
     from zenml.client import Client
 
@@ -94,7 +102,7 @@ def register_flavor(name: str, source: str, component_type) -> None:
         if flavor.name != name:
             raise StackSetupError(
                 f"flavor_source {source} defines flavor '{flavor.name}', the stack file expects '{name}'"
-            )
+            ) from None
 
 
 def repository_root() -> Path:
@@ -102,7 +110,7 @@ def repository_root() -> Path:
     return Path(os.environ.get("ZENML_REPOSITORY_PATH") or PROJECT_ROOT)
 
 
-def project_client():
+def project_client() -> Client:
     """A ZenML client of the project's repository (initialised if needed), importing sources from the
     project even when the repository config lives elsewhere."""
     from zenml.client import Client
@@ -148,7 +156,7 @@ def ensure_stack(required: Iterable[str]) -> str:
     return active.name
 
 
-def _component_type(name: str):
+def _component_type(name: str) -> StackComponentType:
     from zenml.enums import StackComponentType
 
     return StackComponentType(name)

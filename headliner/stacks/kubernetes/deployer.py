@@ -10,9 +10,9 @@ Registered from the stack config (stack_configs/kubernetes.yaml names it in `fla
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Generator
-from functools import partial
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 from uuid import UUID
 
@@ -40,6 +40,9 @@ from headliner.stacks.kubernetes.manifests import (
 )
 
 if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+    from kubernetes.dynamic.resource import Resource
+
     from headliner.deploy.deployment import DeploymentRequest
 
 FLAVOR = "headliner_kubernetes"
@@ -50,7 +53,8 @@ class KubernetesDeployerConfig(BaseModelDeployerConfig, ServingDeploymentSetting
     """The stack component's configuration: where the cluster is and how the service runs there."""
 
     kubernetes_context: str | None = None  # a kubeconfig context; None: the current one
-    incluster: bool = False  # always the pod's service account; without it, only when running in a pod (a step on the Kubernetes orchestrator)
+    # always the pod's service account; without it, only when running in a pod (a step on the Kubernetes orchestrator)
+    incluster: bool = False
     dry_run: bool = False
     ready_timeout: int = 600  # seconds the deployment pipeline waits for a ready replica (image pull, model load)
 
@@ -67,7 +71,7 @@ class KubernetesServiceConfig(ServiceConfig):
         return serving_manifests(self.settings, self.model_name, self.model_version)
 
 
-def _api_client(config: KubernetesServiceConfig):
+def _api_client(config: KubernetesServiceConfig) -> ApiClient:
     from kubernetes import client
     from kubernetes import config as kube_config
 
@@ -104,7 +108,7 @@ class KubernetesModelService(BaseDeploymentService):
     def healthcheck_url(self) -> str | None:
         return f"{self.base_url}/v2/health/ready"
 
-    def _resources(self):
+    def _resources(self) -> Iterator[tuple[Resource, dict[str, Any]]]:
         from kubernetes.dynamic import DynamicClient
 
         dynamic = DynamicClient(_api_client(self.config))
@@ -130,10 +134,8 @@ class KubernetesModelService(BaseDeploymentService):
         from kubernetes.dynamic.exceptions import NotFoundError
 
         for resource, manifest in reversed(list(self._resources())):
-            try:
+            with contextlib.suppress(NotFoundError):
                 resource.delete(name=manifest["metadata"]["name"], namespace=self.config.settings.namespace)
-            except NotFoundError:
-                pass
 
     def check_status(self) -> tuple[ServiceState, str]:
         if self.config.dry_run:
@@ -216,8 +218,11 @@ class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
         for service in earlier:
             if service.name == name:  # only the record: the apply below updates its objects
                 Client().delete_service(service.uuid)
-        start = partial(self.perform_deploy_model, config=config, timeout=self.config.ready_timeout)
-        deployed = cast(KubernetesModelService, record_and_start(config, service_type, start))
+
+        def start(uuid: UUID) -> KubernetesModelService:
+            return self.perform_deploy_model(uuid, config=config, timeout=self.config.ready_timeout)
+
+        deployed = record_and_start(config, service_type, start)
         if not config.dry_run and not deployed.is_running:
             raise DeploymentError(
                 f"{name} has no ready replica after {self.config.ready_timeout} s ({deployed.status.last_error}); "
@@ -230,7 +235,7 @@ class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
 
     def perform_deploy_model(
         self, id: UUID, config: ServiceConfig, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT
-    ) -> BaseService:
+    ) -> KubernetesModelService:
         service = KubernetesModelService(uuid=id, config=config)
         service.start(timeout=0 if cast(KubernetesServiceConfig, config).dry_run else timeout)
         return service

@@ -51,7 +51,8 @@ def dry_run(
         stack = load_stack(stack_name)
     except KeyError:
         raise StackSetupError(
-            f"no stack '{stack_name}' in this ZenML store; import one: python run.py stack-import stack_configs/kubernetes.yaml"
+            f"no stack '{stack_name}' in this ZenML store; "
+            "import one: python run.py stack-import stack_configs/kubernetes.yaml"
         ) from None
     groups: dict[str, list[dict[str, Any]]] = {}
     if part in ("all", "deployer"):

@@ -22,7 +22,7 @@ import random
 import string
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID, uuid4
 
 import yaml
@@ -78,6 +78,8 @@ from headliner.errors import StackSetupError
 from headliner.stacks.kubernetes.manifests import validate_manifests
 
 if TYPE_CHECKING:
+    from zenml.config.step_configurations import Step
+
     from headliner.spec import UseCaseSpec
 
 TOKEN_PLACEHOLDER = "<ZenML API token issued at submission>"
@@ -171,7 +173,7 @@ def pipeline_build(snapshot: PipelineSnapshotBase, stack: Stack) -> PipelineBuil
             continue
         if item.settings_checksum in by_checksum:
             image = by_checksum[item.settings_checksum]
-        elif config.settings.skip_build:
+        elif config.settings.skip_build and config.settings.parent_image:  # DockerSettings requires both together
             image = config.settings.parent_image
         else:
             step_part = f"-{config.step_name}" if config.step_name else ""
@@ -203,6 +205,11 @@ def _job_name(settings: KubernetesOrchestratorSettings, *parts: str) -> str:
     return kube_utils.sanitize_label(f"{settings.job_name_prefix or ''}-{random_part}-{'-'.join(parts)}")
 
 
+def _settings(orchestrator: KubernetesOrchestrator, of: PipelineSnapshotBase | Step) -> KubernetesOrchestratorSettings:
+    # ZenML types get_settings for any component; it returns an instance of the orchestrator's settings_class
+    return cast(KubernetesOrchestratorSettings, orchestrator.get_settings(of))
+
+
 def _token_env(
     orchestrator: KubernetesOrchestrator,
     environment: dict[str, str],
@@ -222,7 +229,7 @@ def _job_dict(job: V1Job, namespace: str) -> dict[str, Any]:
     A pod failure policy condition without `status` is given "True": the API server defaults it so, but
     the published schema (which `validate_manifests` checks) requires it, and ZenML leaves it out."""
     job.api_version, job.kind, job.metadata.namespace = "batch/v1", "Job", namespace
-    manifest = ApiClient().sanitize_for_serialization(job)
+    manifest: dict[str, Any] = ApiClient().sanitize_for_serialization(job)
     for rule in manifest["spec"].get("podFailurePolicy", {}).get("rules", []):
         for condition in rule.get("onPodConditions", []):
             condition.setdefault("status", "True")
@@ -313,11 +320,11 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
         manifests.append(secret)
 
     # KubernetesOrchestrator.submit_pipeline -> _submit_orchestrator_job -> _prepare_job_manifest
-    settings = orchestrator.get_settings(snapshot)
+    settings = _settings(orchestrator, snapshot)
     if not settings.service_account_name:
         raise StackSetupError(
-            f"orchestrator '{orchestrator.name}' names no service_account_name: ZenML would create 'zenml-service-account' "
-            "with the 'edit' role in the cluster at submission; name one"
+            f"orchestrator '{orchestrator.name}' names no service_account_name: "
+            "ZenML would create 'zenml-service-account' with the 'edit' role in the cluster at submission; name one"
         )
     pod_settings = settings.orchestrator_pod_settings or KubernetesPodSettings()
     environment = zenml_environment(stack, zenml_url)
@@ -354,7 +361,7 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
         f"{orchestrator_job}-{''.join(random.choices(string.ascii_lowercase + string.digits, k=5))}"
     )
     for step_name, step in snapshot.step_configurations.items():
-        step_settings = orchestrator.get_settings(step)
+        step_settings = _settings(orchestrator, step)
         step_environment = {**shared_environment, **get_runtime_environment(config=step.config, stack=stack)}
         step_pod_settings = kube_utils.apply_default_resource_requests(
             memory="400Mi", pod_settings=step_settings.pod_settings
