@@ -1,2 +1,2 @@
-"""Deployment: the model deployers, the local BentoML service daemon, the deployment pipeline's logic and
-batch scoring to files."""
+"""Deployment: the model deployers, the local BentoML service daemon, the deployment pipeline's logic, the
+service in the foreground, rollout control and batch scoring to files."""
