@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test tools pip cannot install, from Debian's packages: chromium (the page's browser tests drive it
-# through Playwright; Playwright never downloads a browser) and fonts for readable screenshots. Installs
-# only what is missing, as root or through sudo; does nothing when everything is there.
+# through Playwright; Playwright never downloads a browser), fonts for readable screenshots, and curl (the
+# deployment tests run the curl command the CLI prints). Installs only what is missing, as root or through
+# sudo; does nothing when everything is there.
 set -euo pipefail
 
-PACKAGES=(chromium fonts-dejavu-core fonts-liberation)
+PACKAGES=(chromium fonts-dejavu-core fonts-liberation curl)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

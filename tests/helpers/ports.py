@@ -59,4 +59,4 @@ def listens_on(pid: int, port: int) -> bool:
 
 def port_taken(output: str, port: int) -> bool:
     """Whether a server's output says it could not bind `port` because something else holds it."""
-    return "Address already in use" in output or (f"port {port}" in output and "is in use" in output)
+    return "address already in use" in output.lower() or (f"port {port}" in output and "is in use" in output)

@@ -5,6 +5,7 @@ line."""
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import urllib.request
@@ -44,6 +45,7 @@ def printed_curl(stdout: str) -> str:
 
 
 def run_printed_curl(stdout: str) -> dict:
+    assert shutil.which("curl"), "curl is not installed: run scripts/install_test_tools.sh"
     result = subprocess.run(["bash", "-c", printed_curl(stdout)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
