@@ -32,13 +32,17 @@ def score_batch(
     with tqdm(
         total=len(batch_data), unit="rows", unit_scale=True, desc=description, file=sys.stderr, mininterval=1.0
     ) as bar:
+
+        def advance(rows: int) -> None:
+            bar.update(rows)
+
         predictions, report = score_to_file(
             predictor,
             batch_data,
             output,
             ServingSettings().inference_log_url(),
             chunk_rows,
-            progress=bar.update,
+            progress=advance,
             batch_id=str(get_step_context().pipeline_run.id),
             source=source,
         )
