@@ -163,7 +163,7 @@ class InferenceApp:
             body = b'{"error":"missing or wrong bearer token: send Authorization: Bearer <token>"}'
             return await respond(send, 401, body, extra_headers=((b"www-authenticate", b"Bearer"),))
         if route is None:
-            route, request.pinned = _v2_route(path, routing)
+            route, request.pinned = _parsed_route(path, routing)
         if route.method is not None and request.method != route.method:
             return await _method_not_allowed(route.method)(send)
         await route.handler(request)
@@ -504,9 +504,10 @@ MODEL_ROUTES: dict[tuple[str, ...], Route] = {
 }
 
 
-def _v2_route(path: str, routing: Routing) -> tuple[Route, ModelServer | None]:
-    """A path not in `ROUTES`: (its route in `MODEL_ROUTES`, or one answering 404; the server of the
-    version the path pins, if it does). A trailing slash is tolerated."""
+def _parsed_route(path: str, routing: Routing) -> tuple[Route, ModelServer | None]:
+    """A path not in `ROUTES`, parsed: (its route, `/v2` for /v2/ and one of `MODEL_ROUTES` for
+    /v2/models/{name}[/versions/{version}]..., or one answering 404; the server of the version the path
+    pins, if it does). Trailing slashes are tolerated."""
     if not path.startswith("/v2"):
         return _not_found(path), None
     parts = path.strip("/").split("/")

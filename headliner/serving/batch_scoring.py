@@ -146,7 +146,9 @@ def _shown(value: object) -> str:
 def _class_labels(indices: np.ndarray, labels: list[str]) -> pd.Categorical:
     """Class indices (-1: not scored) as a categorical of their labels; display names may repeat."""
     categories, positions = np.unique(labels, return_inverse=True)
-    return pd.Categorical.from_codes(np.where(indices >= 0, positions[indices], -1), categories=categories)
+    codes = np.where(indices >= 0, positions[indices], -1)
+    # pandas takes any array-like of codes; its stubs ask for a Sequence
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories))  # type: ignore[arg-type]
 
 
 class _ChunkChecker:
@@ -268,7 +270,7 @@ def score_frame(
             progress(len(chunk))
     seconds = time.perf_counter() - started
 
-    predicted = {}
+    predicted: dict[str, pd.Categorical | np.ndarray] = {}
     for rank in range(top_k):
         predicted[f"top_{rank + 1}_code"] = _class_labels(top_indices[:, rank], predictor.classes)
         predicted[f"top_{rank + 1}_name"] = _class_labels(top_indices[:, rank], predictor.class_names)

@@ -524,15 +524,18 @@ def logged_items(frame: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     parts = []
-    for row in frame.itertuples(index=False):
-        if not row.inputs:
+    columns = ("inputs", "outputs", "request_id", "received_at", "model_version")
+    for inputs, answer, request_id, received_at, model_version in zip(
+        *(frame[column] for column in columns), strict=True
+    ):
+        if not inputs:
             continue
-        features = pd.DataFrame(**orjson.loads(row.inputs))
-        outputs = orjson.loads(row.outputs) if row.outputs else {"top": [], "probability": []}
+        features = pd.DataFrame(**orjson.loads(inputs))
+        outputs = orjson.loads(answer) if answer else {"top": [], "probability": []}
         features.insert(0, "item", range(len(features)))
-        features.insert(0, "request_id", row.request_id)
-        features["received_at"] = row.received_at
-        features["model_version"] = row.model_version
+        features.insert(0, "request_id", request_id)
+        features["received_at"] = received_at
+        features["model_version"] = model_version
         features["predicted"] = [top[0] for top in outputs["top"]] or None
         features["probability"] = [p[0] for p in outputs["probability"]] or None
         parts.append(features)

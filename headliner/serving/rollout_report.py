@@ -205,11 +205,10 @@ def rollout_report(
                 float(x) for x in np.percentile(answered["latency_ms"], [50, 99])
             )
         truth, ranks = [], []
-        for row in labelled_rows[
-            (labelled_rows["variant"] == variant) & (labelled_rows["model_version"] == version)
-        ].itertuples():
-            for item, top in enumerate(orjson.loads(outputs[row.id])["top"]):
-                label = label_of.get((row.request_id, item))
+        of_version = labelled_rows[(labelled_rows["variant"] == variant) & (labelled_rows["model_version"] == version)]
+        for row_id, request_id in zip(of_version["id"], of_version["request_id"], strict=True):
+            for item, top in enumerate(orjson.loads(outputs[row_id])["top"]):
+                label = label_of.get((request_id, item))
                 if label is not None:
                     top_k = len(top)
                     truth.append(label)
