@@ -10,8 +10,9 @@ from contextlib import contextmanager
 import httpx
 
 from headliner.model.onnx_packaging import OnnxPredictor
-from headliner.serving.app import InferenceApp, ModelServer
+from headliner.serving.app import InferenceApp
 from headliner.serving.inference_log import InferenceLog
+from headliner.serving.server import ModelServer
 from tests.helpers.ports import bound_socket
 
 

@@ -9,8 +9,9 @@ import numpy as np
 
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.model.packaging import PARITY_TOLERANCE
-from headliner.serving.app import InferenceApp, ModelServer
-from headliner.serving.rollout import RolloutPolicy, Routing
+from headliner.serving.app import InferenceApp
+from headliner.serving.routing import RolloutPolicy, Routing
+from headliner.serving.server import ModelServer
 from tests.helpers.payloads import random_songs, v2_request_of
 from tests.helpers.serving import serving
 

@@ -7,9 +7,10 @@ import pytest
 
 from headliner.errors import HeadlinerError
 from headliner.monitoring.traffic import served_version, simulate_traffic, traffic_songs
-from headliner.serving.app import InferenceApp, ModelServer
+from headliner.serving.app import InferenceApp
 from headliner.serving.feedback import FeedbackStore
 from headliner.serving.inference_log import InferenceLog, logged_items, read_inference_log
+from headliner.serving.server import ModelServer
 from tests.helpers.payloads import SONG
 from tests.helpers.ports import refused_url
 from tests.helpers.serving import serving

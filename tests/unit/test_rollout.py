@@ -11,18 +11,11 @@ import orjson
 import pytest
 
 from headliner.model.onnx_packaging import OnnxPredictor
-from headliner.serving.app import InferenceApp, ModelServer
+from headliner.serving.app import InferenceApp
 from headliner.serving.inference_log import InferenceLog, read_inference_log
-from headliner.serving.rollout import (
-    CANDIDATE,
-    PRODUCTION,
-    SHADOW,
-    PolicyStore,
-    RolloutController,
-    RolloutPolicy,
-    Routing,
-    ab_bucket,
-)
+from headliner.serving.rollout import PolicyStore, RolloutController
+from headliner.serving.routing import CANDIDATE, PRODUCTION, SHADOW, RolloutPolicy, Routing, ab_bucket
+from headliner.serving.server import ModelServer
 from tests.helpers.payloads import random_songs, v2_request_of
 from tests.helpers.serving import Client
 
@@ -181,7 +174,7 @@ def test_controller_follows_the_policy_table_and_the_production_stage(jukebox_ve
     base = ModelServer(OnnxPredictor(jukebox_versions["1"]), None)
     app = InferenceApp()
     store = PolicyStore(url)
-    controller = RolloutController(app, base, store, registry.get, load, poll_seconds=60, registry_poll_seconds=0)
+    controller = RolloutController(app.route, base, store, registry.get, load, poll_seconds=60, registry_poll_seconds=0)
     assert app.routing.primary is base and app.routing.mode == "off" and app.routing.tracked
     assert controller.refresh() is False  # nothing changed
 

@@ -17,9 +17,10 @@ import pytest
 from headliner.labels import class_display_names
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.model.packaging import PARITY_TOLERANCE
-from headliner.serving.app import InferenceApp, ModelServer
+from headliner.serving.app import InferenceApp
 from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.serving.inference_log import read_inference_log
+from headliner.serving.server import ModelServer
 from tests.helpers.payloads import SONG, SONG_ROW, WINE, v2_request
 from tests.helpers.serving import Client, Served
 
