@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from headliner.spec import UseCaseSpec
 
+PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities, ONNX vs scikit-learn (the model contract)
 PROBABILITIES = "probabilities"
 LABELS = "label"
 GRAPH_OUTPUTS = (PROBABILITIES, LABELS)  # the graph's output order
@@ -215,7 +216,11 @@ def package_onnx(
 
 
 def check_parity(
-    model: onnx.ModelProto, pipeline: Pipeline, frame: pd.DataFrame, spec: UseCaseSpec, tolerance: float = 1e-4
+    model: onnx.ModelProto,
+    pipeline: Pipeline,
+    frame: pd.DataFrame,
+    spec: UseCaseSpec,
+    tolerance: float = PARITY_TOLERANCE,
 ) -> float:
     """The max abs difference between ONNX and scikit-learn probabilities over `frame`; raises
     ParityError above `tolerance`, or if a predicted label differs where scikit-learn's top two

@@ -16,8 +16,6 @@ from headliner.model.onnx_packaging import check_parity, package_onnx
 from headliner.model.tracking import git_commit
 from headliner.spec import UseCaseSpec
 
-PARITY_TOLERANCE = 1e-4
-
 
 def provenance_metadata(
     spec: UseCaseSpec, report: EvaluationReport, train: pd.DataFrame, zenml_run_id: str
@@ -47,4 +45,4 @@ def package_checked(
 ) -> tuple[onnx.ModelProto, float]:
     """The ONNX model and its measured max abs probability difference on the test split."""
     model = package_onnx(pipeline, spec, model_version, provenance_metadata(spec, report, train, zenml_run_id))
-    return model, check_parity(model, pipeline, test, spec, tolerance=PARITY_TOLERANCE)
+    return model, check_parity(model, pipeline, test, spec)

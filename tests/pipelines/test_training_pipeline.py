@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from headliner.model.estimators import feature_frame
-from headliner.model.onnx_packaging import OnnxPredictor
-from headliner.model.packaging import PARITY_TOLERANCE
+from headliner.model.onnx_packaging import PARITY_TOLERANCE, OnnxPredictor
 from headliner.spec import PROJECT_ROOT
 from tests.helpers.cli import run_cli
 

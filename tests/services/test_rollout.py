@@ -7,8 +7,7 @@ import time
 import httpx
 import numpy as np
 
-from headliner.model.onnx_packaging import OnnxPredictor
-from headliner.model.packaging import PARITY_TOLERANCE
+from headliner.model.onnx_packaging import PARITY_TOLERANCE, OnnxPredictor
 from headliner.serving.app import InferenceApp
 from headliner.serving.routing import RolloutPolicy, Routing
 from headliner.serving.server import ModelServer

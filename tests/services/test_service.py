@@ -6,8 +6,7 @@ One server process per test session: starting BentoML takes seconds."""
 import numpy as np
 import pytest
 
-from headliner.model.onnx_packaging import OnnxPredictor
-from headliner.model.packaging import PARITY_TOLERANCE
+from headliner.model.onnx_packaging import PARITY_TOLERANCE, OnnxPredictor
 from headliner.serving.inference_log import read_inference_log
 from tests.helpers.payloads import SONG, SONG_ROW, v2_request
 from tests.helpers.service import RunningService, bentoml_command

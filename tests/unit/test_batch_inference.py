@@ -12,7 +12,7 @@ import pytest
 from headliner.data.sources import load_raw_data, read_table
 from headliner.deploy.batch_scoring import score_to_file, write_predictions
 from headliner.errors import DataSourceError, DataValidationError
-from headliner.model.packaging import PARITY_TOLERANCE
+from headliner.model.onnx_packaging import PARITY_TOLERANCE
 from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.serving.inference_log import InferenceLog, logged_items, read_inference_log
 from headliner.serving.payloads import FeatureRules

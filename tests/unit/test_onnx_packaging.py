@@ -18,12 +18,12 @@ from headliner.model.estimators import CandidateConfig, build_pipeline, feature_
 from headliner.model.onnx_packaging import (
     LABELS,
     PACKAGED_KEYS,
+    PARITY_TOLERANCE,
     PROBABILITIES,
     OnnxPredictor,
     check_parity,
     package_onnx,
 )
-from headliner.model.packaging import PARITY_TOLERANCE
 from headliner.spec import PROJECT_ROOT
 from tests.helpers.models import example_metadata
 

@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 
 from headliner.labels import class_display_names
-from headliner.model.onnx_packaging import OnnxPredictor
-from headliner.model.packaging import PARITY_TOLERANCE
+from headliner.model.onnx_packaging import PARITY_TOLERANCE, OnnxPredictor
 from headliner.serving.app import InferenceApp
 from headliner.serving.batch_scoring import prediction_columns, score_frame
 from headliner.serving.inference_log import read_inference_log

@@ -26,14 +26,13 @@ STACK_SPECIFIC = [
     "headliner/stacks/servers.py",
     "headliner/stacks/setup.py",
     "headliner/deploy/deployers.py",
+    "headliner/cli/stack.py",  # the commands about stacks: stack-import, kubernetes-manifests
 ]
-# run.py's commands about stacks (stack-import, kubernetes-manifests) and their helpers.
-STACK_COMMAND = re.compile(r"^_?(stack_import|kubernetes)")
 # Modules that implement a stack-specific flavor. The BentoML integration's materializer is not one: it
 # stores the bento artifact, which every stack builds.
 FLAVOR_MODULES = re.compile(
     r"^(zenml\.integrations\.(bentoml|kubernetes|s3|aws|gcp|azure)|zenml\.orchestrators\.local|zenml\.artifact_stores\.local"
-    r"|zenml\.container_registries|zenml\.image_builders|kubernetes|kubernetes_validate|headliner\.kubernetes|headliner\.bento_daemon)(\.|$)"
+    r"|zenml\.container_registries|zenml\.image_builders|kubernetes|kubernetes_validate|headliner\.stacks\.kubernetes|headliner\.deploy\.bento_daemon)(\.|$)"
 )
 ALLOWED_MODULES = re.compile(r"^zenml\.integrations\.bentoml\.materializers(\.|$)")
 
@@ -57,15 +56,10 @@ def stack_names() -> set[str]:
     return (flavors | {stack["stack_name"] for stack in stacks}) - {"s3"}
 
 
-def flavor_branches(source: str, names: set[str], allowed_functions: re.Pattern | None = None) -> list[tuple[int, str]]:
+def flavor_branches(source: str, names: set[str]) -> list[tuple[int, str]]:
     """(line, what) for each way `source` could tell stacks apart: reading a component's flavor, importing
     a flavor's implementation, comparing with a stack's or a stack-specific flavor's name."""
     tree = ast.parse(source)
-    skipped: set[int] = set()
-    if allowed_functions is not None:
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and allowed_functions.search(node.name):
-                skipped.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
     found = []
     for node in ast.walk(tree):
         modules: list[str] = []
@@ -105,7 +99,7 @@ def flavor_branches(source: str, names: set[str], allowed_functions: re.Pattern 
                     and constant.value.lower() in names
                 ):
                     found.append((node.lineno, f"compares with '{constant.value}', the name of a stack or flavor"))
-    return sorted({(line, what) for line, what in found if line not in skipped})
+    return sorted(set(found))
 
 
 def scanned_files() -> list[Path]:
@@ -127,8 +121,7 @@ def test_pipeline_code_has_no_branch_on_the_stack_flavor():
     problems = []
     for path in scanned_files():
         relative = path.relative_to(PROJECT_ROOT).as_posix()
-        allowed = STACK_COMMAND if relative == "run.py" else None
-        problems += [f"{relative}:{line}: {what}" for line, what in flavor_branches(path.read_text(), names, allowed)]
+        problems += [f"{relative}:{line}: {what}" for line, what in flavor_branches(path.read_text(), names)]
     assert len(scanned_files()) > 50
     assert not problems, "pipeline code must be the same on every stack:\n" + "\n".join(problems)
 
