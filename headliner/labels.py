@@ -5,8 +5,10 @@ artifacts that pipelines, the CLI, tools and tests share."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from headliner.spec import UseCaseSpec
+if TYPE_CHECKING:  # the names below are imported by the CLI at start: no pydantic for them
+    from headliner.spec import UseCaseSpec
 
 
 def class_display_names(spec: UseCaseSpec) -> list[str]:
