@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command, in order: the system test tools (scripts/install_test_tools.sh), the
 # pinned Python requirements into the active environment, the linters (ruff check, ruff format --check),
-# the type checker (mypy), the import layers (lint-imports), then pytest with this script's arguments:
+# the type checker (mypy), the import layers (lint-imports), the manual (mkdocs build --strict), then pytest
+# with this script's arguments:
 #   scripts/test.sh                 everything
 #   scripts/test.sh -m unit         one tier (unit, pipelines or services; see tests/conftest.py)
 #   scripts/test.sh tests/unit -x   any pytest arguments
@@ -23,5 +24,7 @@ stage "mypy"
 mypy
 stage "lint-imports"
 lint-imports
+stage "mkdocs build --strict"
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 stage "pytest $*"
 python -m pytest "$@"
