@@ -35,7 +35,31 @@ def run_pipeline(
     from headliner.errors import HeadlinerError
 
     try:
-        _run(pipeline_name, spec, data, rows, no_cache, run_config, version, port, output, monitoring)
+        from headliner.data.sources import check_source
+        from headliner.stacks.setup import ensure_stack
+
+        if data:
+            check_source(data)
+        options: RunOptions = {"enable_cache": False} if no_cache else {}
+        training_options: RunOptions = {}
+        if pipeline_name in TRAINING_PIPELINES:
+            from headliner.model.training import load_training_config
+
+            config_path = project_path(run_config)
+            load_training_config(config_path)
+            training_options["config_path"] = str(config_path)
+        hide_user_error_tracebacks()
+        stack = ensure_stack(PIPELINE_COMPONENTS[pipeline_name])
+        if pipeline_name == "deployment":
+            deploy(spec, version, port, options)
+        elif pipeline_name == "batch-inference":
+            assert data is not None  # the command refuses batch-inference without --data
+            batch.score_file(spec, data, version, output, options)
+        elif pipeline_name == "monitoring":
+            retraining = monitor.RetrainingRun(data=data, rows=rows, options={**options, **training_options})
+            monitor.monitor(spec, options, monitoring, retraining)
+        else:
+            _train(pipeline_name, spec, stack, data, rows, port, options, training_options)
     except Exception as exc:  # a failed step surfaces here; show its own message, not a traceback
         if pipeline_name in TRAINING_PIPELINES:
             discard_unfinished_versions(spec.name)
@@ -43,45 +67,6 @@ def run_pipeline(
         if isinstance(cause, HeadlinerError):
             fail(str(cause))
         fail(f"pipeline '{pipeline_name}' failed: {type(cause).__name__}: {cause}")
-
-
-def _run(
-    pipeline_name: str,
-    spec: UseCaseSpec,
-    data: str | None,
-    rows: int | None,
-    no_cache: bool,
-    run_config: str,
-    version: str,
-    port: int,
-    output: str | None,
-    monitoring: monitor.MonitoringOptions,
-) -> None:
-    from headliner.data.sources import check_source
-    from headliner.stacks.setup import ensure_stack
-
-    if data:
-        check_source(data)
-    options: RunOptions = {"enable_cache": False} if no_cache else {}
-    training_options: RunOptions = {}
-    if pipeline_name in TRAINING_PIPELINES:
-        from headliner.model.training import load_training_config
-
-        config_path = project_path(run_config)
-        load_training_config(config_path)
-        training_options["config_path"] = str(config_path)
-    hide_user_error_tracebacks()
-    stack = ensure_stack(PIPELINE_COMPONENTS[pipeline_name])
-    if pipeline_name == "deployment":
-        deploy(spec, version, port, options)
-    elif pipeline_name == "batch-inference":
-        assert data is not None  # the command refuses batch-inference without --data
-        batch.score_file(spec, data, version, output, options)
-    elif pipeline_name == "monitoring":
-        retraining = monitor.RetrainingRun(data=data, rows=rows, options={**options, **training_options})
-        monitor.monitor(spec, options, monitoring, retraining)
-    else:
-        _train(pipeline_name, spec, stack, data, rows, port, options, training_options)
 
 
 def _train(
