@@ -3,7 +3,7 @@ a running `serve --stage production` service applies, and report how the variant
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -95,11 +95,7 @@ def write_policy(
             f"(it shows policy {status['policy_id']}); see its log"
         )
     else:
-        candidate_text = f", candidate v{status['candidate_version']}" if status["candidate_version"] else ""
-        click.echo(
-            f"Applied by the service at {url}: "
-            f"production v{status['production_version']}{candidate_text}; {status['describe']}"
-        )
+        click.echo(f"Applied by the service at {url}: {served_text(status)}")
 
 
 @rollout.command("set")
@@ -189,11 +185,7 @@ def rollout_status(url: str, token: str | None, inference_log: str | None, confi
     if status is None:
         click.echo(f"No service answers at {url}")
     else:
-        candidate_text = f", candidate v{status['candidate_version']}" if status["candidate_version"] else ""
-        click.echo(
-            f"Service at {url}: production v{status['production_version']}{candidate_text}; "
-            f"{status['describe']} (policy {status['policy_id']})"
-        )
+        click.echo(f"Service at {url}: {served_text(status)} (policy {status['policy_id']})")
 
 
 @rollout.command("report")
@@ -229,3 +221,9 @@ def rollout_report(since: str | None, inference_log: str | None, config: str) ->
     click.echo(f"\nRun '{run.name}' finished")
     echo_lines(runs.rollout_report(run).lines())
     click.echo(f"Report: artifact '{Artifact.ROLLOUT_REPORT}' of run '{run.name}' (dashboard: zenml login --local)")
+
+
+def served_text(status: dict[str, Any]) -> str:
+    """ "production v2, candidate v3; canary: ..." from a service's `GET /rollout` answer."""
+    candidate_text = f", candidate v{status['candidate_version']}" if status["candidate_version"] else ""
+    return f"production v{status['production_version']}{candidate_text}; {status['describe']}"
