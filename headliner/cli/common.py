@@ -83,14 +83,25 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+# Project files that moved when the layout changed (0.9), so an old command line gets a clear answer.
+MOVED_PATHS = {
+    "configs/jukebox.yaml": "configs/use_cases/jukebox.yaml",
+    "configs/wine.yaml": "configs/use_cases/wine.yaml",
+    "configs/training.yaml": "configs/runs/training.yaml",
+}
+
+
 def project_path(path: str) -> Path:
     """A relative path that does not exist here is looked up in the project (default configs work
     from any working directory)."""
     from headliner.spec import PROJECT_ROOT
 
     candidate = Path(path)
-    if not candidate.is_absolute() and not candidate.exists() and (PROJECT_ROOT / candidate).exists():
-        return PROJECT_ROOT / candidate
+    if not candidate.is_absolute() and not candidate.exists():
+        if (PROJECT_ROOT / candidate).exists():
+            return PROJECT_ROOT / candidate
+        if candidate.as_posix() in MOVED_PATHS:
+            fail(f"{path} has moved to {MOVED_PATHS[candidate.as_posix()]} (docs/architecture.md, 'Moved')")
     return candidate
 
 

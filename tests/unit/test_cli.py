@@ -60,3 +60,14 @@ def test_pipeline_and_command_do_not_mix():
     result = run_cli(["--pipeline", "data", "generate", "--out", "x.csv"])
     assert result.returncode == 2
     assert "cannot be combined" in result.stderr
+
+
+def test_a_moved_config_path_names_its_new_place(isolated_env):
+    result = run_cli(["--pipeline", "data", "--config", "configs/jukebox.yaml"], isolated_env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: configs/jukebox.yaml has moved to configs/use_cases/jukebox.yaml (docs/architecture.md, 'Moved')"
+    )
+    result = run_cli(["--pipeline", "training", "--run-config", "configs/training.yaml"], isolated_env)
+    assert result.returncode == 1
+    assert "configs/training.yaml has moved to configs/runs/training.yaml" in result.stderr
