@@ -166,17 +166,23 @@ def version_artifacts() -> tuple[UseCaseSpec, bytes, pd.DataFrame, pd.DataFrame]
     from headliner.stacks.setup import ensure_stack
 
     ensure_stack(("orchestrator", "artifact_store"))  # the project's source root and local stack
+    from headliner.labels import Artifact
     from headliner.model.versions import find_model_version
 
     spec = load_spec(SPEC_FILE)
     model_version = find_model_version(MODEL_NAME, MODEL_VERSION)
     loaded: dict[str, Any] = {}
-    for name in ("onnx_model", "train_split", "test_split"):
+    for name in (Artifact.ONNX_MODEL, Artifact.TRAIN_SPLIT, Artifact.TEST_SPLIT):
         artifact = model_version.get_artifact(name)
         if artifact is None:
             raise SetupError(f"'{MODEL_NAME}' version {MODEL_VERSION} has no {name} artifact")
         loaded[name] = artifact.load()
-    return spec, loaded["onnx_model"].SerializeToString(), loaded["train_split"], loaded["test_split"]
+    return (
+        spec,
+        loaded[Artifact.ONNX_MODEL].SerializeToString(),
+        loaded[Artifact.TRAIN_SPLIT],
+        loaded[Artifact.TEST_SPLIT],
+    )
 
 
 # -- the inference logs --------------------------------------------------------------------------------------

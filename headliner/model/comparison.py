@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
+from headliner.labels import Artifact
 from headliner.model.estimators import class_indices
 from headliner.model.evaluation import LOWER_IS_BETTER, compute_metrics
 from headliner.spec import USE_CASES_DIR, UseCaseSpec, load_spec
@@ -45,7 +46,7 @@ def spec_for_model(model: str) -> UseCaseSpec:
 def _score(model_version: ModelVersionResponse, test: pd.DataFrame, spec: UseCaseSpec) -> float:
     from headliner.model.onnx_packaging import OnnxPredictor
 
-    artifact = model_version.get_artifact("onnx_model")
+    artifact = model_version.get_artifact(Artifact.ONNX_MODEL)
     if artifact is None:
         raise HeadlinerError(f"{spec.name} v{model_version.number} has no onnx_model to compare")
     predictor = OnnxPredictor.from_bytes(artifact.load().SerializeToString())
@@ -64,7 +65,7 @@ def compare_with_production(model: str, candidate: int, production: int) -> Verd
     spec = spec_for_model(model)
     client = Client()
     candidate_version = client.get_model_version(model, candidate)
-    test_artifact = candidate_version.get_artifact("test_split")
+    test_artifact = candidate_version.get_artifact(Artifact.TEST_SPLIT)
     if test_artifact is None:
         raise HeadlinerError(f"{model} v{candidate} has no test_split to compare on")
     test = test_artifact.load()

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
 
 from headliner.errors import SpecError
+from headliner.labels import Artifact
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
@@ -151,7 +152,7 @@ class EvaluationReport(HtmlReport):
     use_case: str
     model_name: str
     candidate: str
-    split: str = "test_split"
+    split: str = Artifact.TEST_SPLIT.value
     rows: int
     top_k: int
     classes: list[str]

@@ -10,6 +10,7 @@ import pandas as pd
 
 from headliner.data.splitting import dataframe_fingerprint
 from headliner.errors import StackSetupError
+from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.gates import QualityGateReport
 from headliner.model.training import ModelSelection
@@ -69,7 +70,7 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
     registry.configure_mlflow()
     info = mlflow.onnx.log_model(
         onnx_model,
-        name="onnx_model",
+        name=Artifact.ONNX_MODEL.value,
         pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
     )
     # Through the registry's MLflow client with the logged model's id: a tracking server accepts a
@@ -168,7 +169,7 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
             mlflow_version = mirrored[number].version
             tags = mirrored[number].tags
         else:
-            artifact = model_version.get_artifact("onnx_model")
+            artifact = model_version.get_artifact(Artifact.ONNX_MODEL)
             if artifact is None:
                 continue
             mlflow_version = _register_onnx(model, model, artifact.load(), model_version.number, "mirror repair")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from headliner.errors import HeadlinerError
+from headliner.labels import Artifact
 
 STAGES = ("staging", "production", "archived")
 
@@ -37,7 +38,7 @@ def onnx_model_artifact(model_name: str, version: str = "latest") -> tuple[int, 
     import materializers  # noqa: F401  (registers the ONNX materializer)
 
     model_version = find_model_version(model_name, version)
-    artifact = model_version.get_artifact("onnx_model")
+    artifact = model_version.get_artifact(Artifact.ONNX_MODEL)
     if artifact is None:
         raise HeadlinerError(f"model '{model_name}' version {model_version.number} has no onnx_model artifact")
     return model_version.number, artifact

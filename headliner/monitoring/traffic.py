@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from headliner.data.splitting import one_row_per_group
 from headliner.errors import HeadlinerError
+from headliner.labels import Artifact
 from headliner.spec import FeatureType, UseCaseSpec
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def held_out_split(model_name: str, version: str) -> pd.DataFrame:
     from headliner.model.versions import find_model_version
 
     model_version = find_model_version(model_name, version)
-    artifact = model_version.get_artifact("test_split")
+    artifact = model_version.get_artifact(Artifact.TEST_SPLIT)
     if artifact is None:
         raise HeadlinerError(
             f"model '{model_name}' version {model_version.number} has no test_split artifact; "
