@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
-from headliner.model.registration import EVENT_KEY, mirror_version
-from headliner.model.versions import find_model_version
+from headliner.model.versions import EVENT_KEY, find_model_version
 
 if TYPE_CHECKING:
     from zenml.metadata.metadata_types import MetadataType
@@ -339,4 +338,6 @@ def sync_mlflow_mirror(model: str, versions: list[int] | None = None) -> list[st
     """Make the MLflow registry's aliases match the ZenML stages (staging -> 'staging', production ->
     'champion') and mirror the tags of `versions` (default: all), re-registering a missing mirror
     version from its ONNX file; returns what changed."""
+    from headliner.model.registration import mirror_version  # MLflow, onnx, pandas: only when mirroring
+
     return mirror_version(model, versions)

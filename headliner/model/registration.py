@@ -14,6 +14,7 @@ from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.gates import QualityGateReport
 from headliner.model.training import ModelSelection
+from headliner.model.versions import EVENT_KEY, MLFLOW_ALIASES
 from headliner.spec import SourceKind, UseCaseSpec
 
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from zenml.metadata.metadata_types import MetadataType
 
 REGISTRY_VERSION_KEY = "mlflow_registry_version"  # version metadata: set once the MLflow mirror exists
-MLFLOW_ALIASES = {"staging": "staging", "production": "champion"}  # ZenML stage -> MLflow alias
-EVENT_KEY = "promotion_event."  # version metadata key prefix of audit events (ZenML allows no colons)
 
 
 def version_metadata(

@@ -9,6 +9,8 @@ from headliner.errors import HeadlinerError
 from headliner.labels import Artifact
 
 STAGES = ("staging", "production", "archived")
+MLFLOW_ALIASES = {"staging": "staging", "production": "champion"}  # ZenML stage -> alias of its MLflow mirror
+EVENT_KEY = "promotion_event."  # version metadata key prefix of audit events (ZenML allows no colons)
 
 if TYPE_CHECKING:
     from zenml.models import ArtifactVersionResponse, ModelVersionResponse
