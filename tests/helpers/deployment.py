@@ -1,6 +1,7 @@
 """A deployment request as the deployment pipeline hands it to the stack's model deployer."""
 
 from headliner.deploy.deployment import DeploymentRequest
+from headliner.labels import Step
 
 
 def deployment_request(version: str = "3") -> DeploymentRequest:
@@ -11,5 +12,5 @@ def deployment_request(version: str = "3") -> DeploymentRequest:
         bento_tag=f"headliner:v{version}",
         bento_path="/nowhere",
         pipeline_name="deployment",
-        step_name="deploy_service",
+        step_name=Step.DEPLOY_SERVICE,
     )

@@ -7,6 +7,7 @@ import pytest
 
 from headliner.data.sources import load_raw_data
 from headliner.errors import HeadlinerError
+from headliner.labels import Artifact, Step
 from headliner.model.versions import onnx_model_artifact
 from headliner.serving.inference_log import read_inference_log
 
@@ -29,10 +30,10 @@ def test_the_pipeline_scores_a_file_with_the_latest_registered_version(
     )
 
     number, onnx_model = onnx_model_artifact("jukebox", "latest")
-    step = run.steps["score_batch"]
-    assert step.inputs["onnx_model"][0].id == onnx_model.id
-    predictions = step.outputs["batch_predictions"][0].load()
-    report = step.outputs["batch_report"][0].load()
+    step = run.steps[Step.SCORE_BATCH]
+    assert step.inputs[Artifact.ONNX_MODEL][0].id == onnx_model.id
+    predictions = step.outputs[Artifact.BATCH_PREDICTIONS][0].load()
+    report = step.outputs[Artifact.BATCH_REPORT][0].load()
     assert len(predictions) == report.rows_in == 2000
     assert report.rows_rejected == predictions["error"].notna().sum() > 0
     assert report.rows_scored == 2000 - report.rows_rejected

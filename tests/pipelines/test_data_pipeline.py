@@ -6,17 +6,18 @@ import pandas as pd
 import pytest
 
 from headliner.data.splitting import dataframe_fingerprint
+from headliner.labels import Artifact, Step
 from headliner.reports.html import DataReport
 from tests.helpers.cli import run_cli, run_pipeline
 
-SPLITS = ("train_split", "validation_split", "test_split")
+SPLITS = (Artifact.TRAIN_SPLIT, Artifact.VALIDATION_SPLIT, Artifact.TEST_SPLIT)
 ARTIFACTS = {
-    "ingest_data": ["raw_data"],
-    "validate_data": ["validation_report"],
-    "wrangle_data": ["wrangled_data", "wrangling_report"],
-    "label_data": ["labelled_data", "labelling_report"],
-    "split_data": [*SPLITS, "split_report"],
-    "profile_data": ["data_profile"],
+    Step.INGEST_DATA: [Artifact.RAW_DATA],
+    Step.VALIDATE_DATA: [Artifact.VALIDATION_REPORT],
+    Step.WRANGLE_DATA: [Artifact.WRANGLED_DATA, Artifact.WRANGLING_REPORT],
+    Step.LABEL_DATA: [Artifact.LABELLED_DATA, Artifact.LABELLING_REPORT],
+    Step.SPLIT_DATA: [*SPLITS, Artifact.SPLIT_REPORT],
+    Step.PROFILE_DATA: [Artifact.DATA_PROFILE],
 }
 
 
@@ -111,13 +112,13 @@ def test_every_step_writes_its_named_artifacts(jukebox_run):
 
 def test_splits_are_grouped_fingerprinted_and_complete(jukebox_run, jukebox_spec):
     run, stdout = jukebox_run
-    parts = {name: output(run, "split_data", name).load() for name in SPLITS}
-    labelled = output(run, "label_data", "labelled_data").load()
+    parts = {name: output(run, Step.SPLIT_DATA, name).load() for name in SPLITS}
+    labelled = output(run, Step.LABEL_DATA, Artifact.LABELLED_DATA).load()
     assert sum(len(p) for p in parts.values()) == len(labelled) > 300
     songs = [set(p["spotify_id"]) for p in parts.values()]
     assert not (songs[0] & songs[1] or songs[0] & songs[2] or songs[1] & songs[2])
     for name, part in parts.items():
-        artifact = output(run, "split_data", name)
+        artifact = output(run, Step.SPLIT_DATA, name)
         assert artifact.run_metadata["fingerprint"] == dataframe_fingerprint(part)
         assert artifact.run_metadata["rows"] == len(part)
         assert f"fingerprint {dataframe_fingerprint(part)}" in stdout
@@ -128,25 +129,25 @@ def test_splits_are_grouped_fingerprinted_and_complete(jukebox_run, jukebox_spec
 
 def test_reports_count_the_generated_oddities(jukebox_run):
     run, _ = jukebox_run
-    validation = output(run, "validate_data", "validation_report").load()
-    wrangling = output(run, "wrangle_data", "wrangling_report").load()
+    validation = output(run, Step.VALIDATE_DATA, Artifact.VALIDATION_REPORT).load()
+    wrangling = output(run, Step.WRANGLE_DATA, Artifact.WRANGLING_REPORT).load()
     assert isinstance(validation, DataReport) and validation.rows_in == 4000
     assert validation.rows_affected("no label") > 0  # global chart rows
     assert validation.rows_affected("duplicate row") > 0
     assert wrangling.rows_affected("repeated example key") > 0
-    assert wrangling.rows_out == len(output(run, "wrangle_data", "wrangled_data").load())
+    assert wrangling.rows_out == len(output(run, Step.WRANGLE_DATA, Artifact.WRANGLED_DATA).load())
 
 
 def test_reports_have_dashboard_visualizations(jukebox_run):
     from zenml.artifacts.utils import load_artifact_visualization
 
     run, _ = jukebox_run
-    report_artifact = output(run, "validate_data", "validation_report")
+    report_artifact = output(run, Step.VALIDATE_DATA, Artifact.VALIDATION_REPORT)
     assert report_artifact.visualizations and report_artifact.visualizations[0].type.value == "html"
     page = load_artifact_visualization(report_artifact).value
     page = page.decode() if isinstance(page, bytes) else page
     assert "Validation of jukebox raw data" in page and "<table>" in page
-    profile = output(run, "profile_data", "data_profile")
+    profile = output(run, Step.PROFILE_DATA, Artifact.DATA_PROFILE)
     profile_page = load_artifact_visualization(profile).value
     profile_page = profile_page.decode() if isinstance(profile_page, bytes) else profile_page
     assert profile_page.lstrip().lower().startswith("<!doctype html>")
@@ -155,7 +156,7 @@ def test_reports_have_dashboard_visualizations(jukebox_run):
 
 def test_wine_runs_with_the_same_pipeline(wine_run, wine_spec):
     run, _ = wine_run
-    parts = {name: output(run, "split_data", name).load() for name in SPLITS}
+    parts = {name: output(run, Step.SPLIT_DATA, name).load() for name in SPLITS}
     assert [len(p) for p in parts.values()] == [106, 36, 36]
     for part in parts.values():
         assert set(part["target"]) == {"class_0", "class_1", "class_2"}
@@ -164,12 +165,12 @@ def test_wine_runs_with_the_same_pipeline(wine_run, wine_spec):
 
 def test_a_kaggle_csv_from_elsewhere_is_accepted(file_run):
     run, raw = file_run
-    validation = output(run, "validate_data", "validation_report").load()
+    validation = output(run, Step.VALIDATE_DATA, Artifact.VALIDATION_REPORT).load()
     assert validation.rows_in == len(raw) == 240
     assert validation.rows_affected("no label") == int((raw["country"].fillna("") == "").sum())
     assert validation.rows_affected("out of range", "tempo") >= 1
     assert validation.rows_affected("out of range", "loudness") >= 1
-    labelled = output(run, "label_data", "labelled_data").load()
+    labelled = output(run, Step.LABEL_DATA, Artifact.LABELLED_DATA).load()
     assert labelled["loudness"].max() <= 0.0
     assert not labelled.duplicated(subset=["spotify_id", "country"]).any()
 
@@ -190,4 +191,4 @@ def test_a_validation_failure_stops_the_run_with_one_line(isolated_env, tmp_path
 
     failed = Client().list_pipeline_runs(sort_by="desc:created", size=1).items[0]
     assert failed.status.value == "failed"
-    assert "wrangle_data" not in failed.steps or failed.steps["wrangle_data"].status.value != "completed"
+    assert Step.WRANGLE_DATA not in failed.steps or failed.steps[Step.WRANGLE_DATA].status.value != "completed"

@@ -8,6 +8,7 @@ import pytest
 
 from headliner.governance import promotion as governance
 from headliner.governance.promotion import PromotionError
+from headliner.labels import Artifact, Step
 from headliner.spec import PROJECT_ROOT
 
 MODEL = "wine"
@@ -21,14 +22,14 @@ def new_version(wine_training):
     from zenml.model.utils import link_artifact_version_to_model_version
 
     client = Client()
-    source = wine_training[0].steps["register_model"].model_version
+    source = wine_training[0].steps[Step.REGISTER_MODEL].model_version
 
     def create(onnx_model=None) -> int:
         version = client.create_model_version(MODEL)
-        for name in ("test_split", "evaluation_report", "onnx_model"):
+        for name in (Artifact.TEST_SPLIT, Artifact.EVALUATION_REPORT, Artifact.ONNX_MODEL):
             artifact = client.get_artifact_version(source.get_artifact(name).id)
-            if name == "onnx_model" and onnx_model is not None:
-                artifact = save_artifact(onnx_model, name="onnx_model")
+            if name == Artifact.ONNX_MODEL and onnx_model is not None:
+                artifact = save_artifact(onnx_model, name=Artifact.ONNX_MODEL)
             link_artifact_version_to_model_version(artifact, version)
         return version.number
 

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 
+from headliner.labels import Artifact, Step
 from tests.helpers.cli import FAST_RUN_CONFIG, run_cli
 from tests.helpers.traffic import SHIFT, log_traffic
 
@@ -43,9 +44,9 @@ def served_version(jukebox_training, jukebox_spec):
     from headliner.data.splitting import one_row_per_group
 
     run, _ = jukebox_training
-    version = run.steps["register_model"].model_version
-    onnx_bytes = version.get_artifact("onnx_model").load().SerializeToString()
-    songs = one_row_per_group(version.get_artifact("train_split").load(), jukebox_spec)
+    version = run.steps[Step.REGISTER_MODEL].model_version
+    onnx_bytes = version.get_artifact(Artifact.ONNX_MODEL).load().SerializeToString()
+    songs = one_row_per_group(version.get_artifact(Artifact.TRAIN_SPLIT).load(), jukebox_spec)
     return version.number, onnx_bytes, songs.sample(n=min(600, len(songs)), random_state=5).reset_index(drop=True)
 
 
@@ -65,7 +66,7 @@ def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox
     run, out = _monitor(
         ["--inference-log", log, "--reports-dir", str(tmp_path / "reports"), "--no-retrain"], isolated_env
     )
-    summary = run.steps["decide_action"].outputs["monitoring_summary"][0].load()
+    summary = run.steps[Step.DECIDE_ACTION].outputs[Artifact.MONITORING_SUMMARY][0].load()
     assert summary.model_version == str(number) and summary.figures["scored_rows"] == len(songs)
     assert summary.figures["drifted_feature_share"] <= 0.1 and summary.decision in ("ok", "warn"), summary.reasons
     assert not any("features drifted" in r or "live top_k_accuracy" in r for r in summary.reasons), summary.reasons
@@ -76,14 +77,14 @@ def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox
     assert json.loads((folder / "monitoring_summary.json").read_text())["decision"] == summary.decision
     # every report is an artifact with an HTML visualization the dashboard shows
     for step, name in [
-        ("check_feature_drift", "feature_drift_report"),
-        ("check_data_quality", "data_quality_report"),
-        ("check_prediction_drift", "prediction_drift_report"),
-        ("decide_action", "monitoring_summary"),
+        (Step.CHECK_FEATURE_DRIFT, Artifact.FEATURE_DRIFT_REPORT),
+        (Step.CHECK_DATA_QUALITY, Artifact.DATA_QUALITY_REPORT),
+        (Step.CHECK_PREDICTION_DRIFT, Artifact.PREDICTION_DRIFT_REPORT),
+        (Step.DECIDE_ACTION, Artifact.MONITORING_SUMMARY),
     ]:
         artifact = run.steps[step].outputs[name][0]
         assert [v.type.value for v in artifact.visualizations] == ["html"], name
-    performance = run.steps["evaluate_live_performance"].outputs["live_performance_report"][0]
+    performance = run.steps[Step.EVALUATE_LIVE_PERFORMANCE].outputs[Artifact.LIVE_PERFORMANCE_REPORT][0]
     assert [v.type.value for v in performance.visualizations] == ["html", "image"]
     assert run.run_metadata["decision"] == summary.decision
 
@@ -115,7 +116,7 @@ def test_shifted_traffic_retrains_and_alerts(served_version, jukebox_spec, isola
     finally:
         hook.shutdown()
         hook.server_close()
-    summary = run.steps["decide_action"].outputs["monitoring_summary"][0].load()
+    summary = run.steps[Step.DECIDE_ACTION].outputs[Artifact.MONITORING_SUMMARY][0].load()
     assert summary.decision == "retrain"
     assert set(SHIFT) <= set(summary.drifted_features)
     (alert,) = _Hook.received
@@ -130,7 +131,7 @@ def test_shifted_traffic_retrains_and_alerts(served_version, jukebox_spec, isola
         and trigger["monitoring_run"] == run.name
         and "features drifted" in trigger["reason"]
     )
-    new_version = training_run.steps["register_model"].model_version
+    new_version = training_run.steps[Step.REGISTER_MODEL].model_version
     assert Client().list_model_versions(model_name_or_id="jukebox", size=100).total == versions_before + 1
     assert new_version.run_metadata["trigger"]["monitoring_run"] == run.name
 

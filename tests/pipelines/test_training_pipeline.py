@@ -8,33 +8,43 @@ import numpy as np
 import pytest
 import yaml
 
+from headliner.labels import Artifact, Step
 from headliner.model.estimators import feature_frame
 from headliner.model.onnx_packaging import PARITY_TOLERANCE, OnnxPredictor
 from headliner.spec import PROJECT_ROOT
 from tests.helpers.cli import run_cli
 
-LINKED_ARTIFACTS = {"onnx_model", "model_card", "evaluation_report", "train_split", "validation_split", "test_split"}
+LINKED_ARTIFACTS = {
+    Artifact.ONNX_MODEL,
+    Artifact.MODEL_CARD,
+    Artifact.EVALUATION_REPORT,
+    Artifact.TRAIN_SPLIT,
+    Artifact.VALIDATION_SPLIT,
+    Artifact.TEST_SPLIT,
+}
 
 
 def test_registers_a_model_version_with_its_artifacts(jukebox_training):
     run, stdout = jukebox_training
-    version = run.steps["register_model"].model_version
+    version = run.steps[Step.REGISTER_MODEL].model_version
     assert version.model.name == "jukebox"
     assert f"Registered model 'jukebox' version {version.number}" in stdout
     linked = set(version.data_artifact_ids) | set(version.model_artifact_ids)
     assert linked >= LINKED_ARTIFACTS, linked
     metadata = version.run_metadata
     assert set(metadata["test_metrics"]) >= {"accuracy", "f1_macro", "top_k_accuracy", "log_loss"}
-    assert metadata["splits"]["test_split"]["rows"] == len(run.steps["split_data"].outputs["test_split"][0].load())
+    assert metadata["splits"]["test_split"]["rows"] == len(
+        run.steps[Step.SPLIT_DATA].outputs[Artifact.TEST_SPLIT][0].load()
+    )
 
 
 def test_the_onnx_file_alone_predicts_like_the_trained_model(jukebox_training, jukebox_spec):
     run, _ = jukebox_training
-    onnx_model = run.steps["package_model"].outputs["onnx_model"][0].load()
-    sklearn_model = run.steps["train_model"].outputs["sklearn_model"][0].load()
-    test = run.steps["split_data"].outputs["test_split"][0].load()
+    onnx_model = run.steps[Step.PACKAGE_MODEL].outputs[Artifact.ONNX_MODEL][0].load()
+    sklearn_model = run.steps[Step.TRAIN_MODEL].outputs[Artifact.SKLEARN_MODEL][0].load()
+    test = run.steps[Step.SPLIT_DATA].outputs[Artifact.TEST_SPLIT][0].load()
     predictor = OnnxPredictor.from_bytes(onnx_model.SerializeToString())
-    version = run.steps["register_model"].model_version
+    version = run.steps[Step.REGISTER_MODEL].model_version
     assert predictor.model_name == "jukebox" and predictor.model_version == str(version.number)
     assert predictor.classes == jukebox_spec.target.classes
     assert predictor.class_names[jukebox_spec.target.classes.index("KR")] == "South Korea"
@@ -43,21 +53,24 @@ def test_the_onnx_file_alone_predicts_like_the_trained_model(jukebox_training, j
     assert proba.shape == (len(test), 72)
     assert np.abs(proba - expected).max() <= PARITY_TOLERANCE
     assert set(labels) <= set(jukebox_spec.target.classes)
-    assert run.steps["package_model"].outputs["onnx_model"][0].run_metadata["parity_max_abs_diff"] <= PARITY_TOLERANCE
+    assert (
+        run.steps[Step.PACKAGE_MODEL].outputs[Artifact.ONNX_MODEL][0].run_metadata["parity_max_abs_diff"]
+        <= PARITY_TOLERANCE
+    )
 
 
 def test_evaluation_beats_the_baseline_and_is_visualized(jukebox_training):
     from zenml.artifacts.utils import load_artifact_visualization
 
     run, _ = jukebox_training
-    artifact = run.steps["evaluate_model"].outputs["evaluation_report"][0]
+    artifact = run.steps[Step.EVALUATE_MODEL].outputs[Artifact.EVALUATION_REPORT][0]
     report = artifact.load()
-    assert report.rows == len(run.steps["split_data"].outputs["test_split"][0].load())
+    assert report.rows == len(run.steps[Step.SPLIT_DATA].outputs[Artifact.TEST_SPLIT][0].load())
     assert report.metrics["top_k_accuracy"] > report.baseline_metrics["top_k_accuracy"] + 0.05
     assert [v.type.value for v in artifact.visualizations] == ["html", "image"]
     png = load_artifact_visualization(artifact, index=1).value
     assert png[:4] == b"\x89PNG"
-    onnx_card = load_artifact_visualization(run.steps["package_model"].outputs["onnx_model"][0]).value
+    onnx_card = load_artifact_visualization(run.steps[Step.PACKAGE_MODEL].outputs[Artifact.ONNX_MODEL][0]).value
     onnx_card = onnx_card.decode() if isinstance(onnx_card, bytes) else onnx_card
     assert "danceability" in onnx_card and "South Korea" in onnx_card
 
@@ -70,7 +83,7 @@ def test_every_candidate_is_an_mlflow_run_and_the_version_is_mirrored(jukebox_tr
     run, _ = jukebox_training
     mlflow.set_tracking_uri(Client().active_stack.experiment_tracker.get_tracking_uri())
     client = MlflowClient()
-    selection = run.steps["train_model"].outputs["model_selection"][0].load()
+    selection = run.steps[Step.TRAIN_MODEL].outputs[Artifact.MODEL_SELECTION][0].load()
     assert [c.name for c in selection.candidates] == ["logistic_regression", "small_forest"]
     for candidate in selection.candidates:
         mlflow_run = client.get_run(candidate.mlflow_run_id)
@@ -84,18 +97,20 @@ def test_every_candidate_is_an_mlflow_run_and_the_version_is_mirrored(jukebox_tr
         )
         info = mlflow.models.get_model_info(f"models:/{logged[0].model_id}")
         assert "sklearn" in info.flavors and info.signature is not None and info.saved_input_example_info
-    version = run.steps["register_model"].model_version
+    version = run.steps[Step.REGISTER_MODEL].model_version
     mirrored = client.get_model_version("jukebox", version.run_metadata["mlflow_registry_version"])
     assert mirrored.tags["zenml_model_version"] == str(version.number)
 
 
 def test_wine_trains_and_registers_with_the_same_code(wine_training, wine_spec):
     run, _ = wine_training
-    version = run.steps["register_model"].model_version
+    version = run.steps[Step.REGISTER_MODEL].model_version
     assert version.model.name == "wine"
-    report = run.steps["evaluate_model"].outputs["evaluation_report"][0].load()
+    report = run.steps[Step.EVALUATE_MODEL].outputs[Artifact.EVALUATION_REPORT][0].load()
     assert report.metrics["accuracy"] >= 0.8 and report.class_names == ["Cultivar 1", "Cultivar 2", "Cultivar 3"]
-    predictor = OnnxPredictor.from_bytes(run.steps["package_model"].outputs["onnx_model"][0].load().SerializeToString())
+    predictor = OnnxPredictor.from_bytes(
+        run.steps[Step.PACKAGE_MODEL].outputs[Artifact.ONNX_MODEL][0].load().SerializeToString()
+    )
     assert predictor.feature_names == wine_spec.feature_names and predictor.classes == wine_spec.target.classes
 
 
@@ -103,7 +118,7 @@ def test_a_missed_gate_fails_with_one_line_and_registers_nothing(isolated_env, t
     from zenml.client import Client
 
     spec = yaml.safe_load((PROJECT_ROOT / "configs" / "use_cases" / "wine.yaml").read_text())
-    spec["evaluation"]["quality_gates"] = [{"metric": "log_loss", "max": 0.0001}]
+    spec["evaluation"][Artifact.QUALITY_GATES] = [{"metric": "log_loss", "max": 0.0001}]
     spec_path = tmp_path / "wine_strict.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
     versions_before = Client().list_model_versions("wine").total
@@ -141,8 +156,8 @@ def test_a_registration_that_fails_removes_the_version_it_created(wine_training,
         training.with_options(config_path=str(PROJECT_ROOT / "configs" / "runs" / "training.yaml"))(spec=wine_spec)
     run = client.get_pipeline("training").last_run
     assert run.status.value == "failed"
-    assert run.steps["package_model"].status.value == "completed"  # it created version max(before) + 1
-    assert run.steps["register_model"].status.value == "failed"
+    assert run.steps[Step.PACKAGE_MODEL].status.value == "completed"  # it created version max(before) + 1
+    assert run.steps[Step.REGISTER_MODEL].status.value == "failed"
     assert [v.number for v in client.list_model_versions("wine", size=100).items] == before
     with pytest.raises(KeyError):
         client.get_model_version("wine", max(before) + 1)
@@ -150,7 +165,7 @@ def test_a_registration_that_fails_removes_the_version_it_created(wine_training,
 
 def test_export_model_writes_the_registered_onnx_file(jukebox_training, isolated_env, tmp_path):
     run, _ = jukebox_training
-    number = run.steps["register_model"].model_version.number
+    number = run.steps[Step.REGISTER_MODEL].model_version.number
     out = tmp_path / "jukebox.onnx"
     result = run_cli(["export-model", "--version", str(number), "--out", str(out)], isolated_env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -170,7 +185,7 @@ def test_the_run_config_flag_files_the_staging_request(jukebox_training):
     from headliner.governance import promotion as governance
 
     run, _ = jukebox_training
-    number = run.steps["register_model"].model_version.number
+    number = run.steps[Step.REGISTER_MODEL].model_version.number
     (request,) = [r for r in governance.pending_requests("jukebox") if r.version == number]
     assert (request.to_stage, request.from_stage, request.requested_by) == ("staging", "none", "training-pipeline")
     assert run.name in request.reason

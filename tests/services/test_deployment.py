@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 
+from headliner.labels import Step
 from headliner.serving.inference_log import read_inference_log
 from tests.helpers.cli import finished_run, run_cli, run_cli_on_a_free_port
 
@@ -53,7 +54,7 @@ def run_printed_curl(stdout: str) -> dict:
 
 def test_deploys_a_version_answers_the_printed_curl_and_a_redeploy_replaces_it(jukebox_training, serving_env):
     env, log = serving_env
-    number = jukebox_training[0].steps["register_model"].model_version.number
+    number = jukebox_training[0].steps[Step.REGISTER_MODEL].model_version.number
 
     port, result = run_cli_on_a_free_port(["--pipeline", "deployment", "--version", str(number)], env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -114,7 +115,7 @@ def test_all_trains_then_serves_the_new_version(wine_spec, serving_env):
     env, _ = serving_env
     port, result = run_cli_on_a_free_port(["--pipeline", "all", "--config", "configs/use_cases/wine.yaml"], env)
     run, stdout = finished_run(result), result.stdout
-    number = run.steps["register_model"].model_version.number
+    number = run.steps[Step.REGISTER_MODEL].model_version.number
     assert f"Registered model 'wine' version {number}" in stdout
     assert f"Service for 'wine' version {number} is live at http://127.0.0.1:{port}" in stdout
     answer = run_printed_curl(stdout)

@@ -15,6 +15,7 @@ import onnx
 import pytest
 
 from headliner.governance import promotion as governance
+from headliner.labels import Artifact, Step
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.inference_log import read_inference_log
 from tests.helpers.cli import run_cli
@@ -35,13 +36,15 @@ def wine_versions(wine_training, wine_spec):
     from zenml.model.utils import link_artifact_version_to_model_version
 
     client = Client()
-    source = wine_training[0].steps["register_model"].model_version
+    source = wine_training[0].steps[Step.REGISTER_MODEL].model_version
     numbers, files = [], {}
     for rows in (None, 60):
         version = client.create_model_version(MODEL)
         data = packaged_linear_model(wine_spec, rows=rows, version=str(version.number))
-        link_artifact_version_to_model_version(save_artifact(onnx.load_from_string(data), name="onnx_model"), version)
-        for name in ("test_split", "evaluation_report"):
+        link_artifact_version_to_model_version(
+            save_artifact(onnx.load_from_string(data), name=Artifact.ONNX_MODEL), version
+        )
+        for name in (Artifact.TEST_SPLIT, Artifact.EVALUATION_REPORT):
             link_artifact_version_to_model_version(client.get_artifact_version(source.get_artifact(name).id), version)
         numbers.append(version.number)
         files[str(version.number)] = data
@@ -192,7 +195,7 @@ def test_canary_shadow_promotion_and_rollback_on_the_running_service(rollout_ser
     from zenml.client import Client
 
     run = Client().get_pipeline_run(re.search(r"Run '(rollout_report-[^']+)' finished", report.stdout).group(1))
-    artifact = run.steps["report_rollout"].outputs["rollout_report"][0]
+    artifact = run.steps[Step.REPORT_ROLLOUT].outputs[Artifact.ROLLOUT_REPORT][0]
     assert [v.type.value for v in artifact.visualizations] == ["html"]
     assert {(v.variant, v.version, v.requests) for v in artifact.load().variants} >= {("shadow", candidate, 50)}
     agreement = re.search(r"top-1 agreement of v(\d+) and v(\d+): ([\d.]+)% of ([\d,]+) songs", report.stdout)
