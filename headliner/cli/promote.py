@@ -1,5 +1,6 @@
-"""`promote request|approve|reject|list|history|sync`: the four-eyes promotion of headliner.governance,
-each refusal one line and exit 1."""
+"""`promote request|approve|reject|list|history|sync|record`: the four-eyes promotion of headliner.governance,
+each refusal one line and exit 1; each decision is then recorded as a `governance` run, whose stage record
+the ZenML dashboard shows."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from headliner.cli.common import AS_OPTION, PIPELINE_COMPONENTS, fail, set_quiet_defaults
+from headliner.cli.common import AS_OPTION, PIPELINE_COMPONENTS, fail, root_cause, set_quiet_defaults
+from headliner.labels import Artifact
 
 if TYPE_CHECKING:
     from headliner.governance.promotion import PromotionRequest, Stage
@@ -33,6 +35,38 @@ def governed(action: Callable[[], T]) -> T:
         return action()
     except HeadlinerError as exc:
         fail(str(exc))
+
+
+def record_stage(model: str, version: int) -> None:
+    """Run the governance pipeline for a version and say where its stage record is; raises if the run fails."""
+    from zenml.utils.dashboard_utils import get_run_url
+
+    from headliner.cli import runs
+
+    run = runs.run_governance(model, version)
+    record = runs.stage_record(run)
+    click.echo(
+        f"Run '{run.name}' finished: {record.headline}, {len(record.history)} event(s), "
+        f"MLflow aliases: {record.aliases_text()}"
+    )
+    url = get_run_url(run)
+    where = url or f"zenml login --local, then Runs -> {run.name}"
+    click.echo(f"Stage record: artifact '{Artifact.MODEL_STAGE_RECORD}' of run '{run.name}' ({where})")
+
+
+def record_decision(model: str, version: int) -> None:
+    """After a decision, which is already stored: record it as a run. A failed run warns (stderr) and the
+    command still succeeds, since the decision stands; `promote record` makes the run again."""
+    try:
+        record_stage(model, version)
+    except Exception as exc:
+        cause = root_cause(exc)
+        click.echo(
+            f"warning: the decision is stored, but recording it as a governance run failed: "
+            f"{type(cause).__name__}: {cause}; record it with: python run.py promote record --model {model} "
+            f"--version {version}",
+            err=True,
+        )
 
 
 def request_to_approve(request_id: str | None, model: str | None, version: int | None) -> str:
@@ -71,6 +105,7 @@ def promote_request(model: str, version: int, to_stage: Stage, reason: str, as_n
     )
     click.echo(f"Request {request.id}: {model} v{version} {request.from_stage} -> {to_stage} by {request.requested_by}")
     click.echo(f"A second person approves it with: python run.py promote approve {request.id}")
+    record_decision(model, version)
 
 
 @promote.command("approve")
@@ -103,6 +138,7 @@ def promote_approve(
         f"Approved {request.id} by {request.decided_by}: "
         f"{request.model} v{request.version} is now in {request.to_stage}"
     )
+    record_decision(request.model, request.version)
 
 
 @promote.command("reject")
@@ -115,6 +151,7 @@ def promote_reject(request_id: str, reason: str, as_name: str | None) -> None:
 
     request = governed(lambda: governance.reject(request_id, reason, governance.acting_user(as_name)))
     click.echo(f"Rejected {request.id} by {request.decided_by}: {request.decision_reason}")
+    record_decision(request.model, request.version)
 
 
 @promote.command("list")
@@ -152,3 +189,22 @@ def promote_sync(model: str) -> None:
 
     changes = governed(lambda: governance.sync_mlflow_mirror(model))
     click.echo("\n".join(changes) if changes else "MLflow mirror already matches the ZenML store")
+
+
+@promote.command("record")
+@click.option("--model", required=True)
+@click.option("--version", required=True, type=click.IntRange(min=1))
+def promote_record(model: str, version: int) -> None:
+    """Record a version's stage and promotion history as a governance run (what each decision does)."""
+
+    def record() -> None:
+        from headliner.model.versions import find_model_version
+
+        find_model_version(model, version)  # an unknown version is one line, before any run starts
+        try:
+            record_stage(model, version)
+        except Exception as exc:
+            cause = root_cause(exc)
+            fail(f"the governance run failed: {type(cause).__name__}: {cause}")
+
+    governed(record)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from zenml.models import ModelVersionResponse, PipelineRunResponse
 
     from headliner.deploy.deployment import SmokeTestReport
+    from headliner.governance.stage_record import ModelStageRecord
     from headliner.model.evaluation import EvaluationReport
     from headliner.model.gates import QualityGateReport
     from headliner.monitoring.decision import Alert, MonitoringSummary
@@ -100,6 +101,13 @@ def run_rollout_report(
     return _finished(rollout_report(spec=spec, log_url=log_url, since=since, policy=policy), rollout_report.name)
 
 
+def run_governance(model: str, version: int) -> PipelineRunResponse:
+    """Record a model version's stage and promotion history as a run (after a promotion decision)."""
+    from pipelines.governance import governance
+
+    return _finished(governance(model=model, version=version), governance.name)
+
+
 def load_output(run: PipelineRunResponse, step: Step, artifact: Artifact) -> Any:
     """The loaded value of a step's named output in a finished run."""
     return run.steps[step].outputs[artifact][0].load()
@@ -146,6 +154,11 @@ def monitoring_reports(run: PipelineRunResponse) -> tuple[MonitoringSummary, dic
 def alert(run: PipelineRunResponse) -> Alert:
     sent: Alert = load_output(run, Step.SEND_ALERT, Artifact.ALERT)
     return sent
+
+
+def stage_record(run: PipelineRunResponse) -> ModelStageRecord:
+    record: ModelStageRecord = load_output(run, Step.RECORD_MODEL_STAGE, Artifact.MODEL_STAGE_RECORD)
+    return record
 
 
 def rollout_report(run: PipelineRunResponse) -> RolloutReport:

@@ -99,7 +99,8 @@ def promotion_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _stage(model_version: ModelVersionResponse) -> str:
+def stage_name(model_version: ModelVersionResponse) -> str:
+    """The version's stage, 'none' before any promotion."""
     stage = model_version.stage
     return getattr(stage, "value", stage) or "none"
 
@@ -124,7 +125,7 @@ def request_promotion(model: str, version: int, to_stage: Stage, reason: str, us
     if not reason.strip():
         raise PromotionError("a request needs a --reason")
     model_version = find_model_version(model, version)
-    current = _stage(model_version)
+    current = stage_name(model_version)
     if (current, to_stage) not in ALLOWED_MOVES:
         raise PromotionError(_move_refusal(model, version, current, to_stage))
     for pending in _requests_of(model_version):
@@ -222,7 +223,7 @@ def stage_holders(model: str) -> dict[str, list[int]]:
 
     holders: dict[str, list[int]] = {"staging": [], "production": [], "archived": []}
     for model_version in Client().list_model_versions(model, size=1000).items:
-        stage = _stage(model_version)
+        stage = stage_name(model_version)
         if stage in holders:
             holders[stage].append(model_version.number)
     return holders
@@ -266,7 +267,7 @@ def approve(request_id: str, user: str, reason: str = "", override: str | None =
 
     with promotion_lock():
         request, model_version = _decidable(request_id, user)
-        current = _stage(model_version)
+        current = stage_name(model_version)
         if (current, request.to_stage) not in ALLOWED_MOVES:
             raise PromotionError(
                 f"request {request_id} is stale: "

@@ -3,6 +3,8 @@ stack's model registry (MLflow), and its model card."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import onnx
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from zenml.client import Client
     from zenml.integrations.mlflow.model_registries import MLFlowModelRegistry
     from zenml.metadata.metadata_types import MetadataType
+    from zenml.models import PipelineRunResponse
 
 REGISTRY_VERSION_KEY = "mlflow_registry_version"  # version metadata: set once the MLflow mirror exists
 
@@ -40,10 +43,13 @@ def version_metadata(
     }
 
 
-def mirror_to_registry(spec: UseCaseSpec, onnx_model: onnx.ModelProto, version: int, run_name: str) -> str:
+def mirror_to_registry(
+    spec: UseCaseSpec, onnx_model: onnx.ModelProto, version: int, run: PipelineRunResponse, metrics: dict[str, float]
+) -> str:
     """Register the ONNX file as a new version of the registered model of the same name in the
-    stack's model registry (logged to the active MLflow run); returns the registry's version."""
-    return _register_onnx(spec.name, spec.title, onnx_model, version, run_name)
+    stack's model registry (logged to the active MLflow run), with its test `metrics` and a link back
+    to the ZenML `run`; returns the registry's version."""
+    return _register_onnx(spec.name, spec.title, onnx_model, version, run, metrics)
 
 
 def _mlflow_registry(client: Client) -> MLFlowModelRegistry:
@@ -56,7 +62,60 @@ def _mlflow_registry(client: Client) -> MLFlowModelRegistry:
     return registry
 
 
-def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version: int, run_name: str) -> str:
+def run_link(run: PipelineRunResponse) -> dict[str, str]:
+    """MLflow tags that lead back to the ZenML run: its id, its name and, when a ZenML server gives one,
+    its dashboard URL (the embedded local store has no dashboard URL)."""
+    from zenml.utils.dashboard_utils import get_run_url
+
+    tags = {"zenml_run_id": str(run.id), "zenml_run_name": run.name}
+    url = get_run_url(run)
+    if url:
+        tags["zenml_run_url"] = url
+    return tags
+
+
+def metric_tags(metrics: dict[str, float]) -> dict[str, str]:
+    """A version's test metrics as MLflow tags, 4 decimals: `test_<metric>`."""
+    return {f"test_{name}": f"{value:.4f}" for name, value in metrics.items()}
+
+
+def version_description(title: str, version: int, metrics: dict[str, float], link: dict[str, str]) -> str:
+    """The MLflow version's description (Markdown): what it is, its test metrics, the ZenML run."""
+    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in metrics.items()) or "| (not recorded) | |"
+    name = link["zenml_run_name"]
+    run = (
+        f"[{name}]({link['zenml_run_url']})"
+        if "zenml_run_url" in link
+        else f"`{name}`: see it with `zenml login --local`, then Runs -> {name}"
+    )
+    return (
+        f"{title}: ZenML model version {version} (ONNX, pre- and post-processing included).\n\n"
+        f"| test metric | value |\n|---|---|\n{rows}\n\nZenML run: {run}\n"
+    )
+
+
+@contextmanager
+def _mlflow_run(name: str) -> Iterator[str]:
+    """The id of the active MLflow run (a step's tracker run), or of one started for this block (a repair
+    outside a run): a logged model's metrics belong to a run."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if active:
+        yield active.info.run_id
+        return
+    with mlflow.start_run(run_name=name) as run:
+        yield run.info.run_id
+
+
+def _register_onnx(
+    model: str,
+    title: str,
+    onnx_model: onnx.ModelProto,
+    version: int,
+    run: PipelineRunResponse,
+    metrics: dict[str, float],
+) -> str:
     import mlflow
     import onnxruntime
     import zenml
@@ -67,11 +126,18 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
     # The stack's tracking URI, every time: a step's tracker clears MLflow's global URI when it ends, while
     # the registry configures MLflow only when it first makes its client (a repair after a run, in-process).
     registry.configure_mlflow()
-    info = mlflow.onnx.log_model(
-        onnx_model,
-        name=Artifact.ONNX_MODEL.value,
-        pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
-    )
+    with _mlflow_run(f"register {model} v{version}") as run_id:
+        info = mlflow.onnx.log_model(
+            onnx_model,
+            name=Artifact.ONNX_MODEL.value,
+            pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
+        )
+        # On the logged model (the version's "Source model" page in the MLflow UI lists them): log_model
+        # copied the run's own metrics (a training run's test_*); the rest, e.g. on a repair, here.
+        present = {metric.key for metric in mlflow.get_logged_model(info.model_id).metrics or []}
+        missing = {f"test_{name}": value for name, value in metrics.items() if f"test_{name}" not in present}
+        if missing:
+            mlflow.log_metrics(missing, run_id=run_id, model_id=info.model_id)
     # Through the registry's MLflow client with the logged model's id: a tracking server accepts a
     # `models:/m-…` source only with it, and ZenML's register_model_version does not pass it.
     try:
@@ -80,18 +146,34 @@ def _register_onnx(model: str, title: str, onnx_model: onnx.ModelProto, version:
         registry.register_model(name=model)
     metadata = ModelRegistryModelMetadata(
         zenml_version=zenml.__version__,
-        zenml_run_name=run_name,
-        zenml_pipeline_name="training",
+        zenml_run_name=run.name,
+        zenml_pipeline_name=run.pipeline.name if run.pipeline else None,
         zenml_model_version=str(version),
     )
+    link = run_link(run)
+    tags = {key: str(value) for key, value in metadata.model_dump().items() if value is not None}
     registered = registry.mlflow_client.create_model_version(
         name=model,
         source=info.model_uri,
         model_id=info.model_id,
-        description=f"{title}: ZenML model version {version} (ONNX, pre- and post-processing included)",
-        tags={key: str(value) for key, value in metadata.model_dump().items() if value is not None},
+        description=version_description(title, version, metrics, link),
+        tags={**tags, **link, **metric_tags(metrics)},
     )
     return str(registered.version)
+
+
+def mirrored_version(model: str, number: int) -> tuple[str | None, list[str]]:
+    """The MLflow version mirroring ZenML version `number` (None if none does) and the registered model's
+    aliases that point at it, as the registry answers now."""
+    from zenml.client import Client
+
+    mlflow_client = _mlflow_registry(Client()).mlflow_client
+    found = mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'")
+    if not found:
+        return None, []
+    version = str(found[0].version)
+    aliases = mlflow_client.get_registered_model(model).aliases
+    return version, sorted(alias for alias, target in aliases.items() if str(target) == version)
 
 
 def discard_model_version(model: str, number: int) -> list[str]:
@@ -169,9 +251,16 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
             tags = mirrored[number].tags
         else:
             artifact = model_version.get_artifact(Artifact.ONNX_MODEL)
-            if artifact is None:
+            if artifact is None or artifact.producer_pipeline_run_id is None:
                 continue
-            mlflow_version = _register_onnx(model, model, artifact.load(), model_version.number, "mirror repair")
+            mlflow_version = _register_onnx(
+                model,
+                model,
+                artifact.load(),
+                model_version.number,
+                client.get_pipeline_run(artifact.producer_pipeline_run_id),  # the run that packaged it
+                dict(model_version.run_metadata.get("test_metrics") or {}),  # type: ignore[arg-type]
+            )
             tags = {}
             changes.append(f"v{number}: re-registered the missing MLflow version (now MLflow version {mlflow_version})")
         events = sorted(

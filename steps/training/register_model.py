@@ -1,5 +1,5 @@
 """Step: complete the model version (splits, evaluation, metrics, model card) and mirror it in the
-stack's model registry (MLflow)."""
+stack's model registry (MLflow); its stage record shows the new version's state in the dashboard."""
 
 from typing import Annotated
 
@@ -11,6 +11,7 @@ from zenml.types import MarkdownString
 
 import materializers  # noqa: F401  (registers the report materializer)
 from headliner.governance.promotion import AUTOMATION_USER, request_promotion
+from headliner.governance.stage_record import ModelStageRecord, model_stage_record
 from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.gates import QualityGateReport
@@ -41,9 +42,13 @@ def register_model(
     spec: UseCaseSpec,
     request_staging: bool = False,
     trigger: dict[str, str] | None = None,
-) -> Annotated[MarkdownString, Artifact.MODEL_CARD]:
+) -> tuple[
+    Annotated[MarkdownString, Artifact.MODEL_CARD],
+    Annotated[ModelStageRecord, Artifact.MODEL_STAGE_RECORD],
+]:
     """`request_staging` (run config) files the staging request for a second person to approve; `trigger`
-    (set by the pipeline) is recorded on the version: why it was trained."""
+    (set by the pipeline) is recorded on the version: why it was trained. The stage record comes last,
+    so it shows the MLflow mirror and the request."""
     context = get_step_context()
     for name in LINKED_INPUTS:
         link_artifact_to_model(context.inputs[name][0])
@@ -53,7 +58,7 @@ def register_model(
         Artifact.TEST_SPLIT: test_split,
     }
     version = context.model.number
-    registry_version = mirror_to_registry(spec, onnx_model, version, str(context.pipeline_run.name))
+    registry_version = mirror_to_registry(spec, onnx_model, version, context.pipeline_run, evaluation_report.metrics)
     metadata = version_metadata(evaluation_report, splits, registry_version)
     if trigger:
         metadata["trigger"] = trigger
@@ -66,6 +71,5 @@ def register_model(
             f"automatic: quality gates passed in run {context.pipeline_run.name}",
             AUTOMATION_USER,
         )
-    return MarkdownString(
-        model_card_markdown(spec, version, onnx_model, evaluation_report, model_selection, quality_gates, splits)
-    )
+    card = model_card_markdown(spec, version, onnx_model, evaluation_report, model_selection, quality_gates, splits)
+    return MarkdownString(card), model_stage_record(spec.name, version)

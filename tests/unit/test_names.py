@@ -14,6 +14,8 @@ def test_the_names_that_tools_rely_on_stay_as_published():
         Artifact.TRAIN_SPLIT: "train_split",
         Artifact.VALIDATION_SPLIT: "validation_split",
         Artifact.TEST_SPLIT: "test_split",
+        Artifact.MODEL_CARD: "model_card",
+        Artifact.MODEL_STAGE_RECORD: "model_stage_record",
     }
     assert all(member.value == name and f"{member}" == name for member, name in published.items())
 
