@@ -1,5 +1,6 @@
 """Stores report artifacts (`headliner.reports.html.HtmlReport` subclasses) as JSON through the artifact
-store, and shows their HTML rendering in the ZenML dashboard."""
+store, with their attachments (e.g. Evidently's interactive page) as files beside it, and shows their
+static HTML rendering in the ZenML dashboard."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ class HtmlReportMaterializer(BaseMaterializer):
     def save(self, data: HtmlReport) -> None:
         with self.artifact_store.open(os.path.join(self.uri, REPORT_FILE), "w") as handle:
             handle.write(data.model_dump_json(indent=2))
+        # in the artifact's folder, which the dashboard's Download fetches; never shown as a visualization
+        for name, text in data.attachments().items():
+            with self.artifact_store.open(os.path.join(self.uri, name), "w") as handle:
+                handle.write(text)
 
     def save_visualizations(self, data: HtmlReport) -> dict[str, VisualizationType]:
         path = os.path.join(self.uri, VISUALIZATION_FILE)

@@ -3,7 +3,6 @@ class prior), as a report artifact that the quality gates read and the dashboard
 
 from __future__ import annotations
 
-import base64
 import io
 
 import numpy as np
@@ -13,7 +12,7 @@ from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_
 
 from headliner.errors import SpecError
 from headliner.labels import Artifact
-from headliner.reports.html import HtmlReport, html_page, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table, inline_png
 from headliner.spec import UseCaseSpec
 
 METRIC_NAMES = (
@@ -193,8 +192,7 @@ class EvaluationReport(HtmlReport):
             for c in sorted(self.per_class, key=lambda c: -c.support)
         ]
         per_class = html_table(["class", "name", "support", "precision", "recall", "f1"], class_rows)
-        png = base64.b64encode(self.png_images()["confusion_matrix"]).decode("ascii")
-        figure = f"<img src='data:image/png;base64,{png}' alt='confusion matrix'>"
+        figure = inline_png(self.png_images()["confusion_matrix"], "confusion matrix")
         return html_page(
             f"Evaluation of {self.model_name} ({self.candidate}) on {self.split}",
             [("Summary", summary), ("Metrics", metrics), ("Per class", per_class), ("Confusion matrix", figure)],

@@ -12,6 +12,7 @@ Rules (thresholds from the spec's `monitoring` block):
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 from datetime import UTC, datetime
@@ -69,7 +70,7 @@ class MonitoringSummary(HtmlReport):
     def to_html(self) -> str:
         colour = {"ok": "ok", "warn": "fail", "retrain": "fail"}[self.decision]
         head = f"<p class='{colour}'><b>{self.decision.upper()}</b></p>" + (
-            "<ul>" + "".join(f"<li>{reason}</li>" for reason in self.reasons) + "</ul>"
+            "<ul>" + "".join(f"<li>{html.escape(reason)}</li>" for reason in self.reasons) + "</ul>"
             if self.reasons
             else "<p>Every check passed.</p>"
         )
@@ -86,7 +87,7 @@ class MonitoringSummary(HtmlReport):
             [
                 ("Decision", head),
                 ("Figures", html_table(["figure", "value", "limit"], rows)),
-                ("Window", f"<p>{self.window}</p>"),
+                ("Window", f"<p>{html.escape(self.window)}</p>"),
             ],
         )
 

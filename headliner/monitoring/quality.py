@@ -1,14 +1,17 @@
 """Data quality of the current window: values the model should never see (missing, outside the spec's
-range), the share of requests the service rejected, and Evidently's data summary of the window."""
+range), the share of requests the service rejected, and the window's data profile (with Evidently's
+interactive summary as an attachment)."""
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 
-from headliner.data.profiling import data_profile_html
+from headliner.data.profiling import DataProfile, data_profile
 from headliner.monitoring.drift import PREDICTED
 from headliner.monitoring.window import WindowReport
-from headliner.reports.html import HtmlReport, html_table
+from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
 
@@ -20,7 +23,7 @@ class DataQualityReport(HtmlReport):
     rejected_requests: int
     max_rejected_share: float
     top_errors: dict[str, int]
-    evidently_html: str
+    profile: DataProfile
 
     @property
     def rejected_share(self) -> float:
@@ -38,23 +41,31 @@ class DataQualityReport(HtmlReport):
     def summary_metadata(self) -> dict[str, str | int | float]:
         return {"rows": self.rows, "rejected_share": round(self.rejected_share, 4), "problems": len(self.problems)}
 
+    def attachments(self) -> dict[str, str]:
+        return self.profile.attachments()
+
     def to_html(self) -> str:
         rows = [[column, f"{self.missing[column]:,}", f"{self.out_of_range[column]:,}"] for column in self.missing]
-        parts = [
-            "<div style='font-family:system-ui,sans-serif;margin:1rem'><h1>Data quality of the window</h1>",
+        verdict = (
+            "<p class='fail'>" + html.escape("; ".join(self.problems)) + "</p>"
+            if self.problems
+            else "<p class='ok'>No problems found.</p>"
+        )
+        checks = (
             f"<p>{self.rows:,} scored rows analysed; {self.rejected_requests:,} of {self.requests:,} requests rejected "
-            f"({self.rejected_share:.1%}, limit {self.max_rejected_share:.0%}).</p>",
-            "<p>" + ("; ".join(self.problems) if self.problems else "No problems found.") + "</p>",
-            html_table(["feature", "missing", "out of range"], rows),
-        ]
+            f"({self.rejected_share:.1%}, limit {self.max_rejected_share:.0%}).</p>"
+            + verdict
+            + html_table(["feature", "missing", "out of range"], rows)
+        )
         if self.top_errors:
-            parts.append(html_table(["most frequent rejection", "requests"], list(self.top_errors.items())))
-        return self.evidently_html.replace("<body>", "<body>" + "".join(parts) + "</div>", 1)
+            checks += html_table(["most frequent rejection", "requests"], list(self.top_errors.items()))
+        profile = [(f"Window profile: {heading.lower()}", body) for heading, body in self.profile.sections()]
+        return html_page("Data quality of the window", [("Checks", checks), *profile])
 
 
 def data_quality(current: pd.DataFrame, window: WindowReport, spec: UseCaseSpec) -> DataQualityReport:
-    """Missing and out-of-range values per feature of `current`, rejected requests of the window, and
-    Evidently's summary of the features and the predicted class."""
+    """Missing and out-of-range values per feature of `current`, rejected requests of the window, and the
+    profile of the features and the predicted class."""
     missing, out_of_range = {}, {}
     for feature in spec.features:
         values = current[feature.name]
@@ -73,5 +84,5 @@ def data_quality(current: pd.DataFrame, window: WindowReport, spec: UseCaseSpec)
         rejected_requests=window.rejected_requests,
         max_rejected_share=spec.monitoring.max_rejected_share,
         top_errors=window.top_errors,
-        evidently_html=data_profile_html(current, spec, categorical=[PREDICTED]),
+        profile=data_profile(current, spec, categorical=[PREDICTED], title="Profile of the window"),
     )

@@ -1,16 +1,19 @@
-"""Step: Evidently data-quality profile of the labelled examples, shown in the dashboard."""
+"""Step: the data profile of the labelled examples (statistics, top values, histograms), shown in the
+dashboard, with Evidently's interactive summary in the artifact's folder."""
 
 from typing import Annotated
 
 import pandas as pd
 from zenml import step
-from zenml.types import HTMLString
 
-from headliner.data.profiling import data_profile_html
+import materializers  # noqa: F401  (registers the report materializer)
+from headliner.data.profiling import DataProfile, data_profile
 from headliner.labels import Artifact
 from headliner.spec import UseCaseSpec
 
 
 @step
-def profile_data(labelled_data: pd.DataFrame, spec: UseCaseSpec) -> Annotated[HTMLString, Artifact.DATA_PROFILE]:
-    return HTMLString(data_profile_html(labelled_data, spec, categorical=[spec.target.column]))
+def profile_data(labelled_data: pd.DataFrame, spec: UseCaseSpec) -> Annotated[DataProfile, Artifact.DATA_PROFILE]:
+    return data_profile(
+        labelled_data, spec, categorical=[spec.target.column], title=f"Data profile of {spec.name} labelled data"
+    )

@@ -177,8 +177,8 @@ def test_report_html_shows_model_and_baseline_side_by_side_with_the_figure(wine_
         assert name in page
     assert "model" in page and "baseline (class prior)" in page and "lift over baseline" in page
     assert "Cultivar 3" in page
-    assert "<img src='data:image/png;base64," in page
-    encoded = page.split("data:image/png;base64,")[1].split("'")[0]
+    assert '<img src="data:image/png;base64,' in page
+    encoded = page.split("data:image/png;base64,")[1].split('"')[0]
     assert base64.b64decode(encoded).startswith(PNG_SIGNATURE)
 
 
