@@ -28,16 +28,23 @@ from tests.helpers.cli import FAST_RUN_CONFIG, run_pipeline  # noqa: E402
 from tests.helpers.models import packaged_linear_model  # noqa: E402
 
 TESTS_DIR = Path(__file__).resolve().parent
-TIERS = ("unit", "pipelines", "services")  # the markers registered in pyproject.toml
+TIERS = ("unit", "pipelines", "services", "dashboards")  # the markers registered in pyproject.toml
+LAST_TIER = "dashboards"  # reads every run the other tiers made, so it runs after them
+
+
+def _tier(item: pytest.Item) -> str:
+    return item.path.resolve().relative_to(TESTS_DIR).parts[0]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark each test with its tier, the first folder under tests/, so `pytest -m unit` selects a tier."""
+    """Mark each test with its tier, the first folder under tests/, so `pytest -m unit` selects a tier; the
+    dashboards tier goes last."""
     for item in items:
-        tier = item.path.resolve().relative_to(TESTS_DIR).parts[0]
+        tier = _tier(item)
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: a test lives in one of tests/{{{','.join(TIERS)}}}/")
         item.add_marker(getattr(pytest.mark, tier))
+    items.sort(key=lambda item: _tier(item) == LAST_TIER)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -104,7 +104,14 @@ def export_model(config: str, version: str, out: str) -> None:
 @click.command("mlflow-ui")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True)
-def mlflow_ui(port: int, host: str) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes (MLflow's own default is 4; one starts faster and serves one person).",
+)
+def mlflow_ui(port: int, host: str, workers: int) -> None:
     """Open the MLflow UI on the active stack's tracking store (runs until Ctrl+C)."""
     set_quiet_defaults()
     ready_stack(("experiment_tracker",))
@@ -127,5 +134,7 @@ def mlflow_ui(port: int, host: str) -> None:
         host,
         "--port",
         str(port),
+        "--workers",
+        str(workers),
     ]
     os.execvp(sys.executable, command)

@@ -11,11 +11,14 @@ from tests.helpers.ports import free_port
 FAST_RUN_CONFIG = str(PROJECT_ROOT / "tests" / "training_fast.yaml")
 
 
+def cli_command(args: list[str]) -> list[str]:
+    """`python run.py ARGS`, to run in the project folder."""
+    return [sys.executable, "run.py", *args]
+
+
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python run.py ARGS` in the project, with the given environment (None: this process's)."""
-    return subprocess.run(
-        [sys.executable, "run.py", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900
-    )
+    return subprocess.run(cli_command(args), cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
 def finished_run(result: subprocess.CompletedProcess):

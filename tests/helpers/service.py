@@ -1,5 +1,6 @@
-"""A model service in a process of its own (`bentoml serve` or `python run.py serve`), started on a free
-port, ready once that process itself answers there, stopped with Ctrl+C as a user stops it."""
+"""Servers in processes of their own (a model service from `bentoml serve` or `python run.py serve`, the
+ZenML server, the MLflow UI), each started on a free port, ready once that process itself answers its
+readiness path there, stopped with Ctrl+C as a user stops it."""
 
 import os
 import signal
@@ -8,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -34,18 +36,18 @@ def bentoml_command(port: int) -> list[str]:
     ]
 
 
-class RunningService:
-    """The server process, an HTTP client to it, and the requests that reached a scoring endpoint."""
+class ServerProcess:
+    """A server process and an HTTP client to it; subclasses name the path that answers 200 once ready."""
 
-    def __init__(self, process: subprocess.Popen, port: int, output: Path, log_url: str, token: str | None = None):
+    READY_PATH = "/"
+    NAME = "the server"
+
+    def __init__(self, process: subprocess.Popen, port: int, output: Path):
         self.process = process
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.output = output
-        self.log_url = log_url
-        self.authorized = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=self.url, timeout=30, trust_env=False)
-        self.scored: list[tuple[str, int, str]] = []  # (endpoint, status, request id) of logged requests
 
     @classmethod
     def launch(
@@ -53,12 +55,13 @@ class RunningService:
         command_for: Callable[[int], list[str]],
         env: dict,
         folder: Path,
-        log_url: str,
-        token: str | None = None,
+        *args: Any,
         attempts: int = 3,
-    ) -> "RunningService":
+        **kwargs: Any,
+    ) -> Self:
         """Start `command_for(port)` on a free port in its own session, its output in `folder`, and wait
-        until it is ready; on another port if another program took the first one before it could."""
+        until it is ready; on another port if another program took the first one before it could. `args` and
+        `kwargs` go to the constructor."""
         for attempt in range(attempts):
             port = free_port()
             output = folder / f"server-output-{attempt}.txt"
@@ -71,7 +74,7 @@ class RunningService:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            running = cls(process, port, output, log_url, token)
+            running = cls(process, port, output, *args, **kwargs)
             try:
                 if running.wait_until_ready():
                     return running
@@ -79,34 +82,28 @@ class RunningService:
                 running.stop()
                 raise
             running.client.close()
-        pytest.fail(f"{attempts} free ports were taken by other programs before the service could bind one")
+        pytest.fail(f"{attempts} free ports were taken by other programs before {cls.NAME} could bind one")
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
 
-    def score(self, endpoint: str, path: str, headers: dict | None = None, **kwargs) -> httpx.Response:
-        """A request to /predict or v2 infer that passes auth: the app logs it, whatever its status."""
-        response = self.client.post(path, headers={**self.authorized, **(headers or {})}, **kwargs)
-        self.scored.append((endpoint, response.status_code, response.headers["x-request-id"]))
-        return response
-
     def wait_until_ready(self) -> bool:
-        """True once this process listens on its port and answers ready; False if it exited because
+        """True once this process listens on its port and answers READY_PATH; False if it exited because
         another program holds the port; fails the test on any other exit or after STARTUP_SECONDS."""
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 if port_taken(self.text(), self.port):
                     return False
-                pytest.fail(f"the service exited with {self.process.returncode} while starting:\n{self.text()[-6000:]}")
+                pytest.fail(f"{self.NAME} exited with {self.process.returncode} while starting:\n{self.text()[-6000:]}")
             if listens_on(self.process.pid, self.port):
                 try:
-                    if self.client.get("/v2/health/ready", timeout=2).status_code == 200:
+                    if self.client.get(self.READY_PATH, timeout=2).status_code == 200:
                         return True
                 except httpx.TransportError:
                     pass
             time.sleep(0.1)
-        pytest.fail(f"the service was not ready after {STARTUP_SECONDS} s:\n{self.text()[-6000:]}")
+        pytest.fail(f"{self.NAME} was not ready after {STARTUP_SECONDS} s:\n{self.text()[-6000:]}")
 
     def stop(self) -> int:
         """Ctrl+C, as a user stops it; kill the process group only if that does not end it."""
@@ -117,6 +114,25 @@ class RunningService:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
-                pytest.fail(f"the service did not stop within {STOP_SECONDS} s of SIGINT:\n{self.text()[-6000:]}")
+                pytest.fail(f"{self.NAME} did not stop within {STOP_SECONDS} s of SIGINT:\n{self.text()[-6000:]}")
         self.client.close()
         return self.process.returncode
+
+
+class RunningService(ServerProcess):
+    """A model service, and the requests that reached a scoring endpoint."""
+
+    READY_PATH = "/v2/health/ready"
+    NAME = "the service"
+
+    def __init__(self, process: subprocess.Popen, port: int, output: Path, log_url: str, token: str | None = None):
+        super().__init__(process, port, output)
+        self.log_url = log_url
+        self.authorized = {"Authorization": f"Bearer {token}"} if token else {}
+        self.scored: list[tuple[str, int, str]] = []  # (endpoint, status, request id) of logged requests
+
+    def score(self, endpoint: str, path: str, headers: dict | None = None, **kwargs) -> httpx.Response:
+        """A request to /predict or v2 infer that passes auth: the app logs it, whatever its status."""
+        response = self.client.post(path, headers={**self.authorized, **(headers or {})}, **kwargs)
+        self.scored.append((endpoint, response.status_code, response.headers["x-request-id"]))
+        return response

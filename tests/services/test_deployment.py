@@ -15,21 +15,7 @@ import pytest
 from headliner.labels import Step
 from headliner.serving.inference_log import read_inference_log
 from tests.helpers.cli import finished_run, run_cli, run_cli_on_a_free_port
-
-
-def deployed_services():
-    from zenml.integrations.bentoml.model_deployers import BentoMLModelDeployer
-
-    from headliner.deploy.bento_daemon import BentoServiceDaemon
-
-    deployer = BentoMLModelDeployer.get_active_model_deployer()
-    return deployer, deployer.find_model_server(service_type=BentoServiceDaemon.SERVICE_TYPE)
-
-
-def stop_all_services() -> None:
-    deployer, services = deployed_services()
-    for service in services:
-        deployer.delete_model_server(service.uuid, force=False)
+from tests.helpers.deployment import deployed_services, stop_all_services
 
 
 @pytest.fixture(scope="module")

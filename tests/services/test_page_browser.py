@@ -7,7 +7,6 @@ switched to the wine model shows a wine form. Screenshots go to test-artifacts/.
 Missing Chromium or Playwright fails these tests with the command that installs them; they are never
 skipped."""
 
-import os
 import re
 from pathlib import Path
 
@@ -16,31 +15,18 @@ import pytest
 
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.spec import PROJECT_ROOT
+from tests.helpers.browser import chromium
 from tests.helpers.service import RunningService, bentoml_command
 
 ARTIFACTS_DIR = PROJECT_ROOT / "test-artifacts"
-CHROMIUM = Path(os.environ.get("HEADLINER_CHROMIUM", "/usr/bin/chromium"))
 TOKEN = "page-test-token"
 TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.is_file():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: run scripts/install_test_tools.sh (Debian's chromium and fonts), "
-            "or set HEADLINER_CHROMIUM to a Chromium binary"
-        )
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail(
-            "Playwright's Python package is missing: pip install -r requirements-dev.txt (scripts/test.sh does)"
-        )
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--disable-dev-shm-usage"])
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 def start_service(model_file: Path, env: dict, folder: Path, token: str | None = None) -> RunningService:
