@@ -229,4 +229,3 @@ class DashboardRenderer:
         self.render(visualization, height=height)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.page.locator("#pane").screenshot(path=str(path))
-
