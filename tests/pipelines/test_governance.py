@@ -1,5 +1,7 @@
 """Four-eyes promotion on wine versions in the session's isolated store: the happy path, every
-refusal, worse-than-production, racing approvals, and the MLflow mirror agreeing and being repaired."""
+refusal, worse-than-production, racing approvals, the MLflow mirror agreeing and being repaired, and
+where a person sees it: the MLflow version's metrics, run link and aliases, and the stage record of
+the registration step and of the `governance` run each `promote` decision makes."""
 
 import subprocess
 import sys
@@ -8,21 +10,24 @@ import pytest
 
 from headliner.governance import promotion as governance
 from headliner.governance.promotion import PromotionError
+from headliner.governance.stage_record import model_stage_record
 from headliner.labels import Artifact, Step
 from headliner.spec import PROJECT_ROOT
+from tests.helpers.cli import finished_run, run_cli
 
 MODEL = "wine"
 
 
 @pytest.fixture(scope="module")
 def new_version(wine_training):
-    """A factory of new wine versions holding version 1's artifacts (or another ONNX model)."""
-    from zenml import save_artifact
+    """A factory of new wine versions holding version 1's artifacts and test metrics (or another ONNX model)."""
+    from zenml import log_metadata, save_artifact
     from zenml.client import Client
     from zenml.model.utils import link_artifact_version_to_model_version
 
     client = Client()
     source = wine_training[0].steps[Step.REGISTER_MODEL].model_version
+    metrics = client.get_model_version(MODEL, source.number).run_metadata["test_metrics"]
 
     def create(onnx_model=None) -> int:
         version = client.create_model_version(MODEL)
@@ -31,6 +36,7 @@ def new_version(wine_training):
             if name == Artifact.ONNX_MODEL and onnx_model is not None:
                 artifact = save_artifact(onnx_model, name=Artifact.ONNX_MODEL)
             link_artifact_version_to_model_version(artifact, version)
+        log_metadata({"test_metrics": metrics}, model_version_id=version.id)
         return version.number
 
     return create
@@ -227,6 +233,11 @@ def test_zenml_and_mlflow_agree_and_the_mirror_is_repaired(new_version):
     assert any("re-registered the missing MLflow version" in c for c in changes)
     repaired, aliases = mirror()
     assert str(aliases["champion"]) == str(repaired[str(number)].version)
+    # re-registered whole: the same metrics and way back to the run as a training run writes
+    assert {
+        key: value for key, value in repaired[str(number)].tags.items() if key.startswith(("test_", "zenml_run"))
+    } == {key: value for key, value in versions[str(number)].tags.items() if key.startswith(("test_", "zenml_run"))}
+    assert repaired[str(number)].description == versions[str(number)].description
     assert governance.sync_mlflow_mirror(MODEL) == []  # repaired, not duplicated
     assert (
         sum(
@@ -236,3 +247,111 @@ def test_zenml_and_mlflow_agree_and_the_mirror_is_repaired(new_version):
         )
         == 1
     )
+
+
+def mlflow_version_of(number: int):
+    """The MLflow registry's version mirroring wine version `number`, and its registered model's aliases."""
+    from zenml.client import Client
+
+    mlflow_client = Client().active_stack.model_registry.mlflow_client
+    (version,) = mlflow_client.search_model_versions(f"name='{MODEL}' and tag.zenml_model_version='{number}'")
+    return version, mlflow_client.get_registered_model(MODEL).aliases
+
+
+def logged_model_metrics(mlflow_version) -> dict[str, float]:
+    """The metrics of the logged model behind an MLflow version (its `models:/m-…` source)."""
+    import mlflow
+    from zenml.client import Client
+
+    Client().active_stack.model_registry.configure_mlflow()
+    logged = mlflow.get_logged_model(mlflow_version.source.removeprefix("models:/"))
+    return {metric.key: metric.value for metric in logged.metrics}
+
+
+def test_the_training_run_registers_a_complete_mlflow_version_and_its_stage_record(wine_training):
+    from zenml.client import Client
+
+    run = wine_training[0]
+    step = run.steps[Step.REGISTER_MODEL]
+    number = step.model_version.number
+    metrics = Client().get_model_version(MODEL, number).run_metadata["test_metrics"]
+    version, _ = mlflow_version_of(number)
+    assert {key: version.tags[key] for key in ("zenml_run_id", "zenml_run_name", "zenml_model_version")} == {
+        "zenml_run_id": str(run.id),
+        "zenml_run_name": run.name,
+        "zenml_model_version": str(number),
+    }
+    assert "zenml_run_url" not in version.tags  # the embedded store has no dashboard URL: the description says how
+    assert {key: value for key, value in version.tags.items() if key.startswith("test_")} == {
+        f"test_{name}": f"{value:.4f}" for name, value in metrics.items()
+    }
+    assert f"| accuracy | {metrics['accuracy']:.4f} |" in version.description
+    assert f"ZenML run: `{run.name}`: see it with `zenml login --local`, then Runs -> {run.name}" in version.description
+    assert version.source.startswith("models:/m-")  # the ONNX model logged in the run
+    logged = logged_model_metrics(version)
+    assert {name: logged[f"test_{name}"] for name in metrics} == pytest.approx(metrics)
+
+    artifact = step.outputs[Artifact.MODEL_STAGE_RECORD][0]
+    assert "html" in [v.type.value for v in artifact.visualizations]
+    record = artifact.load()
+    assert (record.model, record.version, record.stage) == (MODEL, number, "none")
+    assert (record.mlflow_version, record.mlflow_aliases) == (str(version.version), [])
+    assert artifact.run_metadata["stage"] == "none"
+    assert f"<h1>{MODEL} v{number} — none</h1>" in record.to_html()
+
+
+def record_metric(number: int, name: str) -> float:
+    from zenml.client import Client
+
+    return Client().get_model_version(MODEL, number).run_metadata["test_metrics"][name]
+
+
+def test_after_a_request_and_an_approval_the_record_and_the_mlflow_version_show_both(new_version, wine_training):
+    number = new_version()
+    request = promote(number, "staging", reason="first candidate")
+    record = model_stage_record(MODEL, number)
+    assert record.stage == "staging" and (number, "staging") in [(v.version, v.stage) for v in record.versions]
+    assert [(e.event, e.stage, e.by, e.request_id) for e in record.history] == [
+        ("requested", "staging", "alice", request.id),
+        ("approved", "staging", "bob", request.id),
+    ]
+    assert record.history[0].at < record.history[1].at
+    assert request.id not in [r.id for r in record.pending]
+    page = record.to_html()
+    assert f"<h1>{MODEL} v{number} — staging</h1>" in page and ">alice<" in page and ">bob<" in page
+
+    version, aliases = mlflow_version_of(number)
+    assert record.mlflow_version == str(version.version) and record.mlflow_aliases == ["staging"]
+    assert str(aliases["staging"]) == str(version.version)
+    assert version.tags["zenml_stage"] == "staging"
+    assert version.tags["zenml_run_id"] == str(wine_training[0].id)  # the run that packaged its ONNX file
+    assert version.tags["test_accuracy"] == f"{record_metric(number, 'accuracy'):.4f}"
+    assert logged_model_metrics(version)["test_accuracy"] == pytest.approx(record_metric(number, "accuracy"))
+
+
+def test_each_promote_decision_is_a_governance_run_with_the_stage_record(new_version, isolated_env):
+    number = new_version()
+    request = ["promote", "request", "--model", MODEL, "--version", str(number), "--to", "staging"]
+    asked = run_cli([*request, "--reason", "cli", "--as", "alice"], isolated_env)
+    request_run = finished_run(asked)
+    assert (
+        f"Run '{request_run.name}' finished: {MODEL} v{number} — none, 1 event(s), MLflow aliases: none" in asked.stdout
+    )
+    approved = run_cli(["promote", "approve", "--model", MODEL, "--version", str(number), "--as", "bob"], isolated_env)
+    run = finished_run(approved)
+    assert f"{MODEL} v{number} is now in staging" in approved.stdout
+    assert (
+        f"Run '{run.name}' finished: {MODEL} v{number} — staging, 2 event(s), MLflow aliases: staging"
+        in approved.stdout
+    )
+    where = f"(zenml login --local, then Runs -> {run.name})"
+    assert f"Stage record: artifact 'model_stage_record' of run '{run.name}' {where}" in approved.stdout
+    assert run.pipeline.name == "governance" and run.name.startswith("governance-")
+    step = run.steps[Step.RECORD_MODEL_STAGE]
+    assert step.model_version.number == number  # linked to the version it records
+    artifact = step.outputs[Artifact.MODEL_STAGE_RECORD][0]
+    record = artifact.load()
+    assert record.stage == stage_of(number) == "staging" and artifact.run_metadata["stage"] == "staging"
+    assert [(e.event, e.by) for e in record.history] == [("requested", "alice"), ("approved", "bob")]
+    assert "html" in [v.type.value for v in artifact.visualizations]
+    assert request_run.steps[Step.RECORD_MODEL_STAGE].outputs[Artifact.MODEL_STAGE_RECORD][0].load().stage == "none"
