@@ -1,13 +1,16 @@
 """The data engineering pipeline, run through the CLI (`python run.py --pipeline data`) once per
 use case on small data in the session's isolated ZenML store, then checked artifact by artifact."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from headliner.data.profiling import EVIDENTLY_FILE, DataProfile
 from headliner.data.splitting import dataframe_fingerprint
 from headliner.labels import Artifact, Step
-from headliner.reports.html import DataReport
+from headliner.reports.html import MAX_VISUALIZATION_BYTES, DataReport, script_free_problems
 from tests.helpers.cli import run_cli, run_pipeline
 
 SPLITS = (Artifact.TRAIN_SPLIT, Artifact.VALIDATION_SPLIT, Artifact.TEST_SPLIT)
@@ -140,6 +143,7 @@ def test_reports_count_the_generated_oddities(jukebox_run):
 
 def test_reports_have_dashboard_visualizations(jukebox_run):
     from zenml.artifacts.utils import load_artifact_visualization
+    from zenml.io import fileio
 
     run, _ = jukebox_run
     report_artifact = output(run, Step.VALIDATE_DATA, Artifact.VALIDATION_REPORT)
@@ -148,10 +152,18 @@ def test_reports_have_dashboard_visualizations(jukebox_run):
     page = page.decode() if isinstance(page, bytes) else page
     assert "Validation of jukebox raw data" in page and "<table>" in page
     profile = output(run, Step.PROFILE_DATA, Artifact.DATA_PROFILE)
+    assert [v.type.value for v in profile.visualizations] == ["html"]
     profile_page = load_artifact_visualization(profile).value
     profile_page = profile_page.decode() if isinstance(profile_page, bytes) else profile_page
     assert profile_page.lstrip().lower().startswith("<!doctype html>")
     assert all(column in profile_page for column in ("danceability", "tempo", "country"))
+    # static (the dashboard's frame runs no scripts), with Evidently's interactive page beside it
+    assert script_free_problems(profile_page) == [] and len(profile_page.encode()) < MAX_VISUALIZATION_BYTES
+    report = profile.load()
+    labelled = output(run, Step.LABEL_DATA, Artifact.LABELLED_DATA).load()
+    assert isinstance(report, DataProfile) and report.rows == len(labelled) and f"{len(labelled):,}" in profile_page
+    with fileio.open(os.path.join(profile.uri, EVIDENTLY_FILE), "r") as handle:
+        assert handle.read() == report.evidently_html and "<script" in report.evidently_html
 
 
 def test_wine_runs_with_the_same_pipeline(wine_run, wine_spec):

@@ -3,6 +3,7 @@ reference distribution, then shifted traffic with retraining enabled and an aler
 the tests assert on the reports, artifacts, the alert received and the training run it started."""
 
 import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -10,7 +11,9 @@ from typing import ClassVar
 
 import pytest
 
+from headliner.data.profiling import EVIDENTLY_FILE
 from headliner.labels import Artifact, Step
+from headliner.reports.html import MAX_VISUALIZATION_BYTES, script_free_problems
 from tests.helpers.cli import FAST_RUN_CONFIG, run_cli
 from tests.helpers.traffic import SHIFT, log_traffic
 
@@ -24,6 +27,7 @@ REPORTS = {
     "fairness",
     "live_performance",
 }
+EVIDENTLY_REPORTS = {"feature_drift", "prediction_drift", "data_quality"}  # their attachment: Evidently's page
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -60,6 +64,9 @@ def _monitor(args, env):
 
 
 def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox_spec, isolated_env, tmp_path):
+    from zenml.artifacts.utils import load_artifact_visualization
+    from zenml.io import fileio
+
     number, onnx_bytes, songs = served_version
     log = f"sqlite:///{tmp_path / 'log.sqlite'}"
     log_traffic(log, onnx_bytes, songs, jukebox_spec, feedback_rate=0.5)
@@ -74,8 +81,12 @@ def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox
     assert f"Decision: {summary.decision.upper()} for jukebox version {number}" in out
     (folder,) = (tmp_path / "reports").iterdir()
     assert {p.stem for p in folder.glob("*.html")} == REPORTS
+    assert {p.relative_to(folder).as_posix() for p in folder.glob("*/*")} == {
+        f"{name}/{EVIDENTLY_FILE}" for name in EVIDENTLY_REPORTS
+    }
     assert json.loads((folder / "monitoring_summary.json").read_text())["decision"] == summary.decision
-    # every report is an artifact with an HTML visualization the dashboard shows
+    # every report is an artifact with a static HTML visualization the dashboard shows (its frame runs no
+    # scripts); Evidently's interactive page is a file in the artifact's folder, not a visualization
     for step, name in [
         (Step.CHECK_FEATURE_DRIFT, Artifact.FEATURE_DRIFT_REPORT),
         (Step.CHECK_DATA_QUALITY, Artifact.DATA_QUALITY_REPORT),
@@ -84,6 +95,10 @@ def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox
     ]:
         artifact = run.steps[step].outputs[name][0]
         assert [v.type.value for v in artifact.visualizations] == ["html"], name
+        page = load_artifact_visualization(artifact).value
+        page = page.decode() if isinstance(page, bytes) else page
+        assert script_free_problems(page) == [] and len(page.encode()) < MAX_VISUALIZATION_BYTES, name
+        assert fileio.exists(os.path.join(artifact.uri, EVIDENTLY_FILE)) == (name != Artifact.MONITORING_SUMMARY)
     performance = run.steps[Step.EVALUATE_LIVE_PERFORMANCE].outputs[Artifact.LIVE_PERFORMANCE_REPORT][0]
     assert [v.type.value for v in performance.visualizations] == ["html", "image"]
     assert run.run_metadata["decision"] == summary.decision
