@@ -3,6 +3,7 @@ stack's model registry (MLflow), and its model card."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -119,6 +120,7 @@ def _register_onnx(
     import mlflow
     import onnxruntime
     import zenml
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
     from zenml.client import Client
     from zenml.model_registries.base_model_registry import ModelRegistryModelMetadata
 
@@ -158,6 +160,10 @@ def _register_onnx(
         model_id=info.model_id,
         description=version_description(title, version, metrics, link),
         tags={**tags, **link, **metric_tags(metrics)},
+    )
+    # What mlflow.register_model (and a tracking server) records: the logged model's page links its version.
+    registry.mlflow_client.set_logged_model_tags(
+        info.model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": model, "version": str(registered.version)}])}
     )
     return str(registered.version)
 
@@ -229,8 +235,6 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
     `zenml_stage` tag and the newest audit events as tags, and the aliases 'staging' and 'champion'
     on the versions holding those stages. `versions` limits the per-version work to those numbers;
     aliases are always checked. Returns the changes made."""
-    import json
-
     from zenml.client import Client
 
     client = Client()

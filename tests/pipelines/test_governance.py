@@ -3,6 +3,7 @@ refusal, worse-than-production, racing approvals, the MLflow mirror agreeing and
 where a person sees it: the MLflow version's metrics, run link and aliases, and the stage record of
 the registration step and of the `governance` run each `promote` decision makes."""
 
+import json
 import subprocess
 import sys
 
@@ -258,14 +259,17 @@ def mlflow_version_of(number: int):
     return version, mlflow_client.get_registered_model(MODEL).aliases
 
 
-def logged_model_metrics(mlflow_version) -> dict[str, float]:
-    """The metrics of the logged model behind an MLflow version (its `models:/m-…` source)."""
+def logged_model(mlflow_version):
+    """The logged model behind an MLflow version (its `models:/m-…` source)."""
     import mlflow
     from zenml.client import Client
 
     Client().active_stack.model_registry.configure_mlflow()
-    logged = mlflow.get_logged_model(mlflow_version.source.removeprefix("models:/"))
-    return {metric.key: metric.value for metric in logged.metrics}
+    return mlflow.get_logged_model(mlflow_version.source.removeprefix("models:/"))
+
+
+def logged_model_metrics(mlflow_version) -> dict[str, float]:
+    return {metric.key: metric.value for metric in logged_model(mlflow_version).metrics}
 
 
 def test_the_training_run_registers_a_complete_mlflow_version_and_its_stage_record(wine_training):
@@ -290,6 +294,9 @@ def test_the_training_run_registers_a_complete_mlflow_version_and_its_stage_reco
     assert version.source.startswith("models:/m-")  # the ONNX model logged in the run
     logged = logged_model_metrics(version)
     assert {name: logged[f"test_{name}"] for name in metrics} == pytest.approx(metrics)
+    assert json.loads(logged_model(version).tags["mlflow.modelVersions"]) == [
+        {"name": MODEL, "version": str(version.version)}
+    ]
 
     artifact = step.outputs[Artifact.MODEL_STAGE_RECORD][0]
     assert "html" in [v.type.value for v in artifact.visualizations]
