@@ -39,7 +39,10 @@ def model_version_lines(model_name: str, number: int, report: EvaluationReport, 
         f"  gate {gate.metric} {gate.bound}: {'passed' if gate.passed else 'FAILED'} ({gate.value:.4f})"
         for gate in gates.results
     ]
-    lines.append("Model version in the dashboard (zenml login --local); runs and registry: python run.py mlflow-ui")
+    lines.append(
+        f"Its reports and stage: the run's artifacts in the ZenML dashboard (zenml login --local); "
+        f"the registry: python run.py mlflow-ui, Models -> {model_name}"
+    )
     return lines
 
 
