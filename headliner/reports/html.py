@@ -32,7 +32,8 @@ _STYLE = (
     "<style>body{font-family:system-ui,sans-serif;margin:1rem;color:#222}"
     "table{border-collapse:collapse;margin:.5rem 0 1.5rem}"
     "th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:left;vertical-align:top}"
-    "th{background:#f3f3f3}.ok{color:#1a7f37}.fail{color:#c62828}</style>"
+    "th{background:#f3f3f3}.ok{color:#1a7f37}.fail{color:#c62828}"
+    "pre{white-space:pre-wrap;overflow-wrap:anywhere}</style>"
 )
 
 
