@@ -10,6 +10,7 @@ metrics after each promotion.
 Writes what it saw of each visualization to test-artifacts/dashboards/visualizations.md, and one screenshot
 per stage to docs/screenshots/ (the docs show them: docs/dashboards.md)."""
 
+import html
 import re
 from pathlib import Path
 
@@ -205,12 +206,21 @@ def rendered(zenml_server, browser) -> list[tuple[Visualization, Seen]]:
     return shown
 
 
+def _headline(page: str) -> str | None:
+    """The text of a page's first <h1>, as a browser shows it."""
+    found = re.search(r"<h1[^>]*>(.*?)</h1>", page, re.DOTALL)
+    return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip() if found else None
+
+
 def _problems(visualization: Visualization, seen: Seen) -> list[str]:
     problems = []
     if visualization.type == "html":
         problems += script_free_problems(visualization.value)
         if len(visualization.value.encode()) > MAX_VISUALIZATION_BYTES:
             problems.append(f"{len(visualization.value.encode()):,} bytes, over {MAX_VISUALIZATION_BYTES:,}")
+        headline = _headline(visualization.value)
+        if headline and not seen.text.startswith(headline):
+            problems.append(f"its headline '{headline}' is not the first thing shown")
     if seen.ink_share < MIN_INK:
         problems.append(f"blank pane ({seen.ink_share:.2%} ink)")
     if not seen.text and not seen.images:
@@ -221,7 +231,7 @@ def _problems(visualization: Visualization, seen: Seen) -> list[str]:
     return problems
 
 
-def _newest(rendered, run_name: str | None = None, **where: str) -> tuple[Visualization, Seen]:
+def _newest(rendered, run_name: str | None = None, **where: object) -> tuple[Visualization, Seen]:
     found = [
         (v, seen)
         for v, seen in rendered
@@ -257,12 +267,21 @@ def test_every_visualization_of_every_run_shows_its_content_without_scripts(rend
     } <= shown, shown
 
 
-def test_the_data_profile_shows_every_feature_and_its_histograms(rendered, jukebox_spec):
-    visualization, seen = _newest(rendered, pipeline="training", artifact=Artifact.DATA_PROFILE)
+def test_the_data_profile_shows_every_feature_and_its_histograms(rendered, jukebox_training, jukebox_spec):
+    profile = jukebox_training[0].steps[Step.PROFILE_DATA].outputs[Artifact.DATA_PROFILE][0]
+    visualization, seen = _newest(rendered, artifact_version_id=str(profile.id))
     assert visualization.type == "html"
     missing = [name for name in jukebox_spec.feature_names if name not in seen.text]
     assert not missing, f"features not shown in the data profile: {missing}"
     assert seen.images and min(w for w, _ in seen.images) > 200, seen.summary()
+
+
+def test_the_evaluation_shows_every_test_metric_and_the_confusion_matrix(rendered, jukebox_training):
+    artifact = jukebox_training[0].steps[Step.EVALUATE_MODEL].outputs[Artifact.EVALUATION_REPORT][0]
+    _, seen = _newest(rendered, artifact_version_id=str(artifact.id), index=0)
+    for metric, value in artifact.load().metrics.items():
+        assert re.search(rf"{metric}\b.*\s{value:.4f}\s", seen.text), f"{metric} {value:.4f} not shown"
+    assert seen.images and min(w for w, _ in seen.images) > 500, seen.summary()
 
 
 def test_the_drift_reports_show_the_drifted_features_and_their_distributions(rendered, loop):
