@@ -17,6 +17,7 @@ from headliner.cli.common import (
     version_choice,
 )
 from headliner.cli.data import generate
+from headliner.cli.image import image
 from headliner.cli.monitor import MonitoringOptions, feedback, simulate_traffic
 from headliner.cli.pipeline import run_pipeline
 from headliner.cli.promote import promote
@@ -133,5 +134,6 @@ for command in (
     simulate_traffic,
     stack_import,
     kubernetes_manifests,
+    image,
 ):
     cli.add_command(command)

@@ -1,0 +1,188 @@
+"""`image build`: the service image of serving/Dockerfile built with podman (docs/containers.md), either with
+one model version baked in (a registered version, exported, or a given ONNX file; tagged
+localhost/headliner-service:<model>-v<version>) or reading its model from the registry at start (:latest)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import click
+
+from headliner.cli.common import CONFIG_OPTION, PIPELINE_COMPONENTS, fail, load_spec, set_quiet_defaults
+from headliner.errors import HeadlinerError
+from headliner.spec import PROJECT_ROOT
+
+IMAGE = "localhost/headliner-service"
+DEFAULT_BASE_IMAGE = "localhost/headliner-base:bookworm"  # what scripts/base-image.sh builds
+DOCKERFILE = PROJECT_ROOT / "serving" / "Dockerfile"
+IGNORE_FILE = PROJECT_ROOT / "serving" / "Dockerfile.dockerignore"
+STAGING_DIR = PROJECT_ROOT / ".image-build"  # gitignored; the Dockerfile's `model` target copies model.onnx
+CONTAINERS_CONF = PROJECT_ROOT / ".podman" / "containers.conf"  # scripts/podman-setup.sh writes it
+
+
+def podman_env() -> dict[str, str]:
+    """The environment podman commands run in: CONTAINERS_CONF set (the project's file unless given)."""
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+    if shutil.which("podman") is None or not Path(env["CONTAINERS_CONF"]).is_file():
+        raise HeadlinerError("podman is not set up here: run scripts/podman-setup.sh")
+    return env
+
+
+def image_exists(image: str, env: dict[str, str]) -> bool:
+    return subprocess.run(["podman", "image", "exists", image], env=env).returncode == 0
+
+
+def image_size(image: str, env: dict[str, str]) -> int:
+    """The image's size in bytes, as `podman images` shows it."""
+    out = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Size}}", image], env=env, capture_output=True, text=True
+    )
+    return int(out.stdout.strip())
+
+
+def ensure_base_image(base_image: str, env: dict[str, str]) -> None:
+    """Build the project's base image with scripts/base-image.sh when it is the one asked for and missing
+    (any other base is podman's to find, e.g. python:3.11-slim from a registry)."""
+    if base_image != DEFAULT_BASE_IMAGE or image_exists(base_image, env):
+        return
+    click.echo(f"{base_image} missing: building it with scripts/base-image.sh (about a minute)")
+    script = PROJECT_ROOT / "scripts" / "base-image.sh"
+    if subprocess.run([str(script)], env={**env, "HEADLINER_BASE_IMAGE": base_image}).returncode != 0:
+        raise HeadlinerError(f"{script.name} failed to build {base_image} (see above)")
+
+
+def build_command(tag: str, target: str, base_image: str, no_cache: bool = False) -> list[str]:
+    """`podman build` of one target of serving/Dockerfile, from the project root. Docker format, since
+    podman drops HEALTHCHECK from OCI images."""
+    return [
+        "podman",
+        "build",
+        "--format",
+        "docker",
+        "--file",
+        str(DOCKERFILE),
+        "--ignorefile",
+        str(IGNORE_FILE),
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--target",
+        target,
+        "--tag",
+        tag,
+        *(["--no-cache"] if no_cache else []),
+        str(PROJECT_ROOT),
+    ]
+
+
+def build_image(tag: str, target: str, base_image: str, no_cache: bool = False, quiet: bool = False) -> float:
+    """Build `target` as `tag` (the base first if missing); the seconds the build itself took."""
+    env = podman_env()
+    ensure_base_image(base_image, env)
+    start = time.perf_counter()
+    done = subprocess.run(
+        build_command(tag, target, base_image, no_cache), env=env, capture_output=quiet, text=True, cwd=PROJECT_ROOT
+    )
+    if done.returncode != 0:
+        detail = f":\n{done.stdout[-3000:]}{done.stderr[-3000:]}" if quiet else ""
+        raise HeadlinerError(
+            f"podman build of {tag} failed (exit {done.returncode}); leftovers: podman ps -a --external{detail}"
+        )
+    return time.perf_counter() - start
+
+
+def stage_model(data: bytes) -> Path:
+    """The ONNX file the `model` target bakes in, in the gitignored staging folder."""
+    STAGING_DIR.mkdir(exist_ok=True)
+    path = STAGING_DIR / "model.onnx"
+    path.write_bytes(data)
+    return path
+
+
+def model_tag(model_name: str, version: str | int) -> str:
+    return f"{IMAGE}:{model_name}-v{version}"
+
+
+def run_hint(tag: str, baked: bool, model_name: str) -> str:
+    """The `podman run` command that tries the image, its inference log on a named volume. A registry-reading
+    container shares the host's network, where the servers stack listens (127.0.0.1), and serves on port 3000."""
+    if baked:
+        return f"podman run --rm -p 127.0.0.1:3000:3000 -v headliner-log:/data {tag}"
+    return (
+        f"podman run --rm --network host -v headliner-log:/data -e HEADLINER_MODEL={model_name} "
+        "-e HEADLINER_MODEL_VERSION=production -e ZENML_STORE_URL=http://127.0.0.1:8080 "
+        f"-e ZENML_STORE_API_KEY=<a service account's API key> {tag}"
+    )
+
+
+@click.group()
+def image() -> None:
+    """Container images of the service, built with podman (docs/containers.md)."""
+
+
+@image.command("build")
+@CONFIG_OPTION
+@click.option("--version", help="Registered version to bake in: number, 'latest' or a stage (the default: latest).")
+@click.option("--model-file", type=click.Path(dir_okay=False), help="Bake in this packaged .onnx file instead.")
+@click.option(
+    "--registry",
+    "from_registry",
+    is_flag=True,
+    help="Bake in no model: the image reads HEADLINER_MODEL/_VERSION from the ZenML registry at start (tag :latest).",
+)
+@click.option(
+    "--base-image",
+    default=DEFAULT_BASE_IMAGE,
+    show_default=True,
+    help="Parent image (python:3.11-slim where a registry serves it); the default is built when missing.",
+)
+@click.option("--tag", help=f"Image name:tag (default: {IMAGE}:<model>-v<version>, or {IMAGE}:latest with --registry).")
+@click.option("--no-cache", is_flag=True, help="Build every layer again.")
+def build(
+    config: str,
+    version: str | None,
+    model_file: str | None,
+    from_registry: bool,
+    base_image: str,
+    tag: str | None,
+    no_cache: bool,
+) -> None:
+    """Build the service image with podman: one model version baked in, or (--registry) reading it at start."""
+    if sum((version is not None, model_file is not None, from_registry)) > 1:
+        raise click.UsageError("give one of --version, --model-file and --registry")
+    set_quiet_defaults()
+    try:
+        podman_env()  # the setup error before any export
+        if from_registry:
+            model_name = load_spec(config).name
+            tag = tag or f"{IMAGE}:latest"
+            what = f"the service reading '{model_name}' from the registry at start (HEADLINER_MODEL_VERSION)"
+        elif model_file:
+            from headliner.deploy.foreground import packaged_model
+
+            path, predictor = packaged_model(model_file)
+            model_name = predictor.model_name
+            tag = tag or model_tag(model_name, predictor.model_version)
+            stage_model(path.read_bytes())
+            what = f"the service with '{model_name}' version {predictor.model_version} from {path} baked in"
+        else:
+            from headliner.model.versions import onnx_model_bytes
+            from headliner.stacks.setup import ensure_stack
+
+            model_name = load_spec(config).name
+            ensure_stack(PIPELINE_COMPONENTS["data"])
+            number, data = onnx_model_bytes(model_name, version or "latest")
+            tag = tag or model_tag(model_name, number)
+            stage_model(data)
+            what = f"the service with '{model_name}' version {number} baked in"
+        seconds = build_image(tag, "service" if from_registry else "model", base_image, no_cache)
+        size = image_size(tag, podman_env())
+    except HeadlinerError as exc:
+        fail(str(exc))
+    click.echo(f"Built {tag} ({size / 1e6:.0f} MB) in {seconds:.1f} s: {what}")
+    click.echo("Try it (the page and POST /predict at http://127.0.0.1:3000/; Ctrl+C or podman stop ends it):")
+    click.echo(f"  {run_hint(tag, not from_registry, model_name)}")
