@@ -1,6 +1,7 @@
 """Test isolation and the tiers: every test session gets its own ZenML config, store, repository and stack
 in a temporary folder, set before ZenML is imported, so the user's global config is never touched; each
-test gets the marker of the tier folder it lives in (tests/unit, tests/pipelines, tests/services); and the
+test gets the marker of the tier folder it lives in (tests/unit, tests/pipelines, tests/services,
+tests/containers, tests/dashboards); and the
 session fixtures the tiers share (specs, small packaged models, the training runs) live here."""
 
 import os
@@ -28,7 +29,7 @@ from tests.helpers.cli import FAST_RUN_CONFIG, run_pipeline  # noqa: E402
 from tests.helpers.models import packaged_linear_model  # noqa: E402
 
 TESTS_DIR = Path(__file__).resolve().parent
-TIERS = ("unit", "pipelines", "services", "dashboards")  # the markers registered in pyproject.toml
+TIERS = ("unit", "pipelines", "services", "containers", "dashboards")  # the markers registered in pyproject.toml
 LAST_TIER = "dashboards"  # reads every run the other tiers made, so it runs after them
 
 
