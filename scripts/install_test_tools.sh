@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test tools pip cannot install, from Debian's packages: chromium (the page's browser tests drive it
 # through Playwright; Playwright never downloads a browser), fonts for readable screenshots, and curl (the
-# deployment tests run the curl command the CLI prints). Installs only what is missing, as root or through
-# sudo; does nothing when everything is there.
+# deployment tests run the curl command the CLI prints); then what the containers tier needs: podman with the
+# project's settings (scripts/podman-setup.sh) and the local base image (scripts/base-image.sh). Installs
+# only what is missing, as root or through sudo; does nothing when everything is there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(chromium fonts-dejavu-core fonts-liberation curl)
 
@@ -13,16 +15,20 @@ for package in "${PACKAGES[@]}"; do
         missing+=("$package")
     fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=()
-elif command -v sudo >/dev/null; then
-    SUDO=(sudo)
-else
-    echo "error: ${missing[*]} missing; run $0 as root (apt-get needs it)" >&2
-    exit 1
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "error: $1 needs root; run $0 as root" >&2
+        exit 1
+    fi
+}
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "Installing ${missing[*]} with apt-get"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "Installing ${missing[*]} with apt-get"
-"${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq "${missing[@]}" >/dev/null
+
+# The containers tier: podman, runc and debootstrap with .podman/containers.conf, then the base image (each
+# skips what exists).
+scripts/podman-setup.sh >/dev/null
+as_root scripts/base-image.sh >/dev/null
