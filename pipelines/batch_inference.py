@@ -7,11 +7,17 @@ from zenml.enums import ExecutionMode
 
 from headliner.labels import Artifact
 from headliner.spec import UseCaseSpec
+from pipelines.docker_settings import docker_settings
 from steps.data import ingest_data
 from steps.deployment import score_batch
 
 
-@pipeline(name="batch_inference", execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
+@pipeline(
+    name="batch_inference",
+    execution_mode=ExecutionMode.FAIL_FAST,
+    enable_cache=False,
+    settings={"docker": docker_settings()},
+)
 def batch_inference(spec: UseCaseSpec, data: str, version: str = "latest", output: str | None = None) -> None:
     """Scores `data` (path, URL or s3:// URI) with version `version` (a number, 'latest' or a stage) of
     the model `spec.name`; `output` is the predictions file (.csv, .csv.gz, ... or .parquet; None:

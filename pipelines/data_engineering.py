@@ -7,6 +7,7 @@ from zenml.steps.entrypoint_function_utils import StepArtifact
 from headliner.data.sources import describe_source
 from headliner.labels import Step
 from headliner.spec import UseCaseSpec
+from pipelines.docker_settings import docker_settings
 from steps.data import ingest_data, label_data, profile_data, split_data, validate_data, wrangle_data
 
 
@@ -30,6 +31,6 @@ def data_engineering_steps(
     return train_split, validation_split, test_split
 
 
-@pipeline(name="data_engineering", execution_mode=ExecutionMode.FAIL_FAST)
+@pipeline(name="data_engineering", execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": docker_settings()})
 def data_engineering(spec: UseCaseSpec, data: str | None = None, rows: int | None = None) -> None:
     data_engineering_steps(spec, data, rows)

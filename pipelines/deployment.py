@@ -6,10 +6,16 @@ from zenml.enums import ExecutionMode
 
 from headliner.labels import Artifact
 from headliner.spec import UseCaseSpec
+from pipelines.docker_settings import docker_settings
 from steps.deployment import build_bento, deploy_service, smoke_test_service
 
 
-@pipeline(name="deployment", execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
+@pipeline(
+    name="deployment",
+    execution_mode=ExecutionMode.FAIL_FAST,
+    enable_cache=False,
+    settings={"docker": docker_settings()},
+)
 def deployment(spec: UseCaseSpec, version: str = "latest", port: int = 3000) -> None:
     """Deploys version `version` (a number, 'latest' or a stage) of the model `spec.name` with the active
     stack's model deployer, whichever it is (headliner.deploy.deployers); `port` is for a deployer that runs the

@@ -9,6 +9,7 @@ from zenml.enums import ExecutionMode
 from headliner.labels import Artifact
 from headliner.monitoring.window import WindowSelection
 from headliner.spec import UseCaseSpec
+from pipelines.docker_settings import docker_settings
 from steps.monitoring import (
     check_data_quality,
     check_fairness,
@@ -22,7 +23,12 @@ from steps.monitoring import (
 )
 
 
-@pipeline(name="monitoring", execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
+@pipeline(
+    name="monitoring",
+    execution_mode=ExecutionMode.FAIL_FAST,
+    enable_cache=False,
+    settings={"docker": docker_settings()},
+)
 def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_url: str | None = None) -> None:
     """Judges version `version` (a number) of model `spec.name`: inputs against its training split, the
     predicted class and fairness against its validation split. The version's splits, `onnx_model` and

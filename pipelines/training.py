@@ -7,10 +7,11 @@ from zenml.enums import ExecutionMode
 from headliner.labels import Step
 from headliner.spec import UseCaseSpec
 from pipelines.data_engineering import data_engineering_steps
+from pipelines.docker_settings import docker_settings
 from steps.training import check_quality_gates, evaluate_model, package_model, register_model, train_model
 
 
-@pipeline(name="training", execution_mode=ExecutionMode.FAIL_FAST)
+@pipeline(name="training", execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": docker_settings()})
 def training(
     spec: UseCaseSpec, data: str | None = None, rows: int | None = None, trigger: dict[str, str] | None = None
 ) -> None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 LOCAL_STACK_FILE = PROJECT_ROOT / "stack_configs" / "local.yaml"
 ZENML_DEFAULT_STACK = "default"
+LOCAL_DOCKER_FLAVOR = "local_docker"  # ZenML's orchestrator running each step in a container
 
 
 def import_stack(stack_file: Path, data: dict[str, Any] | None = None) -> str:
@@ -153,7 +154,24 @@ def ensure_stack(required: Iterable[str]) -> str:
             f"the active ZenML stack '{active.name}' has no {', '.join(missing)}; "
             f"add one, or use the project's stack: zenml stack set local"
         )
+    orchestrators = active.components.get(_component_type("orchestrator")) or []
+    if any(orchestrator.flavor_name == LOCAL_DOCKER_FLAVOR for orchestrator in orchestrators):
+        prepare_containers_stack()
     return active.name
+
+
+def prepare_containers_stack() -> None:
+    """What a stack running steps in containers needs first (the `containers` stack): podman's Docker-API
+    socket started (DOCKER_HOST set for this process; the orchestrator runs the steps through it) and the steps
+    image of the current lock built."""
+    from headliner.stacks.containers.podman import build_steps_image, start_socket
+    from pipelines.docker_settings import steps_image
+
+    start_socket()
+    build_steps_image(steps_image())
+    # ZenML's image builder through the podman CLI, not the Docker API: over the API it would pull the parent
+    # image (podman gives local images a repo digest, which ZenML's Docker engine takes for a registry's).
+    os.environ["ZENML_CONTAINER_ENGINE"] = "podman"
 
 
 def _component_type(name: str) -> StackComponentType:

@@ -1,0 +1,17 @@
+# The parent image of the pipeline steps' image on the `containers` stack (docs/stacks.md): the base image
+# with a venv on PATH (Debian's Python refuses pip into the system, PEP 668, and ZenML's generated Dockerfile
+# runs a plain `pip install`) and the project's pinned requirements (requirements.txt, the lock) installed,
+# so ZenML's own build only adds the project's source on top: seconds, while the lock does not change.
+# Built by scripts/steps-image.sh, tagged with the lock's hash.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+RUN python3 -m venv /opt/venv
+
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt

@@ -1,0 +1,123 @@
+"""Podman for the `containers` stack: the Docker-API socket ZenML's local Docker orchestrator, its image
+builder and the container model deployer talk to (`podman system service` on a unix socket of the
+project, never TCP), and the steps image the pipelines' Docker settings name (pipelines/docker_settings.py).
+
+Both are made on demand and idempotently: `python run.py ...` on the `containers` stack calls
+`prepare_containers_stack` (headliner.stacks.setup), which starts the socket unless it answers, sets
+DOCKER_HOST for this process, and builds the steps image unless it exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from headliner.errors import StackSetupError
+from headliner.spec import PROJECT_ROOT
+
+PODMAN_DIR = PROJECT_ROOT / ".podman"  # scripts/podman-setup.sh writes containers.conf here
+CONTAINERS_CONF = PODMAN_DIR / "containers.conf"
+SOCKET = PODMAN_DIR / "api.sock"
+PID_FILE = PODMAN_DIR / "api.pid"
+BASE_IMAGE = "localhost/headliner-base:bookworm"
+STEPS_DOCKERFILE = PROJECT_ROOT / "containers" / "steps.Dockerfile"
+SOCKET_START_TIMEOUT = 30.0
+
+
+def docker_host(socket: Path = SOCKET) -> str:
+    """The DOCKER_HOST of the socket (unix://, an absolute path)."""
+    return f"unix://{socket.resolve()}"
+
+
+def podman_environment() -> dict[str, str]:
+    """This process's environment with CONTAINERS_CONF set to the project's (runc, ulimits; see
+    scripts/podman-setup.sh), unless the caller set one."""
+    if not os.environ.get("CONTAINERS_CONF") and not CONTAINERS_CONF.is_file():
+        raise StackSetupError(f"{CONTAINERS_CONF} missing: run scripts/podman-setup.sh first")
+    return {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF") or str(CONTAINERS_CONF)}
+
+
+def socket_answers(socket: Path = SOCKET) -> bool:
+    """Whether the Docker API answers a ping on the socket."""
+    if not socket.exists():
+        return False
+    import docker  # type: ignore[import-untyped]  # no stubs
+
+    try:
+        client = docker.DockerClient(base_url=docker_host(socket), timeout=5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except docker.errors.DockerException:
+        return False
+
+
+def start_socket(socket: Path = SOCKET, pid_file: Path = PID_FILE) -> str:
+    """Start `podman system service` on `socket` unless it answers already; set DOCKER_HOST in this process
+    (so ZenML's Docker clients use it) and return it. The service runs on after this process (its pid in
+    `pid_file`); `stop_socket` ends it."""
+    host = docker_host(socket)
+    if not socket_answers(socket):
+        if shutil.which("podman") is None:
+            raise StackSetupError("podman is not installed: run scripts/podman-setup.sh first")
+        socket.parent.mkdir(parents=True, exist_ok=True)
+        socket.unlink(missing_ok=True)
+        with (socket.parent / "api.log").open("ab") as log:
+            process = subprocess.Popen(
+                ["podman", "system", "service", "--time=0", host],
+                env=podman_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # outlives the command that started it, like a daemon
+            )
+        pid_file.write_text(f"{process.pid}\n")
+        deadline = time.monotonic() + SOCKET_START_TIMEOUT
+        while not socket_answers(socket):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise StackSetupError(
+                    f"podman system service did not answer on {socket} (see {socket.parent / 'api.log'})"
+                )
+            time.sleep(0.2)
+    os.environ["DOCKER_HOST"] = host
+    return host
+
+
+def stop_socket(pid_file: Path = PID_FILE) -> bool:
+    """End the service `start_socket` started (by its recorded pid); False when none was running."""
+    if not pid_file.is_file():
+        return False
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def image_exists(image: str) -> bool:
+    return subprocess.run(["podman", "image", "exists", image], env=podman_environment(), check=False).returncode == 0
+
+
+def build_steps_image(image: str, base_image: str = BASE_IMAGE) -> bool:
+    """Build the steps image (containers/steps.Dockerfile over the base image) unless `image` exists; True
+    when it built. Several minutes cold (every pinned requirement), nothing when the lock is unchanged."""
+    if image_exists(image):
+        return False
+    if not image_exists(base_image):
+        raise StackSetupError(f"the base image {base_image} is missing: run scripts/base-image.sh first")
+    command = [
+        "podman", "build", "--format", "docker",
+        "-f", str(STEPS_DOCKERFILE), "--ignorefile", f"{STEPS_DOCKERFILE}.dockerignore",
+        "--build-arg", f"BASE_IMAGE={base_image}", "-t", image, str(PROJECT_ROOT),
+    ]  # fmt: skip
+    result = subprocess.run(command, env=podman_environment(), check=False)
+    if result.returncode != 0:
+        raise StackSetupError(f"building the steps image {image} failed: {' '.join(command)}")
+    return True
