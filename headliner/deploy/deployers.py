@@ -27,6 +27,7 @@ Service = TypeVar("Service", bound="BaseDeploymentService")
 ADAPTERS: dict[str, str] = {
     "bentoml": "headliner.deploy.bento_daemon:deploy_request",  # ZenML's BentoML deployer: a daemon on this machine
     "headliner_kubernetes": "headliner.stacks.kubernetes.deployer:HeadlinerKubernetesModelDeployer.deploy_request",
+    "headliner_containers": "headliner.stacks.containers.deployer:HeadlinerContainerModelDeployer.deploy_request",
 }
 
 

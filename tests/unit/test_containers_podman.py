@@ -40,11 +40,11 @@ def test_no_socket_file_does_not_answer(tmp_path: Path) -> None:
 
 
 def test_stop_socket_ends_the_recorded_process_once(tmp_path: Path) -> None:
-    pid_file = tmp_path / "api.pid"
-    assert stop_socket(pid_file) is False  # never started
+    socket, pid_file = tmp_path / "api.sock", tmp_path / "api.pid"
+    assert stop_socket(socket) is False  # never started
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     pid_file.write_text(f"{process.pid}\n")
-    assert stop_socket(pid_file) is True
+    assert stop_socket(socket) is True
     assert process.wait(timeout=10) == -15  # SIGTERM
     assert not pid_file.exists()
-    assert stop_socket(pid_file) is False
+    assert stop_socket(socket) is False

@@ -19,16 +19,21 @@ from pathlib import Path
 from headliner.errors import StackSetupError
 from headliner.spec import PROJECT_ROOT
 
-PODMAN_DIR = PROJECT_ROOT / ".podman"  # scripts/podman-setup.sh writes containers.conf here
-CONTAINERS_CONF = PODMAN_DIR / "containers.conf"
-SOCKET = PODMAN_DIR / "api.sock"
-PID_FILE = PODMAN_DIR / "api.pid"
+CONTAINERS_CONF = PROJECT_ROOT / ".podman" / "containers.conf"  # scripts/podman-setup.sh writes it
 BASE_IMAGE = "localhost/headliner-base:bookworm"
 STEPS_DOCKERFILE = PROJECT_ROOT / "containers" / "steps.Dockerfile"
 SOCKET_START_TIMEOUT = 30.0
 
 
-def docker_host(socket: Path = SOCKET) -> str:
+def socket_path() -> Path:
+    """The socket of ZenML's config in use: in its local stores folder, which the local Docker orchestrator
+    mounts into every step container at the same path, so a step (the deployment's) reaches it too."""
+    from zenml.config.global_config import GlobalConfiguration
+
+    return Path(GlobalConfiguration().local_stores_path) / "podman" / "api.sock"
+
+
+def docker_host(socket: Path) -> str:
     """The DOCKER_HOST of the socket (unix://, an absolute path)."""
     return f"unix://{socket.resolve()}"
 
@@ -41,7 +46,7 @@ def podman_environment() -> dict[str, str]:
     return {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF") or str(CONTAINERS_CONF)}
 
 
-def socket_answers(socket: Path = SOCKET) -> bool:
+def socket_answers(socket: Path) -> bool:
     """Whether the Docker API answers a ping on the socket."""
     if not socket.exists():
         return False
@@ -57,10 +62,11 @@ def socket_answers(socket: Path = SOCKET) -> bool:
         return False
 
 
-def start_socket(socket: Path = SOCKET, pid_file: Path = PID_FILE) -> str:
-    """Start `podman system service` on `socket` unless it answers already; set DOCKER_HOST in this process
-    (so ZenML's Docker clients use it) and return it. The service runs on after this process (its pid in
-    `pid_file`); `stop_socket` ends it."""
+def start_socket(socket: Path | None = None) -> str:
+    """Start `podman system service` on `socket` (by default `socket_path()`) unless it answers already; set
+    DOCKER_HOST in this process (so ZenML's Docker clients use it) and return it. The service runs on after this
+    process (its pid in api.pid beside the socket, its output in api.log); `stop_socket` ends it."""
+    socket = socket or socket_path()
     host = docker_host(socket)
     if not socket_answers(socket):
         if shutil.which("podman") is None:
@@ -76,7 +82,7 @@ def start_socket(socket: Path = SOCKET, pid_file: Path = PID_FILE) -> str:
                 stderr=log,
                 start_new_session=True,  # outlives the command that started it, like a daemon
             )
-        pid_file.write_text(f"{process.pid}\n")
+        (socket.parent / "api.pid").write_text(f"{process.pid}\n")
         deadline = time.monotonic() + SOCKET_START_TIMEOUT
         while not socket_answers(socket):
             if process.poll() is not None or time.monotonic() > deadline:
@@ -88,8 +94,9 @@ def start_socket(socket: Path = SOCKET, pid_file: Path = PID_FILE) -> str:
     return host
 
 
-def stop_socket(pid_file: Path = PID_FILE) -> bool:
-    """End the service `start_socket` started (by its recorded pid); False when none was running."""
+def stop_socket(socket: Path | None = None) -> bool:
+    """End the service `start_socket` started on `socket` (by its recorded pid); False when none was running."""
+    pid_file = (socket or socket_path()).parent / "api.pid"
     if not pid_file.is_file():
         return False
     pid = int(pid_file.read_text())
