@@ -1,0 +1,147 @@
+"""The `containers` stack as a user runs it: imported and set with the CLI in a ZenML config of its own (the
+session's other tiers keep the local stack), a training run whose every step ran in a container of the steps
+image (read from podman's container list, not assumed), then the deployment pipeline serving the version from
+a container of the service image that answers on 127.0.0.1. Cleans up its containers and its API socket."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from headliner.labels import Step
+from headliner.model.onnx_packaging import PARITY_TOLERANCE, OnnxPredictor
+from headliner.serving.inference_log import read_inference_log
+from headliner.spec import PROJECT_ROOT
+from headliner.stacks.containers.deployer import container_name
+from headliner.stacks.containers.podman import stop_socket
+from pipelines.docker_settings import steps_image
+from tests.helpers.cli import FAST_RUN_CONFIG, run_cli, run_cli_on_a_free_port
+from tests.helpers.containers import podman
+from tests.helpers.payloads import SONG_ROW, v2_request
+
+SERVICE_IMAGE = "localhost/headliner-service:latest"  # stack_configs/containers.yaml's model deployer runs it
+TRAINING_STEPS = {
+    Step.INGEST_DATA, Step.VALIDATE_DATA, Step.WRANGLE_DATA, Step.LABEL_DATA, Step.PROFILE_DATA, Step.SPLIT_DATA,
+    Step.TRAIN_MODEL, Step.EVALUATE_MODEL, Step.CHECK_QUALITY_GATES, Step.PACKAGE_MODEL, Step.REGISTER_MODEL,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack_env(isolated_env, tmp_path_factory) -> dict[str, str]:
+    """A ZenML config and repository of this module only, with the containers stack imported and active."""
+    root = tmp_path_factory.mktemp("containers-stack")
+    env = {**isolated_env, "ZENML_CONFIG_PATH": str(root / "config"), "ZENML_REPOSITORY_PATH": str(root / "repo")}
+    (root / "repo").mkdir()
+    done = run_cli(["stack-import", "stack_configs/containers.yaml", "--set"], env)
+    assert done.returncode == 0 and "Stack 'containers' imported and active" in done.stdout, done.stderr[-3000:]
+    yield env
+    stop_socket(local_stores(env) / "podman" / "api.sock")
+
+
+def local_stores(env: dict[str, str]) -> Path:
+    return Path(env["ZENML_CONFIG_PATH"]) / "local_stores"
+
+
+def step_containers(env: dict[str, str]) -> list[dict]:
+    """The step containers the orchestrator ran for this module's config (the local stores it mounted)."""
+    ids = podman("ps", "-a", "-q", "--filter", "label=headliner.stack=containers").stdout.split()
+    if not ids:
+        return []
+    mounted = f"ZENML_LOCAL_STORES_PATH={local_stores(env)}"
+    return [c for c in json.loads(podman("inspect", *ids).stdout) if mounted in c["Config"]["Env"]]
+
+
+def remove_step_containers(env: dict[str, str]) -> None:
+    ids = [c["Id"] for c in step_containers(env)]
+    if ids:
+        podman("rm", "-f", *ids, check=False)
+
+
+@pytest.fixture(scope="module")
+def training(stack_env):
+    done = run_cli(["--pipeline", "training", "--rows", "20000", "--run-config", FAST_RUN_CONFIG], stack_env)
+    try:
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        yield done, step_containers(stack_env)
+    finally:
+        remove_step_containers(stack_env)
+
+
+def run_steps(env: dict[str, str], pipeline: str) -> dict[str, str]:
+    """{step name: status} of the pipeline's last run in this module's store (read in a subprocess: the test
+    process holds the session's store)."""
+    code = (
+        "import json; from zenml.client import Client; "
+        f"run = Client().get_pipeline('{pipeline}').last_run; "
+        "print(json.dumps({name: step.status.value for name, step in run.steps.items()}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_training_step_ran_in_its_own_container_of_the_steps_image(training, stack_env):
+    done, containers = training
+    assert "Registered model 'jukebox' version 1" in done.stdout
+    assert run_steps(stack_env, "training") == dict.fromkeys(TRAINING_STEPS, "completed")
+    steps = {}
+    for container in containers:
+        args = container["Args"]
+        steps[args[args.index("--step_name") + 1]] = container
+    assert set(steps) == TRAINING_STEPS and len(containers) == len(TRAINING_STEPS)
+    parent = podman("image", "inspect", "--format", "{{.Id}}", steps_image()).stdout.strip()
+    for container in steps.values():
+        assert container["State"]["ExitCode"] == 0
+        assert container["Image"] == parent  # ZenML's image is the steps image, re-tagged: nothing rebuilt
+        assert any(m["Destination"] == str(local_stores(stack_env)) for m in container["Mounts"])
+
+
+@pytest.fixture(scope="module")
+def deployment(training, stack_env):
+    """The service image (the documented build, cached after the first), then the deployment pipeline."""
+    built = run_cli(["image", "build", "--registry"], stack_env)
+    assert built.returncode == 0 and f"Built {SERVICE_IMAGE}" in built.stdout, built.stdout[-3000:] + built.stderr
+    name = container_name("jukebox", "1")
+    try:
+        port, done = run_cli_on_a_free_port(["--pipeline", "deployment"], stack_env)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        yield port, done, name
+    finally:
+        podman("rm", "-f", "--time", "0", name, check=False)
+        remove_step_containers(stack_env)
+
+
+def test_deployment_serves_the_version_from_a_container_of_the_service_image(deployment, stack_env):
+    port, done, name = deployment
+    assert f"Service for 'jukebox' version 1 is live at http://127.0.0.1:{port}" in done.stdout
+    assert "smoke test POST /v2/models/jukebox/infer: passed" in done.stdout
+    (service,) = json.loads(podman("inspect", name).stdout)
+    assert service["State"]["Running"] and service["ImageName"] == SERVICE_IMAGE
+    assert service["HostConfig"]["PortBindings"]["3000/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
+
+    served = local_stores(stack_env) / "headliner" / "deployed" / "jukebox-v1.onnx"
+    _, expected = OnnxPredictor(served.read_bytes()).predict_matrix(np.array([SONG_ROW]))
+    answer = httpx.post(f"http://127.0.0.1:{port}/v2/models/jukebox/infer", json=v2_request(), trust_env=False)
+    assert answer.status_code == 200 and answer.json()["model_version"] == "1"
+    probabilities = answer.json()["outputs"][0]
+    np.testing.assert_allclose(np.array(probabilities["data"]), expected[0], rtol=0, atol=PARITY_TOLERANCE)
+
+    # ZenML's own command deletes the service: SIGTERM, the log flushed to the local stores, the container gone
+    uuid = run_python(stack_env, "from zenml.client import Client; print(Client().list_services().items[0].id)")
+    deleted = subprocess.run(
+        ["zenml", "model-deployer", "models", "delete", uuid], env=stack_env, capture_output=True, text=True
+    )
+    assert deleted.returncode == 0, deleted.stderr[-3000:]
+    assert podman("container", "exists", name, check=False).returncode == 1
+    log = read_inference_log(f"sqlite:///{local_stores(stack_env) / 'headliner' / 'inference_log.sqlite'}")
+    assert len(log) >= 3 and (log["model_version"] == "1").all()  # the smoke test's two requests and this one
+
+
+def run_python(env: dict[str, str], code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1]
