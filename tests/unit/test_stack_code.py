@@ -22,6 +22,7 @@ SCANNED = ["pipelines", "steps", "headliner", "materializers", "run.py"]
 # The stack-specific components: they exist to know one stack's flavors.
 STACK_SPECIFIC = [
     "headliner/stacks/kubernetes/",
+    "headliner/stacks/containers/",
     "headliner/deploy/bento_daemon.py",
     "headliner/stacks/servers.py",
     "headliner/stacks/setup.py",
@@ -32,7 +33,8 @@ STACK_SPECIFIC = [
 # stores the bento artifact, which every stack builds.
 FLAVOR_MODULES = re.compile(
     r"^(zenml\.integrations\.(bentoml|kubernetes|s3|aws|gcp|azure)|zenml\.orchestrators\.local|zenml\.artifact_stores\.local"
-    r"|zenml\.container_registries|zenml\.image_builders|kubernetes|kubernetes_validate|headliner\.stacks\.kubernetes|headliner\.deploy\.bento_daemon)(\.|$)"
+    r"|zenml\.container_registries|zenml\.image_builders|kubernetes|kubernetes_validate|headliner\.stacks\.kubernetes|headliner\.stacks\.containers"
+    r"|headliner\.deploy\.bento_daemon)(\.|$)"
 )
 ALLOWED_MODULES = re.compile(r"^zenml\.integrations\.bentoml\.materializers(\.|$)")
 
@@ -174,7 +176,7 @@ def test_an_unsupported_model_deployer_is_a_clear_error():
         deploy(deployment_request(), deployer=SimpleNamespace(name="seldon_deployer", flavor="seldon"))
     assert str(error.value) == (
         "the deployment pipeline cannot deploy with model deployer 'seldon_deployer' of flavor 'seldon'; "
-        "supported flavors: bentoml, headliner_kubernetes"
+        "supported flavors: bentoml, headliner_kubernetes, headliner_containers"
     )
 
 
