@@ -1,8 +1,8 @@
-# The parent image of the pipeline steps' image on the `containers` stack (docs/stacks.md): the base image
+# The image of the pipeline steps on the `containers` stack (docs/stacks.md): the base image
 # with a venv on PATH (Debian's Python refuses pip into the system, PEP 668, and ZenML's generated Dockerfile
 # runs a plain `pip install`) and the project's pinned requirements (requirements.txt, the lock) installed,
-# so ZenML's own build only adds the project's source on top: seconds, while the lock does not change.
-# Built by scripts/steps-image.sh, tagged with the lock's hash.
+# so ZenML adds nothing on top (the code comes from the artifact store): cached while the lock does not change.
+# ZenML builds it for every pipeline (pipelines/docker_settings.py); podman caches its layers.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 

@@ -2,33 +2,31 @@
 (the `containers` stack's local Docker orchestrator, the Kubernetes orchestrator); ignored by the local
 orchestrator, which builds nothing.
 
-The parent image is the project's steps image (containers/steps.Dockerfile: the base image with a venv and
-the pinned requirements of requirements.txt), tagged with the lock's hash, so a new lock means a new image
-and an unchanged lock reuses it. ZenML's build on top installs nothing and includes no code (the code goes
-through the artifact store), so its layers are cached after the first build.
+ZenML builds the image itself from containers/steps.Dockerfile (the base image, a venv, the pinned
+requirements of requirements.txt) and installs nothing on top; the code goes through the artifact store,
+not into the image. So the image changes only with the lock or the Dockerfile, and a rebuild is all cached
+layers (podman's cache: no registry is needed to reuse it).
 """
 
-import hashlib
-
 from zenml.config import DockerSettings
+from zenml.config.docker_settings import DockerBuildConfig, DockerBuildOptions
 
 from headliner.spec import PROJECT_ROOT
 
-LOCK_FILE = PROJECT_ROOT / "requirements.txt"
-STEPS_IMAGE_REPOSITORY = "localhost/headliner-steps"
+STEPS_DOCKERFILE = PROJECT_ROOT / "containers" / "steps.Dockerfile"
+BASE_IMAGE = "localhost/headliner-base:bookworm"  # scripts/base-image.sh builds it
 
 
-def steps_image() -> str:
-    """The steps image for the current lock: localhost/headliner-steps:<first 12 hex of its sha256>."""
-    digest = hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest()[:12]
-    return f"{STEPS_IMAGE_REPOSITORY}:{digest}"
-
-
-def docker_settings() -> DockerSettings:
-    """The pipelines' `docker` settings: the steps image as parent, nothing installed on top (pip, since the
-    image has no uv), the code downloaded from the artifact store rather than copied into the image."""
+def docker_settings(base_image: str = BASE_IMAGE) -> DockerSettings:
+    """The pipelines' `docker` settings: the steps Dockerfile over `base_image`, its context the project with
+    only the lock in it, nothing installed on top (pip, since the image has no uv), no code in the image."""
     return DockerSettings(
-        parent_image=steps_image(),
+        dockerfile=str(STEPS_DOCKERFILE),
+        build_context_root=str(PROJECT_ROOT),
+        parent_image_build_config=DockerBuildConfig(
+            build_options=DockerBuildOptions(build_args={"BASE_IMAGE": base_image}),
+            dockerignore=f"{STEPS_DOCKERFILE}.dockerignore",
+        ),
         python_package_installer="pip",
         install_stack_requirements=False,
         install_deployment_requirements=False,

@@ -162,15 +162,12 @@ def ensure_stack(required: Iterable[str]) -> str:
 
 def prepare_containers_stack() -> None:
     """What a stack running steps in containers needs first (the `containers` stack): podman's Docker-API
-    socket started (DOCKER_HOST set for this process; the orchestrator runs the steps through it) and the steps
-    image of the current lock built."""
-    from headliner.stacks.containers.podman import build_steps_image, start_socket
-    from pipelines.docker_settings import steps_image
+    socket started (DOCKER_HOST set for this process; the orchestrator runs the steps through it)."""
+    from headliner.stacks.containers.podman import start_socket
 
     start_socket()
-    build_steps_image(steps_image())
-    # ZenML's image builder through the podman CLI, not the Docker API: over the API it would pull the parent
-    # image (podman gives local images a repo digest, which ZenML's Docker engine takes for a registry's).
+    # ZenML's image builder through the podman CLI, not the Docker API: over the API, ZenML takes the repo
+    # digest podman gives every local image for a registry's and pulls, and its re-tag call fails.
     os.environ["ZENML_CONTAINER_ENGINE"] = "podman"
 
 

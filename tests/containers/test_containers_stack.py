@@ -1,7 +1,8 @@
 """The `containers` stack as a user runs it: imported and set with the CLI in a ZenML config of its own (the
 session's other tiers keep the local stack), a training run whose every step ran in a container of the steps
-image (read from podman's container list, not assumed), then the deployment pipeline serving the version from
-a container of the service image that answers on 127.0.0.1. Cleans up its containers and its API socket."""
+image (containers/steps.Dockerfile; read from podman's container list, not assumed), then the deployment
+pipeline serving the version from a container of the service image that answers on 127.0.0.1. Cleans up its
+containers and its API socket."""
 
 import json
 import subprocess
@@ -18,7 +19,6 @@ from headliner.serving.inference_log import read_inference_log
 from headliner.spec import PROJECT_ROOT
 from headliner.stacks.containers.deployer import container_name
 from headliner.stacks.containers.podman import stop_socket
-from pipelines.docker_settings import steps_image
 from tests.helpers.cli import FAST_RUN_CONFIG, run_cli, run_cli_on_a_free_port
 from tests.helpers.containers import podman
 from tests.helpers.payloads import SONG_ROW, v2_request
@@ -93,10 +93,12 @@ def test_every_training_step_ran_in_its_own_container_of_the_steps_image(trainin
         args = container["Args"]
         steps[args[args.index("--step_name") + 1]] = container
     assert set(steps) == TRAINING_STEPS and len(containers) == len(TRAINING_STEPS)
-    parent = podman("image", "inspect", "--format", "{{.Id}}", steps_image()).stdout.strip()
+    (image,) = {container["Image"] for container in containers}  # one image, built by ZenML for the pipeline
+    assert image == podman("image", "inspect", "--format", "{{.Id}}", "zenml:training-orchestrator").stdout.strip()
+    history = podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    assert "pip install --no-cache-dir -r /tmp/requirements.txt" in history  # containers/steps.Dockerfile
     for container in steps.values():
         assert container["State"]["ExitCode"] == 0
-        assert container["Image"] == parent  # ZenML's image is the steps image, re-tagged: nothing rebuilt
         assert any(m["Destination"] == str(local_stores(stack_env)) for m in container["Mounts"])
 
 

@@ -1,2 +1,2 @@
-"""Headliner on the `containers` stack: podman's Docker-API socket, the steps image and the project's model
-deployer flavor that serves a model version as a container."""
+"""Headliner on the `containers` stack: podman's Docker-API socket and the project's model deployer flavor that
+serves a model version as a container."""

@@ -1,10 +1,9 @@
-"""Podman for the `containers` stack: the Docker-API socket ZenML's local Docker orchestrator, its image
-builder and the container model deployer talk to (`podman system service` on a unix socket of the
-project, never TCP), and the steps image the pipelines' Docker settings name (pipelines/docker_settings.py).
+"""Podman for the `containers` stack: the Docker-API socket ZenML's local Docker orchestrator and the
+container model deployer talk to (`podman system service` on a unix socket, never TCP).
 
-Both are made on demand and idempotently: `python run.py ...` on the `containers` stack calls
-`prepare_containers_stack` (headliner.stacks.setup), which starts the socket unless it answers, sets
-DOCKER_HOST for this process, and builds the steps image unless it exists.
+Started on demand and idempotently: `python run.py ...` on the `containers` stack calls
+`prepare_containers_stack` (headliner.stacks.setup), which starts the socket unless it answers and sets
+DOCKER_HOST for this process.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from headliner.errors import StackSetupError
 from headliner.spec import PROJECT_ROOT
 
 CONTAINERS_CONF = PROJECT_ROOT / ".podman" / "containers.conf"  # scripts/podman-setup.sh writes it
-BASE_IMAGE = "localhost/headliner-base:bookworm"
-STEPS_DOCKERFILE = PROJECT_ROOT / "containers" / "steps.Dockerfile"
 SOCKET_START_TIMEOUT = 30.0
 
 
@@ -105,26 +102,4 @@ def stop_socket(socket: Path | None = None) -> bool:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    return True
-
-
-def image_exists(image: str) -> bool:
-    return subprocess.run(["podman", "image", "exists", image], env=podman_environment(), check=False).returncode == 0
-
-
-def build_steps_image(image: str, base_image: str = BASE_IMAGE) -> bool:
-    """Build the steps image (containers/steps.Dockerfile over the base image) unless `image` exists; True
-    when it built. Several minutes cold (every pinned requirement), nothing when the lock is unchanged."""
-    if image_exists(image):
-        return False
-    if not image_exists(base_image):
-        raise StackSetupError(f"the base image {base_image} is missing: run scripts/base-image.sh first")
-    command = [
-        "podman", "build", "--format", "docker",
-        "-f", str(STEPS_DOCKERFILE), "--ignorefile", f"{STEPS_DOCKERFILE}.dockerignore",
-        "--build-arg", f"BASE_IMAGE={base_image}", "-t", image, str(PROJECT_ROOT),
-    ]  # fmt: skip
-    result = subprocess.run(command, env=podman_environment(), check=False)
-    if result.returncode != 0:
-        raise StackSetupError(f"building the steps image {image} failed: {' '.join(command)}")
     return True
