@@ -19,21 +19,41 @@ from tests.helpers.payloads import SONG, SONG_ROW, v2_request
 TAG = "localhost/headliner-service:tests-jukebox-v1"  # not the default tag: a user's jukebox-v1 stays
 
 
-@pytest.fixture(scope="module")
-def service_image(jukebox_onnx_file, isolated_env) -> str:
-    """The documented build command; its output names the image and the command to run it."""
-    done = subprocess.run(
-        [sys.executable, "run.py", "image", "build", "--model-file", str(jukebox_onnx_file), "--tag", TAG],
+def build(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "run.py", "image", "build", *args],
         cwd=PROJECT_ROOT,
-        env=isolated_env,
+        env=env,
         capture_output=True,
         text=True,
         timeout=1800,
     )
+
+
+@pytest.fixture(scope="module")
+def service_image(jukebox_onnx_file, isolated_env) -> str:
+    """The documented build command; its output names the image and the command to run it."""
+    done = build(["--model-file", str(jukebox_onnx_file), "--tag", TAG], isolated_env)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert f"Built {TAG} (" in done.stdout and "'jukebox' version 1" in done.stdout
     assert f"podman run --rm -p 127.0.0.1:3000:3000 -v headliner-log:/data {TAG}" in done.stdout
     return TAG
+
+
+def test_the_build_command_refuses_with_one_line_errors(isolated_env, tmp_path):
+    not_a_model = tmp_path / "notes.onnx"
+    not_a_model.write_text("not ONNX")
+    unset = {**isolated_env, "CONTAINERS_CONF": str(tmp_path / "missing.conf")}
+    for args, env, message in [
+        ([], unset, "error: podman is not set up here: run scripts/podman-setup.sh"),
+        (["--model-file", str(not_a_model)], isolated_env, f"error: --model-file {not_a_model}: not a packaged"),
+        (["--version", "97"], isolated_env, "error: "),
+    ]:
+        done = build(args, env)
+        assert done.returncode == 1 and done.stderr.strip().startswith(message), (args, done.stderr[-2000:])
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    both = build(["--registry", "--version", "3"], isolated_env)
+    assert both.returncode == 2 and "give one of --version, --model-file and --registry" in both.stderr
 
 
 @pytest.fixture(scope="module")
