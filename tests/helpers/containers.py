@@ -111,6 +111,7 @@ class RunningContainer:
         return int(self.inspect("{{.State.ExitCode}}"))
 
     def remove(self) -> None:
-        """Remove the container (stopping it hard if it still runs) and close the client."""
-        podman("rm", "-f", "--time", "0", self.name, check=False)
+        """Remove the container (stopping it hard if it still runs) with its anonymous volumes (an image's
+        VOLUME not mounted by name), and close the client."""
+        podman("rm", "-f", "--volumes", "--time", "0", self.name, check=False)
         self.client.close()
