@@ -134,8 +134,14 @@ def test_deployment_serves_the_version_from_a_container_of_the_service_image(dep
 
     # ZenML's own command deletes the service: SIGTERM, the log flushed to the local stores, the container gone
     uuid = run_python(stack_env, "from zenml.client import Client; print(Client().list_services().items[0].id)")
+    # The project is this module's source root as it is for a user whose ZenML repository is the checkout
+    # (`zenml` runs from its own bin folder: the deployer flavor's module comes from PYTHONPATH here).
     deleted = subprocess.run(
-        ["zenml", "model-deployer", "models", "delete", uuid], env=stack_env, capture_output=True, text=True
+        ["zenml", "model-deployer", "models", "delete", uuid],
+        env={**stack_env, "PYTHONPATH": str(PROJECT_ROOT)},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
     )
     assert deleted.returncode == 0, deleted.stderr[-3000:]
     assert podman("container", "exists", name, check=False).returncode == 1
