@@ -15,8 +15,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 
 def local_state_dir() -> Path:
-    """Headliner's local state (inference log, exported models) beside ZenML's local stores, so it
-    follows ZENML_CONFIG_PATH (tests and users with several configs stay apart)."""
+    """Headliner's local state (inference log, exported models) beside ZenML's local stores, found by
+    ZenML's own rule: ZENML_LOCAL_STORES_PATH (set in every step container, where the stores are mounted),
+    else ZENML_CONFIG_PATH's local_stores (tests and users with several configs stay apart)."""
+    stores = os.environ.get("ZENML_LOCAL_STORES_PATH")
+    if stores:
+        return Path(stores) / "headliner"
     config = os.environ.get("ZENML_CONFIG_PATH")
     if config:
         base = Path(config)

@@ -24,3 +24,13 @@ def test_settings_read_the_environment_and_a_path_means_sqlite(monkeypatch, tmp_
     monkeypatch.setenv("HEADLINER_MAX_BATCH", "0")
     with pytest.raises(ValueError, match="max_batch"):
         ServingSettings()
+
+
+def test_local_state_follows_zenml_local_stores_as_in_a_step_container(monkeypatch, tmp_path):
+    from headliner.serving.settings import local_state_dir
+
+    monkeypatch.setenv("ZENML_CONFIG_PATH", str(tmp_path / "config"))
+    monkeypatch.delenv("ZENML_LOCAL_STORES_PATH", raising=False)
+    assert local_state_dir() == tmp_path / "config" / "local_stores" / "headliner"
+    monkeypatch.setenv("ZENML_LOCAL_STORES_PATH", str(tmp_path / "mounted"))
+    assert local_state_dir() == tmp_path / "mounted" / "headliner"
