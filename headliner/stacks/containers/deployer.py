@@ -25,7 +25,6 @@ from pydantic import Field
 from zenml.enums import ServiceState
 from zenml.model_deployers.base_model_deployer import (
     DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT,
-    BaseModelDeployer,
     BaseModelDeployerConfig,
     BaseModelDeployerFlavor,
 )
@@ -34,6 +33,7 @@ from zenml.services.service import BaseDeploymentService, BaseService, ServiceCo
 from zenml.services.service_status import ServiceStatus
 
 from headliner.deploy.deployers import record_and_start
+from headliner.deploy.service_deployer import ServiceLifecycleDeployer
 from headliner.errors import DeploymentError
 from headliner.stacks.containers.podman import socket_path
 
@@ -165,7 +165,7 @@ class ContainerModelService(BaseDeploymentService):
         yield from text.splitlines()
 
 
-class HeadlinerContainerModelDeployer(BaseModelDeployer):
+class HeadlinerContainerModelDeployer(ServiceLifecycleDeployer):
     """Deploys a registered model version as the service image's container; one per model version."""
 
     NAME: ClassVar[str] = "Headliner containers"
@@ -242,23 +242,6 @@ class HeadlinerContainerModelDeployer(BaseModelDeployer):
             "HEALTH_CHECK_URL": service.healthcheck_url,
             "CONTAINER": service.config.container_name,
         }
-
-    def perform_stop_model(
-        self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False
-    ) -> BaseService:
-        service.stop(timeout=timeout, force=force)
-        return service
-
-    def perform_start_model(
-        self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT
-    ) -> BaseService:
-        service.start(timeout=timeout)
-        return service
-
-    def perform_delete_model(
-        self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False
-    ) -> None:
-        service.stop(timeout=timeout, force=force)
 
 
 class HeadlinerContainerModelDeployerFlavor(BaseModelDeployerFlavor):

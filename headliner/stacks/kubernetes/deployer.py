@@ -21,7 +21,6 @@ from zenml.client import Client
 from zenml.enums import ServiceState
 from zenml.model_deployers.base_model_deployer import (
     DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT,
-    BaseModelDeployer,
     BaseModelDeployerConfig,
     BaseModelDeployerFlavor,
 )
@@ -30,6 +29,7 @@ from zenml.services.service import BaseDeploymentService, BaseService, ServiceCo
 from zenml.services.service_status import ServiceStatus
 
 from headliner.deploy.deployers import record_and_start
+from headliner.deploy.service_deployer import ServiceLifecycleDeployer
 from headliner.errors import DeploymentError
 from headliner.stacks.kubernetes.manifests import (
     SERVICE_PORT,
@@ -170,7 +170,7 @@ class KubernetesModelService(BaseDeploymentService):
             yield from text.splitlines()
 
 
-class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
+class HeadlinerKubernetesModelDeployer(ServiceLifecycleDeployer):
     """Deploys a model stage or version as the service on Kubernetes; one service per model and version."""
 
     NAME: ClassVar[str] = "Headliner Kubernetes"
@@ -248,23 +248,6 @@ class HeadlinerKubernetesModelDeployer(BaseModelDeployer):
             "HEALTH_CHECK_URL": service.healthcheck_url,
             "NAMESPACE": service.config.settings.namespace,
         }
-
-    def perform_stop_model(
-        self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False
-    ) -> BaseService:
-        service.stop(timeout=timeout, force=force)
-        return service
-
-    def perform_start_model(
-        self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT
-    ) -> BaseService:
-        service.start(timeout=timeout)
-        return service
-
-    def perform_delete_model(
-        self, service: BaseService, timeout: int = DEFAULT_DEPLOYMENT_START_STOP_TIMEOUT, force: bool = False
-    ) -> None:
-        service.stop(timeout=timeout, force=force)
 
 
 class HeadlinerKubernetesModelDeployerFlavor(BaseModelDeployerFlavor):
