@@ -4,7 +4,7 @@
 # the type checker (mypy), the import layers (lint-imports), the manual (mkdocs build --strict), then pytest
 # with this script's arguments:
 #   scripts/test.sh                 everything
-#   scripts/test.sh -m unit         one tier (unit, pipelines, services or dashboards; see tests/conftest.py)
+#   scripts/test.sh -m unit         one tier (unit, pipelines, services, containers or dashboards; see tests/conftest.py)
 #   scripts/test.sh tests/unit -x   any pytest arguments
 # The first failing stage stops it with its non-zero exit; pytest finding no test (exit 5) is a failure.
 set -euo pipefail
