@@ -1,6 +1,7 @@
 """`image build`: the service image of serving/Dockerfile built with podman (docs/containers.md), either with
 one model version baked in (a registered version, exported, or a given ONNX file; tagged
-localhost/headliner-service:<model>-v<version>) or reading its model from the registry at start (:latest)."""
+localhost/headliner-service:<model>-v<version>) or reading its model from the registry at start (tagged with this
+checkout's content tag, src-<hash>, the tag the containers and Kubernetes deployers run)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,12 @@ from pathlib import Path
 import click
 
 from headliner.cli.common import CONFIG_OPTION, PIPELINE_COMPONENTS, fail, load_spec, set_quiet_defaults
+from headliner.deploy.service_image import IGNORE_FILE, REPOSITORY, service_image
 from headliner.errors import HeadlinerError
 from headliner.spec import PROJECT_ROOT
 
-IMAGE = "localhost/headliner-service"
 DEFAULT_BASE_IMAGE = "localhost/headliner-base:bookworm"  # what scripts/base-image.sh builds
 DOCKERFILE = PROJECT_ROOT / "serving" / "Dockerfile"
-IGNORE_FILE = PROJECT_ROOT / "serving" / "Dockerfile.dockerignore"
 STAGING_DIR = PROJECT_ROOT / ".image-build"  # gitignored; the Dockerfile's `model` target copies model.onnx
 CONTAINERS_CONF = PROJECT_ROOT / ".podman" / "containers.conf"  # scripts/podman-setup.sh writes it
 
@@ -104,7 +104,7 @@ def stage_model(data: bytes) -> Path:
 
 
 def model_tag(model_name: str, version: str | int) -> str:
-    return f"{IMAGE}:{model_name}-v{version}"
+    return f"{REPOSITORY}:{model_name}-v{version}"
 
 
 def run_hint(tag: str, baked: bool, model_name: str) -> str:
@@ -117,6 +117,13 @@ def run_hint(tag: str, baked: bool, model_name: str) -> str:
         "-e HEADLINER_MODEL_VERSION=production -e ZENML_STORE_URL=http://127.0.0.1:8080 "
         f"-e ZENML_STORE_API_KEY=<a service account's API key> {tag}"
     )
+
+
+def push_hint(tag: str, registry: str = "localhost:5001") -> str:
+    """The `podman push` that puts the image where the kubernetes stack's deployer has the cluster pull it
+    (stack_configs/kubernetes.yaml: `image_repository`, a kind cluster's plain-HTTP registry by default)."""
+    name = tag.rsplit("/", 1)[-1]
+    return f"podman push --tls-verify=false {tag} {registry}/{name}"
 
 
 @click.group()
@@ -140,7 +147,10 @@ def image() -> None:
     show_default=True,
     help="Parent image (python:3.11-slim where a registry serves it); the default is built when missing.",
 )
-@click.option("--tag", help=f"Image name:tag (default: {IMAGE}:<model>-v<version>, or {IMAGE}:latest with --registry).")
+@click.option(
+    "--tag",
+    help=f"Image name:tag (default: {REPOSITORY}:<model>-v<version>; with --registry {REPOSITORY}:src-<hash>).",
+)
 @click.option("--no-cache", is_flag=True, help="Build every layer again.")
 def build(
     config: str,
@@ -159,7 +169,7 @@ def build(
         podman_env()  # the setup error before any export
         if from_registry:
             model_name = load_spec(config).name
-            tag = tag or f"{IMAGE}:latest"
+            tag = tag or service_image()
             what = f"the service reading '{model_name}' from the registry at start (HEADLINER_MODEL_VERSION)"
         elif model_file:
             from headliner.deploy.foreground import packaged_model
@@ -186,3 +196,6 @@ def build(
     click.echo(f"Built {tag} ({size / 1e6:.0f} MB) in {seconds:.1f} s: {what}")
     click.echo("Try it (the page and POST /predict at http://127.0.0.1:3000/; Ctrl+C or podman stop ends it):")
     click.echo(f"  {run_hint(tag, not from_registry, model_name)}")
+    if from_registry:
+        click.echo("For a cluster (docs/stacks.md), push it where the kubernetes stack's model deployer pulls it from:")
+        click.echo(f"  {push_hint(tag)}")

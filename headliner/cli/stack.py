@@ -89,14 +89,15 @@ def kubernetes_manifests(
 ) -> None:
     """Dry run of the Kubernetes stack: print (YAML) the objects its model deployer would apply for a version or
     stage and those its orchestrator would create for a run of each pipeline, validated against the Kubernetes
-    schemas; nothing is applied, no cluster is needed."""
+    schemas, and (on stderr) the images they name: what to push to the cluster's registry first; nothing is
+    applied, no cluster is needed."""
     set_quiet_defaults()
     spec = load_spec(config)
     chosen = version_choice(stage, version)
     import yaml
 
     from headliner.errors import HeadlinerError
-    from headliner.stacks.kubernetes.dry_run import dry_run
+    from headliner.stacks.kubernetes.dry_run import dry_run, images_named
     from headliner.stacks.kubernetes.manifests import KUBERNETES_VERSION
 
     try:
@@ -115,6 +116,8 @@ def kubernetes_manifests(
     manifests = [manifest for group in groups.values() for manifest in group]
     if output:
         write_manifests(Path(output), manifests)
+    for name in images_named(manifests):
+        click.echo(f"# image: {name}", err=True)
     click.echo(
         f"# {len(manifests)} objects valid against the Kubernetes {KUBERNETES_VERSION} schemas; nothing was applied",
         err=True,

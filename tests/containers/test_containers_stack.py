@@ -1,8 +1,8 @@
 """The `containers` stack as a user runs it: imported and set with the CLI in a ZenML config of its own (the
 session's other tiers keep the local stack), a training run whose every step ran in a container of the steps
 image (containers/steps.Dockerfile; read from podman's container list, not assumed), then the deployment
-pipeline serving the version from a container of the service image that answers on 127.0.0.1. Cleans up its
-containers and its API socket."""
+pipeline serving the version from a container of the service image that answers on 127.0.0.1, and the
+kubernetes stack's dry run naming those same images. Cleans up its containers and its API socket."""
 
 import json
 import subprocess
@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
+from headliner.deploy.service_image import service_image
 from headliner.labels import Step
 from headliner.model.onnx_packaging import PARITY_TOLERANCE, OnnxPredictor
 from headliner.serving.inference_log import read_inference_log
@@ -21,9 +22,11 @@ from headliner.stacks.containers.deployer import container_name
 from headliner.stacks.containers.podman import stop_socket
 from tests.helpers.cli import FAST_RUN_CONFIG, run_cli, run_cli_on_a_free_port
 from tests.helpers.containers import podman
+from tests.helpers.kubernetes import CREATE_SECRETS, images_listed
 from tests.helpers.payloads import SONG_ROW, v2_request
 
-SERVICE_IMAGE = "localhost/headliner-service:latest"  # stack_configs/containers.yaml's model deployer runs it
+SERVICE_IMAGE = service_image()  # stack_configs/containers.yaml's model deployer runs this checkout's
+CLUSTER_REGISTRY = "localhost:5001"  # stack_configs/kubernetes.yaml's container registry
 TRAINING_STEPS = {
     Step.INGEST_DATA, Step.VALIDATE_DATA, Step.WRANGLE_DATA, Step.LABEL_DATA, Step.PROFILE_DATA, Step.SPLIT_DATA,
     Step.TRAIN_MODEL, Step.EVALUATE_MODEL, Step.CHECK_QUALITY_GATES, Step.PACKAGE_MODEL, Step.REGISTER_MODEL,
@@ -153,3 +156,25 @@ def run_python(env: dict[str, str], code: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1]
+
+
+def test_the_kubernetes_manifests_name_the_images_built_here(deployment, stack_env):
+    """The kubernetes stack's dry run in this module's store: its Deployment runs the service image the
+    deployment above ran, and its Jobs the steps image the pipelines ran, each under the cluster's registry."""
+    created = subprocess.run(
+        [sys.executable, "-c", CREATE_SECRETS], env=stack_env, cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert created.returncode == 0, created.stderr[-3000:]
+    imported = run_cli(["stack-import", "stack_configs/kubernetes.yaml"], stack_env)
+    assert imported.returncode == 0, imported.stderr[-3000:]
+    rendered = run_cli(["kubernetes-manifests", "--version", "1"], stack_env)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    service, *steps = images_listed(rendered)
+    assert service == f"{CLUSTER_REGISTRY}/{SERVICE_IMAGE.removeprefix('localhost/')}"
+    local_steps = [image.removeprefix(f"{CLUSTER_REGISTRY}/") for image in steps]
+    assert {"zenml:training-orchestrator", "zenml:deployment-orchestrator"} <= set(local_steps)
+    built_here = [name for name in local_steps if podman("image", "exists", name, check=False).returncode == 0]
+    assert {"zenml:training-orchestrator", "zenml:deployment-orchestrator"} <= set(built_here), built_here
+    # every pipeline's steps image is one image: the same Dockerfile and context, so the same layers
+    ids = {podman("image", "inspect", "--format", "{{.Id}}", name).stdout.strip() for name in built_here}
+    assert len(ids) == 1

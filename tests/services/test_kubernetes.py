@@ -16,11 +16,13 @@ from uuid import uuid4
 import pytest
 import yaml
 
+from headliner.deploy.service_image import source_tag
 from headliner.errors import StackSetupError
 from headliner.spec import PROJECT_ROOT
 from headliner.stacks.kubernetes.manifests import ServingDeploymentSettings, validate_manifests
 from tests.helpers.cli import run_cli
 from tests.helpers.deployment import deployment_request
+from tests.helpers.kubernetes import CREATE_SECRETS, SECRETS, images_listed
 
 STACK_FILES = {name: PROJECT_ROOT / "stack_configs" / f"{name}.yaml" for name in ("local", "servers", "kubernetes")}
 KUBERNETES = yaml.safe_load(STACK_FILES["kubernetes"].read_text())["components"]
@@ -28,18 +30,9 @@ ORCHESTRATOR = KUBERNETES["orchestrator"]["configuration"]
 DEPLOYER = KUBERNETES["model_deployer"]
 RUN_CONFIG = PROJECT_ROOT / "configs" / "runs" / "training.yaml"
 ZENML_URL = DEPLOYER["configuration"]["zenml_server_url"]  # the server the pods talk to
-SECRETS = {
-    "headliner_s3": {"aws_access_key_id": "test-key", "aws_secret_access_key": "test-secret"},
-    "headliner_mlflow": {"username": "test-user", "password": "test-password"},
-}
 COUNT_COMPONENTS = (
     "from zenml.client import Client\n"
     "print(Client().list_stack_components(name='contains:headliner_kubernetes').total)\n"
-)
-CREATE_SECRETS = (
-    "from zenml.client import Client\n"
-    f"for name, values in {SECRETS!r}.items():\n"
-    "    Client().create_secret(name, values)\n"
 )
 
 
@@ -107,7 +100,8 @@ def test_deployment_runs_the_service_image_with_resources_secrets_and_probes(ser
         **{k: v for k, v in DEPLOYER["configuration"].items() if k in ServingDeploymentSettings.model_fields}
     )
     (container,) = serving["Deployment"]["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == DEPLOYER["configuration"]["image"]
+    # the service image `python run.py image build --registry` tags for this checkout, in the stack's registry
+    assert container["image"] == f"{DEPLOYER['configuration']['image_repository']}:{source_tag()}"
     assert container["resources"] == {
         "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
         "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
@@ -387,6 +381,13 @@ def test_kubernetes_manifests_command(cli_env, tmp_path):
     assert manifests[0]["metadata"]["name"] == "headliner-jukebox-production"
     job_env = {e["name"]: e.get("value") for e in manifests[5]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert job_env["ZENML_STORE_URL"] == ZENML_URL  # by default, the model deployer's zenml_server_url
+    # the images to push before applying: the service image this checkout builds, each pipeline's steps image
+    pipelines = [line.split()[2].rstrip(":") for line in result.stdout.splitlines() if line.startswith("# pipeline ")]
+    assert images_listed(result) == [
+        f"localhost:5001/headliner-service:{source_tag()}",
+        *(f"localhost:5001/zenml:{name}-orchestrator" for name in pipelines),
+    ]
+    assert len(pipelines) >= 4
 
 
 def test_kubernetes_manifests_command_unknown_stack(cli_env):

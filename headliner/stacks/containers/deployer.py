@@ -34,6 +34,7 @@ from zenml.services.service_status import ServiceStatus
 
 from headliner.deploy.deployers import record_and_start
 from headliner.deploy.service_deployer import ServiceLifecycleDeployer
+from headliner.deploy.service_image import REPOSITORY, service_image
 from headliner.errors import DeploymentError
 from headliner.stacks.containers.podman import socket_path
 
@@ -51,7 +52,8 @@ STOP_SECONDS = 30  # SIGTERM, then SIGKILL: the service flushes its inference lo
 class ContainerDeployerConfig(BaseModelDeployerConfig):
     """The stack component's configuration: which image serves, and how long a start may take."""
 
-    image: str = "localhost/headliner-service:latest"  # python run.py image build --registry
+    image_repository: str = REPOSITORY
+    image_tag: str | None = None  # None: this checkout's tag, as `python run.py image build --registry` gives it
     ready_timeout: int = 120  # seconds until /v2/health/ready answers (container start, model load)
 
 
@@ -186,7 +188,7 @@ class HeadlinerContainerModelDeployer(ServiceLifecycleDeployer):
             model_version=request.model_version,
             pipeline_name=request.pipeline_name,
             pipeline_step_name=request.step_name,
-            image=self.config.image,
+            image=service_image(self.config.image_repository, self.config.image_tag),
             host=request.host,
             port=request.port,
             user=str(os.getuid()),
@@ -200,9 +202,18 @@ class HeadlinerContainerModelDeployer(ServiceLifecycleDeployer):
         """The deployment pipeline's adapter (headliner.deploy.deployers): export the request's version as its
         ONNX file, stop and delete the services this pipeline step deployed before for the model (they may hold
         the port), run the version's container and wait until it answers its readiness check."""
+        import docker
+
         from headliner.model.versions import onnx_model_bytes
 
         config = self.service_config(request)
+        try:
+            _docker_client().images.get(config.image)
+        except docker.errors.ImageNotFound:
+            raise DeploymentError(
+                f"no service image {config.image} (this checkout's code): build it with python run.py image build "
+                "--registry"
+            ) from None
         _, data = onnx_model_bytes(request.model_name, request.model_version)
         path = Path(config.environment["HEADLINER_MODEL_FILE"])
         path.parent.mkdir(parents=True, exist_ok=True)

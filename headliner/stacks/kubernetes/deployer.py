@@ -30,6 +30,7 @@ from zenml.services.service_status import ServiceStatus
 
 from headliner.deploy.deployers import record_and_start
 from headliner.deploy.service_deployer import ServiceLifecycleDeployer
+from headliner.deploy.service_image import source_tag
 from headliner.errors import DeploymentError
 from headliner.stacks.kubernetes.manifests import (
     SERVICE_PORT,
@@ -187,6 +188,7 @@ class HeadlinerKubernetesModelDeployer(ServiceLifecycleDeployer):
         settings = ServingDeploymentSettings(
             **{key: getattr(self.config, key) for key in ServingDeploymentSettings.model_fields}
         )
+        settings.image_tag = settings.image_tag or source_tag()  # pinned in the service's record
         return KubernetesServiceConfig(
             model_name=model_name,
             model_version=model_version,

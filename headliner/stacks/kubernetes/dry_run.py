@@ -68,3 +68,14 @@ def dry_run(
         rendered = orchestrator_manifests(stack, spec, version, url, run_config)
         groups.update({f"pipeline {name}": manifests for name, manifests in rendered.items()})
     return groups
+
+
+def images_named(manifests: list[dict[str, Any]]) -> list[str]:
+    """The container images the manifests' pods run (Deployments and Jobs), each once, in order of appearance:
+    what must be in the cluster's registry before they are applied."""
+    images: dict[str, None] = {}
+    for manifest in manifests:
+        pod = manifest.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("initContainers", []) + pod.get("containers", []):
+            images[container["image"]] = None
+    return list(images)

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from headliner.deploy.service_image import service_image
+
 KUBERNETES_VERSION = "1.30"  # the API version the manifests are validated against
 SERVICE_PORT = 3000
 
@@ -18,7 +20,13 @@ class ServingDeploymentSettings(BaseModel):
     """How the service runs on the cluster; credentials are named Kubernetes Secrets, never values."""
 
     namespace: str = Field("headliner", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    image: str = Field("localhost:5001/headliner-service:latest", description="The service image (serving/Dockerfile).")
+    image_repository: str = Field(
+        "localhost:5001/headliner-service",
+        description="Where the cluster pulls the service image from (serving/Dockerfile's `service` target, pushed).",
+    )
+    image_tag: str | None = Field(
+        None, description="None: the tag `python run.py image build --registry` gives this checkout's image (src-…)."
+    )
     zenml_server_url: str = Field(
         "http://zenml.headliner.svc.cluster.local:8080", description="The ZenML server the pods read the model from."
     )
@@ -83,7 +91,7 @@ def serving_manifests(settings: ServingDeploymentSettings, model_name: str, mode
         env.append(_secret_env("HEADLINER_API_TOKEN", settings.api_token_secret, "token"))
     container = {
         "name": "model-server",
-        "image": settings.image,
+        "image": service_image(settings.image_repository, settings.image_tag),
         "imagePullPolicy": "IfNotPresent",
         "command": ["bentoml", "serve", "serving.service:Headliner", "--host", "0.0.0.0", "--port", str(SERVICE_PORT)],
         "ports": [{"name": "http", "containerPort": SERVICE_PORT, "protocol": "TCP"}],
