@@ -1,10 +1,12 @@
 """Containers the tests run with podman (the project's CONTAINERS_CONF): an image started on a free port of
-127.0.0.1, ready once the published port answers its readiness path, stopped with SIGTERM (`podman stop`)
-as a container runtime stops it, then removed with its volumes; its logs kept for failure messages."""
+127.0.0.1 (published, or on the host's network to reach the servers there), ready once that port answers its
+readiness path, stopped with SIGTERM (`podman stop`) as a container runtime stops it, then removed with its
+volumes; its logs kept for failure messages."""
 
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Self
 
 import httpx
@@ -15,6 +17,8 @@ from tests.helpers.ports import free_port
 
 STARTUP_SECONDS = 120
 STOP_SECONDS = 30
+# The service image's command on the host's network, where no port is published: it listens on 127.0.0.1:{port}.
+SERVICE_ON_HOST_NETWORK = ("bentoml", "serve", "serving.service:Headliner", "--host", "127.0.0.1", "--port", "{port}")
 
 
 def podman(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -38,7 +42,7 @@ def volume_path(volume: str) -> str:
 
 
 class RunningContainer:
-    """A detached container publishing `container_port` on 127.0.0.1:`port`, and an HTTP client to it."""
+    """A detached container answering on 127.0.0.1:`port`, and an HTTP client to it."""
 
     def __init__(self, name: str, port: int, ready_path: str):
         self.name = name
@@ -57,16 +61,22 @@ class RunningContainer:
         ready_path: str = "/v2/health/ready",
         name_prefix: str = "headliner-test",
         attempts: int = 3,
+        host_network_command: Sequence[str] | None = None,
     ) -> Self:
         """`podman run -d` of `image` with `env` (-e) and `volumes` (volume or host path -> container path),
-        waiting until it is ready; on another port if another program took the first one meanwhile."""
+        waiting until it is ready; on another port if another program took the first one meanwhile. With
+        `host_network_command` (e.g. SERVICE_ON_HOST_NETWORK) the container shares the host's network, to reach
+        servers on its 127.0.0.1, and runs that command, `{port}` replaced by the free port, instead of
+        publishing `container_port`."""
         options = [f"--env={key}={value}" for key, value in (env or {}).items()]
         options += [f"--volume={source}:{target}" for source, target in (volumes or {}).items()]
         for _ in range(attempts):
             port, name = free_port(), unique_name(name_prefix)
-            started = podman(
-                "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}", *options, image, check=False
-            )
+            if host_network_command is None:
+                run = ["-p", f"127.0.0.1:{port}:{container_port}", *options, image]
+            else:
+                run = ["--network", "host", *options, image, *(arg.format(port=port) for arg in host_network_command)]
+            started = podman("run", "-d", "--name", name, *run, check=False)
             if started.returncode != 0:
                 podman("rm", "-f", name, check=False)
                 if "address already in use" in started.stderr:
@@ -75,6 +85,12 @@ class RunningContainer:
             running = cls(name, port, ready_path)
             try:
                 running.wait_until_ready()
+            except pytest.fail.Exception:
+                port_taken = "address already in use" in running.logs().lower()  # on the host's network
+                running.remove()
+                if port_taken:
+                    continue
+                raise
             except BaseException:
                 running.remove()
                 raise

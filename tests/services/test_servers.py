@@ -4,7 +4,9 @@ inference log, moto's S3), `python run.py --pipeline all` (data, training, deplo
 in the object store, its runs and model in the MLflow server and its runs in the ZenML server; four-eyes
 promotion by two real users of the server; traffic logged to PostgreSQL and a monitoring run reading it;
 the MLflow server killed in the middle of a training run (a clear error, no half-registered version, a
-re-run after `up` completes); then `down` stopping everything and logging out.
+re-run after `up` completes); the registry-reading service image run with podman as the Kubernetes pods run
+it (a service account's API key, the model from the ZenML server and S3, the log in PostgreSQL); then `down`
+stopping everything and logging out.
 The servers get their own ZenML config, ports and databases, dropped afterwards. The tests of this module
 run in order on one set of servers (each phase needs the one before)."""
 
@@ -17,11 +19,14 @@ import sys
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from headliner.spec import PROJECT_ROOT
 from tests.helpers.cli import FAST_RUN_CONFIG, run_cli, run_cli_on_a_free_port
+from tests.helpers.containers import SERVICE_ON_HOST_NETWORK, RunningContainer
+from tests.helpers.payloads import v2_request
 from tests.helpers.ports import free_port
 
 LIST_RUNS = """
@@ -51,6 +56,7 @@ from zenml.client import Client
 print(json.dumps([[v.number, str(v.stage)] for v in Client().list_model_versions("jukebox", size=50).items]))
 """
 SECRET_FIELDS = {"key", "secret", "token", "password", "tracking_token", "tracking_password", "tracking_username"}
+REGISTRY_IMAGE = "localhost/headliner-service:tests-registry"  # not the default tag: a user's image stays
 
 
 def test_stack_files_hold_only_secret_references_as_credentials():
@@ -134,14 +140,24 @@ def _ports(env: dict[str, str]) -> dict[str, int]:
     return {name: int(env[f"HEADLINER_SERVERS_{name.upper()}_PORT"]) for name in ("zenml", "mlflow", "s3")}
 
 
-def _inference_log_rows(env: dict[str, str]) -> list[tuple]:
+def _inference_log_url(env: dict[str, str]) -> str:
+    return f"postgresql://postgres@127.0.0.1:5432/{env['HEADLINER_SERVERS_DATABASE_PREFIX']}_inference"
+
+
+def _inference_log_rows(env: dict[str, str], columns: str = "endpoint, model_version, status") -> list[tuple]:
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(f"postgresql://postgres@127.0.0.1:5432/{env['HEADLINER_SERVERS_DATABASE_PREFIX']}_inference")
+    engine = create_engine(_inference_log_url(env))
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT endpoint, model_version, status FROM inference_log")).all()
+        rows = connection.execute(text(f"SELECT {columns} FROM inference_log")).all()
     engine.dispose()
     return rows
+
+
+def _logged_requests(env: dict[str, str], request_ids) -> dict[str, tuple]:
+    """request id -> (endpoint, model version, status) of the inference log's rows of these requests."""
+    rows = _inference_log_rows(env, "request_id, endpoint, model_version, status")
+    return {request_id: tuple(rest) for request_id, *rest in rows if request_id in request_ids}
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +321,69 @@ def test_mlflow_killed_mid_training_leaves_nothing_half_registered_and_a_rerun_c
         v.tags["zenml_model_version"]: v.version for v in _mlflow(ports).search_model_versions("name='jukebox'")
     }
     assert sorted(mirrored) == ["1", "2"]  # one MLflow version each, none left over from the failed run
+
+
+@pytest.fixture
+def registry_container(served, servers_env, tmp_path):
+    """The registry-reading service image run as the Kubernetes manifests run it: jukebox version 1 from the
+    ZenML server, logged in with a service account's API key, its log in PostgreSQL; on the host's network,
+    where the servers listen. Only the shutdown flush writes log rows. Removed afterwards."""
+    key_file = tmp_path / "api-key"
+    created = subprocess.run(
+        ["zenml", "service-account", "create", "headliner-serving", "--output-file", str(key_file)],
+        cwd=PROJECT_ROOT,
+        env=servers_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    built = run_cli(["image", "build", "--registry", "--tag", REGISTRY_IMAGE], servers_env)
+    assert built.returncode == 0 and f"Built {REGISTRY_IMAGE} (" in built.stdout, (
+        built.stdout[-3000:] + built.stderr[-3000:]
+    )
+    container = RunningContainer.launch(
+        REGISTRY_IMAGE,
+        env={
+            "HEADLINER_MODEL": "jukebox",
+            "HEADLINER_MODEL_VERSION": "1",
+            "ZENML_STORE_URL": f"http://127.0.0.1:{_ports(servers_env)['zenml']}",
+            "ZENML_STORE_API_KEY": key_file.read_text().strip(),
+            "HEADLINER_INFERENCE_LOG": _inference_log_url(servers_env),
+            "HEADLINER_LOG_FLUSH_SECONDS": "60",
+        },
+        name_prefix="headliner-test-registry",
+        host_network_command=SERVICE_ON_HOST_NETWORK,
+    )
+    try:
+        yield container
+    finally:
+        container.remove()
+
+
+def test_the_registry_reading_image_serves_the_version_from_the_server_and_logs_to_postgresql(
+    registry_container, served, servers_env
+):
+    container = registry_container
+    assert "serving jukebox version 1 from the registry (jukebox version 1)" in container.logs()
+    workshop = container.client.post("/v2/models/jukebox/infer", json=v2_request())
+    in_process = httpx.post(f"{served}/v2/models/jukebox/infer", json=v2_request(), timeout=30, trust_env=False)
+    assert workshop.status_code == 200 and in_process.status_code == 200, workshop.text + in_process.text
+    assert workshop.json()["model_version"] == in_process.json()["model_version"] == "1"
+    assert workshop.json()["outputs"] == in_process.json()["outputs"]  # probabilities, label and classes
+
+    incomplete = v2_request()
+    incomplete["inputs"] = [entry for entry in incomplete["inputs"] if entry["name"] != "tempo"]
+    bad = container.client.post("/v2/models/jukebox/infer", json=incomplete)
+    assert bad.status_code == 400 and bad.json()["field"] == "inputs.tempo", bad.text
+
+    answered = {workshop.headers["x-request-id"]: 200, bad.headers["x-request-id"]: 400}
+    assert _logged_requests(servers_env, answered) == {}  # still queued in the container
+    assert container.stop() == 0, container.logs()[-4000:]
+    assert "inference log closed: 2 rows written" in container.logs()
+    assert _logged_requests(servers_env, answered) == {
+        request_id: ("v2", "1", status) for request_id, status in answered.items()
+    }
 
 
 def test_down_stops_the_model_service_every_server_and_logs_out(served, servers_env):
