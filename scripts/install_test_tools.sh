@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test tools pip cannot install, from Debian's packages: chromium (the page's browser tests drive it
 # through Playwright; Playwright never downloads a browser), fonts for readable screenshots, and curl (the
-# deployment tests run the curl command the CLI prints); then what the containers tier needs: podman with the
+# deployment tests run the curl command the CLI prints); then what containers need (the containers tier, the
+# servers stack's registry-reading image test): podman with the
 # project's settings (scripts/podman-setup.sh) and the local base image (scripts/base-image.sh). Installs
 # only what is missing, as root or through sudo; does nothing when everything is there.
 set -euo pipefail
