@@ -97,20 +97,21 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="headliner-container-bench-"))
     os.environ.update(ZENML_CONFIG_PATH=str(folder / "zenml"), ZENML_ANALYTICS_OPT_IN="false")
-    from headliner.cli.image import DEFAULT_BASE_IMAGE, build_image, image_size, podman_env, stage_model
+    from headliner.deploy.image_build import MODEL_TARGET, build_image, image_size, podman_environment, stage_model
+    from headliner.deploy.service_image import BASE_IMAGE
     from headliner.spec import USE_CASES_DIR, load_spec
     from tests.helpers.containers import podman
     from tests.helpers.models import packaged_linear_model
 
-    base = args.base_image or DEFAULT_BASE_IMAGE
+    base = args.base_image or BASE_IMAGE
     model_file = folder / "jukebox.onnx"
     model_file.write_bytes(packaged_linear_model(load_spec(USE_CASES_DIR / "jukebox.yaml"), rows=20_000))
     stage_model(model_file.read_bytes())
 
     print("building cold (--no-cache: every package from the index) ...", flush=True)
-    cold = build_image(TAG, "model", base, no_cache=True, quiet=True)
-    cached = build_image(TAG, "model", base, quiet=True)
-    size = image_size(TAG, podman_env())
+    cold = build_image(TAG, MODEL_TARGET, base, no_cache=True, quiet=True)
+    cached = build_image(TAG, MODEL_TARGET, base, quiet=True)
+    size = image_size(TAG, podman_environment())
     print("starting the container and the process ...", flush=True)
     container_starts, container_ms = _container_runs(args.starts, args.requests)
     process_starts, process_ms = _process_runs(model_file, folder, args.starts, args.requests)

@@ -11,10 +11,10 @@ layers (podman's cache: no registry is needed to reuse it).
 from zenml.config import DockerSettings
 from zenml.config.docker_settings import DockerBuildConfig, DockerBuildOptions
 
+from headliner.deploy.service_image import BASE_IMAGE
 from headliner.spec import PROJECT_ROOT
 
 STEPS_DOCKERFILE = PROJECT_ROOT / "containers" / "steps.Dockerfile"
-BASE_IMAGE = "localhost/headliner-base:bookworm"  # scripts/base-image.sh builds it
 
 
 def docker_settings(base_image: str = BASE_IMAGE) -> DockerSettings:

@@ -5,102 +5,11 @@ checkout's content tag, src-<hash>, the tag the containers and Kubernetes deploy
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
-from pathlib import Path
-
 import click
 
 from headliner.cli.common import CONFIG_OPTION, PIPELINE_COMPONENTS, fail, load_spec, set_quiet_defaults
-from headliner.deploy.service_image import IGNORE_FILE, REPOSITORY, service_image
+from headliner.deploy.service_image import BASE_IMAGE, REPOSITORY, service_image
 from headliner.errors import HeadlinerError
-from headliner.spec import PROJECT_ROOT
-
-DEFAULT_BASE_IMAGE = "localhost/headliner-base:bookworm"  # what scripts/base-image.sh builds
-DOCKERFILE = PROJECT_ROOT / "serving" / "Dockerfile"
-STAGING_DIR = PROJECT_ROOT / ".image-build"  # gitignored; the Dockerfile's `model` target copies model.onnx
-CONTAINERS_CONF = PROJECT_ROOT / ".podman" / "containers.conf"  # scripts/podman-setup.sh writes it
-
-
-def podman_env() -> dict[str, str]:
-    """The environment podman commands run in: CONTAINERS_CONF set (the project's file unless given)."""
-    env = dict(os.environ)
-    env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
-    if shutil.which("podman") is None or not Path(env["CONTAINERS_CONF"]).is_file():
-        raise HeadlinerError("podman is not set up here: run scripts/podman-setup.sh")
-    return env
-
-
-def image_exists(image: str, env: dict[str, str]) -> bool:
-    return subprocess.run(["podman", "image", "exists", image], env=env).returncode == 0
-
-
-def image_size(image: str, env: dict[str, str]) -> int:
-    """The image's size in bytes, as `podman images` shows it."""
-    out = subprocess.run(
-        ["podman", "image", "inspect", "--format", "{{.Size}}", image], env=env, capture_output=True, text=True
-    )
-    return int(out.stdout.strip())
-
-
-def ensure_base_image(base_image: str, env: dict[str, str]) -> None:
-    """Build the project's base image with scripts/base-image.sh when it is the one asked for and missing
-    (any other base is podman's to find, e.g. python:3.11-slim from a registry)."""
-    if base_image != DEFAULT_BASE_IMAGE or image_exists(base_image, env):
-        return
-    click.echo(f"{base_image} missing: building it with scripts/base-image.sh (about a minute)")
-    script = PROJECT_ROOT / "scripts" / "base-image.sh"
-    if subprocess.run([str(script)], env={**env, "HEADLINER_BASE_IMAGE": base_image}).returncode != 0:
-        raise HeadlinerError(f"{script.name} failed to build {base_image} (see above)")
-
-
-def build_command(tag: str, target: str, base_image: str, no_cache: bool = False) -> list[str]:
-    """`podman build` of one target of serving/Dockerfile, from the project root. Docker format, since
-    podman drops HEALTHCHECK from OCI images."""
-    return [
-        "podman",
-        "build",
-        "--format",
-        "docker",
-        "--file",
-        str(DOCKERFILE),
-        "--ignorefile",
-        str(IGNORE_FILE),
-        "--build-arg",
-        f"BASE_IMAGE={base_image}",
-        "--target",
-        target,
-        "--tag",
-        tag,
-        *(["--no-cache"] if no_cache else []),
-        str(PROJECT_ROOT),
-    ]
-
-
-def build_image(tag: str, target: str, base_image: str, no_cache: bool = False, quiet: bool = False) -> float:
-    """Build `target` as `tag` (the base first if missing); the seconds the build itself took."""
-    env = podman_env()
-    ensure_base_image(base_image, env)
-    start = time.perf_counter()
-    done = subprocess.run(
-        build_command(tag, target, base_image, no_cache), env=env, capture_output=quiet, text=True, cwd=PROJECT_ROOT
-    )
-    if done.returncode != 0:
-        detail = f":\n{done.stdout[-3000:]}{done.stderr[-3000:]}" if quiet else ""
-        raise HeadlinerError(
-            f"podman build of {tag} failed (exit {done.returncode}); leftovers: podman ps -a --external{detail}"
-        )
-    return time.perf_counter() - start
-
-
-def stage_model(data: bytes) -> Path:
-    """The ONNX file the `model` target bakes in, in the gitignored staging folder."""
-    STAGING_DIR.mkdir(exist_ok=True)
-    path = STAGING_DIR / "model.onnx"
-    path.write_bytes(data)
-    return path
 
 
 def model_tag(model_name: str, version: str | int) -> str:
@@ -143,7 +52,7 @@ def image() -> None:
 )
 @click.option(
     "--base-image",
-    default=DEFAULT_BASE_IMAGE,
+    default=BASE_IMAGE,
     show_default=True,
     help="Parent image (python:3.11-slim where a registry serves it); the default is built when missing.",
 )
@@ -165,8 +74,17 @@ def build(
     if sum((version is not None, model_file is not None, from_registry)) > 1:
         raise click.UsageError("give one of --version, --model-file and --registry")
     set_quiet_defaults()
+    from headliner.deploy.image_build import (
+        MODEL_TARGET,
+        SERVICE_TARGET,
+        build_image,
+        image_size,
+        podman_environment,
+        stage_model,
+    )
+
     try:
-        podman_env()  # the setup error before any export
+        podman_environment()  # the setup error before any export
         if from_registry:
             model_name = load_spec(config).name
             tag = tag or service_image()
@@ -189,8 +107,10 @@ def build(
             tag = tag or model_tag(model_name, number)
             stage_model(data)
             what = f"the service with '{model_name}' version {number} baked in"
-        seconds = build_image(tag, "service" if from_registry else "model", base_image, no_cache)
-        size = image_size(tag, podman_env())
+        seconds = build_image(
+            tag, SERVICE_TARGET if from_registry else MODEL_TARGET, base_image, no_cache, echo=click.echo
+        )
+        size = image_size(tag, podman_environment())
     except HeadlinerError as exc:
         fail(str(exc))
     click.echo(f"Built {tag} ({size / 1e6:.0f} MB) in {seconds:.1f} s: {what}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from headliner.spec import PROJECT_ROOT
 
 REPOSITORY = "localhost/headliner-service"  # podman's name for a local image without a registry
+BASE_IMAGE = "localhost/headliner-base:bookworm"  # the parent of the service and steps images: scripts/base-image.sh
 IGNORE_FILE = PROJECT_ROOT / "serving" / "Dockerfile.dockerignore"
 TAG_PREFIX = "src-"
 

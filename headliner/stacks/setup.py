@@ -157,6 +157,12 @@ def ensure_stack(required: Iterable[str]) -> str:
     orchestrators = active.components.get(_component_type("orchestrator")) or []
     if any(orchestrator.flavor_name == LOCAL_DOCKER_FLAVOR for orchestrator in orchestrators):
         prepare_containers_stack()
+    if "model_deployer" in required:
+        from headliner.stacks.containers.deployer import FLAVOR as CONTAINERS_DEPLOYER_FLAVOR
+
+        deployers = active.components.get(_component_type("model_deployer")) or []
+        if any(deployer.flavor_name == CONTAINERS_DEPLOYER_FLAVOR for deployer in deployers):
+            prepare_container_deployment()
     return active.name
 
 
@@ -169,6 +175,19 @@ def prepare_containers_stack() -> None:
     # ZenML's image builder through the podman CLI, not the Docker API: over the API, ZenML takes the repo
     # digest podman gives every local image for a registry's and pulls, and its re-tag call fails.
     os.environ["ZENML_CONTAINER_ENGINE"] = "podman"
+
+
+def prepare_container_deployment() -> None:
+    """What the `headliner_containers` model deployer needs first: the service image of this checkout, built
+    when missing (its name changes with the code; headliner.deploy.service_image)."""
+    from zenml.client import Client
+
+    from headliner.deploy.image_build import ensure_service_image
+    from headliner.stacks.containers.deployer import HeadlinerContainerModelDeployer
+
+    deployer = Client().active_stack.model_deployer
+    if isinstance(deployer, HeadlinerContainerModelDeployer):
+        ensure_service_image(deployer.image)
 
 
 def _component_type(name: str) -> StackComponentType:

@@ -1,8 +1,9 @@
 """The `containers` stack as a user runs it: imported and set with the CLI in a ZenML config of its own (the
-session's other tiers keep the local stack), a training run whose every step ran in a container of the steps
-image (containers/steps.Dockerfile; read from podman's container list, not assumed), then the deployment
-pipeline serving the version from a container of the service image that answers on 127.0.0.1, and the
-kubernetes stack's dry run naming those same images. Cleans up its containers and its API socket."""
+session's other tiers keep the local stack), then `--pipeline all`: training and deployment, every step in a
+container of the steps image (containers/steps.Dockerfile; read from podman's container list, not assumed),
+this checkout's service image built because it was missing, the version served from a container of it
+that answers on 127.0.0.1; and the kubernetes stack's dry run naming those same images. Cleans up its
+containers and its API socket."""
 
 import json
 import subprocess
@@ -65,12 +66,19 @@ def remove_step_containers(env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def training(stack_env):
-    done = run_cli(["--pipeline", "training", "--rows", "20000", "--run-config", FAST_RUN_CONFIG], stack_env)
+def pipeline_all(stack_env):
+    """`python run.py --pipeline all` with this checkout's service image missing (untagged: its cached layers
+    stay): the step containers it ran, and the service's port and container name."""
+    podman("untag", SERVICE_IMAGE, check=False)
+    name = container_name("jukebox", "1")
     try:
+        port, done = run_cli_on_a_free_port(
+            ["--pipeline", "all", "--rows", "20000", "--run-config", FAST_RUN_CONFIG], stack_env
+        )
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-        yield done, step_containers(stack_env)
+        yield done, step_containers(stack_env), port, name
     finally:
+        podman("rm", "-f", "--time", "0", name, check=False)
         remove_step_containers(stack_env)
 
 
@@ -87,17 +95,23 @@ def run_steps(env: dict[str, str], pipeline: str) -> dict[str, str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_every_training_step_ran_in_its_own_container_of_the_steps_image(training, stack_env):
-    done, containers = training
+def test_every_step_ran_in_its_own_container_of_the_steps_image(pipeline_all, stack_env):
+    done, containers, _, _ = pipeline_all
     assert "Registered model 'jukebox' version 1" in done.stdout
     assert run_steps(stack_env, "training") == dict.fromkeys(TRAINING_STEPS, "completed")
+    deployment_steps = run_steps(stack_env, "deployment")
+    assert set(deployment_steps.values()) == {"completed"}
     steps = {}
     for container in containers:
         args = container["Args"]
         steps[args[args.index("--step_name") + 1]] = container
-    assert set(steps) == TRAINING_STEPS and len(containers) == len(TRAINING_STEPS)
-    (image,) = {container["Image"] for container in containers}  # one image, built by ZenML for the pipeline
-    assert image == podman("image", "inspect", "--format", "{{.Id}}", "zenml:training-orchestrator").stdout.strip()
+    assert set(steps) == TRAINING_STEPS | set(deployment_steps)
+    assert len(containers) == len(TRAINING_STEPS) + len(deployment_steps)
+    (image,) = {container["Image"] for container in containers}  # one image, built by ZenML for each pipeline
+    for pipeline in ("training", "deployment"):
+        assert (
+            image == podman("image", "inspect", "--format", "{{.Id}}", f"zenml:{pipeline}-orchestrator").stdout.strip()
+        )
     history = podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
     assert "pip install --no-cache-dir -r /tmp/requirements.txt" in history  # containers/steps.Dockerfile
     for container in steps.values():
@@ -105,23 +119,10 @@ def test_every_training_step_ran_in_its_own_container_of_the_steps_image(trainin
         assert any(m["Destination"] == str(local_stores(stack_env)) for m in container["Mounts"])
 
 
-@pytest.fixture(scope="module")
-def deployment(training, stack_env):
-    """The service image (the documented build, cached after the first), then the deployment pipeline."""
-    built = run_cli(["image", "build", "--registry"], stack_env)
-    assert built.returncode == 0 and f"Built {SERVICE_IMAGE}" in built.stdout, built.stdout[-3000:] + built.stderr
-    name = container_name("jukebox", "1")
-    try:
-        port, done = run_cli_on_a_free_port(["--pipeline", "deployment"], stack_env)
-        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-        yield port, done, name
-    finally:
-        podman("rm", "-f", "--time", "0", name, check=False)
-        remove_step_containers(stack_env)
-
-
-def test_deployment_serves_the_version_from_a_container_of_the_service_image(deployment, stack_env):
-    port, done, name = deployment
+def test_the_service_image_of_this_checkout_is_built_when_missing_and_serves_from_a_container(pipeline_all, stack_env):
+    done, _, port, name = pipeline_all
+    assert f"Building the service image of this checkout, {SERVICE_IMAGE}" in done.stdout
+    assert f"Built {SERVICE_IMAGE} in " in done.stdout
     assert f"Service for 'jukebox' version 1 is live at http://127.0.0.1:{port}" in done.stdout
     assert "smoke test POST /v2/models/jukebox/infer: passed" in done.stdout
     (service,) = json.loads(podman("inspect", name).stdout)
@@ -158,9 +159,9 @@ def run_python(env: dict[str, str], code: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def test_the_kubernetes_manifests_name_the_images_built_here(deployment, stack_env):
+def test_the_kubernetes_manifests_name_the_images_built_here(pipeline_all, stack_env):
     """The kubernetes stack's dry run in this module's store: its Deployment runs the service image the
-    deployment above ran, and its Jobs the steps image the pipelines ran, each under the cluster's registry."""
+    containers stack built and ran, and its Jobs the steps image the pipelines ran, under the cluster's registry."""
     created = subprocess.run(
         [sys.executable, "-c", CREATE_SECRETS], env=stack_env, cwd=PROJECT_ROOT, capture_output=True, text=True
     )

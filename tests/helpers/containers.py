@@ -12,7 +12,7 @@ from typing import Self
 import httpx
 import pytest
 
-from headliner.cli.image import podman_env
+from headliner.deploy.image_build import podman_environment
 from tests.helpers.ports import free_port
 
 STARTUP_SECONDS = 120
@@ -23,7 +23,7 @@ SERVICE_ON_HOST_NETWORK = ("bentoml", "serve", "serving.service:Headliner", "--h
 
 def podman(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
     """One podman command with the project's settings; fails the test with its output when `check` and it fails."""
-    done = subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(["podman", *args], env=podman_environment(), capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
         pytest.fail(
             f"podman {' '.join(args)} exited with {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"

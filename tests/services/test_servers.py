@@ -136,6 +136,13 @@ def _python(code: str, env: dict[str, str], *args: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+def _zenml(args: list[str], env: dict[str, str]) -> str:
+    """ZenML's own CLI in the servers' config; its output, asserting it succeeded."""
+    done = subprocess.run(["zenml", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def _ports(env: dict[str, str]) -> dict[str, int]:
     return {name: int(env[f"HEADLINER_SERVERS_{name.upper()}_PORT"]) for name in ("zenml", "mlflow", "s3")}
 
@@ -247,15 +254,7 @@ def test_promotion_needs_a_second_user_of_the_server_and_monitoring_reads_the_po
         own.stdout + own.stderr
     )
     password = "second-person-1"
-    created = subprocess.run(
-        ["zenml", "user", "create", "bob", "--password", password],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
+    _zenml(["user", "create", "bob", "--password", password], env)
     bob = {
         **env,
         "ZENML_STORE_URL": f"http://127.0.0.1:{ports['zenml']}",
@@ -329,15 +328,7 @@ def registry_container(served, servers_env, tmp_path):
     ZenML server, logged in with a service account's API key, its log in PostgreSQL; on the host's network,
     where the servers listen. Only the shutdown flush writes log rows. Removed afterwards."""
     key_file = tmp_path / "api-key"
-    created = subprocess.run(
-        ["zenml", "service-account", "create", "headliner-serving", "--output-file", str(key_file)],
-        cwd=PROJECT_ROOT,
-        env=servers_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
+    _zenml(["service-account", "create", "headliner-serving", "--output-file", str(key_file)], servers_env)
     built = run_cli(["image", "build", "--registry", "--tag", REGISTRY_IMAGE], servers_env)
     assert built.returncode == 0 and f"Built {REGISTRY_IMAGE} (" in built.stdout, (
         built.stdout[-3000:] + built.stderr[-3000:]

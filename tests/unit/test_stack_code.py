@@ -225,7 +225,7 @@ def test_the_service_image_agrees_with_the_kubernetes_manifests():
 
 
 def test_every_file_the_image_copies_exists_and_is_in_the_build_context():
-    from headliner.cli.image import STAGING_DIR
+    from headliner.deploy.image_build import STAGING_DIR
     from headliner.deploy.service_image import build_context_paths
 
     kept = {*build_context_paths(), f"{STAGING_DIR.name}/model.onnx"}

@@ -1,7 +1,7 @@
 """The model deployer flavor `headliner_containers`: serves a registered model version as a container of the
-service image (serving/Dockerfile's `service` target, `python run.py image build --registry`) through the
-Docker API of podman's socket, published on 127.0.0.1:PORT. The version's ONNX file is exported into
-Headliner's folder of ZenML's local stores, which is mounted at the same path (as the local Docker
+service image (serving/Dockerfile's `service` target; `python run.py` builds this checkout's before a deployment
+when missing) through the Docker API of podman's socket, published on 127.0.0.1:PORT. The version's ONNX file is
+exported into Headliner's folder of ZenML's local stores, which is mounted at the same path (as the local Docker
 orchestrator mounts it into the steps), and served as HEADLINER_MODEL_FILE: the image's ZenML client cannot
 open the local SQLite store (it has no `zenml[local]`). The inference log goes beside it, where the local
 process-served service writes it. The deployment pipeline deploys with it through
@@ -177,6 +177,11 @@ class HeadlinerContainerModelDeployer(ServiceLifecycleDeployer):
     def config(self) -> ContainerDeployerConfig:
         return cast(ContainerDeployerConfig, self._config)
 
+    @property
+    def image(self) -> str:
+        """The service image it runs: this checkout's, unless the configuration pins a tag."""
+        return service_image(self.config.image_repository, self.config.image_tag)
+
     def service_config(self, request: DeploymentRequest) -> ContainerServiceConfig:
         """What this component runs for a request: the registered version's file (the bento is for local
         deployers)."""
@@ -188,7 +193,7 @@ class HeadlinerContainerModelDeployer(ServiceLifecycleDeployer):
             model_version=request.model_version,
             pipeline_name=request.pipeline_name,
             pipeline_step_name=request.step_name,
-            image=service_image(self.config.image_repository, self.config.image_tag),
+            image=self.image,
             host=request.host,
             port=request.port,
             user=str(os.getuid()),

@@ -9,16 +9,14 @@ DOCKER_HOST for this process.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+from headliner.deploy.image_build import podman_environment
 from headliner.errors import StackSetupError
-from headliner.spec import PROJECT_ROOT
 
-CONTAINERS_CONF = PROJECT_ROOT / ".podman" / "containers.conf"  # scripts/podman-setup.sh writes it
 SOCKET_START_TIMEOUT = 30.0
 
 
@@ -33,14 +31,6 @@ def socket_path() -> Path:
 def docker_host(socket: Path) -> str:
     """The DOCKER_HOST of the socket (unix://, an absolute path)."""
     return f"unix://{socket.resolve()}"
-
-
-def podman_environment() -> dict[str, str]:
-    """This process's environment with CONTAINERS_CONF set to the project's (runc, ulimits; see
-    scripts/podman-setup.sh), unless the caller set one."""
-    if not os.environ.get("CONTAINERS_CONF") and not CONTAINERS_CONF.is_file():
-        raise StackSetupError(f"{CONTAINERS_CONF} missing: run scripts/podman-setup.sh first")
-    return {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF") or str(CONTAINERS_CONF)}
 
 
 def socket_answers(socket: Path) -> bool:
@@ -66,14 +56,13 @@ def start_socket(socket: Path | None = None) -> str:
     socket = socket or socket_path()
     host = docker_host(socket)
     if not socket_answers(socket):
-        if shutil.which("podman") is None:
-            raise StackSetupError("podman is not installed: run scripts/podman-setup.sh first")
+        env = podman_environment()
         socket.parent.mkdir(parents=True, exist_ok=True)
         socket.unlink(missing_ok=True)
         with (socket.parent / "api.log").open("ab") as log:
             process = subprocess.Popen(
                 ["podman", "system", "service", "--time=0", host],
-                env=podman_environment(),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
