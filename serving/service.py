@@ -12,20 +12,25 @@ Served by stage `production` from the registry, the service follows promotions a
 (production plus a candidate: canary, A/B, shadow; see headliner/serving/rollout.py).
 
 Run it with `python run.py serve`, or `bentoml serve serving.service:Headliner` with those variables set.
+HEADLINER_WORKERS worker processes share the port (BentoML's `workers`); each loads the model and keeps
+its own inference log writer, and they show each other their counters and routing on a `WorkerBoard`
+(see docs/serving-api.md, "Several workers").
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 import bentoml
 from pydantic import BaseModel
 
 from headliner.serving.app import InferenceApp, InferenceMiddleware
 from headliner.serving.rollout import PolicyStore, RolloutController, registry_resolver
-from headliner.serving.server import ModelServer
+from headliner.serving.server import ModelServer, WorkerBoard
 from headliner.serving.settings import ServingSettings
 
 logger = logging.getLogger("bentoml.headliner")  # BentoML configures the bentoml.* loggers
@@ -50,6 +55,7 @@ SERVICE_CONFIG = {
     "logging": {"access": {"enabled": False}},
     "tracing": {"sample_rate": 0.0, "excluded_urls": ["/predict", "/v2"]},
     "traffic": {"timeout": 5},
+    "workers": ServingSettings().workers,  # read where BentoML's arbiter imports this module
 }
 
 
@@ -69,6 +75,7 @@ class Headliner:
         log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
         feedback = FeedbackStore(settings.inference_log_url())
         self.inference_log, self.feedback_store = log, feedback  # closed on shutdown
+        self.board = WorkerBoard.of_this_service()
         self.server = ModelServer(
             predictor,
             log,
@@ -77,6 +84,7 @@ class Headliner:
             settings.max_body_bytes,
             feedback,
             max_upload_rows=settings.max_upload_rows,
+            board=self.board,
         )
         self.rollout: RolloutController | None = None
         if settings.follows_production and self.packed_model is None:
@@ -94,6 +102,7 @@ class Headliner:
             self.rollout.start()
         else:
             app.attach(self.server)
+        self.board.start(self.board_state)
         # No per-request access log line (the inference log records every request); importing ZenML for
         # a registry model gives the root logger handlers, which would switch uvicorn's on.
         logging.getLogger("uvicorn.access").propagate = False
@@ -102,7 +111,8 @@ class Headliner:
         gc.collect()
         gc.freeze()
         logger.info(
-            "serving %s version %s from %s; inference log %s; auth %s",
+            "worker %d: serving %s version %s from %s; inference log %s; auth %s",
+            os.getpid(),
             predictor.model_name,
             predictor.model_version,
             source,
@@ -112,12 +122,21 @@ class Headliner:
         if self.rollout is not None:
             logger.info("rollouts on: production follows the registry; policy from `python run.py rollout set`")
 
+    def board_state(self) -> dict[str, Any]:
+        """What this worker shows the service's other workers: its counters and the routing it applies."""
+        routing = app.routing
+        return {
+            "metrics": self.server.metrics.snapshot(),
+            "routing": routing.worker_status() if routing is not None else None,
+        }
+
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]  # from _bentoml_sdk, which ships no types
     def close_inference_log(self) -> None:
         if self.rollout is not None:
             self.rollout.stop()
         unwritten = self.inference_log.close()
         self.feedback_store.close()
+        self.board.close()
         logger.info(
             "inference log closed: %d rows written%s",
             self.inference_log.written,

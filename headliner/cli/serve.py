@@ -33,7 +33,20 @@ from headliner.cli.common import (
 )
 @PORT_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: every one).")
-def serve(config: str, stage: str | None, version: str | None, model_file: str | None, port: int, host: str) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Worker processes answering on the one port (default: HEADLINER_WORKERS, else 1).",
+)
+def serve(
+    config: str,
+    stage: str | None,
+    version: str | None,
+    model_file: str | None,
+    port: int,
+    host: str,
+    workers: int | None,
+) -> None:
     """Run the BentoML service in the foreground (Ctrl+C stops it and flushes the inference log)."""
     chosen = version_choice(stage, version)
     set_quiet_defaults()
@@ -44,6 +57,8 @@ def serve(config: str, stage: str | None, version: str | None, model_file: str |
     from headliner.spec import PROJECT_ROOT
 
     env = dict(os.environ)
+    if workers is not None:
+        env["HEADLINER_WORKERS"] = str(workers)
     try:
         if model_file:
             if stage or version:
@@ -68,10 +83,12 @@ def serve(config: str, stage: str | None, version: str | None, model_file: str |
             if stage == "production":
                 what += ", following promotions and rollout policies (python run.py rollout ...)"
         require_free_port(host, port)
-        log_url = ServingSettings().inference_log_display()
+        settings = ServingSettings(workers=workers) if workers is not None else ServingSettings()
+        log_url = settings.inference_log_display()
     except HeadlinerError as exc:
         fail(str(exc))
-    click.echo(f"Serving {what} at http://{host}:{port}")
+    processes = f" by {settings.workers} worker processes" if settings.workers > 1 else ""
+    click.echo(f"Serving {what} at http://{host}:{port}{processes}")
     click.echo(f"  open in a browser: http://{host}:{port}/")
     click.echo(f"  POST /predict, POST /v2/models/{model_name}/infer, GET /metrics")
     click.echo(f"  inference log: {log_url}; Ctrl+C stops")

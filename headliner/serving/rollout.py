@@ -249,11 +249,17 @@ def service_status(url: str, token: str | None = None, timeout: float = 5.0) -> 
 def wait_until_applied(
     url: str, policy_id: int, token: str | None = None, timeout: float = 15.0
 ) -> dict[str, Any] | None:
-    """The service's status once it applies policy `policy_id` (or its last status after `timeout`, or
-    at once when it takes no policies); None when no service answers."""
+    """The service's status once it applies policy `policy_id`, on every worker (or its last status after
+    `timeout`, or at once when it takes no policies); None when no service answers."""
     deadline = time.monotonic() + timeout
     while True:
         status = service_status(url, token)
-        if status is None or not status["rollouts"] or status["policy_id"] == policy_id or time.monotonic() > deadline:
+        if status is None or not status["rollouts"] or applied(status, policy_id) or time.monotonic() > deadline:
             return status
         time.sleep(0.2)
+
+
+def applied(status: dict[str, Any], policy_id: int) -> bool:
+    """Whether a `GET /rollout` answer shows policy `policy_id` in force on every worker it names."""
+    workers = status.get("workers") or [status]
+    return status["policy_id"] == policy_id and all(worker["policy_id"] == policy_id for worker in workers)

@@ -122,8 +122,18 @@ class Routing:
     def _shadow(self, key: bytes | None) -> Choice:
         return self.primary, PRODUCTION, self.candidate
 
+    def worker_status(self) -> dict[str, Any]:
+        """What this worker applies, as it tells the service's other workers (see WorkerBoard)."""
+        return {
+            "policy_id": self.policy_id,
+            "mode": self.mode,
+            "production_version": self.primary.version,
+            "candidate_version": self.candidate.version if self.candidate is not None else None,
+        }
+
     def status(self) -> dict[str, Any]:
-        """What `GET /rollout` answers."""
+        """What `GET /rollout` answers; with several workers, `workers` says what each running one applies
+        (this one as it is, the others as they last published it)."""
         policy = self.policy
         if policy is None:
             describe = "fixed model: this service takes no rollout policy (serve --stage production does)"
@@ -134,7 +144,7 @@ class Routing:
             )
         else:
             describe = policy.describe()
-        return {
+        answer = {
             "model_name": self.primary.name,
             "rollouts": self.tracked,
             "mode": self.mode,
@@ -144,3 +154,12 @@ class Routing:
             "candidate_version": self.candidate.version if self.candidate is not None else None,
             "describe": describe,
         }
+        board = self.primary.board
+        if board is not None:
+            others = [
+                {"pid": state["pid"], **state["routing"]}
+                for state in board.others()
+                if state["live"] and state["routing"]
+            ]
+            answer["workers"] = [{"pid": board.pid, **self.worker_status()}, *others]
+        return answer

@@ -1,6 +1,7 @@
 """One loaded model version and what answering with it takes (`ModelServer`: validation rules, scoring,
-the answers' JSON, the log, auth, limits), the process's Prometheus counters (`Metrics`) and the few ASGI
-answer helpers both the app and the server use. The bottom of the serving stack: routing
+the answers' JSON, the log, auth, limits), the process's Prometheus counters (`Metrics`), what the
+worker processes of one service show each other (`WorkerBoard`) and the few ASGI answer helpers both
+the app and the server use. The bottom of the serving stack: routing
 (headliner/serving/routing.py) chooses among servers, the app (headliner/serving/app.py) answers with them.
 """
 
@@ -8,8 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import functools
+import logging
+import os
+import shutil
+import tempfile
+import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +27,8 @@ from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.feedback import FeedbackStore
 from headliner.serving.inference_log import InferenceLog
 from headliner.serving.payloads import FeatureRules
+
+logger = logging.getLogger(__name__)
 
 JSON = b"application/json"
 HTML = b"text/html; charset=utf-8"
@@ -63,18 +73,91 @@ class _Histogram:
         self.total = 0.0
 
 
+class WorkerBoard:
+    """What the worker processes of one service show each other: a folder where each worker keeps one
+    JSON file of its own (its counters and its routing), replaced whole every `publish_seconds` by a
+    thread, so a worker answering /metrics or /rollout speaks for the whole service. The request path
+    never touches it. A worker that died leaves its file: its counters still count, its routing no more."""
+
+    def __init__(self, folder: Path, publish_seconds: float = 0.25):
+        self.folder = folder
+        self.pid = os.getpid()
+        self.path = folder / f"worker-{self.pid}.json"
+        self.publish_seconds = publish_seconds
+        self._state: Callable[[], dict[str, Any]] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def of_this_service(cls) -> WorkerBoard:
+        """The board of the service this worker belongs to: BentoML's arbiter (the parent process) starts
+        every worker, so its pid and start time name the folder (a later service never reads old files)."""
+        import psutil
+
+        parent = psutil.Process(os.getppid())
+        started = int(parent.create_time() * 1000)
+        return cls(Path(tempfile.gettempdir()) / f"headliner-workers-{parent.pid}-{started}")
+
+    def start(self, state: Callable[[], dict[str, Any]]) -> None:
+        """Publish `state()` now and every `publish_seconds` until `close`."""
+        self._state = state
+        self.publish()
+        self._thread = threading.Thread(target=self._run, name="worker-board", daemon=True)
+        self._thread.start()
+
+    def publish(self) -> None:
+        if self._state is None:
+            return
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps({"pid": self.pid, **self._state()}))
+        os.replace(temporary, self.path)  # readers see the old file or the new one, never half of one
+
+    def others(self) -> list[dict[str, Any]]:
+        """The other workers' last published states, oldest process first, each with `live`: whether
+        that process still runs."""
+        import psutil
+
+        states = []
+        for path in self.folder.glob("worker-*.json"):
+            if path == self.path:
+                continue
+            with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                state = orjson.loads(path.read_bytes())
+                states.append({**state, "live": psutil.pid_exists(state["pid"])})
+        return sorted(states, key=lambda state: int(state["pid"]))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.publish_seconds):
+            try:
+                self.publish()
+            except OSError as exc:  # a full or vanished /tmp must not stop the worker
+                logger.warning("worker board %s: %s", self.folder, exc)
+
+    def close(self) -> None:
+        """Stop publishing and leave the board; the last worker to leave removes the folder."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.path.unlink(missing_ok=True)
+        if not any(state["live"] for state in self.others()):
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class Metrics:
     """Request counters and a latency histogram of this process, kept as plain numbers (a metrics
     library's locks and, under BentoML, its multiprocess files cost more than a one-row prediction)
-    and written in the Prometheus text format when scraped."""
+    and written in the Prometheus text format when scraped. With a `WorkerBoard` the text sums every
+    worker of the service: this one's counters as they are, the others' as last published."""
 
     BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
-    def __init__(self, log: InferenceLog | None = None):
+    def __init__(self, log: InferenceLog | None = None, board: WorkerBoard | None = None):
         self._requests: dict[tuple[str, int], int] = {}
         self._rows: dict[str, int] = {}
         self._histograms: dict[str, _Histogram] = {}
         self._log = log
+        self.board = board
 
     def observe(self, endpoint: str, status: int, rows: int, seconds: float) -> None:
         key = (endpoint, status)
@@ -86,36 +169,73 @@ class Metrics:
         histogram.counts[bisect.bisect_left(self.BUCKETS, seconds)] += 1
         histogram.total += seconds
 
+    def snapshot(self) -> dict[str, Any]:
+        """This process's numbers as JSON-ready values (what it publishes on the board)."""
+        return {
+            "requests": [[endpoint, status, n] for (endpoint, status), n in list(self._requests.items())],
+            "rows": dict(self._rows),
+            "histograms": {e: [list(h.counts), h.total] for e, h in list(self._histograms.items())},
+            "log_written": self._log.written if self._log is not None else 0,
+            "log_pending": self._log.pending if self._log is not None else 0,
+        }
+
     def text(self) -> str:
-        lines = ["# HELP headliner_requests_total Requests answered", "# TYPE headliner_requests_total counter"]
+        workers = [{"pid": os.getpid(), "live": True, "metrics": self.snapshot()}]
+        if self.board is not None:
+            workers += self.board.others()
+        return _prometheus_text(workers, self.BUCKETS, self._log is not None, self.board is not None)
+
+
+def _prometheus_text(workers: list[dict[str, Any]], buckets: tuple[float, ...], logged: bool, by_worker: bool) -> str:
+    """The Prometheus text of the summed snapshots of `workers` (each {"pid", "live", "metrics"})."""
+    snapshots = [worker["metrics"] for worker in workers]
+    requests: dict[tuple[str, int], int] = {}
+    rows: dict[str, int] = {}
+    histograms: dict[str, tuple[list[int], float]] = {}
+    for snapshot in snapshots:
+        for endpoint, status, n in snapshot["requests"]:
+            requests[(endpoint, status)] = requests.get((endpoint, status), 0) + n
+        for endpoint, n in snapshot["rows"].items():
+            rows[endpoint] = rows.get(endpoint, 0) + n
+        for endpoint, (counts, total) in snapshot["histograms"].items():
+            summed, summed_total = histograms.get(endpoint, ([0] * len(counts), 0.0))
+            histograms[endpoint] = ([a + b for a, b in zip(summed, counts, strict=True)], summed_total + total)
+    lines = ["# HELP headliner_requests_total Requests answered", "# TYPE headliner_requests_total counter"]
+    lines += [f'headliner_requests_total{{endpoint="{e}",status="{s}"}} {n}' for (e, s), n in sorted(requests.items())]
+    lines += ["# HELP headliner_rows_scored_total Rows (songs) scored", "# TYPE headliner_rows_scored_total counter"]
+    lines += [f'headliner_rows_scored_total{{endpoint="{e}"}} {n}' for e, n in sorted(rows.items())]
+    name = "headliner_request_latency_seconds"
+    lines += [f"# HELP {name} Time from receiving a request to answering it", f"# TYPE {name} histogram"]
+    for endpoint, (counts, total) in sorted(histograms.items()):
+        cumulative = 0
+        for bound, count in zip((*buckets, "+Inf"), counts, strict=True):
+            cumulative += count
+            lines.append(f'{name}_bucket{{endpoint="{endpoint}",le="{bound}"}} {cumulative}')
+        lines.append(f'{name}_count{{endpoint="{endpoint}"}} {cumulative}')
+        lines.append(f'{name}_sum{{endpoint="{endpoint}"}} {total}')
+    if logged:
         lines += [
-            f'headliner_requests_total{{endpoint="{e}",status="{s}"}} {n}'
-            for (e, s), n in sorted(self._requests.items())
+            "# HELP headliner_inference_log_rows_written_total Inference log rows written",
+            "# TYPE headliner_inference_log_rows_written_total counter",
+            f"headliner_inference_log_rows_written_total {sum(s['log_written'] for s in snapshots)}",
+            "# HELP headliner_inference_log_rows_pending Inference log rows queued, not yet written",
+            "# TYPE headliner_inference_log_rows_pending gauge",
+            f"headliner_inference_log_rows_pending {sum(s['log_pending'] for s in snapshots)}",
+        ]
+    if by_worker:
+        lines += [
+            "# HELP headliner_workers Worker processes serving",
+            "# TYPE headliner_workers gauge",
+            f"headliner_workers {sum(1 for worker in workers if worker['live'])}",
+            "# HELP headliner_worker_requests_total Requests answered, by worker process",
+            "# TYPE headliner_worker_requests_total counter",
         ]
         lines += [
-            "# HELP headliner_rows_scored_total Rows (songs) scored",
-            "# TYPE headliner_rows_scored_total counter",
+            f'headliner_worker_requests_total{{pid="{worker["pid"]}"}} '
+            f"{sum(n for _, _, n in worker['metrics']['requests'])}"
+            for worker in sorted(workers, key=lambda worker: int(worker["pid"]))
         ]
-        lines += [f'headliner_rows_scored_total{{endpoint="{e}"}} {n}' for e, n in sorted(self._rows.items())]
-        name = "headliner_request_latency_seconds"
-        lines += [f"# HELP {name} Time from receiving a request to answering it", f"# TYPE {name} histogram"]
-        for endpoint, histogram in sorted(self._histograms.items()):
-            cumulative = 0
-            for bound, count in zip((*self.BUCKETS, "+Inf"), histogram.counts, strict=True):
-                cumulative += count
-                lines.append(f'{name}_bucket{{endpoint="{endpoint}",le="{bound}"}} {cumulative}')
-            lines.append(f'{name}_count{{endpoint="{endpoint}"}} {cumulative}')
-            lines.append(f'{name}_sum{{endpoint="{endpoint}"}} {histogram.total}')
-        if self._log is not None:
-            lines += [
-                "# HELP headliner_inference_log_rows_written_total Inference log rows written",
-                "# TYPE headliner_inference_log_rows_written_total counter",
-                f"headliner_inference_log_rows_written_total {self._log.written}",
-                "# HELP headliner_inference_log_rows_pending Inference log rows queued, not yet written",
-                "# TYPE headliner_inference_log_rows_pending gauge",
-                f"headliner_inference_log_rows_pending {self._log.pending}",
-            ]
-        return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 class ModelServer:
@@ -131,6 +251,7 @@ class ModelServer:
         feedback: FeedbackStore | None = None,
         metrics: Metrics | None = None,
         max_upload_rows: int = 100_000,
+        board: WorkerBoard | None = None,
     ):
         self.predictor = predictor
         self.rules = FeatureRules(predictor.feature_schema)
@@ -144,11 +265,12 @@ class ModelServer:
         self.version = predictor.model_version
         self.classes = np.array(predictor.classes, dtype=object)
         self.names_by_code = dict(zip(predictor.classes, predictor.class_names, strict=True))
-        self.metrics = metrics or Metrics(log)
+        self.board = board  # the service's other workers, when it has a board
+        self.metrics = metrics or Metrics(log, board)
         self.model_metadata = self._model_metadata()
 
     def sibling(self, predictor: OnnxPredictor) -> ModelServer:
-        """A server of another version of the model, sharing this one's log, auth, limits and metrics."""
+        """A server of another version of the model, sharing this one's log, auth, limits, metrics and board."""
         server = ModelServer(
             predictor,
             self.log,
@@ -158,6 +280,7 @@ class ModelServer:
             self.feedback,
             self.metrics,
             self.max_upload_rows,
+            self.board,
         )
         server.token = self.token
         return server

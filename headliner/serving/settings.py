@@ -69,6 +69,7 @@ class ServingSettings(BaseSettings):
     registry_poll_seconds: float = Field(
         5.0, gt=0, description="How often a rollout service asks the registry who holds production."
     )
+    workers: int = Field(1, ge=1, le=64, description="Worker processes serving one port (BentoML's `workers`).")
 
     @property
     def follows_production(self) -> bool:
