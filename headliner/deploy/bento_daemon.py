@@ -52,6 +52,7 @@ class BentoServiceDaemon(BentoMLLocalDeploymentService):
     def _get_daemon_cmd(self) -> tuple[list[str], dict[str, str]]:
         command, env = super()._get_daemon_cmd()
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+        env["HEADLINER_WORKERS"] = str(self.config.workers)  # the service's `workers` (serving/service.py)
         return command, env
 
 
@@ -61,7 +62,9 @@ def deploy_request(
     """The deployer adapter of ZenML's BentoML deployer (headliner.deploy.deployers): start the request's
     bento as a daemon on request.host:port, registered with `deployer`, after stopping and deleting the service
     this pipeline step started before for the model (what `deploy_model` with `continuous_deployment_mode`
-    does, with this service class)."""
+    does, with this service class). It runs HEADLINER_WORKERS worker processes (ServingSettings)."""
+    from headliner.serving.settings import ServingSettings
+
     config = BentoMLLocalDeploymentConfig(
         model_name=request.model_name,
         model_version=request.model_version,
@@ -71,6 +74,7 @@ def deploy_request(
         apis=["predict", f"v2/models/{request.model_name}/infer"],
         port=request.port,
         host=request.host,
+        workers=ServingSettings().workers,
         working_dir=request.bento_path,
         pipeline_name=request.pipeline_name,
         pipeline_step_name=request.step_name,

@@ -138,13 +138,25 @@ def create_log_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def create_tables(metadata: MetaData, engine: Engine) -> None:
+    """Create the tables of `metadata` that are missing. Worker processes of one service start together:
+    another creating the same table at the same moment is no error."""
+    from sqlalchemy import inspect
+
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except Exception:
+        if not all(inspect(engine).has_table(name) for name in metadata.tables):
+            raise
+
+
 def log_table(engine: Engine) -> Table:
     """The log table, created if missing; a table from before rollouts gets its `variant` column."""
     from sqlalchemy import MetaData, inspect, text
 
     metadata = MetaData()
     table = _table(metadata)
-    metadata.create_all(engine, checkfirst=True)
+    create_tables(metadata, engine)
 
     def has_variant() -> bool:
         return "variant" in {column["name"] for column in inspect(engine).get_columns(TABLE_NAME)}
@@ -173,7 +185,7 @@ class SideTable:
 
     def _ready(self) -> Table:
         if not self._table_ready:
-            self.table.metadata.create_all(self.engine, checkfirst=True)
+            create_tables(self.table.metadata, self.engine)
             self._table_ready = True
         return self.table
 
