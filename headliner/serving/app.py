@@ -28,9 +28,11 @@ import numpy as np
 from headliner.errors import DataSourceError, HeadlinerError
 from headliner.serving.feedback import parse_feedback
 from headliner.serving.inference_log import InferenceRecord
-from headliner.serving.payloads import RequestError, parse_json
+from headliner.serving.openapi import SWAGGER_UI_FILES, openapi_document, swagger_page, swagger_ui_folder
+from headliner.serving.payloads import RequestError, check_parameters, parse_json
 from headliner.serving.routing import SHADOW, Routing
 from headliner.serving.server import (
+    HTML,
     JSON,
     Answer,
     ModelServer,
@@ -291,6 +293,8 @@ def requested_outputs(payload: dict[str, Any]) -> list[str]:
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise RequestError(400, "'outputs' must be a list of objects with a 'name'", "outputs")
+    for index, output in enumerate(outputs):
+        check_parameters(output, f"outputs[{index}].parameters")
     names = [o["name"] for o in outputs]
     unknown = [name for name in names if name not in V2_OUTPUTS]
     if unknown:
@@ -307,9 +311,13 @@ async def _predict(server: ModelServer, payload: Any, request_id: str) -> Scored
 async def _infer(server: ModelServer, payload: Any, request_id: str) -> Scored:
     matrix = server.rules.v2_matrix(payload, server.max_rows)
     wanted = requested_outputs(payload)
+    given_id = payload.get("id")
+    if given_id is not None and type(given_id) is not str:
+        raise RequestError(400, f"'id' must be a string, got {type(given_id).__name__}", "id")
+    check_parameters(payload, "parameters")
     probabilities, top_labels, top_probabilities = await server.score(matrix)
-    if isinstance(payload.get("id"), str):
-        request_id = payload["id"][:64]
+    if given_id is not None:
+        request_id = given_id[:64]
     return server.v2_response(request_id, probabilities, top_labels, wanted), matrix, top_labels, top_probabilities
 
 
@@ -483,6 +491,29 @@ def _method_not_allowed(allowed: str) -> Answer:
     return fixed_answer(405, {"error": f"method not allowed; use {allowed}"})
 
 
+# -- the contract: GET /docs.json and Swagger UI at GET /docs (headliner/serving/openapi.py) ------------------
+
+
+async def _openapi(request: Request) -> None:
+    await respond(request.send, 200, json_bytes(openapi_document(request.routing)))
+
+
+async def _swagger(request: Request) -> None:
+    await respond(request.send, 200, swagger_page(request.routing.primary.name).encode(), HTML)
+
+
+def _swagger_file(name: str, content_type: bytes) -> Route:
+    """A Swagger UI file, read from its package when first asked."""
+    body: list[bytes] = []
+
+    async def handler(request: Request) -> None:
+        if not body:
+            body.append((swagger_ui_folder() / name).read_bytes())
+        await respond(request.send, 200, body[0], content_type, ((b"cache-control", b"max-age=86400"),))
+
+    return Route(handler, "GET", open=True)
+
+
 # -- the route table -----------------------------------------------------------------------------------------
 
 ROUTES: dict[str, Route] = {
@@ -494,6 +525,10 @@ ROUTES: dict[str, Route] = {
     "/metrics": Route(_metrics),
     "/rollout": Route(_rollout_status, "GET"),
     "/v2": Route(_server_metadata),
+    # open like the page: the document holds only what the model's metadata says, and marks what needs the token
+    "/docs.json": Route(_openapi, "GET", open=True),
+    "/docs": Route(_swagger, "GET", open=True),
+    **{f"/docs/{name}": _swagger_file(name, kind) for name, kind in SWAGGER_UI_FILES.items()},
 }
 
 # /v2/models/{name}[/versions/{version}] followed by these path segments

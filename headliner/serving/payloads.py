@@ -47,6 +47,13 @@ def parse_json(body: bytes) -> Any:
             raise RequestError(400, f"invalid JSON: {exc}") from None
 
 
+def check_parameters(holder: dict[str, Any], field: str) -> None:
+    """An Open Inference Protocol `parameters` (of a request, an input or an output): absent, null or an object."""
+    parameters = holder.get("parameters")
+    if parameters is not None and type(parameters) is not dict:
+        raise RequestError(400, f"{field}: expected an object, got {_describe(parameters)}", field)
+
+
 def _number(value: float) -> str:
     """A number as people write it: 1200000, not 1.2e+06."""
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
@@ -265,6 +272,7 @@ class FeatureRules:
             raise RequestError(400, f"{where}: missing {missing}", f"{where}.{missing.args[0]}") from None
         if type(name) is not str:
             raise RequestError(400, f"{where}.name: expected a string, got {_describe(name)}", f"{where}.name")
+        check_parameters(tensor, f"{where}.parameters")
         path, where = where, f"{where} '{name}'"
         if type(shape) is not list or not shape or not _INT_TYPE.issuperset(map(type, shape)) or min(shape) < 0:
             raise RequestError(

@@ -1,0 +1,96 @@
+"""The OpenAPI document in-process: generated from the served model (its item's schema, classes, presets, auth),
+valid OpenAPI 3.1, its request schemas agreeing with the app's checks, and the regression examples of
+invalid data the app accepted before (non-string `id`, non-object `parameters`)."""
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+
+from headliner.serving.app import InferenceApp
+from headliner.serving.openapi import openapi_document
+from headliner.serving.routing import Routing
+from headliner.serving.server import ModelServer
+from tests.helpers.payloads import SONG, WINE, v2_request
+from tests.helpers.serving import Client, Served
+
+
+@pytest.fixture
+def served(predictor, tmp_path):
+    served = Served(predictor, tmp_path)
+    yield served
+    served.close()
+
+
+def request_schema(document: dict, name: str) -> dict:
+    """A component schema with the document's components, for jsonschema."""
+    return {**document["components"]["schemas"][name], "components": document["components"]}
+
+
+def test_the_wine_document_names_a_wine_and_uses_its_first_preset(wine_predictor):
+    document = openapi_document(Routing(ModelServer(wine_predictor, None, token="secret")))
+    validate(document)
+    example = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert example["proline"] == 1116 and example["alcohol"] == 13.74  # "Like cultivar 1"
+    wine = document["components"]["schemas"]["Wine"]
+    assert set(wine["required"]) == set(WINE)
+    assert document["paths"]["/v2/models/{model}/infer"]["parameters"][0]["schema"]["enum"] == ["wine"]
+    assert document["security"] == [{"bearer": []}]
+
+
+def test_the_request_schemas_agree_with_the_app_on_valid_and_invalid_bodies(served):
+    document = served.client.get("/docs.json").json()
+    predict = request_schema(document, "PredictRequest")
+    for body, status in (
+        (SONG, 200),
+        ([SONG, {**SONG, "is_explicit": 0}], 200),
+        ({**SONG, "tempo": 300}, 422),
+        ({**SONG, "key": True}, 422),
+        ({**SONG, "extra": 1}, 422),
+        ([], 422),
+    ):
+        valid = jsonschema.Draft202012Validator(predict).is_valid(body)
+        assert valid == (status == 200), body
+        assert served.client.post("/predict", json=body).status_code == status
+    infer = request_schema(document, "InferenceRequest")
+    assert jsonschema.Draft202012Validator(infer).is_valid(v2_request())
+    assert not jsonschema.Draft202012Validator(infer).is_valid({**v2_request(), "id": 5})
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda body: {**body, "id": 5}, "id"),
+        (lambda body: {**body, "parameters": "fast"}, "parameters"),
+        (lambda body: {**body, "outputs": [{"name": "label", "parameters": []}]}, "outputs[0].parameters"),
+        (
+            lambda body: {"inputs": [{**body["inputs"][0], "parameters": 1}, *body["inputs"][1:]]},
+            "inputs[0].parameters",
+        ),
+    ],
+)
+def test_a_v2_request_the_document_calls_invalid_is_refused(served, change, field):
+    """These got 200 although the document forbids them: schemathesis's negative data would fail on them."""
+    response = served.client.post("/v2/models/jukebox/infer", json=change(v2_request()))
+    assert response.status_code == 400
+    assert response.json()["field"] == field
+
+
+def test_a_string_id_and_object_parameters_are_still_accepted(served):
+    body = {**v2_request(), "id": "mine", "parameters": {"x": 1}, "outputs": [{"name": "label", "parameters": {}}]}
+    response = served.client.post("/v2/models/jukebox/infer", json=body)
+    assert response.status_code == 200 and response.json()["id"] == "mine"
+
+
+def test_docs_and_its_files_are_open_with_a_token(predictor):
+    app = InferenceApp(ModelServer(predictor, None, token="secret"))
+    client = Client(app)
+    try:
+        page = client.get("/docs")
+        assert page.status_code == 200 and 'url: "/docs.json"' in page.text
+        script = client.get("/docs/swagger-ui-bundle.js")
+        assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+        assert b"SwaggerUIBundle" in script.content
+        assert client.get("/docs.json").json()["openapi"] == "3.1.0"
+        assert client.get("/predict").status_code == 401
+    finally:
+        client.close()
