@@ -159,11 +159,12 @@ def request_models(server: ModelServer) -> dict[str, type[BaseModel]]:
     """The request bodies of the served model: its item (a song, a wine), /predict, /feedback, OIP infer."""
     noun: str = json.loads(server.predictor.metadata.get(DECISION, "{}")).get("item_noun", "item")
     strict = ConfigDict(extra="forbid")
+    features: dict[str, Any] = {entry["name"]: (_feature_type(entry), ...) for entry in server.rules.schema}
     item: Any = create_model(
         noun.capitalize(),
         __config__=strict,
         __doc__=f"One {noun}: every feature of the model's schema, nothing else.",
-        **{entry["name"]: (_feature_type(entry), ...) for entry in server.rules.schema},
+        **features,
     )
     items: Any = Annotated[list[item], Field(min_length=1, max_length=server.max_rows)]
     label: Any = create_model(

@@ -43,7 +43,7 @@ def parse_json(body: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             raise RequestError(400, f"invalid JSON: {exc}") from None
 
 
@@ -64,7 +64,15 @@ def _describe(value: Any) -> str:
         return f"the string {value[:40]!r}"
     if value is None:
         return "null"
+    if isinstance(value, list | dict):  # not its text: it may be huge, or nested too deep to print
+        size = len(value)
+        return f"{'list' if isinstance(value, list) else 'object'} of {size} {'item' if size == 1 else 'items'}"
     return f"{type(value).__name__} {str(value)[:40]}"
+
+
+def _too_large(values: Sequence[Any]) -> int | None:
+    """The position of the first integer beyond float64's range (JSON allows any size), if any."""
+    return next((i for i, value in enumerate(values) if type(value) is int and abs(value) > _FLOAT_MAX), None)
 
 
 class FeatureRules:
@@ -153,7 +161,11 @@ class FeatureRules:
                     raise self._bad(single, index, position, f"got {value}")
                 row.append(value)
             rows.append(row)
-        return np.array(rows, dtype=np.float64)
+        try:
+            return np.array(rows, dtype=np.float64)
+        except OverflowError:  # only an unbounded feature lets such an integer through
+            index, row = next((i, row) for i, row in enumerate(rows) if _too_large(row) is not None)
+            raise self._bad(single, index, _too_large(row) or 0, "got an integer beyond a 64-bit float") from None
 
     def _bad(self, single: bool, index: int, position: int, got: str) -> RequestError:
         field = f"{'song' if single else f'songs[{index}]'}.{self.names[position]}"
@@ -209,7 +221,11 @@ class FeatureRules:
             columns = self._v2_columns(tensors)
             rows = len(columns[0])
             self._check_rows_limit(rows, max_rows)
-        matrix = np.array(columns, dtype=np.float64).T
+        try:
+            matrix = np.array(columns, dtype=np.float64).T
+        except OverflowError:
+            name = next(self.names[i] for i, column in enumerate(columns) if _too_large(column) is not None)
+            raise RequestError(422, f"input '{name}': an integer beyond a 64-bit float", name) from None
         if rows * width <= SCALAR_CHECK_LIMIT:  # a few rows: plain comparisons beat numpy's fixed costs
             self._check_columns(columns)
         else:
@@ -300,20 +316,23 @@ class FeatureRules:
 _NUMBER_TYPES = frozenset({int, float, bool})
 _INT_TYPE = frozenset({int})
 SCALAR_CHECK_LIMIT = 256  # values; more are checked with numpy
+_FLOAT_MAX = float(np.finfo(np.float64).max)
 
 
 def _flatten(data: list[Any]) -> list[Any] | None:
     """Nested lists of numbers (row-major, as some clients send tensors) -> one flat list; None if any
-    element is not a number."""
-    flat = []
-    for item in data:
-        if type(item) is list:
-            inner = _flatten(item)
-            if inner is None:
+    element is not a number. Iterative: a list nested a thousand deep is refused, not a RecursionError."""
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            kind = type(item)
+            if kind is list:
+                stack.append(iter(item))
+                break
+            if kind not in _NUMBER_TYPES:
                 return None
-            flat.extend(inner)
-        elif type(item) in _NUMBER_TYPES:
             flat.append(item)
         else:
-            return None
+            stack.pop()
     return flat

@@ -16,7 +16,7 @@ from tests.helpers.payloads import SONG
 from tests.helpers.service import RunningService, bentoml_command
 
 TOKEN = "openapi-test-token"
-EXAMPLES_PER_OPERATION = 60  # per generation mode (valid and invalid data): over 1,000 cases a service
+EXAMPLES_PER_OPERATION = 80  # per generation mode (valid and invalid data): over 1,000 cases a service
 
 
 def start(model_file, isolated_env, folder, token: str | None) -> RunningService:

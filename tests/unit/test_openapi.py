@@ -2,12 +2,15 @@
 valid OpenAPI 3.1, its request schemas agreeing with the app's checks, and the regression examples of
 invalid data the app accepted before (non-string `id`, non-object `parameters`)."""
 
+import json
+
 import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
 from headliner.serving.app import InferenceApp
 from headliner.serving.openapi import openapi_document
+from headliner.serving.payloads import FeatureRules, RequestError
 from headliner.serving.routing import Routing
 from headliner.serving.server import ModelServer
 from tests.helpers.payloads import SONG, WINE, v2_request
@@ -94,3 +97,37 @@ def test_docs_and_its_files_are_open_with_a_token(predictor):
         assert client.get("/predict").status_code == 401
     finally:
         client.close()
+
+
+# Bugs found probing the contract's edges (each answered 500 before): JSON allows integers of any size and
+# any nesting depth, which no float or Python recursion can hold.
+
+BIG = "1" + "0" * 400
+
+
+def raw_post(served, path: str, text: str):
+    return served.client.post(path, content=text, headers={"content-type": "application/json"})
+
+
+def test_an_integer_beyond_a_float_in_a_tensor_is_refused_naming_the_input(served):
+    body = json.dumps(v2_request()).replace('"data": [1.0]', f'"data": [{BIG}]', 1)
+    response = raw_post(served, "/v2/models/jukebox/infer", body)
+    assert response.status_code == 422
+    assert response.json() == {"error": "input 'is_explicit': an integer beyond a 64-bit float", "field": "is_explicit"}
+
+
+def test_an_integer_beyond_a_float_for_an_unbounded_feature_is_refused():
+    rules = FeatureRules([{"name": "x", "dtype": "float"}])
+    with pytest.raises(RequestError) as error:
+        rules.songs_matrix({"x": int(BIG)}, 10)
+    assert (error.value.status, error.value.field) == (422, "song.x")
+    assert "got an integer beyond a 64-bit float" in error.value.message
+
+
+@pytest.mark.parametrize("depth", [950, 1100, 100_000])
+def test_json_nested_too_deep_is_a_client_error(served, depth):
+    tensor = '{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": ' + "[" * depth + "1" + "]" * depth
+    assert raw_post(served, "/v2/models/jukebox/infer", tensor + "}]}").status_code == 400
+    nested = raw_post(served, "/predict", "[" * depth + "]" * depth)
+    assert nested.status_code in (400, 422)
+    assert "list of" in nested.json()["error"] or "invalid JSON" in nested.json()["error"]
