@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import reprlib
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -64,10 +65,8 @@ def _describe(value: Any) -> str:
         return f"the string {value[:40]!r}"
     if value is None:
         return "null"
-    if isinstance(value, list | dict):  # not its text: it may be huge, or nested too deep to print
-        size = len(value)
-        return f"{'list' if isinstance(value, list) else 'object'} of {size} {'item' if size == 1 else 'items'}"
-    return f"{type(value).__name__} {str(value)[:40]}"
+    # reprlib: a huge or deeply nested list is shown in part (str() would build all of it, or recurse too deep)
+    return f"{type(value).__name__} {_SHORT.repr(value)[:40]}"
 
 
 def _too_large(values: Sequence[Any]) -> int | None:
@@ -317,6 +316,8 @@ _NUMBER_TYPES = frozenset({int, float, bool})
 _INT_TYPE = frozenset({int})
 SCALAR_CHECK_LIMIT = 256  # values; more are checked with numpy
 _FLOAT_MAX = float(np.finfo(np.float64).max)
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 4, 8, 4, 40, 40
 
 
 def _flatten(data: list[Any]) -> list[Any] | None:

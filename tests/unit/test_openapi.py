@@ -130,4 +130,4 @@ def test_json_nested_too_deep_is_a_client_error(served, depth):
     assert raw_post(served, "/v2/models/jukebox/infer", tensor + "}]}").status_code == 400
     nested = raw_post(served, "/predict", "[" * depth + "]" * depth)
     assert nested.status_code in (400, 422)
-    assert "list of" in nested.json()["error"] or "invalid JSON" in nested.json()["error"]
+    assert "got list [[[[[...]]]]]" in nested.json()["error"] or "invalid JSON" in nested.json()["error"]
