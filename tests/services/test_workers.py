@@ -100,6 +100,7 @@ def two_workers(jukebox_onnx_file, isolated_env, tmp_path):
 
 def test_two_workers_log_every_request_once_join_feedback_and_report_the_whole_service(two_workers, predictor):
     service = two_workers
+    assert f"at {service.url} by {WORKERS} worker processes" in service.text()
     jobs = [JUKEBOX_REQUESTS[i % 3] for i in range(900)]
     answers = send_all(service.url, [(path, body) for _, path, body in jobs])
     answered = [
@@ -210,16 +211,18 @@ def test_rollouts_and_a_promotion_reach_both_workers(rollout_workers_service, wi
     answers: list[httpx.Response] = []
     stop = threading.Event()
 
-    def load() -> None:
+    def load(thread: int) -> None:
+        """Wine i, as request swap-<thread>-<i>, until stopped."""
         with httpx.Client(base_url=service.url, timeout=30, trust_env=False, headers={"Connection": "close"}) as client:
             i = 800
             while not stop.is_set():
+                request_id = f"swap-{thread}-{i}"
                 answers.append(
-                    client.post("/predict", json=wines[i % len(wines)], headers={"X-Request-ID": f"swap-{i}"})
+                    client.post("/predict", json=wines[i % len(wines)], headers={"X-Request-ID": request_id})
                 )
                 i += 1
 
-    threads = [threading.Thread(target=load) for _ in range(4)]
+    threads = [threading.Thread(target=load, args=(thread,)) for thread in range(4)]
     for thread in threads:
         thread.start()
     try:
@@ -241,13 +244,14 @@ def test_rollouts_and_a_promotion_reach_both_workers(rollout_workers_service, wi
     after_swap = swap[swapped_at + len(threads) :]  # past the requests in flight when the last worker swapped
     assert {version for version, _ in after_swap} == {candidate} and len(after_swap) > 20
     for response, (version, top) in zip(answers, swap, strict=True):
-        assert top == expected[version][int(response.headers["x-request-id"].split("-")[1]) % len(wines)]
+        assert top == expected[version][int(response.headers["x-request-id"].split("-")[2]) % len(wines)]
     print(f"\nswap under load: {len(answers)} requests, 0 failed, {swapped_at} before both workers swapped")
 
     assert service.stop() == 0
     logged = read_inference_log(service.log_url)
     answered = [r.headers["x-request-id"] for r in (*shadowed, *answers)]
     answered_ids = set(answered)
+    assert len(answered_ids) == len(answered)
     served = logged[logged["variant"] != "shadow"]
     in_test = served[served["request_id"].isin(answered_ids)]
     assert len(in_test) == len(answered) and set(in_test["request_id"]) == answered_ids  # one row each

@@ -34,3 +34,14 @@ def test_local_state_follows_zenml_local_stores_as_in_a_step_container(monkeypat
     assert local_state_dir() == tmp_path / "config" / "local_stores" / "headliner"
     monkeypatch.setenv("ZENML_LOCAL_STORES_PATH", str(tmp_path / "mounted"))
     assert local_state_dir() == tmp_path / "mounted" / "headliner"
+
+
+def test_the_worker_count_is_read_and_checked(monkeypatch):
+    monkeypatch.delenv("HEADLINER_WORKERS", raising=False)
+    assert ServingSettings().workers == 1
+    monkeypatch.setenv("HEADLINER_WORKERS", "3")
+    assert ServingSettings().workers == 3
+    for wrong in ("0", "65", "two"):
+        monkeypatch.setenv("HEADLINER_WORKERS", wrong)
+        with pytest.raises(ValueError, match="workers"):
+            ServingSettings()
