@@ -63,7 +63,7 @@ def write_policy(
     from headliner.deploy.rollout import policy_versions, store_policy
     from headliner.errors import HeadlinerError
     from headliner.governance import promotion as governance
-    from headliner.serving.rollout import wait_until_applied
+    from headliner.serving.rollout import applied, wait_until_applied
     from headliner.stacks.setup import ensure_stack
 
     try:
@@ -89,10 +89,11 @@ def write_policy(
             f"warning: the service at {url} serves a fixed model and takes no policy; "
             "start it with `python run.py serve --stage production`."
         )
-    elif status["policy_id"] != record.id:
+    elif not applied(status, record.id):
+        shown = sorted({worker["policy_id"] for worker in status.get("workers") or [status]}, key=str)
         fail(
-            f"the service at {url} has not applied policy {record.id} within 15 s "
-            f"(it shows policy {status['policy_id']}); see its log"
+            f"the service at {url} has not applied policy {record.id} on every worker within 15 s "
+            f"(its workers show policy {', '.join(map(str, shown))}); see its log"
         )
     else:
         click.echo(f"Applied by the service at {url}: {served_text(status)}")
