@@ -11,7 +11,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
-RUN python3 -m venv /opt/venv
+# uv installs the lock in about a third of pip's time (parallel downloads); byte code compiled as pip does,
+# so no step container compiles the libraries it imports.
+RUN python3 -m venv /opt/venv && pip install --no-cache-dir uv==0.13.8
 
 COPY requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
+RUN uv pip install --no-cache --compile-bytecode -r /tmp/requirements.txt && rm /tmp/requirements.txt

@@ -113,7 +113,7 @@ def test_every_step_ran_in_its_own_container_of_the_steps_image(pipeline_all, st
             image == podman("image", "inspect", "--format", "{{.Id}}", f"zenml:{pipeline}-orchestrator").stdout.strip()
         )
     history = podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
-    assert "pip install --no-cache-dir -r /tmp/requirements.txt" in history  # containers/steps.Dockerfile
+    assert "uv pip install --no-cache --compile-bytecode -r /tmp/requirements.txt" in history  # steps.Dockerfile
     for container in steps.values():
         assert container["State"]["ExitCode"] == 0
         assert any(m["Destination"] == str(local_stores(stack_env)) for m in container["Mounts"])

@@ -36,6 +36,19 @@ def bentoml_command(port: int) -> list[str]:
     ]
 
 
+def quick_polling_env(isolated_env: dict[str, str], folder: Path) -> dict[str, str]:
+    """The environment of a `serve --stage production` service under test: none of the session's HEADLINER_
+    settings, its inference log in `folder`, and the log, rollout and registry polls a test need not wait for."""
+    env = {key: value for key, value in isolated_env.items() if not key.startswith("HEADLINER_")}
+    env.update(
+        HEADLINER_INFERENCE_LOG=str(folder / "log.sqlite"),
+        HEADLINER_LOG_FLUSH_SECONDS="0.2",
+        HEADLINER_ROLLOUT_POLL_SECONDS="0.2",
+        HEADLINER_REGISTRY_POLL_SECONDS="0.5",
+    )
+    return env
+
+
 class ServerProcess:
     """A server process and an HTTP client to it; subclasses name the path that answers 200 once ready."""
 

@@ -22,7 +22,7 @@ from tests.helpers.cli import run_cli
 from tests.helpers.models import packaged_linear_model
 from tests.helpers.payloads import WINE
 from tests.helpers.ports import refused_url
-from tests.helpers.service import RunningService
+from tests.helpers.service import RunningService, quick_polling_env
 
 MODEL = "wine"
 
@@ -62,13 +62,7 @@ def serve_command(options: list[str], port: int) -> list[str]:
 @pytest.fixture(scope="module")
 def rollout_service(wine_versions, isolated_env, tmp_path_factory):
     folder = tmp_path_factory.mktemp("rollout")
-    env = {key: value for key, value in isolated_env.items() if not key.startswith("HEADLINER_")}
-    env.update(
-        HEADLINER_INFERENCE_LOG=str(folder / "log.sqlite"),
-        HEADLINER_LOG_FLUSH_SECONDS="0.2",
-        HEADLINER_ROLLOUT_POLL_SECONDS="0.2",
-        HEADLINER_REGISTRY_POLL_SECONDS="0.5",
-    )
+    env = quick_polling_env(isolated_env, folder)
     command = partial(serve_command, ["--stage", "production", "--config", "configs/use_cases/wine.yaml"])
     running = RunningService.launch(command, env, folder, f"sqlite:///{folder / 'log.sqlite'}")
     running.env = env

@@ -20,7 +20,7 @@ from headliner.serving.feedback import FeedbackStore
 from headliner.serving.inference_log import logged_items, read_inference_log
 from tests.helpers.cli import run_cli
 from tests.helpers.payloads import SONG, v2_request
-from tests.helpers.service import RunningService
+from tests.helpers.service import RunningService, quick_polling_env
 from tests.services.test_rollout_service import MODEL, _top, _wines, wine_versions  # noqa: F401 (a fixture)
 
 WORKERS = 2
@@ -36,17 +36,6 @@ JUKEBOX_REQUESTS = [
 
 def serve_command(options: list[str], port: int) -> list[str]:
     return [sys.executable, "run.py", "serve", *options, "--workers", str(WORKERS), "--port", str(port)]
-
-
-def service_env(isolated_env: dict, folder) -> dict:
-    env = {key: value for key, value in isolated_env.items() if not key.startswith("HEADLINER_")}
-    env.update(
-        HEADLINER_INFERENCE_LOG=str(folder / "log.sqlite"),
-        HEADLINER_LOG_FLUSH_SECONDS="0.2",
-        HEADLINER_ROLLOUT_POLL_SECONDS="0.2",
-        HEADLINER_REGISTRY_POLL_SECONDS="0.5",
-    )
-    return env
 
 
 def send_all(url: str, jobs: list[tuple[str, dict]], threads: int = 12) -> list[httpx.Response]:
@@ -89,7 +78,7 @@ def rollout_workers(service: RunningService) -> list[dict]:
 def two_workers(jukebox_onnx_file, isolated_env, tmp_path):
     command = partial(serve_command, ["--model-file", str(jukebox_onnx_file)])
     running = RunningService.launch(
-        command, service_env(isolated_env, tmp_path), tmp_path, f"sqlite:///{tmp_path}/log.sqlite"
+        command, quick_polling_env(isolated_env, tmp_path), tmp_path, f"sqlite:///{tmp_path}/log.sqlite"
     )
     try:
         wait_until(lambda: metrics(running.url).get("headliner_workers") == WORKERS, "both workers serve")
@@ -161,7 +150,7 @@ def test_two_workers_log_every_request_once_join_feedback_and_report_the_whole_s
 @pytest.fixture(scope="module")
 def rollout_workers_service(wine_versions, isolated_env, tmp_path_factory):  # noqa: F811 (the fixture)
     folder = tmp_path_factory.mktemp("rollout-workers")
-    env = service_env(isolated_env, folder)
+    env = quick_polling_env(isolated_env, folder)
     command = partial(serve_command, ["--stage", "production", "--config", "configs/use_cases/wine.yaml"])
     running = RunningService.launch(command, env, folder, f"sqlite:///{folder / 'log.sqlite'}")
     running.env = env
