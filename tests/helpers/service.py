@@ -149,3 +149,19 @@ class RunningService(ServerProcess):
         response = self.client.post(path, headers={**self.authorized, **(headers or {})}, **kwargs)
         self.scored.append((endpoint, response.status_code, response.headers["x-request-id"]))
         return response
+
+
+def launch_wine_production(isolated_env: dict[str, str], folder: Path, *options: str) -> RunningService:
+    """`python run.py serve --stage production` of the wine use case (`options` added), its polls quick and its
+    inference log in `folder`; the environment it runs in is its `env`."""
+    env = quick_polling_env(isolated_env, folder)
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable, "run.py", "serve", "--stage", "production", "--config", "configs/use_cases/wine.yaml",
+            *options, "--port", str(port),
+        ]  # fmt: skip
+
+    running = RunningService.launch(command, env, folder, f"sqlite:///{folder / 'log.sqlite'}")
+    running.env = env
+    return running

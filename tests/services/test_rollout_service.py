@@ -6,9 +6,7 @@ variants, and `rollout report` counts them."""
 
 import re
 import subprocess
-import sys
 import time
-from functools import partial
 
 import numpy as np
 import onnx
@@ -22,7 +20,7 @@ from tests.helpers.cli import run_cli
 from tests.helpers.models import packaged_linear_model
 from tests.helpers.payloads import WINE
 from tests.helpers.ports import refused_url
-from tests.helpers.service import RunningService, quick_polling_env
+from tests.helpers.service import launch_wine_production
 
 MODEL = "wine"
 
@@ -55,17 +53,10 @@ def wine_versions(wine_training, wine_spec):
     return str(production), str(candidate), files
 
 
-def serve_command(options: list[str], port: int) -> list[str]:
-    return [sys.executable, "run.py", "serve", *options, "--port", str(port)]
-
-
 @pytest.fixture(scope="module")
 def rollout_service(wine_versions, isolated_env, tmp_path_factory):
     folder = tmp_path_factory.mktemp("rollout")
-    env = quick_polling_env(isolated_env, folder)
-    command = partial(serve_command, ["--stage", "production", "--config", "configs/use_cases/wine.yaml"])
-    running = RunningService.launch(command, env, folder, f"sqlite:///{folder / 'log.sqlite'}")
-    running.env = env
+    running = launch_wine_production(isolated_env, folder)
     try:
         yield running
     finally:

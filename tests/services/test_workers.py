@@ -20,7 +20,7 @@ from headliner.serving.feedback import FeedbackStore
 from headliner.serving.inference_log import logged_items, read_inference_log
 from tests.helpers.cli import run_cli
 from tests.helpers.payloads import SONG, v2_request
-from tests.helpers.service import RunningService, quick_polling_env
+from tests.helpers.service import RunningService, launch_wine_production, quick_polling_env
 from tests.services.test_rollout_service import MODEL, _top, _wines, wine_versions  # noqa: F401 (a fixture)
 
 WORKERS = 2
@@ -156,10 +156,7 @@ def test_two_workers_log_every_request_once_join_feedback_and_report_the_whole_s
 @pytest.fixture(scope="module")
 def rollout_workers_service(wine_versions, isolated_env, tmp_path_factory):  # noqa: F811 (the fixture)
     folder = tmp_path_factory.mktemp("rollout-workers")
-    env = quick_polling_env(isolated_env, folder)
-    command = partial(serve_command, ["--stage", "production", "--config", "configs/use_cases/wine.yaml"])
-    running = RunningService.launch(command, env, folder, f"sqlite:///{folder / 'log.sqlite'}")
-    running.env = env
+    running = launch_wine_production(isolated_env, folder, "--workers", str(WORKERS))
     try:
         wait_until(lambda: len(rollout_workers(running)) == WORKERS, "both workers serve")
         yield running
