@@ -46,8 +46,9 @@ def test_the_service_container_serves_the_exported_file_and_logs_in_the_local_st
     stores = tmp_path / "local_stores"
     path = model_file(stores, "jukebox", "3")
     assert path == stores / "headliner" / "deployed" / "jukebox-v3.onnx"
-    assert service_environment(path, stores) == {
+    assert service_environment(path, stores, workers=3) == {
         "HEADLINER_MODEL_FILE": str(path),
         "HEADLINER_INFERENCE_LOG": f"sqlite:///{stores}/headliner/inference_log.sqlite",
+        "HEADLINER_WORKERS": "3",
     }
     assert container_name("jukebox", "3") == "headliner-jukebox-v3"

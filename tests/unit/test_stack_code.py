@@ -1,7 +1,8 @@
 """Issue 8: the orchestrator, artifact store and model deployer are swapped through stack configs, with
 no code change. The pipeline code holds no branch on a stack's flavor (only the stack-specific modules
-may name one), every model deployer of the stack files has an adapter, and the service image agrees
-with the Kubernetes manifests that run it."""
+may name one), every model deployer of the stack files has an adapter, the containers and Kubernetes
+deployers' configurations choose the service's workers, and the service image agrees with the Kubernetes
+manifests that run it."""
 
 import ast
 import json
@@ -9,11 +10,14 @@ import re
 import shlex
 import shutil
 import subprocess
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
+from uuid import uuid4
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from headliner.spec import PROJECT_ROOT
 from tests.helpers.deployment import deployment_request
@@ -178,6 +182,60 @@ def test_an_unsupported_model_deployer_is_a_clear_error():
         "the deployment pipeline cannot deploy with model deployer 'seldon_deployer' of flavor 'seldon'; "
         "supported flavors: bentoml, headliner_kubernetes, headliner_containers"
     )
+
+
+# The deployers' workers ---------------------------------------------------------------------------
+
+
+def deployer_component(deployer_class, flavor: str, config):
+    """A model deployer stack component with `config`, as ZenML builds it from the stack's configuration."""
+    from zenml.enums import StackComponentType
+
+    now = datetime.now()
+    return deployer_class(
+        name="deployer",
+        id=uuid4(),
+        config=config,
+        flavor=flavor,
+        type=StackComponentType.MODEL_DEPLOYER,
+        user=None,
+        created=now,
+        updated=now,
+    )
+
+
+def container_workers(**configuration) -> str:
+    """HEADLINER_WORKERS of the service container the `headliner_containers` deployer runs."""
+    from headliner.stacks.containers.deployer import FLAVOR, ContainerDeployerConfig, HeadlinerContainerModelDeployer
+
+    config = ContainerDeployerConfig(**configuration)
+    deployer = deployer_component(HeadlinerContainerModelDeployer, FLAVOR, config)
+    return deployer.service_config(deployment_request()).environment["HEADLINER_WORKERS"]
+
+
+def pod_workers(**configuration) -> str:
+    """HEADLINER_WORKERS of the Deployment's container the `headliner_kubernetes` deployer applies, its
+    manifests validated against the Kubernetes schemas."""
+    from headliner.stacks.kubernetes.deployer import FLAVOR, HeadlinerKubernetesModelDeployer, KubernetesDeployerConfig
+    from headliner.stacks.kubernetes.manifests import validate_manifests
+
+    config = KubernetesDeployerConfig(**configuration)
+    manifests = (
+        deployer_component(HeadlinerKubernetesModelDeployer, FLAVOR, config).service_config("jukebox", "3").manifests()
+    )
+    validate_manifests(manifests)
+    container = manifests[0]["spec"]["template"]["spec"]["containers"][0]
+    return {env["name"]: env.get("value") for env in container["env"]}["HEADLINER_WORKERS"]
+
+
+@pytest.mark.parametrize("workers_of", [container_workers, pod_workers])
+def test_the_deployers_configuration_chooses_the_services_workers(workers_of):
+    assert workers_of() == "1"
+    assert workers_of(workers=3) == "3"
+    for wrong in (0, 65):
+        with pytest.raises(ValidationError) as error:
+            workers_of(workers=wrong)
+        assert [e["loc"] for e in error.value.errors()] == [("workers",)]
 
 
 # The service image --------------------------------------------------------------------------------

@@ -50,10 +50,14 @@ STOP_SECONDS = 30  # SIGTERM, then SIGKILL: the service flushes its inference lo
 
 
 class ContainerDeployerConfig(BaseModelDeployerConfig):
-    """The stack component's configuration: which image serves, and how long a start may take."""
+    """The stack component's configuration: which image serves, with how many workers, and how long a start
+    may take."""
 
     image_repository: str = REPOSITORY
     image_tag: str | None = None  # None: this checkout's tag, as `python run.py image build --registry` gives it
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes the container serves its port with (HEADLINER_WORKERS)."
+    )
     ready_timeout: int = 120  # seconds until /v2/health/ready answers (container start, model load)
 
 
@@ -81,12 +85,14 @@ def model_file(local_stores: Path, model_name: str, model_version: str) -> Path:
     return local_stores / "headliner" / "deployed" / f"{model_name}-v{model_version}.onnx"
 
 
-def service_environment(model: Path, local_stores: Path) -> dict[str, str]:
-    """What the service container reads: the ONNX file `model`, and where it logs: Headliner's folder of the
-    local stores, as the process-served service does (headliner.serving.settings.local_state_dir)."""
+def service_environment(model: Path, local_stores: Path, workers: int) -> dict[str, str]:
+    """What the service container reads: the ONNX file `model`, where it logs: Headliner's folder of the
+    local stores, as the process-served service does (headliner.serving.settings.local_state_dir), and how
+    many worker processes serve (ServingSettings.workers)."""
     return {
         "HEADLINER_MODEL_FILE": str(model),
         "HEADLINER_INFERENCE_LOG": f"sqlite:///{local_stores / 'headliner' / 'inference_log.sqlite'}",
+        "HEADLINER_WORKERS": str(workers),
     }
 
 
@@ -198,7 +204,7 @@ class HeadlinerContainerModelDeployer(ServiceLifecycleDeployer):
             port=request.port,
             user=str(os.getuid()),
             environment=service_environment(
-                model_file(local_stores, request.model_name, request.model_version), local_stores
+                model_file(local_stores, request.model_name, request.model_version), local_stores, self.config.workers
             ),
             volumes={str(local_stores): {"bind": str(local_stores), "mode": "rw"}},
         )

@@ -39,6 +39,13 @@ class ServingDeploymentSettings(BaseModel):
     api_token_secret: str | None = Field(
         "headliner-api-token", description="Secret with key 'token': the bearer token clients send; None: no auth."
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes per pod, on its one port (HEADLINER_WORKERS); each loads the model, so raise "
+        "cpu_request (and memory) with it: the autoscaler's utilization is of the request.",
+    )
     min_replicas: int = Field(2, ge=1)
     max_replicas: int = Field(6, ge=1)
     target_cpu_utilization: int = Field(70, ge=1, le=100)
@@ -83,6 +90,7 @@ def serving_manifests(settings: ServingDeploymentSettings, model_name: str, mode
     env = [
         {"name": "HEADLINER_MODEL", "value": model_name},
         {"name": "HEADLINER_MODEL_VERSION", "value": model_version},
+        {"name": "HEADLINER_WORKERS", "value": str(settings.workers)},
         {"name": "ZENML_STORE_URL", "value": settings.zenml_server_url},
         _secret_env("ZENML_STORE_API_KEY", settings.zenml_api_key_secret, "api-key"),
         _secret_env("HEADLINER_INFERENCE_LOG", settings.inference_log_secret, "url"),
