@@ -11,7 +11,7 @@ routing.
 Served by stage `production` from the registry, the service follows promotions and rollout policies
 (production plus a candidate: canary, A/B, shadow; see headliner/serving/rollout.py).
 
-Run it with `python run.py serve`, or `bentoml serve serving.service:Headliner` with those variables set.
+Run it with `python run.py serve`, or `python -m serving` (serving/__main__.py) with those variables set.
 HEADLINER_WORKERS worker processes share the port (BentoML's `workers`); each loads the model and keeps
 its own inference log writer, and they show each other their counters and routing on a `WorkerBoard`
 (see docs/serving-api.md, "Several workers").

@@ -51,7 +51,7 @@ def serve(
     chosen = version_choice(stage, version)
     set_quiet_defaults()
     spec = load_spec(config)
-    from headliner.deploy.foreground import bentoml_command, packaged_model, require_free_port
+    from headliner.deploy.foreground import packaged_model, require_free_port, serve_command
     from headliner.errors import HeadlinerError
     from headliner.serving.settings import ServingSettings
     from headliner.spec import PROJECT_ROOT
@@ -93,7 +93,7 @@ def serve(
     click.echo(f"  POST /predict, POST /v2/models/{model_name}/infer, GET /metrics")
     click.echo(f"  inference log: {log_url}; Ctrl+C stops")
     os.chdir(PROJECT_ROOT)
-    os.execvpe(sys.executable, bentoml_command(host, port), env)
+    os.execvpe(sys.executable, serve_command(host, port), env)
 
 
 @click.command("export-model")

@@ -36,6 +36,8 @@ class BentoServiceDaemon(BentoMLLocalDeploymentService):
         from bentoml._internal.service import Service as LegacyService
         from bentoml._internal.service.loader import load
 
+        from headliner.serving.settings import ServingSettings
+
         self.endpoint.prepare_for_start()
         service = load(bento_identifier=self.config.bento_tag, working_dir=self.config.working_dir)
         if isinstance(service, LegacyService):
@@ -47,6 +49,7 @@ class BentoServiceDaemon(BentoMLLocalDeploymentService):
             host=self.config.host or "127.0.0.1",
             port=self.endpoint.status.port,
             backlog=self.config.backlog,
+            timeout_graceful_shutdown=ServingSettings().drain_seconds,
         )
 
     def _get_daemon_cmd(self) -> tuple[list[str], dict[str, str]]:

@@ -1,5 +1,5 @@
 """The service in the foreground (`run.py serve`): the ONNX file it may serve instead of a registered
-version, the free port it needs, and the bentoml command that starts it from the project."""
+version, the free port it needs, and the command that starts it from the project."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from headliner.errors import HeadlinerError
 
 if TYPE_CHECKING:
     from headliner.model.onnx_packaging import OnnxPredictor
-
-SERVICE = "serving.service:Headliner"  # the BentoML service class, importable from the project root
 
 
 def packaged_model(model_file: str) -> tuple[Path, OnnxPredictor]:
@@ -41,6 +39,7 @@ def require_free_port(host: str, port: int) -> None:
             ) from None
 
 
-def bentoml_command(host: str, port: int) -> list[str]:
-    """The command that serves the service in this process's Python; run it from the project root."""
-    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host, "--port", str(port)]
+def serve_command(host: str, port: int) -> list[str]:
+    """The command that serves the service in this process's Python (serving/__main__.py: `bentoml serve` with
+    the drain timeout of the settings); run it from the project root."""
+    return [sys.executable, "-m", "serving", "--host", host, "--port", str(port)]

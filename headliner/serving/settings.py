@@ -70,6 +70,12 @@ class ServingSettings(BaseSettings):
         5.0, gt=0, description="How often a rollout service asks the registry who holds production."
     )
     workers: int = Field(1, ge=1, le=64, description="Worker processes serving one port (BentoML's `workers`).")
+    drain_seconds: int = Field(
+        20,
+        ge=1,
+        le=600,
+        description="On a stop signal, how long a worker lets the requests in flight finish before it cancels them.",
+    )
 
     @property
     def follows_production(self) -> bool:

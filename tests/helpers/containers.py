@@ -18,7 +18,7 @@ from tests.helpers.ports import free_port
 STARTUP_SECONDS = 120
 STOP_SECONDS = 30
 # The service image's command on the host's network, where no port is published: it listens on 127.0.0.1:{port}.
-SERVICE_ON_HOST_NETWORK = ("bentoml", "serve", "serving.service:Headliner", "--host", "127.0.0.1", "--port", "{port}")
+SERVICE_ON_HOST_NETWORK = ("python", "-m", "serving", "--host", "127.0.0.1", "--port", "{port}")
 
 
 def podman(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:

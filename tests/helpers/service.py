@@ -14,6 +14,7 @@ from typing import Any, Self
 import httpx
 import pytest
 
+from headliner.deploy.foreground import serve_command
 from headliner.spec import PROJECT_ROOT
 from tests.helpers.ports import free_port, listens_on, port_taken
 
@@ -22,18 +23,9 @@ STOP_SECONDS = 30
 
 
 def bentoml_command(port: int) -> list[str]:
-    """`bentoml serve` of the project's service on 127.0.0.1:PORT (the model comes from the environment)."""
-    return [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:Headliner",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    """`bentoml serve` of the project's service on 127.0.0.1:PORT, as every launcher starts it (`python -m
+    serving`); the model comes from the environment."""
+    return serve_command("127.0.0.1", port)
 
 
 def quick_polling_env(isolated_env: dict[str, str], folder: Path) -> dict[str, str]:

@@ -5,10 +5,11 @@ import sys
 
 import pytest
 
-from headliner.deploy.foreground import bentoml_command, packaged_model, require_free_port
+from headliner.deploy.foreground import packaged_model, require_free_port, serve_command
 from headliner.errors import HeadlinerError, MonitoringError
 from headliner.monitoring.loop import monitored_version, retraining_allowed
 from headliner.serving.inference_log import InferenceLog
+from headliner.serving.settings import ServingSettings
 from tests.helpers.inference_log import FEATURES, record
 from tests.helpers.ports import bound_socket
 
@@ -38,9 +39,20 @@ def test_a_port_something_listens_on_is_refused_and_a_free_one_passes():
 
 
 def test_the_service_runs_in_this_python_on_the_given_interface():
-    assert bentoml_command("0.0.0.0", 3100) == [
-        sys.executable, "-m", "bentoml", "serve", "serving.service:Headliner", "--host", "0.0.0.0", "--port", "3100",
+    assert serve_command("0.0.0.0", 3100) == [sys.executable, "-m", "serving", "--host", "0.0.0.0", "--port", "3100"]
+
+
+def test_bentoml_serves_with_the_drain_timeout_of_the_settings():
+    from serving.__main__ import bentoml_serve_command
+
+    command = bentoml_serve_command("127.0.0.1", 3100, ServingSettings(drain_seconds=7))
+    assert command == [
+        sys.executable, "-m", "bentoml", "serve", "serving.service:Headliner", "--host", "127.0.0.1", "--port", "3100",
+        "--timeout-graceful-shutdown", "7",
     ]  # fmt: skip
+    assert bentoml_serve_command("0.0.0.0", 3000, ServingSettings())[-1] == "20"
+    with pytest.raises(ValueError, match="drain_seconds"):
+        ServingSettings(drain_seconds=0)
 
 
 def test_monitoring_judges_the_chosen_version_or_else_the_one_that_answered_last(tmp_path):

@@ -276,10 +276,17 @@ def test_the_service_image_agrees_with_the_kubernetes_manifests():
     # The pod's `command` replaces the image's entrypoint and command: `docker run` must do the same.
     assert "ENTRYPOINT" not in last and json.loads(last["CMD"]) == container["command"]
 
-    module, service_class = container["command"][2].split(":")
+    # `python -m serving` (serving/__main__.py) runs `bentoml serve` of the service class with the drain timeout
+    # the pod's environment sets, and the pod waits longer than that before it kills the process.
+    from serving.__main__ import SERVICE
+
+    assert container["command"][:3] == ["python", "-m", "serving"]
+    module, service_class = SERVICE.split(":")
     tree = ast.parse((PROJECT_ROOT / f"{module.replace('.', '/')}.py").read_text())
     assert any(isinstance(node, ast.ClassDef) and node.name == service_class for node in tree.body)
     assert container["command"][-2:] == ["--port", str(SERVICE_PORT)]
+    drain = {entry["name"]: entry.get("value") for entry in container["env"]}["HEADLINER_DRAIN_SECONDS"]
+    assert drain == "20" and pod["terminationGracePeriodSeconds"] == 30
 
 
 def test_every_file_the_image_copies_exists_and_is_in_the_build_context():

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 FLAVOR = "headliner_containers"
 SERVICE_PORT = 3000  # the port the service image listens on
-STOP_SECONDS = 30  # SIGTERM, then SIGKILL: the service flushes its inference log on SIGTERM
+STOP_SECONDS = 30  # SIGTERM, then SIGKILL: the service drains (HEADLINER_DRAIN_SECONDS, 20) and flushes its log
 
 
 class ContainerDeployerConfig(BaseModelDeployerConfig):

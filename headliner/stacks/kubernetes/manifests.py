@@ -46,6 +46,13 @@ class ServingDeploymentSettings(BaseModel):
         description="Worker processes per pod, on its one port (HEADLINER_WORKERS); each loads the model, so raise "
         "cpu_request (and memory) with it: the autoscaler's utilization is of the request.",
     )
+    drain_seconds: int = Field(
+        20,
+        ge=1,
+        le=600,
+        description="On SIGTERM, how long each worker lets requests in flight finish (HEADLINER_DRAIN_SECONDS); the "
+        "pod's termination grace period is 10 s longer, so the inference log is flushed before any SIGKILL.",
+    )
     min_replicas: int = Field(2, ge=1)
     max_replicas: int = Field(6, ge=1)
     target_cpu_utilization: int = Field(70, ge=1, le=100)
@@ -91,6 +98,7 @@ def serving_manifests(settings: ServingDeploymentSettings, model_name: str, mode
         {"name": "HEADLINER_MODEL", "value": model_name},
         {"name": "HEADLINER_MODEL_VERSION", "value": model_version},
         {"name": "HEADLINER_WORKERS", "value": str(settings.workers)},
+        {"name": "HEADLINER_DRAIN_SECONDS", "value": str(settings.drain_seconds)},
         {"name": "ZENML_STORE_URL", "value": settings.zenml_server_url},
         _secret_env("ZENML_STORE_API_KEY", settings.zenml_api_key_secret, "api-key"),
         _secret_env("HEADLINER_INFERENCE_LOG", settings.inference_log_secret, "url"),
@@ -101,7 +109,8 @@ def serving_manifests(settings: ServingDeploymentSettings, model_name: str, mode
         "name": "model-server",
         "image": service_image(settings.image_repository, settings.image_tag),
         "imagePullPolicy": "IfNotPresent",
-        "command": ["bentoml", "serve", "serving.service:Headliner", "--host", "0.0.0.0", "--port", str(SERVICE_PORT)],
+        # serving/__main__.py: `bentoml serve` of the service with the drain timeout
+        "command": ["python", "-m", "serving", "--host", "0.0.0.0", "--port", str(SERVICE_PORT)],
         "ports": [{"name": "http", "containerPort": SERVICE_PORT, "protocol": "TCP"}],
         "env": env,
         "resources": {
@@ -134,7 +143,7 @@ def serving_manifests(settings: ServingDeploymentSettings, model_name: str, mode
                 },
                 "spec": {
                     "containers": [container],
-                    "terminationGracePeriodSeconds": 30,
+                    "terminationGracePeriodSeconds": settings.drain_seconds + 10,
                     "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
                 },
             },
