@@ -59,7 +59,17 @@ SERVICE_CONFIG = {
 }
 
 
-@bentoml.service(name="headliner", **SERVICE_CONFIG)
+class InferenceFirstService(bentoml.Service):  # type: ignore[misc]  # bentoml ships no types
+    """A BentoML service whose ASGI app is the inference app in front of BentoML's own: the inference endpoints,
+    the page and /metrics answer before BentoML's error handling, tracing and timeout layers and its routing,
+    which cost more than a one-row prediction (bench/serving_bench.py); every other path (/livez, /readyz, the
+    lifespan that creates the service instance) goes on to BentoML's app."""
+
+    def to_asgi(self, is_main: bool = True) -> Any:
+        return InferenceMiddleware(super().to_asgi(is_main), endpoints=app)
+
+
+@bentoml.service(name="headliner", service_class=InferenceFirstService, **SERVICE_CONFIG)
 class Headliner:
     packed_model = bentoml.models.BentoModel(arguments.bento_model) if arguments.bento_model else None
 
@@ -142,9 +152,3 @@ class Headliner:
             self.inference_log.written,
             f", {unwritten} spilled" if unwritten else "",
         )
-
-
-# The inference endpoints, the page (/) and /metrics answer ahead of BentoML's own routing (/livez, /readyz
-# stay BentoML's).
-# (@bentoml.service made the class a bentoml Service; mypy keeps the class's own type.)
-Headliner.add_asgi_middleware(InferenceMiddleware, endpoints=app)  # type: ignore[attr-defined]

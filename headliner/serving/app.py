@@ -494,8 +494,19 @@ def _method_not_allowed(allowed: str) -> Answer:
 # -- the contract: GET /docs.json and Swagger UI at GET /docs (headliner/serving/openapi.py) ------------------
 
 
-async def _openapi(request: Request) -> None:
-    await respond(request.send, 200, json_bytes(openapi_document(request.routing)))
+def _openapi() -> Route:
+    """`GET /docs.json`: the document of the routing in use, built when first asked for it (a rollout, a swap or
+    a promotion brings a new routing, and so a new document)."""
+    built: dict[Routing, bytes] = {}
+
+    async def handler(request: Request) -> None:
+        body = built.get(request.routing)
+        if body is None:
+            built.clear()
+            body = built[request.routing] = json_bytes(openapi_document(request.routing))
+        await respond(request.send, 200, body)
+
+    return Route(handler, "GET", open=True)
 
 
 async def _swagger(request: Request) -> None:
@@ -526,7 +537,7 @@ ROUTES: dict[str, Route] = {
     "/rollout": Route(_rollout_status, "GET"),
     "/v2": Route(_server_metadata),
     # open like the page: the document holds only what the model's metadata says, and marks what needs the token
-    "/docs.json": Route(_openapi, "GET", open=True),
+    "/docs.json": _openapi(),
     "/docs": Route(_swagger, "GET", open=True),
     **{f"/docs/{name}": _swagger_file(name, kind) for name, kind in SWAGGER_UI_FILES.items()},
 }

@@ -99,6 +99,28 @@ def test_docs_and_its_files_are_open_with_a_token(predictor):
         client.close()
 
 
+def test_the_document_is_built_once_per_routing_and_follows_a_new_one(predictor, monkeypatch):
+    built = []
+
+    def counted(routing):
+        built.append(routing)
+        return openapi_document(routing)
+
+    monkeypatch.setattr("headliner.serving.app.openapi_document", counted)
+    app = InferenceApp(ModelServer(predictor, None))
+    client = Client(app)
+    try:
+        first = client.get("/docs.json")
+        assert "security" not in first.json()
+        assert client.get("/docs.json").content == first.content
+        assert len(built) == 1
+        app.attach(ModelServer(predictor, None, token="secret"))  # as a swap or a rollout change does
+        assert client.get("/docs.json").json()["security"] == [{"bearer": []}]
+        assert len(built) == 2
+    finally:
+        client.close()
+
+
 # Bugs found probing the contract's edges (each answered 500 before): JSON allows integers of any size and
 # any nesting depth, which no float or Python recursion can hold.
 
