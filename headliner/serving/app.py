@@ -53,6 +53,7 @@ CSV = b"text/csv; charset=utf-8"
 PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
 PROTOCOL_NAME = "headliner"
 V2_OUTPUTS = ("probabilities", "label", "classes")
+_V2_OUTPUT_SET = frozenset(V2_OUTPUTS)
 LIVE_PATH = "/v2/health/live"  # answered even while the model loads, so it is not in `ROUTES`
 
 
@@ -190,14 +191,14 @@ class InferenceMiddleware:
 
 # (answer, the rows scored [N, F] or None, top labels [N, k] or None, top probabilities [N, k] or None)
 Scored = tuple[dict[str, Any], np.ndarray | None, np.ndarray | None, np.ndarray | None]
-Compute = Callable[[ModelServer, Any, str], Awaitable[Scored]]
+Compute = Callable[[ModelServer, bytes, str], Awaitable[Scored]]  # (server, raw JSON body, request id)
 
 
 class Scoring:
-    """A JSON endpoint answered by the version the routing chooses (or the path pins): the body read and
-    parsed, `compute` run, the answer sent with its request id and version, the request counted in the
-    metrics and logged (feedback is stored by the feedback store instead), and the candidate's answer
-    logged when it scores in the shadow."""
+    """A JSON endpoint answered by the version the routing chooses (or the path pins): the body read,
+    `compute` run on it (each parses what it needs), the answer sent with its request id and version, the
+    request counted in the metrics and logged (feedback is stored by the feedback store instead), and the
+    candidate's answer logged when it scores in the shadow."""
 
     __slots__ = ("compute", "endpoint")
 
@@ -223,8 +224,8 @@ class Scoring:
             if content_type is None or b"json" not in content_type:
                 got = content_type.decode("latin-1") if content_type else "none"
                 raise RequestError(400, f"Content-Type must be application/json, got {got}", "Content-Type")
-            payload = parse_json(await read_body(request.receive, server.max_body_bytes))
-            response, matrix, top_labels, top_probabilities = await self.compute(answering, payload, request_id)
+            body = await read_body(request.receive, server.max_body_bytes)
+            response, matrix, top_labels, top_probabilities = await self.compute(answering, body, request_id)
             rows = 0 if matrix is None else len(matrix)
             answer = json_bytes(response)
         except RequestError as exc:
@@ -302,31 +303,37 @@ def requested_outputs(payload: dict[str, Any]) -> list[str]:
     return names
 
 
-async def _predict(server: ModelServer, payload: Any, request_id: str) -> Scored:
-    matrix = server.rules.songs_matrix(payload, server.max_rows)
+async def _predict(server: ModelServer, body: bytes, request_id: str) -> Scored:
+    matrix = server.rules.songs_matrix_of(body, server.max_rows)
     _, top_labels, top_probabilities = await server.score(matrix)
     return server.predict_response(request_id, top_labels, top_probabilities), matrix, top_labels, top_probabilities
 
 
-async def _infer(server: ModelServer, payload: Any, request_id: str) -> Scored:
-    matrix = server.rules.v2_matrix(payload, server.max_rows)
-    wanted = requested_outputs(payload)
-    given_id = payload.get("id")
-    if given_id is not None and type(given_id) is not str:
-        raise RequestError(400, f"'id' must be a string, got {type(given_id).__name__}", "id")
-    check_parameters(payload, "parameters")
+async def _infer(server: ModelServer, body: bytes, request_id: str) -> Scored:
+    decoded = server.rules.v2_request_of(body, server.max_rows)
+    if decoded is not None and (decoded.outputs is None or set(decoded.outputs) <= _V2_OUTPUT_SET):
+        matrix, given_id = decoded.matrix, decoded.id
+        wanted = list(V2_OUTPUTS) if decoded.outputs is None else decoded.outputs
+    else:  # any other layout, or an error to name
+        payload = parse_json(body)
+        matrix = server.rules.v2_matrix(payload, server.max_rows)
+        wanted = requested_outputs(payload)
+        given_id = payload.get("id")
+        if given_id is not None and type(given_id) is not str:
+            raise RequestError(400, f"'id' must be a string, got {type(given_id).__name__}", "id")
+        check_parameters(payload, "parameters")
     probabilities, top_labels, top_probabilities = await server.score(matrix)
     if given_id is not None:
         request_id = given_id[:64]
     return server.v2_response(request_id, probabilities, top_labels, wanted), matrix, top_labels, top_probabilities
 
 
-async def _feedback(server: ModelServer, payload: Any, request_id: str) -> Scored:
+async def _feedback(server: ModelServer, body: bytes, request_id: str) -> Scored:
     """True labels for earlier predictions; stored (off the event loop) before the answer, so 200 means kept."""
     store = server.feedback
     if store is None:
         raise RequestError(503, "this server keeps no feedback (it has no inference log)")
-    labels = parse_feedback(payload, server.predictor.classes, server.max_rows)
+    labels = parse_feedback(parse_json(body), server.predictor.classes, server.max_rows)
     try:
         accepted = await asyncio.get_running_loop().run_in_executor(None, store.write, labels, "api")
     except Exception as exc:  # the database is down: the client may send again

@@ -4,6 +4,8 @@ the database is still down, and read back as requests or as one row per scored i
 
 import json
 import logging
+import os
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from headliner.serving.inference_log import (
     TABLE_NAME,
     InferenceLog,
     InferenceRecord,
+    WriterPriority,
     logged_items,
     read_inference_log,
 )
@@ -310,3 +313,21 @@ def test_the_writer_process_outlives_ctrl_c_and_a_lost_writer_spills_what_is_lef
     spill = tmp_path / "unwritten.jsonl"
     assert log.close(spill_path=spill) == 1
     assert [json.loads(line)["request_id"] for line in spill.read_text().splitlines()] == ["req-2"]
+
+
+def test_the_writer_runs_idle_while_it_keeps_up_and_competes_again_when_far_behind():
+    """In a thread of its own (priority is per thread on Linux), as the writer process's main thread."""
+    seen: list[tuple[int, int]] = []
+
+    def writer_thread() -> None:
+        priority = WriterPriority(backlog_rows=100)
+        for waiting in (0, 100, 101, 5000, 3, 0):
+            priority.update(waiting)
+            seen.append((os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)))
+
+    thread = threading.Thread(target=writer_thread)
+    thread.start()
+    thread.join()
+    idle, other = os.SCHED_IDLE, os.SCHED_OTHER
+    assert [policy for policy, _ in seen] == [idle, idle, other, other, idle, idle]
+    assert {nice for _, nice in seen} == {os.getpriority(os.PRIO_PROCESS, 0) + 10}  # nice 10 throughout

@@ -554,6 +554,47 @@ def test_a_failing_model_is_a_500_and_the_app_keeps_serving(served, monkeypatch)
     ]
 
 
+def test_concurrent_requests_share_model_calls_and_get_their_own_answers(served, predictor):
+    """Requests ready in the same pass of the event loop are scored in one call (RowBatcher); each gets
+    exactly what the model gives its own rows."""
+    songs = [{**SONG, "tempo": 60.0 + 10 * i, "energy": i / 20} for i in range(20)]
+
+    async def concurrently() -> list[httpx.Response]:
+        bodies = [song if i % 3 else [song, song] for i, song in enumerate(songs)]
+        return await asyncio.gather(*(served.client.client.post("/predict", json=body) for body in bodies))
+
+    responses = served.client.loop.run_until_complete(concurrently())
+    batcher = served.server.batcher
+    assert batcher.rows == 27 and batcher.calls < 20  # 20 requests, 7 of them with the song twice
+    for i, (song, response) in enumerate(zip(songs, responses, strict=True)):
+        assert response.status_code == 200
+        answers = response.json()["predictions"]
+        _, top_probabilities = predictor.top_classes(predictor.probabilities(np.array([[*song.values()]])))
+        expected = [round(float(p), 6) for p in top_probabilities[0]]
+        assert len(answers) == (1 if i % 3 else 2)
+        for answer in answers:
+            assert [entry["probability"] for entry in answer["top"]] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_shared_model_call_that_fails_fails_only_the_request_that_fails_alone(served, monkeypatch):
+    real = served.server.predictor.probabilities
+
+    def fails_on_tempo_99(matrix):
+        if (matrix[:, list(SONG).index("tempo")] == 99.0).any():
+            raise RuntimeError("this row breaks the model")
+        return real(matrix)
+
+    monkeypatch.setattr(served.server.predictor, "probabilities", fails_on_tempo_99)
+
+    async def concurrently() -> list[httpx.Response]:
+        bodies = [{**SONG, "tempo": tempo} for tempo in (98.0, 99.0, 100.0)]
+        return await asyncio.gather(*(served.client.client.post("/predict", json=body) for body in bodies))
+
+    responses = served.client.loop.run_until_complete(concurrently())
+    assert [response.status_code for response in responses] == [200, 500, 200]
+    assert served.server.batcher.calls == 4  # the shared call, then each request alone
+
+
 # -- auth, metrics, log ------------------------------------------------------------------------------
 
 

@@ -3,10 +3,13 @@ RequestError with the right status whose message and field name the offending fi
 becomes exactly the [N, F] matrix the model is given."""
 
 import copy
+import json
 
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from headliner.model.onnx_packaging import feature_schema
 from headliner.serving.payloads import FeatureRules, RequestError, parse_json
@@ -386,3 +389,89 @@ def test_v2_out_of_range_names_feature_and_row_whatever_the_size(rules, rows):
     single["inputs"][0]["data"][rows - 1][1] = 5  # duration_ms
     error = rejected(rules.v2_matrix, single, 100)
     assert error.message == f"input 'duration_ms', row {rows - 1}: expected an integer in [10000, 1200000] ms, got 5"
+
+
+# -- the compiled path (msgspec) agrees with the plain one ---------------------------------------------
+
+VALUES = st.one_of(
+    st.integers(-3, 3),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(-2.0, 2.0),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.lists(st.integers(0, 1), max_size=2),
+)
+
+
+def outcome(call, *args):
+    """A call's matrix, or its RequestError as (status, message, field)."""
+    try:
+        return call(*args).tolist()
+    except RequestError as error:
+        return (error.status, error.message, error.field)
+
+
+@st.composite
+def songs(draw):
+    """A song near the schema: up to two values replaced by anything; a field dropped or added."""
+    item = dict(SONG)
+    for name in draw(st.lists(st.sampled_from(list(SONG)), max_size=2)):
+        item[name] = draw(VALUES)
+    if draw(st.integers(0, 4)) == 0:
+        item.pop(draw(st.sampled_from(list(SONG))), None)
+    if draw(st.integers(0, 4)) == 0:
+        item[draw(st.sampled_from(["tempo", "extra", "Tempo"]))] = draw(VALUES)
+    return item
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=st.one_of(songs(), st.lists(songs(), max_size=3), VALUES))
+def test_predict_bodies_get_the_same_matrix_or_error_from_both_paths(rules, body):
+    raw = json.dumps(body).encode()  # big integers too, as JSON allows them
+    assert outcome(rules.songs_matrix_of, raw, 2) == outcome(lambda: rules.songs_matrix(parse_json(raw), 2))
+
+
+@st.composite
+def inference_requests(draw):
+    """A v2 request near the workshop notebook's: a part of up to two tensors changed; tensors dropped or
+    reordered."""
+    rows = draw(st.integers(1, 2))
+    request = v2_request(rows=rows)
+    for tensor in draw(st.lists(st.sampled_from(request["inputs"]), max_size=2)):
+        part = draw(st.sampled_from(["name", "shape", "datatype", "data", "data", "parameters"]))
+        if part == "data":  # mostly as many values as rows, of any kind
+            same_length = st.lists(VALUES, min_size=rows, max_size=rows)
+            tensor["data"] = draw(st.one_of(same_length, same_length, st.lists(VALUES, max_size=3)))
+        elif part == "shape":
+            tensor["shape"] = draw(st.sampled_from([[1], [2], [1, 1], [2, 1], [1, 2], [], [-1, 1], [1.0, 1]]))
+        elif part == "datatype":
+            tensor["datatype"] = draw(st.sampled_from(["FP64", "INT32", "BYTES", "fp32"]))
+        elif part == "name":
+            tensor["name"] = draw(st.sampled_from(["tempo", "temp", 5]))
+        elif part == "parameters":
+            tensor["parameters"] = draw(st.one_of(st.none(), st.just({"a": 1}), st.just([1])))
+    if draw(st.integers(0, 3)) == 0:
+        request["inputs"] = draw(st.permutations(request["inputs"]))[: draw(st.integers(0, 14))]
+    for key, choices in (("id", [None, "r-1", 7]), ("outputs", [None, [{"name": "label"}], [{"name": "x"}], "label"])):
+        choice = draw(st.sampled_from(choices))
+        if choice is not None:
+            request[key] = choice
+    return request
+
+
+@settings(max_examples=400, deadline=None)
+@given(request=inference_requests())
+def test_v2_requests_the_compiled_path_takes_get_the_plain_paths_matrix_or_error(rules, request):
+    raw = json.dumps(request).encode()
+    slow = outcome(lambda: rules.v2_matrix(parse_json(raw), 2))
+    try:
+        decoded = rules.v2_request_of(raw, 2)
+    except RequestError as error:
+        assert slow == (error.status, error.message, error.field)
+        return
+    if decoded is not None:  # None: the plain path decides
+        assert decoded.matrix.tolist() == slow
+        assert decoded.id == request.get("id") and isinstance(decoded.id, str | None)
+        assert decoded.outputs == (None if "outputs" not in request else [o["name"] for o in request["outputs"]])
