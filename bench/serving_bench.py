@@ -502,7 +502,7 @@ def _no_lost_rows(key: str, service: Measurement, connections: int) -> bool:
     # Every answer the client saw must be counted, and at most one request per connection and wrk run may
     # have been in flight at its end.
     counts_agree = 0 <= in_flight <= service.wrk_runs * connections
-    return _goal(
+    return goal(
         f"{key} zero lost inference log rows after a graceful stop",
         lost == 0 and counts_agree and service.exit_code == 0,
         f"{lost:,} lost; client and service counts {'agree' if counts_agree else 'DISAGREE'}; "
@@ -514,7 +514,8 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     sys.exit(128 + signum)  # unwinds through the targets' cleanup, as Ctrl+C does
 
 
-def _goal(description: str, met: bool, detail: str) -> bool:
+def goal(description: str, met: bool, detail: str) -> bool:
+    """Print a goal as PASS or FAIL with its figure (bench/soak.py prints its goals so too)."""
     print(f"{'PASS' if met else 'FAIL'}  {description} ({detail})")
     return met
 
@@ -563,7 +564,7 @@ def main() -> None:
     print()
 
     passed = [
-        _goal(
+        goal(
             f"service {path} throughput >= {SHARE_OF_LEAN_THROUGHPUT:.0%} of (b)'s",
             rps["(d)", path] >= SHARE_OF_LEAN_THROUGHPUT * rps["(b)", path],
             f"{rps['(d)', path] / rps['(b)', path]:.0%}",
@@ -571,14 +572,14 @@ def main() -> None:
         for path in (PREDICT, V2)
     ]
     passed.append(
-        _goal(
+        goal(
             f"service {PREDICT} throughput >= {TIMES_MLFLOW_THROUGHPUT}x (c)'s",
             rps["(d)", PREDICT] >= TIMES_MLFLOW_THROUGHPUT * rps["(c)", INVOCATIONS],
             f"{rps['(d)', PREDICT] / rps['(c)', INVOCATIONS]:.1f}x",
         )
     )
     passed += [
-        _goal(
+        goal(
             f"service {path} p99 <= {TIMES_LEAN_P99}x (b)'s",
             p99["(d)", path] <= TIMES_LEAN_P99 * p99["(b)", path],
             f"{p99['(d)', path] / p99['(b)', path]:.1f}x",
@@ -586,7 +587,7 @@ def main() -> None:
         for path in (PREDICT, V2)
     ]
     failures = sum(load.failures for key in services for load in results[key].loads.values())
-    passed.append(_goal(f"zero failed requests on {' and '.join(services)}", failures == 0, f"{failures:,} failed"))
+    passed.append(goal(f"zero failed requests on {' and '.join(services)}", failures == 0, f"{failures:,} failed"))
     passed += [_no_lost_rows(key, results[key], args.connections) for key in services]
     print(
         "\ncontext: (b)/(a) throughput "

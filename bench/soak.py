@@ -30,11 +30,6 @@ DRAIN_SECONDS = 20  # the default of HEADLINER_DRAIN_SECONDS
 REFUSALS = {"ConnectError", "RemoteProtocolError", "ReadError"}  # no answer, and nothing left hanging
 
 
-def _goal(description: str, met: bool, detail: str) -> bool:
-    print(f"{'PASS' if met else 'FAIL'}  {description} ({detail})")
-    return met
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60, help="seconds of traffic before the stop signal")
@@ -45,6 +40,8 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="headliner-soak-"))
     os.environ.update(ZENML_CONFIG_PATH=str(folder / "zenml"), ZENML_ANALYTICS_OPT_IN="false")
+    from serving_bench import goal
+
     from headliner.spec import load_spec
     from tests.helpers.models import packaged_linear_model
     from tests.helpers.service import RunningService
@@ -97,25 +94,23 @@ def main() -> None:
         )
 
     passed = [
-        _goal(
+        goal(
             "no 5xx", not traffic.server_errors() and not restarted.server_errors(), f"{len(traffic.server_errors())}"
         ),
-        _goal(
-            "every answer has its right status", not traffic.wrong_answers(), f"{len(traffic.wrong_answers())} wrong"
-        ),
-        _goal(
+        goal("every answer has its right status", not traffic.wrong_answers(), f"{len(traffic.wrong_answers())} wrong"),
+        goal(
             "every request before the signal answered",
             len(answered_before) == len(before),
             f"{len(before) - len(answered_before)} not",
         ),
-        _goal(
+        goal(
             f"graceful exit within the drain timeout ({DRAIN_SECONDS} s)",
             run.exit_code == 0 and run.stop_seconds < DRAIN_SECONDS,
             f"exit {run.exit_code} after {run.stop_seconds:.2f} s",
         ),
-        _goal("after the signal: answers or clean refusals", set(traffic.errors()) <= REFUSALS, str(traffic.errors())),
-        _goal("one log row per answered request", stopped.clean, f"{stopped.lost} lost"),
-        _goal(
+        goal("after the signal: answers or clean refusals", set(traffic.errors()) <= REFUSALS, str(traffic.errors())),
+        goal("one log row per answered request", stopped.clean, f"{stopped.lost} lost"),
+        goal(
             "the log keeps every row and logs on after a restart",
             kept.clean and logged_on.clean and logged_on.rows > 0 and again_exit == 0,
             f"{kept.rows:,} kept, {logged_on.rows:,} new",

@@ -1,5 +1,8 @@
-"""A deployment request as the deployment pipeline hands it to the stack's model deployer, and the services
-the stack's model deployer runs, to find and stop them."""
+"""A deployment request as the deployment pipeline hands it to the stack's model deployer, a model deployer
+built from its configuration alone, and the services the stack's model deployer runs, to find and stop them."""
+
+from datetime import datetime
+from uuid import uuid4
 
 from headliner.deploy.deployment import DeploymentRequest
 from headliner.labels import Step
@@ -14,6 +17,23 @@ def deployment_request(version: str = "3") -> DeploymentRequest:
         bento_path="/nowhere",
         pipeline_name="deployment",
         step_name=Step.DEPLOY_SERVICE,
+    )
+
+
+def deployer_component(deployer_class, flavor: str, config, name: str = "deployer"):
+    """A model deployer stack component with `config`, as ZenML builds it from the stack's configuration."""
+    from zenml.enums import StackComponentType
+
+    now = datetime.now()
+    return deployer_class(
+        name=name,
+        id=uuid4(),
+        config=config,
+        flavor=flavor,
+        type=StackComponentType.MODEL_DEPLOYER,
+        user=None,
+        created=now,
+        updated=now,
     )
 
 

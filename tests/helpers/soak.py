@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import signal
 import sys
@@ -114,10 +115,10 @@ class MixedTraffic:
         self._kinds = list(WEIGHTS)
         self._weights = list(WEIGHTS.values())
 
-    def run(self, seconds: float, stop: asyncio.Event | None = None) -> Traffic:
+    def run(self, seconds: float, stop: threading.Event | None = None) -> Traffic:
         return asyncio.run(self.run_async(seconds, stop))
 
-    async def run_async(self, seconds: float, stop: asyncio.Event | None = None) -> Traffic:
+    async def run_async(self, seconds: float, stop: threading.Event | None = None) -> Traffic:
         traffic = Traffic()
         started = time.monotonic()
         deadline = started + seconds
@@ -141,20 +142,17 @@ class MixedTraffic:
         if kind == FEEDBACK and not self._labels:
             kind = "predict"
         request_id = f"{self.id_prefix}-{next(self._ids)}"
-        headers = {**self.headers, "X-Request-ID": request_id}
+        headers = {**self.headers, "X-Request-ID": request_id, "Content-Type": "application/json"}
+        body: Any
         if kind == FEEDBACK:
             labelled, label = self._labels[self.random.randrange(len(self._labels))]
             path, body = "/feedback", {"request_id": labelled, "label": label}
         else:
             path, body = REQUESTS[kind][0], REQUESTS[kind][1]
-        content = body if isinstance(body, bytes) else None
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
         sent = time.monotonic()
         try:
-            if content is not None:
-                headers["Content-Type"] = "application/json"
-                response = await client.post(path, content=content, headers=headers)
-            else:
-                response = await client.post(path, json=body, headers=headers)
+            response = await client.post(path, content=content, headers=headers)
         except httpx.HTTPError as exc:
             return Outcome(kind, request_id, None, type(exc).__name__, sent - started, time.monotonic() - sent)
         if kind == "predict" and response.status_code == 200:

@@ -10,8 +10,6 @@ import base64
 import subprocess
 import sys
 from copy import deepcopy
-from datetime import datetime
-from uuid import uuid4
 
 import pytest
 import yaml
@@ -21,7 +19,7 @@ from headliner.errors import StackSetupError
 from headliner.spec import PROJECT_ROOT
 from headliner.stacks.kubernetes.manifests import ServingDeploymentSettings, validate_manifests
 from tests.helpers.cli import run_cli
-from tests.helpers.deployment import deployment_request
+from tests.helpers.deployment import deployer_component, deployment_request
 from tests.helpers.kubernetes import CREATE_SECRETS, SECRETS, images_listed
 
 STACK_FILES = {name: PROJECT_ROOT / "stack_configs" / f"{name}.yaml" for name in ("local", "servers", "kubernetes")}
@@ -248,8 +246,6 @@ def dry_run_deployer(local_stack):
     """The project's Kubernetes model deployer, built from its configuration (no stack, no cluster); its
     services' records are deleted afterwards. The session's store has the local stack active, as the
     CLI leaves it for the other tests."""
-    from zenml.enums import StackComponentType
-
     from headliner.stacks.kubernetes.deployer import (
         FLAVOR,
         HeadlinerKubernetesModelDeployer,
@@ -257,18 +253,8 @@ def dry_run_deployer(local_stack):
         KubernetesModelService,
     )
 
-    now = datetime.now()
     config = KubernetesDeployerConfig(dry_run=True, namespace="serving")
-    deployer = HeadlinerKubernetesModelDeployer(
-        name="k8s_dry_run",
-        id=uuid4(),
-        config=config,
-        flavor=FLAVOR,
-        type=StackComponentType.MODEL_DEPLOYER,
-        user=None,
-        created=now,
-        updated=now,
-    )
+    deployer = deployer_component(HeadlinerKubernetesModelDeployer, FLAVOR, config, name="k8s_dry_run")
     yield deployer
     for service in deployer.find_model_server(service_type=KubernetesModelService.SERVICE_TYPE):
         deployer.delete_model_server(service.uuid)

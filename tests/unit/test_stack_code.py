@@ -10,17 +10,15 @@ import re
 import shlex
 import shutil
 import subprocess
-from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
-from uuid import uuid4
 
 import pytest
 import yaml
 from pydantic import ValidationError
 
 from headliner.spec import PROJECT_ROOT
-from tests.helpers.deployment import deployment_request
+from tests.helpers.deployment import deployer_component, deployment_request
 
 SCANNED = ["pipelines", "steps", "headliner", "materializers", "run.py"]
 # The stack-specific components: they exist to know one stack's flavors.
@@ -185,23 +183,6 @@ def test_an_unsupported_model_deployer_is_a_clear_error():
 
 
 # The deployers' workers ---------------------------------------------------------------------------
-
-
-def deployer_component(deployer_class, flavor: str, config):
-    """A model deployer stack component with `config`, as ZenML builds it from the stack's configuration."""
-    from zenml.enums import StackComponentType
-
-    now = datetime.now()
-    return deployer_class(
-        name="deployer",
-        id=uuid4(),
-        config=config,
-        flavor=flavor,
-        type=StackComponentType.MODEL_DEPLOYER,
-        user=None,
-        created=now,
-        updated=now,
-    )
 
 
 def container_workers(**configuration) -> str:
