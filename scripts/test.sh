@@ -27,4 +27,5 @@ lint-imports
 stage "mkdocs build --strict"
 NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet --site-dir "$(mktemp -d)"
 stage "pytest $*"
-python -m pytest "$@"
+# --durations: the slowest tests of every run, to keep the whole run within CI's 30 minutes
+python -m pytest --durations=25 "$@"
