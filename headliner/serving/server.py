@@ -1,5 +1,6 @@
-"""One loaded model version and what answering with it takes (`ModelServer`: validation rules, scoring,
-the answers' JSON, the log, auth, limits), the process's Prometheus counters (`Metrics`), what the
+"""One loaded model version and what answering with it takes (`ModelServer`: validation rules, scoring
+with the model calls of concurrent requests shared (`RowBatcher`), the answers' JSON, the log, auth,
+limits), the process's Prometheus counters (`Metrics`), what the
 worker processes of one service show each other (`WorkerBoard`) and the few ASGI answer helpers both
 the app and the server use. The bottom of the serving stack: routing
 (headliner/serving/routing.py) chooses among servers, the app (headliner/serving/app.py) answers with them.
