@@ -26,9 +26,6 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-DRAIN_SECONDS = 20  # the default of HEADLINER_DRAIN_SECONDS
-REFUSALS = {"ConnectError", "RemoteProtocolError", "ReadError"}  # no answer, and nothing left hanging
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,10 +39,21 @@ def main() -> None:
     os.environ.update(ZENML_CONFIG_PATH=str(folder / "zenml"), ZENML_ANALYTICS_OPT_IN="false")
     from serving_bench import goal
 
+    from headliner.serving.settings import ServingSettings
     from headliner.spec import load_spec
     from tests.helpers.models import packaged_linear_model
     from tests.helpers.service import RunningService
-    from tests.helpers.soak import MixedTraffic, audit, log_rows, postgresql_database, serve_command, soak_then_stop
+    from tests.helpers.soak import (
+        REFUSALS,
+        MixedTraffic,
+        audit,
+        log_rows,
+        postgresql_database,
+        serve_command,
+        soak_then_stop,
+    )
+
+    drain_seconds = ServingSettings.model_fields["drain_seconds"].default  # the service's, as users run it
 
     model_file = folder / "jukebox.onnx"
     model_file.write_bytes(packaged_linear_model(load_spec(PROJECT_ROOT / "configs/use_cases/jukebox.yaml"), 20_000))
@@ -53,7 +61,7 @@ def main() -> None:
     print(f"{os.cpu_count()} cores; load average before the run: {os.getloadavg()[0]:.2f}")
     database = postgresql_database() if args.postgresql else nullcontext(f"sqlite:///{folder / 'log.sqlite'}")
     with database as log_url:
-        env.update(HEADLINER_INFERENCE_LOG=log_url, HEADLINER_DRAIN_SECONDS=str(DRAIN_SECONDS))
+        env.update(HEADLINER_INFERENCE_LOG=log_url)
         start = partial(
             RunningService.launch, partial(serve_command, str(model_file), args.workers), env, folder, log_url
         )
@@ -62,7 +70,7 @@ def main() -> None:
             f"{args.workers} worker(s), inference log in {where}; {args.connections} clients, "
             f"{args.seconds:.0f} s of mixed traffic, then SIGTERM under load\n"
         )
-        run = soak_then_stop(start(), args.seconds, args.connections, stop_timeout=DRAIN_SECONDS + 60)
+        run = soak_then_stop(start(), args.seconds, args.connections, stop_timeout=drain_seconds + 60)
         traffic, before = run.traffic, run.before_stop()
         answered_before = [outcome for outcome in before if outcome.status is not None]
         print(f"{'request':14} {'status':>6} {'count':>8}")
@@ -104,8 +112,8 @@ def main() -> None:
             f"{len(before) - len(answered_before)} not",
         ),
         goal(
-            f"graceful exit within the drain timeout ({DRAIN_SECONDS} s)",
-            run.exit_code == 0 and run.stop_seconds < DRAIN_SECONDS,
+            f"graceful exit within the drain timeout ({drain_seconds} s)",
+            run.exit_code == 0 and run.stop_seconds < drain_seconds,
             f"exit {run.exit_code} after {run.stop_seconds:.2f} s",
         ),
         goal("after the signal: answers or clean refusals", set(traffic.errors()) <= REFUSALS, str(traffic.errors())),

@@ -447,12 +447,13 @@ class WriterPriority:
     """The writer's CPU priority: idle (Linux SCHED_IDLE: it runs only on a core nothing else wants, so it
     never delays a request) while it keeps up, back to a low ordinary priority (nice 10) while more than
     `backlog_rows` wait, so a service saturated for long does not pile its log up in memory. Where there is
-    no SCHED_IDLE (macOS), always nice 10."""
+    no SCHED_IDLE (macOS), always nice 10. It starts idle."""
 
     def __init__(self, backlog_rows: int = 50_000):
         self.backlog_rows = backlog_rows
         self.idle = False
         os.nice(10)
+        self.update(0)
 
     def update(self, waiting: int) -> None:
         """Follow the number of rows waiting to be written."""
@@ -469,7 +470,6 @@ def _writer_main(connection: Connection) -> None:
     priority `WriterPriority` gives it: under full load it yields to the server and catches up after."""
     url, feature_names = connection.recv()
     priority = WriterPriority()
-    priority.update(0)
     # Ctrl+C and stop signals reach the whole process group: the writer stops only when the serving
     # process says so (close) or is gone (end of the pipe), so what it was given is never dropped.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

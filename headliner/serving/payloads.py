@@ -99,8 +99,8 @@ class FeatureRules:
         self._lower = np.array([rule[2] for rule in self._rules])
         self._upper = np.array([rule[3] for rule in self._rules])
         self._whole = np.array([rule[4] for rule in self._rules])
-        self._song_type = _song_struct(self._rules)
-        self._songs_decoder = msgspec.json.Decoder(self._song_type | list[self._song_type])  # type: ignore[name-defined]
+        item = _song_struct(self._rules)
+        self._songs_decoder = msgspec.json.Decoder(item | list[item])  # type: ignore[valid-type]
 
     @property
     def width(self) -> int:
@@ -230,8 +230,8 @@ class FeatureRules:
             request = _INFERENCE_DECODER.decode(body)
         except msgspec.DecodeError:
             return None
-        tensors, width = request.inputs, self.width
-        if len(tensors) != width or not tensors:
+        tensors = request.inputs
+        if len(tensors) != self.width:
             return None
         by_name = {tensor.name: tensor.data for tensor in tensors}
         rows = len(tensors[0].data)
@@ -240,13 +240,7 @@ class FeatureRules:
         for tensor in tensors:
             if (tensor.shape != [rows] and tensor.shape != [rows, 1]) or len(tensor.data) != rows:
                 return None
-        columns = [by_name[name] for name in self.names]
-        if rows * width <= SCALAR_CHECK_LIMIT:
-            self._check_columns(columns)
-            matrix = np.array(columns, dtype=np.float64).T
-        else:
-            matrix = np.array(columns, dtype=np.float64).T
-            self.check_matrix(matrix, "input")
+        matrix = self._checked_matrix([by_name[name] for name in self.names])
         outputs = None if request.outputs is None else [output.name for output in request.outputs]
         return DecodedInference(matrix, request.id, outputs)
 
@@ -268,12 +262,16 @@ class FeatureRules:
             columns = self._v2_columns(tensors)
             rows = len(columns[0])
             self._check_rows_limit(rows, max_rows)
+        return self._checked_matrix(columns)
+
+    def _checked_matrix(self, columns: list[list[Any]]) -> np.ndarray:
+        """One list of values per feature (schema order) -> [N, F] float64, every value checked."""
         try:
             matrix = np.array(columns, dtype=np.float64).T
         except OverflowError:
             name = next(self.names[i] for i, column in enumerate(columns) if _too_large(column) is not None)
             raise RequestError(422, f"input '{name}': an integer beyond a 64-bit float", name) from None
-        if rows * width <= SCALAR_CHECK_LIMIT:  # a few rows: plain comparisons beat numpy's fixed costs
+        if matrix.size <= SCALAR_CHECK_LIMIT:  # a few rows: plain comparisons beat numpy's fixed costs
             self._check_columns(columns)
         else:
             self.check_matrix(matrix, "input")

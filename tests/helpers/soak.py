@@ -42,6 +42,9 @@ REQUESTS: dict[str, tuple[str, Any, str | None, int]] = {
     "unknown path": ("/predictions", SONG, None, 404),
 }
 WEIGHTS = {"predict": 45, "v2": 25, "feedback": 15, "bad value": 5, "bad json": 4, "bad tensor": 4, "unknown path": 2}
+# What a request the stopping service no longer takes may get: its connection refused, or a kept-alive one closed
+# before any byte of an answer. Never a timeout: nothing hangs.
+REFUSALS = frozenset({"ConnectError", "RemoteProtocolError", "ReadError"})
 FEEDBACK = "feedback"  # labels an answered /predict request with its own top country: 200, stored
 
 

@@ -13,6 +13,7 @@ from headliner.serving.feedback import FeedbackStore
 from tests.helpers.service import RunningService
 from tests.helpers.soak import (
     FEEDBACK,
+    REFUSALS,
     REQUESTS,
     MixedTraffic,
     audit,
@@ -24,9 +25,6 @@ from tests.helpers.soak import (
 
 SOAK_SECONDS = 6  # of traffic before the stop signal (the client sends about 1,000 requests a second)
 DRAIN_SECONDS = 5
-# A request the stopping service no longer takes: refused connection, or a kept-alive connection closed
-# before any byte of an answer. Never a timeout: nothing hangs.
-REFUSALS = {"ConnectError", "RemoteProtocolError", "ReadError"}
 
 
 @pytest.fixture
