@@ -10,9 +10,25 @@ from headliner.model.evaluation import LOWER_IS_BETTER, EvaluationReport
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import QualityGate
 
-__all__ = ["LOWER_IS_BETTER", "GateResult", "QualityGateReport", "enforce_gates", "evaluate_gates"]
+__all__ = [
+    "BASELINE_MEANING",
+    "LOWER_IS_BETTER",
+    "REMEDIES",
+    "GateResult",
+    "QualityGateReport",
+    "enforce_gates",
+    "evaluate_gates",
+    "failure_message",
+]
 
 _MISSED = {">=": "is below", "<=": "is above"}
+BASELINE_MEANING = "the class prior (every row gets the train split's class frequencies as its probabilities)"
+# Ordered by what the measured figures (docs/training.md, "Quality gates") say helps most.
+REMEDIES = (
+    "more rows (a larger --rows, or no --rows for the whole source), the full run config "
+    "(--run-config configs/runs/training.yaml, the default), or a lower bound in the spec's "
+    "evaluation.quality_gates (docs/training.md, 'Quality gates', has the figures measured per data size)"
+)
 
 
 class GateResult(BaseModel):
@@ -23,11 +39,14 @@ class GateResult(BaseModel):
     baseline: float
     bound: str  # "<operator> <threshold>", e.g. ">= 0.8" or ">= baseline 0.0712 + 0.05 = 0.1212"
     passed: bool
+    from_baseline: bool = False  # the threshold is the baseline's figure plus or minus a lift
 
     def failure(self) -> str:
-        """The miss in words, e.g. "accuracy 0.7500 is below 0.8"."""
+        """The miss in words, with the baseline's figure when the limit is not already made of it:
+        "accuracy 0.7500 is below 0.8 (baseline 0.4000)"."""
         operator, threshold = self.bound.split(" ", 1)
-        return f"{self.metric} {self.value:.4f} {_MISSED[operator]} {threshold}"
+        miss = f"{self.metric} {self.value:.4f} {_MISSED[operator]} {threshold}"
+        return miss if self.from_baseline else f"{miss} (baseline {self.baseline:.4f})"
 
 
 class QualityGateReport(HtmlReport):
@@ -48,11 +67,19 @@ class QualityGateReport(HtmlReport):
 
 
 def _result(
-    gate: QualityGate, value: float, baseline: float, at_least: bool, threshold: float, text: str
+    gate: QualityGate,
+    value: float,
+    baseline: float,
+    at_least: bool,
+    threshold: float,
+    text: str,
+    from_baseline: bool = False,
 ) -> GateResult:
     passed = value >= threshold if at_least else value <= threshold
     bound = f"{'>=' if at_least else '<='} {text}"
-    return GateResult(metric=gate.metric, value=value, baseline=baseline, bound=bound, passed=passed)
+    return GateResult(
+        metric=gate.metric, value=value, baseline=baseline, bound=bound, passed=passed, from_baseline=from_baseline
+    )
 
 
 def evaluate_gates(report: EvaluationReport, gates: list[QualityGate]) -> list[GateResult]:
@@ -74,14 +101,24 @@ def evaluate_gates(report: EvaluationReport, gates: list[QualityGate]) -> list[G
             threshold = baseline + lift if higher_is_better else baseline - lift
             sign = "+" if higher_is_better else "-"
             text = f"baseline {baseline:.4f} {sign} {lift:g} = {threshold:.4f}"
-            results.append(_result(gate, value, baseline, higher_is_better, threshold, text))
+            results.append(_result(gate, value, baseline, higher_is_better, threshold, text, from_baseline=True))
     return results
+
+
+def failure_message(report: EvaluationReport, missed: list[GateResult]) -> str:
+    """One line: what was evaluated, every miss with its limit and baseline, what the baseline is, and
+    what to try."""
+    misses = "; ".join(result.failure() for result in missed)
+    return (
+        f"quality gate failed for {report.candidate} on {report.rows:,} {report.split} rows: {misses}. "
+        f"The baseline is {BASELINE_MEANING}. Nothing was registered. To pass, try {REMEDIES}."
+    )
 
 
 def enforce_gates(report: EvaluationReport, gates: list[QualityGate]) -> list[GateResult]:
     """The gate results if all passed; otherwise a QualityGateError naming every miss on one line."""
     results = evaluate_gates(report, gates)
-    failures = [result.failure() for result in results if not result.passed]
-    if failures:
-        raise QualityGateError(f"quality gate failed: {'; '.join(failures)}; nothing was registered")
+    missed = [result for result in results if not result.passed]
+    if missed:
+        raise QualityGateError(failure_message(report, missed))
     return results
