@@ -1,10 +1,14 @@
 """Monitoring from the command line: `--pipeline monitoring` (judge the served version's traffic, write the
-reports, and retrain on a `retrain` decision when allowed), `feedback` (true labels for served answers)
-and `simulate-traffic` (held-out rows sent to a running service, so monitoring has something to judge)."""
+reports, and retrain on a `retrain` decision when allowed), `monitor --every` (the same on a schedule, each
+run judging the traffic since the previous one; a retrained version gets a staging request),
+`feedback` (true labels for served answers) and `simulate-traffic` (held-out rows sent to a running
+service, so monitoring has something to judge)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import click
@@ -13,20 +17,26 @@ from headliner.cli.common import (
     CONFIG_OPTION,
     DEFAULT_CONFIG,
     DEFAULT_PORT,
+    DEFAULT_RUN_CONFIG,
     INFERENCE_LOG_OPTION,
     PIPELINE_COMPONENTS,
+    STAGE_OPTION,
     TOKEN_OPTION,
+    VERSION_OPTION,
     echo_lines,
     fail,
     inference_log_settings,
     load_spec,
     project_path,
+    root_cause,
     set_quiet_defaults,
+    version_choice,
     version_text,
 )
 
 if TYPE_CHECKING:
     from headliner.cli.runs import RunOptions
+    from headliner.monitoring.decision import Alert
     from headliner.spec import UseCaseSpec
 
 
@@ -49,14 +59,16 @@ class RetrainingRun:
     data: str | None
     rows: int | None
     options: RunOptions
+    request_staging: bool = False  # file a staging request for the new version (runs nobody watches)
 
 
 def monitor(spec: UseCaseSpec, options: RunOptions, monitoring: MonitoringOptions, retraining: RetrainingRun) -> None:
     """Judge the version's window of the inference log and write its reports; on `retrain`, alert and (when
-    allowed) start the training pipeline with the decision as its recorded trigger."""
+    allowed) start the training pipeline with the decision as its recorded trigger, then (when
+    `retraining.request_staging`) file the new version's staging request and alert naming it."""
     from headliner.cli import runs, summaries
     from headliner.model.versions import find_model_version
-    from headliner.monitoring.loop import monitored_version, retraining_allowed, retraining_trigger
+    from headliner.monitoring.loop import monitored_version, request_staging, retraining_allowed, retraining_trigger
     from headliner.monitoring.window import WindowSelection, parse_since
     from headliner.reports.html import write_report_folder
     from headliner.serving.settings import url_without_password
@@ -77,12 +89,7 @@ def monitor(spec: UseCaseSpec, options: RunOptions, monitoring: MonitoringOption
     folder = project_path(monitoring.reports_dir) / f"{spec.name}-v{number}-{summary.checked_at:%Y%m%d-%H%M%S}"
     write_report_folder(folder, {name.removesuffix("_report"): report for name, report in reports.items()})
     click.echo(f"Reports: {folder}/ (and in the dashboard: zenml login --local, run '{run.name}')")
-    alert = runs.alert(run)
-    if alert.webhook:
-        click.echo(
-            f"Alert sent to {alert.webhook}: "
-            + (f"failed ({alert.webhook_error})" if alert.webhook_error else f"answered {alert.webhook_status}")
-        )
+    echo_webhook(runs.alert(run))
     if summary.decision != "retrain":
         return
     if not retraining_allowed(spec, monitoring.retrain):
@@ -97,10 +104,129 @@ def monitor(spec: UseCaseSpec, options: RunOptions, monitoring: MonitoringOption
     new_run = runs.run_training(spec, retraining.data, retraining.rows, options, trigger)
     click.echo(f"Run '{new_run.name}' finished: ", nl=False)
     echo_lines(summaries.training_lines(spec.name, new_run))
-    click.echo(
-        "The new version serves nothing yet: promote it (python run.py promote request ...) "
-        "or deploy it (--pipeline deployment)"
-    )
+    if not retraining.request_staging:
+        click.echo(
+            "The new version serves nothing yet: promote it (python run.py promote request ...) "
+            "or deploy it (--pipeline deployment)"
+        )
+        return
+    request, alert = request_staging(spec, runs.registered_version(new_run).number, trigger)
+    click.echo(f"Staging request {request.id} filed by {request.requested_by}; {alert.message.split('; ', 1)[1]}")
+    echo_webhook(alert)
+
+
+def echo_webhook(alert: Alert) -> None:
+    """Where an alert went besides the log, if anywhere, and how the webhook answered."""
+    if alert.webhook:
+        click.echo(
+            f"Alert sent to {alert.webhook}: "
+            + (f"failed ({alert.webhook_error})" if alert.webhook_error else f"answered {alert.webhook_status}")
+        )
+
+
+def _interval(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    from headliner.errors import MonitoringError
+    from headliner.monitoring.schedule import parse_interval
+
+    try:
+        return parse_interval(value)
+    except MonitoringError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--every "), ctx, param) from None
+
+
+@click.command("monitor")
+@click.option(
+    "--every",
+    required=True,
+    metavar="30s|15m|1h|1d",
+    callback=_interval,
+    help="Run the monitoring pipeline this often, one run at a time, until SIGTERM or Ctrl-C.",
+)
+@CONFIG_OPTION
+@STAGE_OPTION
+@VERSION_OPTION
+@click.option(
+    "--since", metavar="30m|24h|7d|ISO-TIME", help="The first run's window starts then (default: one interval back)."
+)
+@INFERENCE_LOG_OPTION
+@click.option(
+    "--retrain/--no-retrain",
+    default=None,
+    help="Train on a `retrain` decision, then file a staging request for the new version "
+    "(default: the spec's retraining.automatic).",
+)
+@click.option(
+    "--reports-dir",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where each run's HTML reports go.",
+)
+@click.option(
+    "--run-config",
+    default=DEFAULT_RUN_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="ZenML run config of retraining: candidates and selection metric.",
+)
+def monitor_command(
+    every: timedelta,
+    config: str,
+    stage: str | None,
+    version: str | None,
+    since: str | None,
+    inference_log: str | None,
+    retrain: bool | None,
+    reports_dir: str,
+    run_config: str,
+) -> None:
+    """Monitoring on a schedule: every interval, the monitoring pipeline judges the traffic since the previous
+    run (as --pipeline monitoring does); a `retrain` decision, when retraining is allowed, trains a new version
+    and files its staging request for a second person to approve. Without --version or --stage, each run judges
+    the version the inference log shows being served. One scheduler per model (a lock); SIGTERM or Ctrl-C lets
+    the current run finish, then stops."""
+    set_quiet_defaults()
+    spec = load_spec(config)
+    chosen = version_choice(stage, version) if stage or version else None
+    import threading
+
+    from headliner.errors import HeadlinerError
+    from headliner.model.registration import discard_unfinished_versions
+    from headliner.model.training import load_training_config
+    from headliner.monitoring.schedule import Tick, interval_text, lock_path, run_every, run_lock, stop_on_signals
+    from headliner.monitoring.window import parse_since
+    from headliner.serving.settings import local_state_dir
+    from headliner.stacks.setup import ensure_stack
+
+    try:
+        first_since = parse_since(since) if since else None
+        config_path = project_path(run_config)
+        load_training_config(config_path)
+    except HeadlinerError as exc:
+        fail(str(exc))
+    retraining = RetrainingRun(data=None, rows=None, options={"config_path": str(config_path)}, request_staging=True)
+
+    def monitoring_run(tick: Tick) -> None:
+        monitoring = MonitoringOptions(chosen, tick.since.isoformat(), None, inference_log, retrain, reports_dir)
+        try:
+            monitor(spec, {}, monitoring, retraining)
+        except Exception as exc:  # reported by the schedule, which goes on; no half-registered version stays
+            removed = discard_unfinished_versions(spec.name)
+            if removed:
+                click.echo(f"Removed the unfinished registration of the failed run: {', '.join(removed)}", err=True)
+            raise root_cause(exc) from None
+
+    try:
+        with run_lock(lock_path(local_state_dir(), spec.name)):
+            ensure_stack(PIPELINE_COMPONENTS["monitoring"])
+            click.echo(
+                f"Monitoring {spec.name} every {interval_text(every)} (pid {os.getpid()}); stop with SIGTERM or Ctrl-C"
+            )
+            stop = threading.Event()
+            with stop_on_signals(stop, click.echo):
+                run_every(every, monitoring_run, stop, click.echo, first_since)
+    except HeadlinerError as exc:
+        fail(str(exc))
 
 
 @click.command()

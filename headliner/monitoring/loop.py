@@ -1,14 +1,18 @@
 """The monitoring loop around the monitoring pipeline: which version a run judges (by default the one the
-inference log shows being served), and whether its `retrain` decision starts the training pipeline, with
-the trigger that training run records."""
+inference log shows being served), whether its `retrain` decision starts the training pipeline, with the
+trigger that training run records, and (on a schedule, with nobody at the terminal) the staging request
+for the retrained version and the alert that names it."""
 
 from __future__ import annotations
 
 from headliner.errors import MonitoringError
-from headliner.monitoring.decision import MonitoringSummary
+from headliner.governance.promotion import PromotionRequest, request_promotion
+from headliner.monitoring.decision import Alert, MonitoringSummary, alert_webhook, post_alert
 from headliner.monitoring.window import newest_logged_version
 from headliner.serving.settings import url_without_password
 from headliner.spec import UseCaseSpec
+
+SCHEDULER_USER = "monitoring-schedule"  # who files the staging requests of scheduled retraining
 
 
 def monitored_version(log_url: str, model_name: str, chosen: str | None) -> str:
@@ -39,3 +43,17 @@ def retraining_trigger(summary: MonitoringSummary, monitoring_run: str, version:
         "model_version": str(version),
         "reason": "; ".join(summary.reasons),
     }
+
+
+def request_staging(spec: UseCaseSpec, version: int, trigger: dict[str, str]) -> tuple[PromotionRequest, Alert]:
+    """File the staging request of a version retrained on a scheduled `retrain` decision (by SCHEDULER_USER,
+    so a person approves it: the four-eyes rule), and alert (log line and webhook) naming both."""
+    reason = f"retrained after monitoring run '{trigger['monitoring_run']}' decided retrain: {trigger['reason']}"
+    request = request_promotion(spec.name, version, "staging", reason, SCHEDULER_USER)
+    message = (
+        f"{spec.name} v{version} was retrained after monitoring run '{trigger['monitoring_run']}' of "
+        f"v{trigger['model_version']} decided retrain; staging request {request.id} awaits a second person: "
+        f"python run.py promote approve {request.id} (or promote reject {request.id} --reason TEXT)"
+    )
+    details: dict[str, object] = {"request": request.model_dump(mode="json"), "trigger": trigger}
+    return request, post_alert("warning", message, details, alert_webhook(spec))
