@@ -1,6 +1,6 @@
 """The monitoring pipeline: the inference log's window of a served version against that version's
-training split -> feature and prediction drift, data quality, fairness, live performance -> ok | warn |
-retrain, and an alert for warn and retrain."""
+training split -> feature and prediction drift, data quality, fairness, live performance and its
+label-free estimate -> ok | warn | retrain, and an alert for warn and retrain."""
 
 from zenml import pipeline
 from zenml.client import Client
@@ -16,6 +16,7 @@ from steps.monitoring import (
     check_feature_drift,
     check_prediction_drift,
     decide_action,
+    estimate_performance,
     evaluate_live_performance,
     load_inference_window,
     score_reference,
@@ -31,9 +32,9 @@ from steps.monitoring import (
 )
 def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_url: str | None = None) -> None:
     """Judges version `version` (a number) of model `spec.name`: inputs against its training split, the
-    predicted class and fairness against its validation split. The version's splits, `onnx_model` and
-    `evaluation_report` artifacts are the steps' inputs, so the run's lineage shows what it compared
-    against. ZenML resolves the version when the steps run: check it exists first."""
+    predicted class, fairness and the estimated performance against its validation split. The version's
+    splits, `onnx_model` and `evaluation_report` artifacts are the steps' inputs, so the run's lineage
+    shows what it compared against. ZenML resolves the version when the steps run: check it exists first."""
     model_version = Client().get_model_version(spec.name, version)
     reference, held_out = score_reference(
         model_version.get_artifact(Artifact.TRAIN_SPLIT),
@@ -45,7 +46,12 @@ def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_
     feature_drift = check_feature_drift(reference, current, spec=spec)
     prediction_drift = check_prediction_drift(held_out, current, spec=spec)
     quality = check_data_quality(current, window_report, spec=spec)
-    fairness = check_fairness(held_out, current, spec=spec)
+    validation_split = model_version.get_artifact(Artifact.VALIDATION_SPLIT)
+    onnx_model = model_version.get_artifact(Artifact.ONNX_MODEL)
+    fairness = check_fairness(validation_split, onnx_model, current, spec=spec)
     performance = evaluate_live_performance(current, model_version.get_artifact(Artifact.EVALUATION_REPORT), spec=spec)
-    summary = decide_action(window_report, feature_drift, prediction_drift, quality, fairness, performance, spec=spec)
+    estimate = estimate_performance(validation_split, onnx_model, current, spec=spec)
+    summary = decide_action(
+        window_report, feature_drift, prediction_drift, quality, fairness, performance, estimate, spec=spec
+    )
     send_alert(summary, spec=spec)

@@ -6,8 +6,13 @@ Rules (thresholds from the spec's `monitoring` block):
 - retrain: share of drifted features >= drift_share_retrain, or the live metric (with >= min_labels
   labels) below its offline value by >= live_metric_min_drop_to_retrain;
 - warn: share of drifted features >= drift_share_warn, the predicted class drifted, a data-quality
-  problem, a fairness figure above its limit, or the live metric down by half the retrain drop;
+  problem, a fairness figure outside its limit (statistical parity, disparate impact, equal opportunity,
+  average odds), the live metric down by half the retrain drop, or its label-free estimate (CBPE) below
+  the validation split's value by >= estimated_metric_max_drop;
 - ok otherwise.
+
+Counts (requests, rows) are ints in the figures and print with thousands separators; other figures are
+floats and print with 4 decimals.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from headliner.monitoring.drift import DriftReport
+from headliner.monitoring.estimate import PerformanceEstimateReport
 from headliner.monitoring.fairness import FairnessReport
 from headliner.monitoring.performance import LivePerformanceReport
 from headliner.monitoring.quality import DataQualityReport
@@ -34,6 +40,14 @@ logger = logging.getLogger("headliner.monitoring")
 Decision = Literal["ok", "warn", "retrain"]
 WEBHOOK_ENV = "HEADLINER_ALERT_WEBHOOK"
 WEBHOOK_TIMEOUT_SECONDS = 10
+Figure = float | int | None
+
+
+def shown(value: Figure) -> str:
+    """A figure for people: a count with thousands separators, a measure with 4 decimals, or n/a."""
+    if value is None:
+        return "n/a"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
 
 
 class MonitoringSummary(HtmlReport):
@@ -45,26 +59,32 @@ class MonitoringSummary(HtmlReport):
     checked_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     decision: Decision
     reasons: list[str]
-    figures: dict[str, float | None]
-    thresholds: dict[str, float | None]
+    figures: dict[str, Figure]
+    thresholds: dict[str, Figure]  # a figure's limit; `<figure>_max` its upper limit when it has a range
     drifted_features: list[str]
 
     def summary_metadata(self) -> dict[str, str | int | float]:
-        figures = {name: value for name, value in self.figures.items() if value is not None}
+        figures = {
+            name: value if isinstance(value, int) else round(value, 4)
+            for name, value in self.figures.items()
+            if value is not None
+        }
         return {"decision": self.decision, **figures, "reasons": "; ".join(self.reasons) or "none"}
+
+    def limit(self, name: str) -> str:
+        """The figure's limit as people read it: `0.5`, a range `0.8-1.25`, or empty."""
+        lower, upper = self.thresholds.get(name), self.thresholds.get(f"{name}_max")
+        if upper is not None:
+            return f"{lower:g}-{upper:g}"
+        return "" if lower is None else f"{lower:g}"
 
     def lines(self) -> list[str]:
         """The summary for a terminal."""
         out = [f"Decision: {self.decision.upper()} for {self.model_name} version {self.model_version} ({self.window})"]
         out += [f"  - {reason}" for reason in self.reasons]
         for name, value in self.figures.items():
-            limit = self.thresholds.get(name)
-            shown = (
-                "n/a"
-                if value is None
-                else (f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4f}")
-            )
-            out.append(f"  {name:34} {shown:>10}" + (f"   (limit {limit:g})" if limit is not None else ""))
+            limit = self.limit(name)
+            out.append(f"  {name:34} {shown(value):>10}" + (f"   (limit {limit})" if limit else ""))
         return out
 
     def to_html(self) -> str:
@@ -74,14 +94,7 @@ class MonitoringSummary(HtmlReport):
             if self.reasons
             else "<p>Every check passed.</p>"
         )
-        rows = [
-            [
-                name,
-                "n/a" if value is None else f"{value:.4g}",
-                "" if self.thresholds.get(name) is None else f"{self.thresholds[name]:g}",
-            ]
-            for name, value in self.figures.items()
-        ]
+        rows = [[name, shown(value), self.limit(name)] for name, value in self.figures.items()]
         return html_page(
             f"Monitoring of {self.model_name} v{self.model_version}: {self.decision}",
             [
@@ -100,8 +113,10 @@ def decide(
     fairness: FairnessReport,
     performance: LivePerformanceReport,
     spec: UseCaseSpec,
+    estimate: PerformanceEstimateReport | None = None,
 ) -> MonitoringSummary:
-    """Apply the spec's thresholds to the checks' figures."""
+    """Apply the spec's thresholds to the checks' figures; `estimate`: the label-free estimate of the
+    performance (None: not estimated)."""
     rules = spec.monitoring
     retrain, warn = [], []
     share = feature_drift.drifted_share
@@ -117,8 +132,18 @@ def decide(
     if fairness.passed is False:
         warn.append(
             f"statistical parity difference across {fairness.attribute} is {fairness.max_difference:.3f} "
-            f"(class {fairness.classes[0].label}), above {fairness.threshold:g}"
+            f"(class {fairness.classes[0].label}), above {fairness.threshold:g}; validation split: "
+            + ("n/a" if fairness.reference_max_difference is None else f"{fairness.reference_max_difference:.3f}")
         )
+    for figure in fairness.figures:
+        if figure.passed is False:
+            reference = (
+                "n/a" if figure.reference is None else f"{figure.reference:.3f} (class {figure.reference_label})"
+            )
+            warn.append(
+                f"{figure.name.replace('_', ' ')} across {fairness.attribute} is {figure.value:.3f} "
+                f"(class {figure.label}), outside {figure.limit}; validation split: {reference}"
+            )
     drop = performance.drop
     metric = rules.live_metric
     if drop is not None and drop >= rules.live_metric_min_drop_to_retrain:
@@ -131,26 +156,38 @@ def decide(
             f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} "
             f"below offline {performance.offline[metric]:.3f}"
         )
+    estimated_drop = estimate.drop if estimate is not None else None
+    if estimate is not None and estimated_drop is not None and estimated_drop >= estimate.max_drop:
+        warn.append(
+            f"estimated {metric} {estimate.estimated[metric]:.3f} (without labels) is {estimated_drop:.3f} "
+            f"below its value on the validation split {estimate.reference[metric]:.3f}"
+        )
     decision: Decision = "retrain" if retrain else "warn" if warn else "ok"
-    figures = {
-        "requests": float(window.requests),
-        "scored_rows": float(window.items),
-        "analysed_rows": float(window.analysed_items),
+    figures: dict[str, Figure] = {
+        "requests": window.requests,
+        "scored_rows": window.items,
+        "analysed_rows": window.analysed_items,
         "rejected_share": quality.rejected_share,
         "drifted_feature_share": share,
         "prediction_drift_score": prediction_drift.columns[0].score if prediction_drift.columns else None,
         "statistical_parity_difference": fairness.max_difference,
-        "labelled_rows": float(performance.labelled),
+        **{figure.name: figure.value for figure in fairness.figures},
+        "labelled_rows": performance.labelled,
         f"live_{metric}": performance.metrics.get(metric),
+        f"estimated_{metric}": estimate.estimated.get(metric) if estimate is not None else None,
         f"offline_{metric}": performance.offline.get(metric),
         f"{metric}_drop": drop,
+        f"estimated_{metric}_drop": estimated_drop,
     }
-    thresholds = {
+    thresholds: dict[str, Figure] = {
         "rejected_share": rules.max_rejected_share,
         "drifted_feature_share": rules.drift_share_retrain,
         "statistical_parity_difference": rules.fairness_max_parity_difference,
-        "labelled_rows": float(rules.min_labels),
+        **{figure.name: figure.lower if figure.lower is not None else figure.upper for figure in fairness.figures},
+        **{f"{figure.name}_max": figure.upper for figure in fairness.figures if figure.lower is not None},
+        "labelled_rows": rules.min_labels,
         f"{metric}_drop": rules.live_metric_min_drop_to_retrain,
+        f"estimated_{metric}_drop": rules.estimated_metric_max_drop,
     }
     return MonitoringSummary(
         model_name=window.model_name,
@@ -181,18 +218,26 @@ def alert_webhook(spec: UseCaseSpec) -> str | None:
 def send_alert(summary: MonitoringSummary, webhook: str | None) -> Alert:
     """Log the verdict (warning for warn, error for retrain) and POST it as JSON to `webhook`. A webhook
     that fails is reported in the alert and the log, never raised: the verdict is already made."""
-    import httpx
-
     if summary.decision == "ok":
         return Alert(level="none", message=summary.lines()[0])
-    level = "critical" if summary.decision == "retrain" else "warning"
+    level: Literal["warning", "critical"] = "critical" if summary.decision == "retrain" else "warning"
     message = f"{summary.lines()[0]}: " + "; ".join(summary.reasons)
+    return post_alert(level, message, {"summary": summary.model_dump(mode="json")}, webhook)
+
+
+def post_alert(
+    level: Literal["warning", "critical"], message: str, details: dict[str, object], webhook: str | None
+) -> Alert:
+    """Log `message` (as an error when critical) and POST `{level, text, **details}` as JSON to `webhook`; a
+    webhook that fails is reported in the alert and the log, never raised."""
+    import httpx
+
     logger.log(logging.ERROR if level == "critical" else logging.WARNING, "ALERT %s", message)
     alert = Alert(level=level, message=message)
     if webhook:
         parts = urlsplit(webhook)
         alert.webhook = f"{parts.scheme}://{parts.netloc}/"
-        payload = {"level": level, "text": message, "summary": summary.model_dump(mode="json")}
+        payload = {"level": level, "text": message, **details}
         try:
             response = httpx.post(webhook, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
             alert.webhook_status = response.status_code

@@ -8,6 +8,7 @@ import materializers  # noqa: F401  (registers the report materializer)
 from headliner.labels import Artifact
 from headliner.monitoring.decision import MonitoringSummary, decide
 from headliner.monitoring.drift import DriftReport
+from headliner.monitoring.estimate import PerformanceEstimateReport
 from headliner.monitoring.fairness import FairnessReport
 from headliner.monitoring.performance import LivePerformanceReport
 from headliner.monitoring.quality import DataQualityReport
@@ -23,6 +24,7 @@ def decide_action(
     data_quality_report: DataQualityReport,
     fairness_report: FairnessReport,
     live_performance_report: LivePerformanceReport,
+    performance_estimate_report: PerformanceEstimateReport,
     spec: UseCaseSpec,
 ) -> Annotated[MonitoringSummary, Artifact.MONITORING_SUMMARY]:
     """The decision is also recorded as the run's metadata (dashboard: the run's metadata tab)."""
@@ -34,6 +36,7 @@ def decide_action(
         fairness_report,
         live_performance_report,
         spec,
+        performance_estimate_report,
     )
     log_metadata(
         metadata={"decision": summary.decision, "reasons": summary.reasons},

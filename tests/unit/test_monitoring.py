@@ -1,7 +1,8 @@
 """Monitoring logic as plain functions: the window read from a real inference log (counts, sampling,
 labels joined by request id, clear errors for empty and small windows), drift with Evidently, fairness
-and live metrics against hand-computed values, the decision rules, the alert webhook, and true labels
-through POST /feedback and from a file."""
+(statistical parity, disparate impact, equal opportunity, average odds) and live metrics against
+hand-computed values, the decision rules and how the summary prints its figures, the alert webhook, and
+true labels through POST /feedback and from a file."""
 
 import json
 import re
@@ -20,7 +21,17 @@ from headliner.errors import FeedbackError, MonitoringError
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.monitoring.decision import decide, send_alert
 from headliner.monitoring.drift import ColumnDrift, DriftReport, feature_drift, prediction_drift
-from headliner.monitoring.fairness import ClassParity, FairnessReport, fairness, parity_differences
+from headliner.monitoring.estimate import PerformanceEstimateReport
+from headliner.monitoring.fairness import (
+    AVERAGE_ODDS_DIFFERENCE,
+    DISPARATE_IMPACT_RATIO,
+    EQUAL_OPPORTUNITY_DIFFERENCE,
+    ClassParity,
+    FairnessFigure,
+    FairnessReport,
+    fairness,
+    parity_differences,
+)
 from headliner.monitoring.performance import LivePerformanceReport, live_metrics, live_performance
 from headliner.monitoring.quality import DataQualityReport, data_quality
 from headliner.monitoring.window import (
@@ -269,6 +280,49 @@ def test_statistical_parity_difference_by_hand(jukebox_spec):
     assert one_group.max_difference is None and one_group.passed is None and "not computable" in one_group.note
 
 
+def _fairness_frame(copies: int = 2) -> pd.DataFrame:
+    """80 rows, `copies` times. Explicit (40): label A 20 (predicted A 15, B 5), label B 20 (A 5, B 15).
+    Not explicit (40): label A 20 (A 8, B 12), label B 20 (A 4, B 16)."""
+    groups = [(1, "A", "A", 15), (1, "A", "B", 5), (1, "B", "A", 5), (1, "B", "B", 15)]
+    groups += [(0, "A", "A", 8), (0, "A", "B", 12), (0, "B", "A", 4), (0, "B", "B", 16)]
+    rows = [(flag, label, predicted) for flag, label, predicted, n in groups for _ in range(n * copies)]
+    return pd.DataFrame(rows, columns=["is_explicit", LABEL, PREDICTED])
+
+
+def test_disparate_impact_equal_opportunity_and_average_odds_by_hand(jukebox_spec):
+    frame = _fairness_frame()
+    report = fairness(frame, frame, jukebox_spec, labelled=frame)
+    figures = {figure.name: figure for figure in report.figures}
+    # selection rate of A: 20/40 explicit, 12/40 not -> DIR 1.667 (B: 0.5 / 0.7 = 0.714 is nearer 1)
+    dir_ = figures[DISPARATE_IMPACT_RATIO]
+    assert dir_.value == pytest.approx(0.5 / 0.3) and dir_.label == "A" and dir_.classes == 2
+    assert dir_.passed is False and dir_.limit == "0.8-1.25" and dir_.reference == pytest.approx(0.5 / 0.3)
+    # TPR of A: 15/20 vs 8/20 -> EOD 0.35 (B: 15/20 vs 16/20, 0.05)
+    eod = figures[EQUAL_OPPORTUNITY_DIFFERENCE]
+    assert eod.value == pytest.approx(0.35) and eod.label == "A" and eod.passed is False and eod.rows == 160
+    # AOD of A: (TPR gap 0.35 + FPR gap 5/20 - 4/20) / 2 = 0.2; two classes: B's is -0.2
+    aod = figures[AVERAGE_ODDS_DIFFERENCE]
+    assert aod.value == pytest.approx(0.2) and aod.passed is False and aod.reference == pytest.approx(0.2)
+    page = report.to_html()
+    assert "disparate_impact_ratio" in page and "1.6667 (A)" in page and "OUTSIDE" in page
+    assert report.summary_metadata()[EQUAL_OPPORTUNITY_DIFFERENCE] == pytest.approx(0.35)
+
+    # below monitoring.min_labels (100) labels: n/a, with the reference's own figure still shown
+    few = fairness(frame, frame, jukebox_spec, labelled=frame.iloc[::4])
+    few_eod = next(f for f in few.figures if f.name == EQUAL_OPPORTUNITY_DIFFERENCE)
+    assert few_eod.value is None and few_eod.passed is None and few_eod.reference == pytest.approx(0.35)
+    assert "40 labelled rows in the window; at least 100 are needed" in few_eod.note
+    # a class with fewer than 10 rows behind a rate is left out: here every one
+    small = _fairness_frame(copies=1).iloc[::3]
+    unlabelled = fairness(small, small.drop(columns=LABEL), jukebox_spec)
+    assert [(f.name, f.value, f.reference) for f in unlabelled.figures] == [
+        (DISPARATE_IMPACT_RATIO, None, None),
+        (EQUAL_OPPORTUNITY_DIFFERENCE, None, None),
+        (AVERAGE_ODDS_DIFFERENCE, None, None),
+    ]
+    assert "no class has 10 rows" in unlabelled.figures[0].note
+
+
 def test_live_metrics_by_hand(jukebox_spec):
     classes = ["A", "B", "C"]
     labels = np.array(["A", "B", "C", "A"])
@@ -310,7 +364,7 @@ def _drift(share_drifted: int, total: int = 10, name="f") -> DriftReport:
     return DriftReport(title="t", reference_rows=1, current_rows=1, columns=columns, evidently_html="<body></body>")
 
 
-def _checks(drifted=0, predicted_drift=False, rejected=0, spd=0.05, live=None):
+def _checks(drifted=0, predicted_drift=False, rejected=0, spd=0.05, live=None, dir_=1.1):
     window = WindowReport(
         model_name="jukebox",
         model_version="1",
@@ -339,6 +393,18 @@ def _checks(drifted=0, predicted_drift=False, rejected=0, spd=0.05, live=None):
         max_difference=spd,
         reference_max_difference=0.1,
         classes=[ClassParity(label="CH", rate_with=spd, rate_without=0)],
+        figures=[
+            FairnessFigure(
+                name=DISPARATE_IMPACT_RATIO,
+                lower=0.8,
+                upper=1.25,
+                value=dir_,
+                label="DO",
+                reference=1.1,
+                reference_label="DO",
+            ),
+            FairnessFigure(name=EQUAL_OPPORTUNITY_DIFFERENCE, upper=0.1, note="too few labels"),
+        ],
     )
     performance = LivePerformanceReport(
         live_metric="top_k_accuracy",
@@ -351,24 +417,81 @@ def _checks(drifted=0, predicted_drift=False, rejected=0, spd=0.05, live=None):
     return window, _drift(drifted), _drift(1 if predicted_drift else 0, 1, "predicted"), quality, fair, performance
 
 
+def _estimate(estimated: float = 0.28) -> PerformanceEstimateReport:
+    """The label-free estimate of top-5 accuracy, against 0.30 on the validation split (limit 0.05)."""
+    return PerformanceEstimateReport(
+        live_metric="top_k_accuracy",
+        top_k=5,
+        reference_rows=900,
+        rows=1000,
+        estimated={"accuracy": 0.05, "top_k_accuracy": estimated},
+        reference={"accuracy": 0.06, "top_k_accuracy": 0.30},
+        max_drop=0.05,
+    )
+
+
 @pytest.mark.parametrize(
-    "checks, decision, reason",
+    "checks, estimated, decision, reason",
     [
-        (dict(), "ok", None),
-        (dict(drifted=2), "warn", "20% of features drifted"),
-        (dict(drifted=5), "retrain", "50% of features drifted"),
-        (dict(predicted_drift=True), "warn", "predicted class drifted"),
-        (dict(rejected=60), "warn", "6.0% of requests rejected"),
-        (dict(spd=0.25), "warn", "statistical parity difference across is_explicit is 0.250 (class CH), above 0.2"),
-        (dict(live=0.26), "ok", None),
-        (dict(live=0.24), "warn", "live top_k_accuracy 0.240 is 0.060 below offline 0.300"),
-        (dict(live=0.19), "retrain", "live top_k_accuracy 0.190 is 0.110 below offline 0.300"),
+        (dict(), 0.28, "ok", None),
+        (dict(drifted=2), 0.28, "warn", "20% of features drifted"),
+        (dict(drifted=5), 0.28, "retrain", "50% of features drifted"),
+        (dict(predicted_drift=True), 0.28, "warn", "predicted class drifted"),
+        (dict(rejected=60), 0.28, "warn", "6.0% of requests rejected"),
+        (
+            dict(spd=0.25),
+            0.28,
+            "warn",
+            "statistical parity difference across is_explicit is 0.250 (class CH), above 0.2; validation split: 0.100",
+        ),
+        (
+            dict(dir_=1.6),
+            0.28,
+            "warn",
+            "disparate impact ratio across is_explicit is 1.600 (class DO), outside 0.8-1.25; "
+            "validation split: 1.100 (class DO)",
+        ),
+        (dict(dir_=0.79), 0.28, "warn", "disparate impact ratio across is_explicit is 0.790"),
+        (
+            dict(),
+            0.24,
+            "warn",
+            "estimated top_k_accuracy 0.240 (without labels) is 0.060 below its value on the validation split 0.300",
+        ),
+        (dict(live=0.26), 0.28, "ok", None),
+        (dict(live=0.24), 0.28, "warn", "live top_k_accuracy 0.240 is 0.060 below offline 0.300"),
+        (dict(live=0.19), 0.28, "retrain", "live top_k_accuracy 0.190 is 0.110 below offline 0.300"),
     ],
 )
-def test_decision_rules(checks, decision, reason, jukebox_spec):
-    summary = decide(*_checks(**checks), jukebox_spec)
+def test_decision_rules(checks, estimated, decision, reason, jukebox_spec):
+    summary = decide(*_checks(**checks), jukebox_spec, _estimate(estimated))
     assert summary.decision == decision
     assert (summary.reasons == []) if reason is None else any(reason in r for r in summary.reasons), summary.reasons
+
+
+def test_summary_prints_counts_as_integers_and_the_new_figures(jukebox_spec):
+    window, *checks = _checks(live=0.27)
+    window = window.model_copy(update={"requests": 12_345, "items": 12_000, "analysed_items": 12_000})
+    summary = decide(window, *checks, jukebox_spec, _estimate(0.24))
+    figures = summary.figures
+    for count in ("requests", "scored_rows", "analysed_rows", "labelled_rows"):
+        assert type(figures[count]) is int, count
+    assert figures["labelled_rows"] == 500 and figures["requests"] == 12_345
+    assert figures["estimated_top_k_accuracy"] == 0.24 and figures["live_top_k_accuracy"] == 0.27
+    assert figures["offline_top_k_accuracy"] == 0.30 and figures["estimated_top_k_accuracy_drop"] == pytest.approx(0.06)
+    assert figures["disparate_impact_ratio"] == 1.1 and figures["equal_opportunity_difference"] is None
+    lines = "\n".join(summary.lines())
+    assert re.search(r"requests +12,345\n", lines) and re.search(r"labelled_rows +500 +\(limit 100\)", lines)
+    assert re.search(r"estimated_top_k_accuracy +0\.2400\n", lines)
+    assert re.search(r"disparate_impact_ratio +1\.1000 +\(limit 0\.8-1\.25\)", lines)
+    assert re.search(r"equal_opportunity_difference +n/a +\(limit 0\.1\)", lines)
+    assert "<td>12,345</td>" in summary.to_html() and "<td>0.8-1.25</td>" in summary.to_html()
+    metadata = summary.summary_metadata()
+    assert metadata["labelled_rows"] == 500 and type(metadata["labelled_rows"]) is int
+    assert "equal_opportunity_difference" not in metadata  # n/a figures are left out of the metadata
+    # the JSON the webhook and the materializer write keeps counts as ints
+    again = type(summary).model_validate_json(summary.model_dump_json())
+    assert type(again.figures["requests"]) is int and type(again.figures["rejected_share"]) is float
 
 
 class _Hook(BaseHTTPRequestHandler):
