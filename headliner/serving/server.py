@@ -27,6 +27,7 @@ import orjson
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.feedback import FeedbackStore
 from headliner.serving.inference_log import InferenceLog
+from headliner.serving.monitoring_figures import MonitoringGauges
 from headliner.serving.payloads import FeatureRules
 
 logger = logging.getLogger(__name__)
@@ -149,16 +150,23 @@ class Metrics:
     """Request counters and a latency histogram of this process, kept as plain numbers (a metrics
     library's locks and, under BentoML, its multiprocess files cost more than a one-row prediction)
     and written in the Prometheus text format when scraped. With a `WorkerBoard` the text sums every
-    worker of the service: this one's counters as they are, the others' as last published."""
+    worker of the service: this one's counters as they are, the others' as last published. With
+    `MonitoringGauges` the last monitoring run's figures follow (headliner/serving/monitoring_figures.py)."""
 
     BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
-    def __init__(self, log: InferenceLog | None = None, board: WorkerBoard | None = None):
+    def __init__(
+        self,
+        log: InferenceLog | None = None,
+        board: WorkerBoard | None = None,
+        monitoring: MonitoringGauges | None = None,
+    ):
         self._requests: dict[tuple[str, int], int] = {}
         self._rows: dict[str, int] = {}
         self._histograms: dict[str, _Histogram] = {}
         self._log = log
         self.board = board
+        self.monitoring = monitoring
 
     def observe(self, endpoint: str, status: int, rows: int, seconds: float) -> None:
         key = (endpoint, status)
@@ -184,7 +192,8 @@ class Metrics:
         workers = [{"pid": os.getpid(), "live": True, "metrics": self.snapshot()}]
         if self.board is not None:
             workers += self.board.others()
-        return _prometheus_text(workers, self.BUCKETS, self._log is not None, self.board is not None)
+        text = _prometheus_text(workers, self.BUCKETS, self._log is not None, self.board is not None)
+        return text + self.monitoring.text() if self.monitoring is not None else text
 
 
 def _prometheus_text(workers: list[dict[str, Any]], buckets: tuple[float, ...], logged: bool, by_worker: bool) -> str:
@@ -327,7 +336,7 @@ class ModelServer:
         self.classes = np.array(predictor.classes, dtype=object)
         self.names_by_code = dict(zip(predictor.classes, predictor.class_names, strict=True))
         self.board = board  # the service's other workers, when it has a board
-        self.metrics = metrics or Metrics(log, board)
+        self.metrics = metrics or Metrics(log, board, MonitoringGauges(log.url, self.name) if log is not None else None)
         self.model_metadata = self._model_metadata()
         self.batcher = RowBatcher(self.scores)
 
