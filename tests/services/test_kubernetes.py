@@ -1,7 +1,8 @@
 """The `kubernetes` stack on paper (no cluster is reachable): the three stack files import, the model
-deployer's and the Kubernetes orchestrator's manifests validate against the Kubernetes schemas and carry
-the stack's settings, the model deployer's dry run records the service it would run, and `run.py
-stack-import` / `kubernetes-manifests` behave, errors included.
+deployer's and the Kubernetes orchestrator's manifests (the monitoring schedule's CronJob included)
+validate against the Kubernetes schemas and carry the stack's settings, the model deployer's dry run
+records the service it would run, and `run.py stack-import` / `kubernetes-manifests` behave, errors
+included.
 
 In-process tests import into the session's store without activating anything; the CLI tests use a
 ZenML config of their own."""
@@ -228,6 +229,57 @@ def test_the_token_is_only_a_placeholder_in_a_secret(pipeline_runs):
         assert TOKEN_PLACEHOLDER not in yaml.safe_dump_all(jobs)
 
 
+@pytest.fixture(scope="module")
+def monitoring_schedule(stack, jukebox_spec):
+    from headliner.stacks.kubernetes.orchestrator_manifests import scheduled_monitoring_manifests
+
+    return scheduled_monitoring_manifests(stack, jukebox_spec, "production", ZENML_URL)
+
+
+def test_the_monitoring_schedule_is_a_cron_job_of_the_orchestrator_job(
+    monitoring_schedule, pipeline_runs, jukebox_spec
+):
+    validate_manifests(monitoring_schedule)
+    secret, cron_job = monitoring_schedule
+    assert (secret["kind"], cron_job["kind"], cron_job["apiVersion"]) == ("Secret", "CronJob", "batch/v1")
+    assert cron_job["metadata"]["namespace"] == ORCHESTRATOR["kubernetes_namespace"]
+    assert cron_job["spec"]["schedule"] == jukebox_spec.monitoring.schedule == "0 * * * *"
+    assert cron_job["spec"]["concurrencyPolicy"] == "Forbid"  # no run starts while the previous one runs
+    job = cron_job["spec"]["jobTemplate"]
+    assert job["metadata"]["labels"]["pipeline"] == "monitoring"
+    assert "run_id" not in job["metadata"]["labels"]  # each scheduled run makes its own
+    assert job["spec"]["ttlSecondsAfterFinished"] == ORCHESTRATOR["ttl_seconds_after_finished"]
+    pod, container = _pod(job)
+    _, one_off = _pod(pipeline_runs["monitoring"][1])
+    assert pod["serviceAccountName"] == ORCHESTRATOR["service_account_name"] and pod["restartPolicy"] == "Never"
+    assert container["image"] == one_off["image"] == "localhost:5001/zenml:monitoring-orchestrator"
+    orchestrator_entrypoint = "zenml.integrations.kubernetes.orchestrators.kubernetes_orchestrator_entrypoint"
+    assert container["command"] == one_off["command"] == ["python", "-m", orchestrator_entrypoint]
+    snapshot_id = secret["metadata"]["name"].removeprefix("zenml-token-")
+    assert container["args"][-2:] == ["--snapshot_id", snapshot_id] and "--run_id" not in container["args"]
+    assert "--run_id" in one_off["args"]
+    assert container["resources"] == ORCHESTRATOR["orchestrator_pod_settings"]["resources"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["ZENML_STORE_API_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+
+
+def test_a_schedule_without_a_cron_expression_is_refused(stack, jukebox_spec):
+    from datetime import UTC, datetime
+
+    from zenml.config.schedule import Schedule
+
+    from headliner.stacks.kubernetes.orchestrator_manifests import compile_snapshot, render_run, scheduled_monitoring
+
+    pipeline, parameters, _ = scheduled_monitoring(jukebox_spec, "production")
+    snapshot = compile_snapshot(pipeline, parameters, stack)
+    periodic = Schedule(start_time=datetime(2026, 1, 1, tzinfo=UTC), interval_second=3600)
+    with pytest.raises(
+        StackSetupError,
+        match=r"the Kubernetes orchestrator schedules pipeline 'monitoring' only with a cron expression",
+    ):
+        render_run(snapshot, stack, ZENML_URL, periodic)
+
+
 def test_a_stack_without_kubernetes_is_refused(client, jukebox_spec):
     from headliner.stacks.kubernetes.dry_run import dry_run
 
@@ -363,7 +415,10 @@ def test_kubernetes_manifests_command(cli_env, tmp_path):
     )
     kinds = [m["kind"] for m in manifests]
     assert kinds[:4] == ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
-    assert kinds.count("Secret") == 6 and kinds.count("Job") == len(manifests) - 10
+    assert kinds.count("Secret") == 7 and kinds.count("Job") == len(manifests) - 12
+    assert kinds[-2:] == ["Secret", "CronJob"]  # the monitoring pipeline's schedule, last
+    assert "# schedule monitoring: 2 objects" in result.stdout.splitlines()
+    assert manifests[-1]["spec"]["schedule"] == "0 * * * *"
     assert manifests[0]["metadata"]["name"] == "headliner-jukebox-production"
     job_env = {e["name"]: e.get("value") for e in manifests[5]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert job_env["ZENML_STORE_URL"] == ZENML_URL  # by default, the model deployer's zenml_server_url

@@ -1,6 +1,7 @@
 """The paper check of the `kubernetes` stack behind `python run.py kubernetes-manifests`, importable so it is
-tested: what the stack's model deployer would apply for a model version, and what one run of each
-pipeline would create on its Kubernetes orchestrator, all validated against the Kubernetes schemas."""
+tested: what the stack's model deployer would apply for a model version, what one run of each pipeline
+would create on its Kubernetes orchestrator, and the CronJob of the monitoring pipeline's schedule, all
+validated against the Kubernetes schemas."""
 
 from __future__ import annotations
 
@@ -14,11 +15,16 @@ from headliner.model.training import load_training_config
 from headliner.spec import UseCaseSpec
 from headliner.stacks.kubernetes.deployer import HeadlinerKubernetesModelDeployer
 from headliner.stacks.kubernetes.manifests import validate_manifests
-from headliner.stacks.kubernetes.orchestrator_manifests import load_stack, orchestrator_manifests
+from headliner.stacks.kubernetes.orchestrator_manifests import (
+    load_stack,
+    orchestrator_manifests,
+    scheduled_monitoring_manifests,
+)
 from headliner.stacks.setup import project_client
 
 PARTS = ("all", "deployer", "orchestrator")
 DEPLOYER_GROUP = "model deployer"
+SCHEDULE_GROUP = "schedule monitoring"
 
 
 def deployer_manifests(stack: Stack, model_name: str, version: str) -> list[dict[str, Any]]:
@@ -40,9 +46,10 @@ def dry_run(
     part: str = "all",
     zenml_url: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Validated manifests by group: 'model deployer', then 'pipeline <name>' for each pipeline; `part`
-    is one of PARTS. `zenml_url` is the ZenML server the pipeline pods talk to (default: the model
-    deployer's `zenml_server_url`). Raises StackSetupError (or RunConfigError) for the user's setup,
+    """Validated manifests by group: 'model deployer', then 'pipeline <name>' for each pipeline, then
+    'schedule monitoring' (the monitoring pipeline on the spec's schedule); `part` is one of PARTS.
+    `zenml_url` is the ZenML server the pipeline pods talk to (default: the model deployer's
+    `zenml_server_url`). Raises StackSetupError (or RunConfigError) for the user's setup,
     ValueError for a manifest the schemas reject."""
     if part not in PARTS:
         raise ValueError(f"part '{part}' is not one of {', '.join(PARTS)}")
@@ -67,15 +74,17 @@ def dry_run(
         load_training_config(run_config)
         rendered = orchestrator_manifests(stack, spec, version, url, run_config)
         groups.update({f"pipeline {name}": manifests for name, manifests in rendered.items()})
+        groups[SCHEDULE_GROUP] = scheduled_monitoring_manifests(stack, spec, version, url)
     return groups
 
 
 def images_named(manifests: list[dict[str, Any]]) -> list[str]:
-    """The container images the manifests' pods run (Deployments and Jobs), each once, in order of appearance:
-    what must be in the cluster's registry before they are applied."""
+    """The container images the manifests' pods run (Deployments, Jobs and CronJobs), each once, in order of
+    appearance: what must be in the cluster's registry before they are applied."""
     images: dict[str, None] = {}
     for manifest in manifests:
-        pod = manifest.get("spec", {}).get("template", {}).get("spec", {})
+        spec = manifest.get("spec", {})
+        pod = spec.get("jobTemplate", {}).get("spec", spec).get("template", {}).get("spec", {})
         for container in pod.get("initContainers", []) + pod.get("containers", []):
             images[container["image"]] = None
     return list(images)

@@ -10,6 +10,9 @@ and the stack's settings:
   a step's own build), named by ZenML's image builder without building anything;
 - `KubernetesOrchestrator.submit_pipeline` creates the token Secret (`pass_zenml_token_as_secret`) and
   the orchestrator Job; the orchestrator pod's entrypoint then creates one Job per step.
+- With a `Schedule(cron_expression=...)` (the monitoring pipeline's, `monitoring.schedule` of the spec), it
+  creates the Secret and a CronJob whose job template is the orchestrator Job, without a run: each scheduled
+  run creates its own step Jobs, those of a one-off run.
 What only exists at submission is stood in for: the snapshot and run IDs (fresh UUIDs), the random
 part of the job names, the ZenML API token (TOKEN_PLACEHOLDER), the orchestrator pod's name. The step
 Jobs' ownerReferences (the orchestrator pod's owner, read from the cluster) are left out. The pods'
@@ -26,10 +29,11 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID, uuid4
 
 import yaml
-from kubernetes.client import ApiClient, V1Job
+from kubernetes.client import ApiClient, V1CronJob, V1Job
 from zenml.client import Client
 from zenml.config.compiler import Compiler
 from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
+from zenml.config.schedule import Schedule
 from zenml.constants import (
     DYNAMIC_PIPELINE_RUN_FAILED_EXIT_CODE,
     ENV_ZENML_ACTIVE_STACK_ID,
@@ -53,9 +57,11 @@ from zenml.integrations.kubernetes.constants import (
 )
 from zenml.integrations.kubernetes.flavors.kubernetes_orchestrator_flavor import KubernetesOrchestratorSettings
 from zenml.integrations.kubernetes.manifest_utils import (
+    build_cron_job_manifest,
     build_job_manifest,
     build_pod_manifest,
     build_secret_manifest,
+    job_template_manifest_from_job,
     pod_template_manifest_from_pod,
 )
 from zenml.integrations.kubernetes.orchestrators.kubernetes_orchestrator import KubernetesOrchestrator
@@ -122,7 +128,6 @@ def project_pipelines(
 ) -> list[tuple[Pipeline, dict[str, Any], Path | None]]:
     """Each pipeline of the project with the parameters run.py passes (for `spec`, model version `version`)
     and its run config file. The model version is resolved when a step runs, so none need exist."""
-    from headliner.monitoring.window import WindowSelection
     from pipelines.batch_inference import batch_inference
     from pipelines.data_engineering import data_engineering
     from pipelines.deployment import deployment
@@ -135,9 +140,29 @@ def project_pipelines(
         (training, {"spec": spec}, run_config),
         (deployment, {"spec": spec, "version": version}, None),
         (batch_inference, {"spec": spec, "data": BATCH_DATA_STAND_IN, "version": version}, None),
-        (monitoring, {"spec": spec, "version": version, "selection": WindowSelection()}, None),
+        (monitoring, _monitoring_parameters(spec, version), None),
         (rollout_report, {"spec": spec, "log_url": INFERENCE_LOG_STAND_IN}, None),
     ]
+
+
+def scheduled_monitoring(spec: UseCaseSpec, version: str) -> tuple[Pipeline, dict[str, Any], Schedule]:
+    """The monitoring pipeline as a Kubernetes stack runs it on the spec's `monitoring.schedule`: ZenML's
+    Schedule, and a CronJob that starts no run while the previous one still runs (concurrencyPolicy Forbid,
+    as `monitor --every` locally). Submitting it, `pipeline.with_options(schedule=schedule)(**parameters)`,
+    creates the CronJob; this module renders it without a cluster."""
+    from pipelines.monitoring import monitoring
+
+    schedule = Schedule(name=f"{spec.name}-monitoring", cron_expression=spec.monitoring.schedule)
+    no_overlap = KubernetesOrchestratorSettings(concurrency_policy="Forbid")
+    pipeline = monitoring.with_options(settings={"orchestrator.kubernetes": no_overlap})
+    return pipeline, _monitoring_parameters(spec, version), schedule
+
+
+def _monitoring_parameters(spec: UseCaseSpec, version: str) -> dict[str, Any]:
+    """run.py's parameters of the monitoring pipeline; the window is every logged request."""
+    from headliner.monitoring.window import WindowSelection
+
+    return {"spec": spec, "version": version, "selection": WindowSelection()}
 
 
 @cache
@@ -223,22 +248,27 @@ def _token_env(
         pod_settings.env.append({"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": secret_ref}})
 
 
-def _job_dict(job: V1Job, namespace: str) -> dict[str, Any]:
+def _batch_dict(job: V1Job | V1CronJob, namespace: str) -> dict[str, Any]:
     """A plain manifest, with what the API call adds: kind, apiVersion and the namespace it posts to.
 
     A pod failure policy condition without `status` is given "True": the API server defaults it so, but
     the published schema (which `validate_manifests` checks) requires it, and ZenML leaves it out."""
-    job.api_version, job.kind, job.metadata.namespace = "batch/v1", "Job", namespace
+    job.api_version, job.metadata.namespace = "batch/v1", namespace
+    job.kind = "CronJob" if isinstance(job, V1CronJob) else "Job"
     manifest: dict[str, Any] = ApiClient().sanitize_for_serialization(job)
-    for rule in manifest["spec"].get("podFailurePolicy", {}).get("rules", []):
+    job_spec = manifest["spec"]["jobTemplate"]["spec"] if job.kind == "CronJob" else manifest["spec"]
+    for rule in job_spec.get("podFailurePolicy", {}).get("rules", []):
         for condition in rule.get("onPodConditions", []):
             condition.setdefault("status", "True")
     return manifest
 
 
-def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> list[dict[str, Any]]:
+def render_run(
+    snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str, schedule: Schedule | None = None
+) -> list[dict[str, Any]]:
     """What one run of the compiled `snapshot` creates on `stack`'s Kubernetes orchestrator, in order: the
-    token Secret (if passed as a secret), the orchestrator Job, then one Job per step."""
+    token Secret (if passed as a secret), the orchestrator Job, then one Job per step. With a `schedule`,
+    what submitting it creates: the Secret and a CronJob of the orchestrator Job (no run yet, no step Job)."""
     orchestrator = stack.orchestrator
     if not isinstance(orchestrator, KubernetesOrchestrator):
         raise StackSetupError(
@@ -248,9 +278,15 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
         raise StackSetupError(
             f"pipeline '{snapshot.pipeline_configuration.name}' is dynamic: its steps are only known when it runs"
         )
+    if schedule is not None and not schedule.cron_expression:
+        raise StackSetupError(
+            f"the Kubernetes orchestrator schedules pipeline '{snapshot.pipeline_configuration.name}' only with a "
+            "cron expression: Schedule(cron_expression=...)"
+        )
     namespace = orchestrator.config.kubernetes_namespace
     pipeline_name = snapshot.pipeline_configuration.name
-    snapshot_id, run_id, project_id = uuid4(), uuid4(), Client().active_project.id
+    snapshot_id, project_id = uuid4(), Client().active_project.id
+    run_id = None if schedule else uuid4()  # a scheduled submission makes no placeholder run
     build = pipeline_build(snapshot, stack)
     user = Client().active_user
     user_annotation = {WORKSPACE_USER_ID_ANNOTATION_KEY: str(user.id)}
@@ -261,9 +297,10 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
     labels = {
         "project_id": kube_utils.sanitize_label_value(str(project_id)),
         "pipeline": kube_utils.sanitize_label_value(pipeline_name),
-        "run_id": kube_utils.sanitize_label_value(str(run_id)),
-        "run_name": kube_utils.sanitize_label_value(run_name),
     }
+    if run_id:
+        labels["run_id"] = kube_utils.sanitize_label_value(str(run_id))
+        labels["run_name"] = kube_utils.sanitize_label_value(run_name)
 
     def job(
         name: str,
@@ -279,7 +316,7 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
         privileged: bool,
         backoff_limit: int,
         pod_failure_policy: dict[str, Any],
-    ) -> dict[str, Any]:
+    ) -> V1Job:
         pod = build_pod_manifest(
             pod_name=None,
             image_name=image,
@@ -296,18 +333,15 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
             run_as_user=user.oidc_claims.get(LINUX_UID_CLAIM_KEY),
             run_as_group=user.oidc_claims.get(LINUX_GID_CLAIM_KEY),
         )
-        return _job_dict(
-            build_job_manifest(
-                job_name=name,
-                pod_template=pod_template_manifest_from_pod(pod),
-                backoff_limit=backoff_limit,
-                ttl_seconds_after_finished=settings.ttl_seconds_after_finished,
-                active_deadline_seconds=settings.active_deadline_seconds,
-                pod_failure_policy=settings.pod_failure_policy or pod_failure_policy,
-                labels=job_labels,
-                annotations=annotations,
-            ),
-            namespace,
+        return build_job_manifest(
+            job_name=name,
+            pod_template=pod_template_manifest_from_pod(pod),
+            backoff_limit=backoff_limit,
+            ttl_seconds_after_finished=settings.ttl_seconds_after_finished,
+            active_deadline_seconds=settings.active_deadline_seconds,
+            pod_failure_policy=settings.pod_failure_policy or pod_failure_policy,
+            labels=job_labels,
+            annotations=annotations,
         )
 
     manifests: list[dict[str, Any]] = []
@@ -334,25 +368,33 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
     except KeyError:  # every step has its own build: ZenML takes the first step's image
         image = build.get_image(ORCHESTRATOR_DOCKER_IMAGE_KEY, step=next(iter(snapshot.step_configurations)))
     orchestrator_job = _job_name(settings, pipeline_name)
-    manifests.append(
-        job(
-            orchestrator_job,
-            image,
-            KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_command(),
-            KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_arguments(
-                snapshot_id=snapshot_id, run_id=run_id
-            ),
-            environment,
-            labels,
-            {ORCHESTRATOR_ANNOTATION_KEY: str(orchestrator.id), **user_annotation},
-            settings,
-            kube_utils.apply_default_resource_requests(memory="400Mi", cpu="100m", pod_settings=pod_settings),
-            settings.service_account_name,
-            False,
-            settings.orchestrator_job_backoff_limit,
-            ORCHESTRATOR_POD_FAILURE_POLICY,
-        )
+    submitted = job(
+        orchestrator_job,
+        image,
+        KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_command(),
+        KubernetesOrchestratorEntrypointConfiguration.get_entrypoint_arguments(snapshot_id=snapshot_id, run_id=run_id),
+        environment,
+        labels,
+        {ORCHESTRATOR_ANNOTATION_KEY: str(orchestrator.id), **user_annotation},
+        settings,
+        kube_utils.apply_default_resource_requests(memory="400Mi", cpu="100m", pod_settings=pod_settings),
+        settings.service_account_name,
+        False,
+        settings.orchestrator_job_backoff_limit,
+        ORCHESTRATOR_POD_FAILURE_POLICY,
     )
+    if schedule is not None:
+        assert schedule.cron_expression is not None  # refused above
+        cron_job = build_cron_job_manifest(
+            cron_expression=schedule.cron_expression,
+            job_template=job_template_manifest_from_job(submitted),
+            successful_jobs_history_limit=settings.successful_jobs_history_limit,
+            failed_jobs_history_limit=settings.failed_jobs_history_limit,
+            concurrency_policy=settings.concurrency_policy,
+            starting_deadline_seconds=settings.starting_deadline_seconds,
+        )
+        return [*manifests, _batch_dict(cron_job, namespace)]
+    manifests.append(_batch_dict(submitted, namespace))
 
     # The orchestrator pod's entrypoint (kubernetes_orchestrator_entrypoint.main -> start_step_job)
     shared_environment = zenml_environment(stack, zenml_url)
@@ -369,20 +411,23 @@ def render_run(snapshot: PipelineSnapshotBase, stack: Stack, zenml_url: str) -> 
         _token_env(orchestrator, step_environment, step_pod_settings, snapshot_id)
         retries = step.config.retry.max_retries if step.config.retry else 0
         manifests.append(
-            job(
-                _job_name(step_settings, step_name, pipeline_name),
-                build.get_image(ORCHESTRATOR_DOCKER_IMAGE_KEY, step=step_name),
-                StepEntrypointConfiguration.get_entrypoint_command(),
-                StepEntrypointConfiguration.get_entrypoint_arguments(step_name=step_name, snapshot_id=snapshot_id),
-                step_environment,
-                {**labels, "step_name": kube_utils.sanitize_label_value(step_name)},
-                {STEP_NAME_ANNOTATION_KEY: step_name, **user_annotation},
-                step_settings,
-                step_pod_settings,
-                step_settings.step_pod_service_account_name or step_settings.service_account_name,
-                step_settings.privileged,
-                retries + step_settings.backoff_limit_margin,
-                STEP_POD_FAILURE_POLICY,
+            _batch_dict(
+                job(
+                    _job_name(step_settings, step_name, pipeline_name),
+                    build.get_image(ORCHESTRATOR_DOCKER_IMAGE_KEY, step=step_name),
+                    StepEntrypointConfiguration.get_entrypoint_command(),
+                    StepEntrypointConfiguration.get_entrypoint_arguments(step_name=step_name, snapshot_id=snapshot_id),
+                    step_environment,
+                    {**labels, "step_name": kube_utils.sanitize_label_value(step_name)},
+                    {STEP_NAME_ANNOTATION_KEY: step_name, **user_annotation},
+                    step_settings,
+                    step_pod_settings,
+                    step_settings.step_pod_service_account_name or step_settings.service_account_name,
+                    step_settings.privileged,
+                    retries + step_settings.backoff_limit_margin,
+                    STEP_POD_FAILURE_POLICY,
+                ),
+                namespace,
             )
         )
     return manifests
@@ -394,16 +439,35 @@ def orchestrator_manifests(
     """For each pipeline of the project (by name): the objects one run creates on `stack`, validated
     against the Kubernetes schemas (ValueError naming the pipeline and the field otherwise).
     StackSetupError: a pipeline cannot run on `stack` (not a Kubernetes orchestrator, a missing component)."""
-    rendered = {}
-    for pipeline, parameters, config_path in project_pipelines(spec, version, run_config):
-        try:
-            snapshot = compile_snapshot(pipeline, parameters, stack, config_path)
-        except StackValidationError as exc:
-            raise StackSetupError(f"pipeline '{pipeline.name}' cannot run on stack '{stack.name}': {exc}") from None
-        manifests = render_run(snapshot, stack, zenml_url)
-        try:
-            validate_manifests(manifests)
-        except ValueError as exc:
-            raise ValueError(f"pipeline '{pipeline.name}': {exc}") from None
-        rendered[pipeline.name] = manifests
-    return rendered
+    return {
+        pipeline.name: _validated_run(pipeline, parameters, config_path, stack, zenml_url)
+        for pipeline, parameters, config_path in project_pipelines(spec, version, run_config)
+    }
+
+
+def scheduled_monitoring_manifests(
+    stack: Stack, spec: UseCaseSpec, version: str, zenml_url: str
+) -> list[dict[str, Any]]:
+    """What submitting `scheduled_monitoring` creates on `stack` (the token Secret, the CronJob), validated."""
+    pipeline, parameters, schedule = scheduled_monitoring(spec, version)
+    return _validated_run(pipeline, parameters, None, stack, zenml_url, schedule)
+
+
+def _validated_run(
+    pipeline: Pipeline,
+    parameters: dict[str, Any],
+    config_path: Path | None,
+    stack: Stack,
+    zenml_url: str,
+    schedule: Schedule | None = None,
+) -> list[dict[str, Any]]:
+    try:
+        snapshot = compile_snapshot(pipeline, parameters, stack, config_path)
+    except StackValidationError as exc:
+        raise StackSetupError(f"pipeline '{pipeline.name}' cannot run on stack '{stack.name}': {exc}") from None
+    manifests = render_run(snapshot, stack, zenml_url, schedule)
+    try:
+        validate_manifests(manifests)
+    except ValueError as exc:
+        raise ValueError(f"pipeline '{pipeline.name}': {exc}") from None
+    return manifests
