@@ -12,6 +12,7 @@ from datetime import timedelta
 from itertools import pairwise
 
 import pytest
+import yaml
 
 from headliner.errors import MonitoringError
 from headliner.monitoring.schedule import Tick, interval_text, lock_path, parse_interval, run_every, run_lock
@@ -180,3 +181,23 @@ def test_sigterm_lets_the_current_run_finish_then_exits_0(tmp_path):
     assert marks.read_text().splitlines() == ["started 1", "finished 1"]
     assert "SIGTERM received: finishing the current run, then stopping (send it again to interrupt the run)" in stdout
     assert stdout.splitlines()[-1] == "Stopped after 1 run(s)"
+
+
+@pytest.mark.parametrize("schedule", ["every hour", "0 * * *", "0 * * * * *"])
+def test_the_specs_schedule_must_be_a_cron_expression(tmp_path, schedule):
+    from headliner.errors import SpecError
+    from headliner.spec import USE_CASES_DIR, load_spec
+
+    spec = yaml.safe_load((USE_CASES_DIR / "jukebox.yaml").read_text())
+    spec["monitoring"]["schedule"] = schedule
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    assert str(error.value) == (
+        f"use-case spec {path}: field 'monitoring.schedule': Value error, expected a cron expression of five fields "
+        "(minute hour day-of-month month day-of-week) such as '0 * * * *', or @hourly, @daily, @weekly, @monthly"
+    )
+    spec["monitoring"]["schedule"] = "*/15 6-18 * * MON-FRI"
+    path.write_text(yaml.safe_dump(spec))
+    assert load_spec(path).monitoring.schedule == "*/15 6-18 * * MON-FRI"
