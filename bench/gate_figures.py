@@ -43,8 +43,8 @@ def measure(spec: UseCaseSpec, run_config: str, rows: int | None, seed: int | No
     from headliner.model.training import evaluate_selected, load_training_config, select_model
 
     if seed is not None:
-        source, split = spec.source.model_copy(update={"seed": seed}), spec.split.model_copy(update={"seed": seed})
-        spec = spec.model_copy(update={"source": source, "split": split})
+        seeded = {part: getattr(spec, part).model_copy(update={"seed": seed}) for part in ("source", "split")}
+        spec = spec.model_copy(update=seeded)
     training = load_training_config(PROJECT_ROOT / run_config)
     source = describe_source(spec, None, rows)
     start = time.perf_counter()

@@ -177,7 +177,12 @@ class QualityGate(_Strict):
     metric: str
     min: float | None = None
     max: float | None = None
-    min_lift_over_baseline: float | None = None
+    min_lift_over_baseline: float | None = Field(
+        default=None,
+        ge=0,
+        description="Additive margin over the class-prior baseline's figure on the same test rows: at least "
+        "baseline + lift (at most baseline - lift for a lower-is-better metric).",
+    )
 
     @model_validator(mode="after")
     def _has_a_bound(self) -> QualityGate:

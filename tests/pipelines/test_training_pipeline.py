@@ -126,7 +126,9 @@ def test_a_missed_gate_fails_with_one_line_and_registers_nothing(isolated_env, t
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert re.fullmatch(
-        r"error: quality gate failed: log_loss \d\.\d{4} is above 0\.0001; nothing was registered",
+        r"error: quality gate failed for \w+ on [\d,]+ test_split rows: log_loss \d\.\d{4} is above 0\.0001 "
+        r"\(baseline \d\.\d{4}\)\. The baseline is the class prior .*\. Nothing was registered\. "
+        r"To pass, try more rows .* evaluation\.quality_gates .*\.",
         result.stderr.strip().splitlines()[-1],
     ), result.stderr[-500:]
     assert Client().list_model_versions("wine").total == versions_before

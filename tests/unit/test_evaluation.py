@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 from sklearn.metrics import (
     accuracy_score,
     log_loss,
@@ -293,6 +294,17 @@ def test_every_failed_bound_is_named_on_one_line(wine_report):
         "(baseline 0.4000); log_loss 3.0000 is above 2.5 (baseline 1.1000). The baseline is"
     )
     assert [r.passed for r in evaluate_gates(report, gates)] == [False, True, False]
+
+
+def test_a_negative_lift_over_baseline_is_refused():
+    with pytest.raises(ValidationError, match=r"min_lift_over_baseline\n  Input should be greater than or equal to 0"):
+        QualityGate(metric="top_k_accuracy", min_lift_over_baseline=-0.05)
+
+
+def test_a_gate_result_stored_before_from_baseline_existed_still_loads():
+    stored = '{"metric": "accuracy", "value": 0.9, "baseline": 0.4, "bound": ">= 0.8", "passed": true}'
+
+    assert QualityGateReport.model_validate_json(f'{{"results": [{stored}]}}').results[0].from_baseline is False
 
 
 def test_gate_on_an_unknown_metric_names_it_and_the_known_metrics(wine_report):
