@@ -98,16 +98,16 @@ def dashboard_panels(spec: UseCaseSpec) -> list[DashboardPanelPlot]:
             f"warn at {spec.monitoring.drift_share_warn:g}",
             ["drifted_feature_share"],
         ),
-        line_plot_panel(
-            "Drift score per feature",
-            per_feature,
-            "Evidently's drift score of each feature, window against the training split",
-            size="half",
-        ),
         _figure_panel(
             "Predicted-class drift",
             "prediction_drift_score: the top-1 class of the window against the validation split",
             ["prediction_drift_score"],
+        ),
+        line_plot_panel(
+            "Drift score per feature",
+            per_feature,
+            "Evidently's drift score of each feature, window against the training split",
+            size="full",
         ),
         _figure_panel(
             "Fairness",

@@ -32,8 +32,8 @@ from tests.helpers.evidently_workspace import (
 
 PANELS = [
     "Share of drifted features",
-    "Drift score per feature",
     "Predicted-class drift",
+    "Drift score per feature",
     "Fairness",
     "Live and estimated performance",
     "Rejected-request share",
