@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from headliner.reports.html import HtmlReport, figure_png, html_page, html_table
 from headliner.spec import FeatureType, UseCaseSpec
 
 if TYPE_CHECKING:
+    from evidently.core.report import Snapshot
     from matplotlib.axes import Axes
 
 PREDICTED = "predicted"
@@ -198,6 +200,35 @@ class DriftReport(HtmlReport):
         )
 
 
+def drift_snapshot(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: UseCaseSpec,
+    columns: Sequence[str],
+    categorical: Sequence[str] = (),
+    methods: dict[str, Any] | None = None,
+    timestamp: datetime | None = None,
+    tags: Sequence[str] = (),
+) -> Snapshot:
+    """Evidently's DataDriftPreset (with its tests) of `columns`, current against reference: the snapshot
+    `drift_report` reads and the Evidently workspace keeps (`timestamp`: the snapshot's time, default now)."""
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    if methods is None:
+        methods = {
+            "num_method": spec.monitoring.numeric_drift_method,
+            "num_threshold": spec.monitoring.numeric_drift_threshold,
+        }
+    preset = DataDriftPreset(columns=list(columns), **methods)
+    return Report([preset], include_tests=True).run(
+        current_data=evidently_dataset(current, spec, categorical),
+        reference_data=evidently_dataset(reference, spec, categorical),
+        timestamp=timestamp,
+        tags=list(tags),
+    )
+
+
 def drift_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -209,19 +240,7 @@ def drift_report(
 ) -> DriftReport:
     """Evidently's drift test of each of `columns` (features of the spec, or extra `categorical` ones);
     `methods`: DataDriftPreset's method and threshold arguments (default: the spec's numeric ones)."""
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
-
-    if methods is None:
-        methods = {
-            "num_method": spec.monitoring.numeric_drift_method,
-            "num_threshold": spec.monitoring.numeric_drift_threshold,
-        }
-    preset = DataDriftPreset(columns=list(columns), **methods)
-    snapshot = Report([preset], include_tests=True).run(
-        current_data=evidently_dataset(current, spec, categorical),
-        reference_data=evidently_dataset(reference, spec, categorical),
-    )
+    snapshot = drift_snapshot(reference, current, spec, columns, categorical, methods)
     result = snapshot.dict()
     drifted = {
         test["metric_config"]["params"]["column"]: str(test["status"]).endswith("FAIL")
