@@ -279,6 +279,36 @@ class Monitoring(_Strict):
         ),
     )
     fairness_max_parity_difference: float | None = Field(default=None, ge=0, le=1)
+    fairness_min_disparate_impact_ratio: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Disparate impact ratio (share predicted a class with the attribute / without) below this warns; "
+        "0.8 is the four-fifths rule.",
+    )
+    fairness_max_disparate_impact_ratio: float = Field(
+        default=1.25, ge=1, description="Disparate impact ratio above this warns (1 / 0.8, the four-fifths rule)."
+    )
+    fairness_max_equal_opportunity_difference: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="|true positive rate with the attribute - without| (labelled rows, one class vs the rest) above "
+        "this warns.",
+    )
+    fairness_max_average_odds_difference: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="|mean of the true and false positive rate differences| (labelled rows) above this warns.",
+    )
+    estimated_metric_max_drop: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="The label-free estimate (CBPE) of the live metric this much or more below the same metric "
+        "realized on the validation split warns.",
+    )
 
     @model_validator(mode="after")
     def _thresholds_are_ordered(self) -> Monitoring:
