@@ -68,7 +68,13 @@ def monitor(spec: UseCaseSpec, options: RunOptions, monitoring: MonitoringOption
     `retraining.request_staging`) file the new version's staging request and alert naming it."""
     from headliner.cli import runs, summaries
     from headliner.model.versions import find_model_version
-    from headliner.monitoring.loop import monitored_version, request_staging, retraining_allowed, retraining_trigger
+    from headliner.monitoring.loop import (
+        awaiting_staging,
+        monitored_version,
+        request_staging,
+        retraining_allowed,
+        retraining_trigger,
+    )
     from headliner.monitoring.window import WindowSelection, parse_since
     from headliner.reports.html import write_report_folder
     from headliner.serving.settings import url_without_password
@@ -98,6 +104,13 @@ def monitor(spec: UseCaseSpec, options: RunOptions, monitoring: MonitoringOption
             "run python run.py --pipeline training, or add --retrain"
         )
         return
+    awaiting = awaiting_staging(spec.name) if retraining.request_staging else None
+    if awaiting:
+        click.echo(
+            f"Not retraining: staging request {awaiting.id} of v{awaiting.version}, filed on an earlier retrain, "
+            f"awaits a person's decision (python run.py promote approve|reject {awaiting.id})"
+        )
+        return
     trigger = retraining_trigger(summary, str(run.name), number)
     click.echo(f"\nRetraining {spec.name}: {trigger['reason']}")
     options = {**retraining.options, "tags": ["retraining"]}
@@ -111,7 +124,10 @@ def monitor(spec: UseCaseSpec, options: RunOptions, monitoring: MonitoringOption
         )
         return
     request, alert = request_staging(spec, runs.registered_version(new_run).number, trigger)
-    click.echo(f"Staging request {request.id} filed by {request.requested_by}; {alert.message.split('; ', 1)[1]}")
+    click.echo(
+        f"Staging request {request.id} filed by {request.requested_by}: another person approves it "
+        f"(python run.py promote approve {request.id}) or rejects it"
+    )
     echo_webhook(alert)
 
 

@@ -6,7 +6,7 @@ for the retrained version and the alert that names it."""
 from __future__ import annotations
 
 from headliner.errors import MonitoringError
-from headliner.governance.promotion import PromotionRequest, request_promotion
+from headliner.governance.promotion import PromotionRequest, pending_requests, request_promotion
 from headliner.monitoring.decision import Alert, MonitoringSummary, alert_webhook, post_alert
 from headliner.monitoring.window import newest_logged_version
 from headliner.serving.settings import url_without_password
@@ -43,6 +43,13 @@ def retraining_trigger(summary: MonitoringSummary, monitoring_run: str, version:
         "model_version": str(version),
         "reason": "; ".join(summary.reasons),
     }
+
+
+def awaiting_staging(model_name: str) -> PromotionRequest | None:
+    """The scheduler's staging request of the model still pending, if any: until a person decides it, a
+    scheduled `retrain` does not train yet another version."""
+    pending = [r for r in pending_requests(model_name) if r.requested_by == SCHEDULER_USER and r.to_stage == "staging"]
+    return pending[-1] if pending else None
 
 
 def request_staging(spec: UseCaseSpec, version: int, trigger: dict[str, str]) -> tuple[PromotionRequest, Alert]:

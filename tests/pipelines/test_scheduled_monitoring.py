@@ -1,6 +1,7 @@
 """Scheduled monitoring against the session's store: a retrained version gets a staging request filed by the
-scheduler, which the scheduler itself cannot approve (four eyes), and an alert naming both reaches the
-webhook; `python run.py monitor --every` runs until SIGTERM, one scheduler per model."""
+scheduler, which the scheduler itself cannot approve (four eyes) and which holds off further retraining
+until a person decides it, and an alert naming both reaches the webhook; `python run.py monitor --every`
+runs until SIGTERM, one scheduler per model."""
 
 import json
 import signal
@@ -12,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from headliner.governance import promotion as governance
-from headliner.monitoring.loop import SCHEDULER_USER, request_staging
+from headliner.monitoring.loop import SCHEDULER_USER, awaiting_staging, request_staging
 from headliner.spec import PROJECT_ROOT
 from tests.helpers.cli import cli_command, run_cli
 
@@ -52,6 +53,7 @@ def test_a_scheduled_retrain_files_a_staging_request_a_person_must_approve(local
         update={"name": MODEL, "retraining": jukebox_spec.retraining.model_copy(update={"alert_webhook": url})}
     )
     trigger = {"by": "monitoring", "monitoring_run": "monitoring-1", "model_version": "3", "reason": "60% drifted"}
+    assert awaiting_staging(MODEL) is None
 
     request, alert = request_staging(spec, number, trigger)
 
@@ -74,6 +76,10 @@ def test_a_scheduled_retrain_files_a_staging_request_a_person_must_approve(local
     assert governance.stage_name(client.get_model_version(MODEL, number)) == "none"
     (event,) = governance.history(MODEL, number)
     assert (event.event, event.by, event.stage) == ("requested", SCHEDULER_USER, "staging")
+    # until a person decides it, the next scheduled retrain waits; a rejection lets it train again
+    assert awaiting_staging(MODEL) == request
+    governance.reject(request.id, "drift is seasonal", "bob")
+    assert awaiting_staging(MODEL) is None
 
 
 def test_the_monitor_command_runs_until_sigterm_one_scheduler_per_model(local_stack, isolated_env, tmp_path):
