@@ -18,7 +18,8 @@ from headliner.cli.common import (
 )
 from headliner.cli.data import generate
 from headliner.cli.image import image
-from headliner.cli.monitor import MonitoringOptions, feedback, simulate_traffic
+from headliner.cli.monitor import MonitoringOptions, feedback, monitor_command, simulate_traffic
+from headliner.cli.monitoring_ui import monitoring_ui
 from headliner.cli.pipeline import run_pipeline
 from headliner.cli.promote import promote
 from headliner.cli.rollout import rollout
@@ -126,12 +127,14 @@ def cli(
 for command in (
     generate,
     feedback,
+    monitor_command,
     export_model,
     serve,
     promote,
     mlflow_ui,
     rollout,
     simulate_traffic,
+    monitoring_ui,
     stack_import,
     kubernetes_manifests,
     image,
