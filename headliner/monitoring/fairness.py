@@ -177,10 +177,11 @@ def group_rates(flags: np.ndarray, predicted: np.ndarray, labels: np.ndarray | N
         if labels is None
         else {"true_positive_rate": true_positive_rate, "false_positive_rate": false_positive_rate}
     )
+    truths = None if labels is None else np.asarray(labels).astype(str)
     rows = {}
-    for label in sorted(set(predicted) | (set() if labels is None else set(np.asarray(labels).astype(str)))):
+    for label in sorted(set(predicted) | (set() if truths is None else set(truths))):
         chosen = predicted == label
-        truth = chosen if labels is None else np.asarray(labels).astype(str) == label
+        truth = chosen if truths is None else truths == label
         counted = [chosen] if labels is None else [truth, ~truth]
         if any(min(int((c & flags).sum()), int((c & ~flags).sum())) < MIN_GROUP_ROWS for c in counted):
             continue

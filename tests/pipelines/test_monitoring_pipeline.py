@@ -78,6 +78,27 @@ def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox
     assert summary.figures["drifted_feature_share"] <= 0.1 and summary.decision in ("ok", "warn"), summary.reasons
     assert not any("features drifted" in r or "live top_k_accuracy" in r for r in summary.reasons), summary.reasons
     assert summary.figures["labelled_rows"] == pytest.approx(len(songs) * 0.5, rel=0.2)
+    assert type(summary.figures["labelled_rows"]) is int and type(summary.figures["requests"]) is int
+    assert re.search(r"labelled_rows +\d{3} ", out) and not re.search(r"labelled_rows +[\d,]+\.\d", out)
+    # the label-free estimate beside the realized and offline figures, and the fairness figures beside SPD
+    estimate = run.steps[Step.ESTIMATE_PERFORMANCE].outputs[Artifact.PERFORMANCE_ESTIMATE_REPORT][0]
+    assert [v.type.value for v in estimate.visualizations] == ["html"]
+    estimated = estimate.load()
+    assert 0 < summary.figures["estimated_top_k_accuracy"] == estimated.estimated["top_k_accuracy"] < 1
+    assert estimated.labelled == summary.figures["labelled_rows"] and set(estimated.realized_labelled) == {
+        "accuracy",
+        "top_k_accuracy",
+    }
+    assert {"live_top_k_accuracy", "offline_top_k_accuracy", "estimated_top_k_accuracy_drop"} <= set(summary.figures)
+    fair = run.steps[Step.CHECK_FAIRNESS].outputs[Artifact.FAIRNESS_REPORT][0].load()
+    assert [f.name for f in fair.figures] == [
+        "disparate_impact_ratio",
+        "equal_opportunity_difference",
+        "average_odds_difference",
+    ]
+    for figure in fair.figures:  # n/a (too few rows behind the rates) says why
+        assert summary.figures[figure.name] == figure.value and (figure.value is not None or figure.note)
+    assert not any("disparate impact" in r for r in summary.reasons), summary.reasons  # within jukebox's limits
     assert f"Decision: {summary.decision.upper()} for jukebox version {number}" in out
     (folder,) = (tmp_path / "reports").iterdir()
     assert {p.stem for p in folder.glob("*.html")} == REPORTS
@@ -134,6 +155,7 @@ def test_shifted_traffic_retrains_and_alerts(served_version, jukebox_spec, isola
     summary = run.steps[Step.DECIDE_ACTION].outputs[Artifact.MONITORING_SUMMARY][0].load()
     assert summary.decision == "retrain"
     assert set(SHIFT) <= set(summary.drifted_features)
+    assert summary.figures["estimated_top_k_accuracy"] is not None
     (alert,) = _Hook.received
     assert alert["level"] == "critical" and alert["summary"]["decision"] == "retrain"
     assert f"Alert sent to http://127.0.0.1:{hook.server_port}/: answered 204" in out

@@ -49,6 +49,7 @@ from headliner.monitoring.window import (
 from headliner.serving.feedback import Feedback, FeedbackStore, feedback_from_file, parse_feedback
 from headliner.serving.inference_log import InferenceLog, InferenceRecord, read_inference_log
 from headliner.serving.payloads import RequestError
+from headliner.spec import Monitoring
 from tests.helpers.ports import refused_url
 from tests.helpers.serving import Served
 from tests.helpers.traffic import SHIFT, log_traffic
@@ -290,8 +291,19 @@ def _fairness_frame(copies: int = 2) -> pd.DataFrame:
 
 
 def test_disparate_impact_equal_opportunity_and_average_odds_by_hand(jukebox_spec):
+    literature = {  # the spec's defaults; jukebox widens them
+        name: Monitoring.model_fields[name].default
+        for name in (
+            "fairness_min_disparate_impact_ratio",
+            "fairness_max_disparate_impact_ratio",
+            "fairness_max_equal_opportunity_difference",
+            "fairness_max_average_odds_difference",
+        )
+    }
+    assert list(literature.values()) == [0.8, 1.25, 0.1, 0.1]
+    spec = jukebox_spec.model_copy(update={"monitoring": jukebox_spec.monitoring.model_copy(update=literature)})
     frame = _fairness_frame()
-    report = fairness(frame, frame, jukebox_spec, labelled=frame)
+    report = fairness(frame, frame, spec, labelled=frame)
     figures = {figure.name: figure for figure in report.figures}
     # selection rate of A: 20/40 explicit, 12/40 not -> DIR 1.667 (B: 0.5 / 0.7 = 0.714 is nearer 1)
     dir_ = figures[DISPARATE_IMPACT_RATIO]
@@ -308,13 +320,13 @@ def test_disparate_impact_equal_opportunity_and_average_odds_by_hand(jukebox_spe
     assert report.summary_metadata()[EQUAL_OPPORTUNITY_DIFFERENCE] == pytest.approx(0.35)
 
     # below monitoring.min_labels (100) labels: n/a, with the reference's own figure still shown
-    few = fairness(frame, frame, jukebox_spec, labelled=frame.iloc[::4])
+    few = fairness(frame, frame, spec, labelled=frame.iloc[::4])
     few_eod = next(f for f in few.figures if f.name == EQUAL_OPPORTUNITY_DIFFERENCE)
     assert few_eod.value is None and few_eod.passed is None and few_eod.reference == pytest.approx(0.35)
     assert "40 labelled rows in the window; at least 100 are needed" in few_eod.note
     # a class with fewer than 10 rows behind a rate is left out: here every one
     small = _fairness_frame(copies=1).iloc[::3]
-    unlabelled = fairness(small, small.drop(columns=LABEL), jukebox_spec)
+    unlabelled = fairness(small, small.drop(columns=LABEL), spec)
     assert [(f.name, f.value, f.reference) for f in unlabelled.figures] == [
         (DISPARATE_IMPACT_RATIO, None, None),
         (EQUAL_OPPORTUNITY_DIFFERENCE, None, None),
