@@ -8,6 +8,7 @@ nothing use-case specific.
 from __future__ import annotations
 
 import math
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -237,6 +238,22 @@ class Monitoring(_Strict):
         description="Larger windows are sampled uniformly (seeded) to this many rows for drift, quality and "
         "fairness; counts and live metrics use every row.",
     )
+    schedule: str = Field(
+        default="0 * * * *",
+        description="When the monitoring pipeline runs on a Kubernetes stack (a cron expression, or @hourly...): "
+        "the CronJob of ZenML's Schedule; on the local stack `python run.py monitor --every` runs it.",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron_expression(cls, value: str) -> str:
+        if not re.fullmatch(r"@(hourly|daily|weekly|monthly|yearly|annually|midnight)|[\w*/,-]+( [\w*/,-]+){4}", value):
+            raise ValueError(
+                "expected a cron expression of five fields (minute hour day-of-month month day-of-week) such as "
+                "'0 * * * *', or @hourly, @daily, @weekly, @monthly"
+            )
+        return value
+
     numeric_drift_method: str | None = Field(
         default=None,
         description="Evidently drift method for the numeric features (e.g. 'wasserstein', 'ks', 'psi'); none: "
@@ -270,6 +287,11 @@ class Monitoring(_Strict):
     )
     min_labels: int = Field(
         default=100, ge=1, description="Live metrics are judged only with at least this many true labels in the window."
+    )
+    evidently_workspace: str | None = Field(
+        default=None,
+        description="Folder of the Evidently workspace each run adds its snapshots to (HEADLINER_EVIDENTLY_WORKSPACE "
+        "wins; none: `evidently` beside the local inference log, in ZenML's local stores folder).",
     )
     fairness_attribute: str | None = Field(
         default=None,
