@@ -4,19 +4,22 @@ pipeline publishes a run's figures (steps/monitoring/publish_figures.py) into ta
 of the inference log's database; the service reads them back at scrape time, at most every few seconds
 and never on the request path (`MonitoringGauges`).
 
-Schema of table `monitoring_figures` (one row per model, version and figure; a run replaces its model
-version's rows):
+Schema of table `monitoring_figures` (one row per model, version and figure or limit; a run replaces its
+model version's rows):
   id             integer primary key
   model_name     e.g. 'jukebox'
   model_version  e.g. '3'
-  figure         a name of MonitoringSummary.figures, e.g. 'drifted_feature_share'
-  value          the figure; null when the run could not compute it
+  kind           'figure' (of MonitoringSummary.figures) or 'limit' (of MonitoringSummary.thresholds)
+  figure         its name, e.g. 'drifted_feature_share'; a limit's is the threshold's key ('<figure>' for
+                 a figure's limit, '<figure>_max' for the upper one of a range)
+  value          the number; null when the run could not compute it
   decision       the run's verdict: 'ok', 'warn' or 'retrain'
   checked_at     timestamp (UTC) of the run
 
-On `/metrics` each figure is a gauge of its own, `headliner_monitoring_<figure>{model, version}` (a null
-figure has no sample), with `headliner_monitoring_decision` (0 ok, 1 warn, 2 retrain) and
-`headliner_monitoring_last_run_timestamp_seconds`.
+On `/metrics` each figure is a gauge of its own, `headliner_monitoring_<figure>{model, version}`, and each
+limit `headliner_monitoring_<key>_limit{model, version}`, so alert rules compare a figure with the limit
+of the spec the run applied (a null has no sample); with `headliner_monitoring_decision` (0 ok, 1 warn,
+2 retrain) and `headliner_monitoring_last_run_timestamp_seconds`.
 """
 
 from __future__ import annotations
@@ -40,19 +43,21 @@ logger = logging.getLogger(__name__)
 TABLE_NAME = "monitoring_figures"
 PREFIX = "headliner_monitoring_"
 DECISION_VALUES = {"ok": 0, "warn": 1, "retrain": 2}
+FIGURE, LIMIT = "figure", "limit"
 DECISION_GAUGE = f"{PREFIX}decision"
 LAST_RUN_GAUGE = f"{PREFIX}last_run_timestamp_seconds"
 _NOT_IN_A_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
 
 class PublishedFigures(NamedTuple):
-    """One model version's figures from its last monitoring run."""
+    """One model version's figures and the limits they were judged by, from its last monitoring run."""
 
     model_name: str
     model_version: str
     decision: str
     checked_at: datetime
     figures: dict[str, float | None]
+    limits: dict[str, float | None]
 
 
 def _table(metadata: MetaData) -> Table:
@@ -64,6 +69,7 @@ def _table(metadata: MetaData) -> Table:
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("model_name", String(128), nullable=False, index=True),
         Column("model_version", String(32), nullable=False),
+        Column("kind", String(8), nullable=False),
         Column("figure", String(128), nullable=False),
         Column("value", Float),
         Column("decision", String(16), nullable=False),
@@ -71,10 +77,17 @@ def _table(metadata: MetaData) -> Table:
     )
 
 
-def gauge_name(figure: str) -> str:
-    """The Prometheus metric name of a figure: `headliner_monitoring_` and the figure, any character a
-    metric name cannot hold replaced by `_`."""
-    return PREFIX + _NOT_IN_A_NAME.sub("_", figure)
+def gauge_name(figure: str, kind: str = FIGURE) -> str:
+    """The Prometheus metric name of a figure (`headliner_monitoring_<figure>`) or a limit
+    (`headliner_monitoring_<key>_limit`), any character a metric name cannot hold replaced by `_`."""
+    return PREFIX + _NOT_IN_A_NAME.sub("_", figure) + ("_limit" if kind == LIMIT else "")
+
+
+def _numbers(published: PublishedFigures) -> list[tuple[str, str, float | None]]:
+    """(kind, name, value) of every figure and limit."""
+    return [(FIGURE, name, value) for name, value in published.figures.items()] + [
+        (LIMIT, name, value) for name, value in published.limits.items()
+    ]
 
 
 class MonitoringFiguresStore(SideTable):
@@ -84,29 +97,31 @@ class MonitoringFiguresStore(SideTable):
         super().__init__(url, _table)
 
     def publish(self, published: PublishedFigures) -> int:
-        """Replace the figures of `published`'s model version with these, in one transaction; returns how
-        many rows were written. Raises ValueError naming the decision or the figures that cannot be gauges."""
+        """Replace the figures and limits of `published`'s model version with these, in one transaction;
+        returns how many rows were written. Raises ValueError naming the decision or a figure or limit that
+        cannot be a gauge."""
         if published.decision not in DECISION_VALUES:
             raise ValueError(f"decision '{published.decision}' is not one of {', '.join(DECISION_VALUES)}")
         names: dict[str, str] = {}
-        for figure in published.figures:
-            name = gauge_name(figure)
+        for kind, figure, _ in _numbers(published):
+            name = gauge_name(figure, kind)
             if name in (DECISION_GAUGE, LAST_RUN_GAUGE) or name in names:
                 taken = names.get(name, "the run's decision and time")
-                raise ValueError(f"figure '{figure}' would be gauge {name}, the gauge of {taken}")
-            names[name] = f"figure '{figure}'"
+                raise ValueError(f"{kind} '{figure}' would be gauge {name}, the gauge of {taken}")
+            names[name] = f"{kind} '{figure}'"
         table = self._ready()
         checked_at = published.checked_at.astimezone(UTC)
         rows = [
             {
                 "model_name": published.model_name,
                 "model_version": published.model_version,
+                "kind": kind,
                 "figure": figure,
                 "value": None if value is None or math.isnan(value) else float(value),
                 "decision": published.decision,
                 "checked_at": checked_at,
             }
-            for figure, value in published.figures.items()
+            for kind, figure, value in _numbers(published)
         ]
         with self.engine.begin() as connection:
             connection.execute(
@@ -137,8 +152,8 @@ class MonitoringFiguresStore(SideTable):
             key = (row.model_name, row.model_version)
             if key not in published:
                 checked_at = row.checked_at.replace(tzinfo=row.checked_at.tzinfo or UTC)
-                published[key] = PublishedFigures(row.model_name, row.model_version, row.decision, checked_at, {})
-            published[key].figures[row.figure] = row.value
+                published[key] = PublishedFigures(row.model_name, row.model_version, row.decision, checked_at, {}, {})
+            (published[key].limits if row.kind == LIMIT else published[key].figures)[row.figure] = row.value
         return list(published.values())
 
 
@@ -147,8 +162,8 @@ def _label_value(value: str) -> str:
 
 
 def prometheus_text(published: list[PublishedFigures]) -> str:
-    """The gauges of `published` in the Prometheus text format: one family per figure, each with a sample
-    per model version that has a value."""
+    """The gauges of `published` in the Prometheus text format: one family per figure and per limit, each
+    with a sample per model version that has a value."""
     families: dict[str, list[tuple[PublishedFigures, float]]] = {DECISION_GAUGE: [], LAST_RUN_GAUGE: []}
     helps = {
         DECISION_GAUGE: "Verdict of the last monitoring run: 0 ok, 1 warn, 2 retrain",
@@ -157,9 +172,14 @@ def prometheus_text(published: list[PublishedFigures]) -> str:
     for run in published:
         families[DECISION_GAUGE].append((run, DECISION_VALUES[run.decision]))
         families[LAST_RUN_GAUGE].append((run, run.checked_at.timestamp()))
-        for figure, value in run.figures.items():
-            name = gauge_name(figure)
-            helps.setdefault(name, f"Monitoring figure '{figure}' of the last monitoring run")
+        for kind, figure, value in _numbers(run):
+            name = gauge_name(figure, kind)
+            helps.setdefault(
+                name,
+                f"Monitoring figure '{figure}' of the last monitoring run"
+                if kind == FIGURE
+                else f"Limit '{figure}' of the spec the last monitoring run applied",
+            )
             samples = families.setdefault(name, [])
             if value is not None:
                 samples.append((run, value))

@@ -1,5 +1,5 @@
-"""Step: the run's figures and decision go to the inference log's database, where the service shows them on
-`/metrics` for Prometheus to scrape (headliner/serving/monitoring_figures.py)."""
+"""Step: the run's figures, their limits and the decision go to the inference log's database, where the
+service shows them on `/metrics` for Prometheus to scrape (headliner/serving/monitoring_figures.py)."""
 
 from zenml import step
 
@@ -22,6 +22,7 @@ def publish_figures(monitoring_summary: MonitoringSummary, log_url: str | None =
                 monitoring_summary.decision,
                 monitoring_summary.checked_at,
                 monitoring_summary.figures,
+                monitoring_summary.thresholds,
             )
         )
     finally:
