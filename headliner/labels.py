@@ -49,6 +49,8 @@ class Step(StrEnum):
     LOAD_INFERENCE_WINDOW = "load_inference_window"
     PACKAGE_MODEL = "package_model"
     PROFILE_DATA = "profile_data"
+    PUBLISH_FIGURES = "publish_figures"
+    RECORD_IN_WORKSPACE = "record_in_workspace"
     RECORD_MODEL_STAGE = "record_model_stage"
     REGISTER_MODEL = "register_model"
     REPORT_ROLLOUT = "report_rollout"

@@ -244,6 +244,19 @@ class Monitoring(_Strict):
         "the CronJob of ZenML's Schedule; on the local stack `python run.py monitor --every` runs it.",
     )
 
+    scheduled_window: str = Field(
+        default="1h",
+        description="What a scheduled run on Kubernetes judges: the requests of this span before it starts (30m, "
+        "1h, 1d); as long as the schedule's interval, so consecutive runs cover the log without gaps.",
+    )
+
+    @field_validator("scheduled_window")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?\s*[smhdw]", value.strip().lower()) or float(value.strip()[:-1]) <= 0:
+            raise ValueError("expected a positive duration such as 30m, 1h or 1d")
+        return value
+
     @field_validator("schedule")
     @classmethod
     def _cron_expression(cls, value: str) -> str:

@@ -19,6 +19,8 @@ from steps.monitoring import (
     estimate_performance,
     evaluate_live_performance,
     load_inference_window,
+    publish_figures,
+    record_in_workspace,
     score_reference,
     send_alert,
 )
@@ -36,18 +38,15 @@ def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_
     splits, `onnx_model` and `evaluation_report` artifacts are the steps' inputs, so the run's lineage
     shows what it compared against. ZenML resolves the version when the steps run: check it exists first."""
     model_version = Client().get_model_version(spec.name, version)
+    validation_split = model_version.get_artifact(Artifact.VALIDATION_SPLIT)
+    onnx_model = model_version.get_artifact(Artifact.ONNX_MODEL)
     reference, held_out = score_reference(
-        model_version.get_artifact(Artifact.TRAIN_SPLIT),
-        model_version.get_artifact(Artifact.VALIDATION_SPLIT),
-        model_version.get_artifact(Artifact.ONNX_MODEL),
-        spec=spec,
+        model_version.get_artifact(Artifact.TRAIN_SPLIT), validation_split, onnx_model, spec=spec
     )
     current, window_report = load_inference_window(spec=spec, version=version, selection=selection, log_url=log_url)
     feature_drift = check_feature_drift(reference, current, spec=spec)
     prediction_drift = check_prediction_drift(held_out, current, spec=spec)
     quality = check_data_quality(current, window_report, spec=spec)
-    validation_split = model_version.get_artifact(Artifact.VALIDATION_SPLIT)
-    onnx_model = model_version.get_artifact(Artifact.ONNX_MODEL)
     fairness = check_fairness(validation_split, onnx_model, current, spec=spec)
     performance = evaluate_live_performance(current, model_version.get_artifact(Artifact.EVALUATION_REPORT), spec=spec)
     estimate = estimate_performance(validation_split, onnx_model, current, spec=spec)
@@ -55,3 +54,6 @@ def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_
         window_report, feature_drift, prediction_drift, quality, fairness, performance, estimate, spec=spec
     )
     send_alert(summary, spec=spec)
+    # after the alert: the pipeline stops at a failed step, and a failure to publish must not hold the alert back
+    publish_figures(summary, log_url=log_url, after="send_alert")
+    record_in_workspace(reference, current, summary, spec=spec, after="send_alert")

@@ -209,8 +209,8 @@ def monitor_command(
     from headliner.errors import HeadlinerError
     from headliner.model.registration import discard_unfinished_versions
     from headliner.model.training import load_training_config
-    from headliner.monitoring.schedule import Tick, interval_text, lock_path, run_every, run_lock, stop_on_signals
-    from headliner.monitoring.window import parse_since
+    from headliner.monitoring.schedule import Tick, lock_path, run_every, run_lock, stop_on_signals
+    from headliner.monitoring.window import duration_text, parse_since
     from headliner.serving.settings import local_state_dir
     from headliner.stacks.setup import ensure_stack
 
@@ -236,7 +236,7 @@ def monitor_command(
         with run_lock(lock_path(local_state_dir(), spec.name)):
             ensure_stack(PIPELINE_COMPONENTS["monitoring"])
             click.echo(
-                f"Monitoring {spec.name} every {interval_text(every)} (pid {os.getpid()}); stop with SIGTERM or Ctrl-C"
+                f"Monitoring {spec.name} every {duration_text(every)} (pid {os.getpid()}); stop with SIGTERM or Ctrl-C"
             )
             stop = threading.Event()
             with stop_on_signals(stop, click.echo):

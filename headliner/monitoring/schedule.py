@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import signal
 import threading
 import time
@@ -19,29 +18,17 @@ from pathlib import Path
 from types import FrameType
 
 from headliner.errors import MonitoringError
+from headliner.monitoring.window import duration_text, parse_duration
 
-_INTERVAL = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 JOIN_POLL_SECONDS = 0.2  # how often the main thread, waiting for a run, lets a signal handler run
 
 
 def parse_interval(text: str) -> timedelta:
-    """`--every`: a whole number of seconds, minutes, hours or days (`30s`, `15m`, `1h`, `1d`)."""
-    match = _INTERVAL.match(text.strip().lower())
-    if not match or int(match.group(1)) == 0:
-        raise MonitoringError(
-            f"--every '{text}': expected a positive whole number and a unit s, m, h or d, such as 30s, 15m, 1h or 1d"
-        )
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def interval_text(interval: timedelta) -> str:
-    """'1h', '90s', '2d': the largest unit that divides the interval."""
-    seconds = interval.total_seconds()
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    """`--every`: a duration such as 30s, 15m, 1h or 1d."""
+    interval = parse_duration(text)
+    if interval is None or interval.total_seconds() <= 0:
+        raise MonitoringError(f"--every '{text}': expected a positive duration such as 30s, 15m, 1h or 1d")
+    return interval
 
 
 def lock_path(folder: Path, model_name: str) -> Path:
@@ -159,7 +146,7 @@ def run_every(
             break
         if took > seconds:
             say(
-                f"Run {number} took {took:,.1f} s, longer than the interval ({interval_text(interval)}): "
+                f"Run {number} took {took:,.1f} s, longer than the interval ({duration_text(interval)}): "
                 f"{int(took // seconds)} tick(s) skipped while it ran; the next run starts now"
             )
             continue

@@ -34,32 +34,56 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 
 class WindowSelection(BaseModel):
-    """Which requests of the log form the window: since a time, the newest N, or (neither) all of them."""
+    """Which requests of the log form the window: since a time, within a span before the window loads (a
+    scheduled run's, fixed when the schedule is submitted), the newest N, or (none) all of them."""
 
     since: datetime | None = None
+    within: timedelta | None = Field(default=None, gt=timedelta(0), description="The span before the load.")
     last: int | None = Field(default=None, ge=1, description="The newest N requests.")
 
     @model_validator(mode="after")
     def _one_way(self) -> WindowSelection:
-        if self.since is not None and self.last is not None:
-            raise ValueError("give since or last, not both")
+        if sum(way is not None for way in (self.since, self.within, self.last)) > 1:
+            raise ValueError("give one of since, within and last")
         return self
+
+    def start(self, now: datetime | None = None) -> datetime | None:
+        """The earliest request time of the window, if it has one."""
+        if self.within is not None:
+            return (now or datetime.now(UTC)) - self.within
+        return self.since
 
     def describe(self) -> str:
         if self.since is not None:
             return f"since {self.since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        if self.within is not None:
+            return f"the {duration_text(self.within)} before the run"
         if self.last is not None:
             return f"the newest {self.last:,} requests"
         return "every logged request"
 
 
+def parse_duration(text: str) -> timedelta | None:
+    """`30m`, `24h`, `7d`, `2w` as a timedelta; None when the text is not a duration."""
+    match = _DURATION.match(text.strip().lower())
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))}) if match else None
+
+
+def duration_text(span: timedelta) -> str:
+    """A timedelta in the largest unit that divides it: 1h, 90m, 7d."""
+    seconds = span.total_seconds()
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`--since`: a duration back from now (`30m`, `24h`, `7d`, `2w`) or an ISO date/time (UTC unless it
     says otherwise)."""
-    now = now or datetime.now(UTC)
-    match = _DURATION.match(text.strip().lower())
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    span = parse_duration(text)
+    if span is not None:
+        return (now or datetime.now(UTC)) - span
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -149,8 +173,9 @@ def load_window(
         of_version = and_(table.c.model_name == spec.name, table.c.model_version == str(model_version))
         conditions = [of_version]
         with engine.connect() as connection:
-            if selection.since is not None:
-                conditions.append(table.c.received_at >= _naive_utc(selection.since))
+            start = selection.start()
+            if start is not None:
+                conditions.append(table.c.received_at >= _naive_utc(start))
             if selection.last is not None:
                 newest = (
                     select(table.c.id).where(of_version).order_by(table.c.id.desc()).limit(1).offset(selection.last - 1)

@@ -1,5 +1,5 @@
 """Monitoring steps: the window and the reference, drift, data quality, fairness, live performance and
-its label-free estimate, the decision and its alert."""
+its label-free estimate, the decision and its alert, the figures on /metrics and in the Evidently workspace."""
 
 from steps.monitoring.check_data_quality import check_data_quality
 from steps.monitoring.check_fairness import check_fairness
@@ -9,6 +9,8 @@ from steps.monitoring.decide_action import decide_action
 from steps.monitoring.estimate_performance import estimate_performance
 from steps.monitoring.evaluate_live_performance import evaluate_live_performance
 from steps.monitoring.load_inference_window import load_inference_window
+from steps.monitoring.publish_figures import publish_figures
+from steps.monitoring.record_in_workspace import record_in_workspace
 from steps.monitoring.score_reference import score_reference
 from steps.monitoring.send_alert import send_alert
 
@@ -21,6 +23,8 @@ __all__ = [
     "estimate_performance",
     "evaluate_live_performance",
     "load_inference_window",
+    "publish_figures",
+    "record_in_workspace",
     "score_reference",
     "send_alert",
 ]

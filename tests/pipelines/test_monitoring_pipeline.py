@@ -6,6 +6,7 @@ import json
 import os
 import re
 import threading
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
 
@@ -26,6 +27,7 @@ REPORTS = {
     "data_quality",
     "fairness",
     "live_performance",
+    "performance_estimate",
 }
 EVIDENTLY_REPORTS = {"feature_drift", "prediction_drift", "data_quality"}  # their attachment: Evidently's page
 
@@ -123,6 +125,33 @@ def test_reference_traffic_is_ok_with_reports_everywhere(served_version, jukebox
     performance = run.steps[Step.EVALUATE_LIVE_PERFORMANCE].outputs[Artifact.LIVE_PERFORMANCE_REPORT][0]
     assert [v.type.value for v in performance.visualizations] == ["html", "image"]
     assert run.run_metadata["decision"] == summary.decision
+    _assert_published(run, summary, log)
+
+
+def _assert_published(run, summary, log_url: str) -> None:
+    """The run's figures on /metrics' source (the log database's monitoring_figures table) and in the Evidently
+    workspace its metadata names, as a snapshot at the run's time."""
+    from evidently.ui.workspace import Workspace
+
+    from headliner.monitoring.workspace import MonitoringFigure
+    from headliner.serving.monitoring_figures import MonitoringFiguresStore
+
+    (published,) = MonitoringFiguresStore(log_url).read("jukebox")
+    assert (published.model_version, published.decision) == (summary.model_version, summary.decision)
+    assert published.figures["drifted_feature_share"] == pytest.approx(summary.figures["drifted_feature_share"])
+    workspace = Workspace(run.run_metadata["evidently_workspace"])
+    project_id = run.run_metadata["evidently_project_id"]
+    snapshots = [workspace.get_run(project_id, snapshot) for snapshot in workspace.list_runs(project_id)]
+    at_run_time = [s for s in snapshots if s.timestamp == summary.checked_at.astimezone(UTC).replace(tzinfo=None)]
+    assert len(at_run_time) == 3  # drift, data quality and the figures
+    logged = {
+        r.metric_value_location.metric.params["figure"]: r.value
+        for s in at_run_time
+        for r in s.metric_results.values()
+        if r.metric_value_location.metric.params["type"] == MonitoringFigure.__get_type__()
+    }
+    assert logged["drifted_feature_share"] == pytest.approx(summary.figures["drifted_feature_share"])
+    assert logged["estimated_top_k_accuracy"] == pytest.approx(summary.figures["estimated_top_k_accuracy"])
 
 
 def test_shifted_traffic_retrains_and_alerts(served_version, jukebox_spec, isolated_env, tmp_path):
@@ -156,6 +185,7 @@ def test_shifted_traffic_retrains_and_alerts(served_version, jukebox_spec, isola
     assert summary.decision == "retrain"
     assert set(SHIFT) <= set(summary.drifted_features)
     assert summary.figures["estimated_top_k_accuracy"] is not None
+    _assert_published(run, summary, log)
     (alert,) = _Hook.received
     assert alert["level"] == "critical" and alert["summary"]["decision"] == "retrain"
     assert f"Alert sent to http://127.0.0.1:{hook.server_port}/: answered 204" in out

@@ -90,8 +90,14 @@ def test_parse_since_durations_and_times():
     assert parse_since("2026-11-20T08:00", now) == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     with pytest.raises(MonitoringError, match="--since 'yesterday'"):
         parse_since("yesterday", now)
-    with pytest.raises(ValueError, match="since or last"):
+    with pytest.raises(ValueError, match="one of since, within and last"):
         WindowSelection(since=now, last=5)
+    with pytest.raises(ValueError, match="one of since, within and last"):
+        WindowSelection(within=timedelta(hours=1), last=5)
+    within = WindowSelection(within=timedelta(minutes=90))
+    assert within.start(now) == now - timedelta(minutes=90) and within.describe() == "the 90m before the run"
+    # a scheduled run's selection travels as JSON in the pipeline's snapshot
+    assert WindowSelection.model_validate_json(within.model_dump_json()) == within
 
 
 def test_window_counts_labels_joined_by_request_id_and_rejections(tmp_path, songs, model_bytes, jukebox_spec):
@@ -152,6 +158,8 @@ def test_window_last_n_and_since(tmp_path, songs, model_bytes, jukebox_spec):
     assert report.requests == 320 and list(current["request_id"]) == ids[-320:]
     current, report = load_window(url, jukebox_spec, "1", WindowSelection(since=parse_since("350m")))
     assert 349 <= report.requests <= 351 and list(current["request_id"]) == ids[-report.requests :]
+    current, report = load_window(url, jukebox_spec, "1", WindowSelection(within=timedelta(minutes=350)))
+    assert 349 <= report.requests <= 351 and report.selection == "the 350m before the run"
 
 
 def test_large_windows_are_sampled_but_every_label_is_kept(tmp_path, songs, model_bytes, jukebox_spec):

@@ -140,7 +140,7 @@ def project_pipelines(
         (training, {"spec": spec}, run_config),
         (deployment, {"spec": spec, "version": version}, None),
         (batch_inference, {"spec": spec, "data": BATCH_DATA_STAND_IN, "version": version}, None),
-        (monitoring, _monitoring_parameters(spec, version), None),
+        (monitoring, _monitoring_parameters(spec, version, scheduled=False), None),
         (rollout_report, {"spec": spec, "log_url": INFERENCE_LOG_STAND_IN}, None),
     ]
 
@@ -155,14 +155,16 @@ def scheduled_monitoring(spec: UseCaseSpec, version: str) -> tuple[Pipeline, dic
     schedule = Schedule(name=f"{spec.name}-monitoring", cron_expression=spec.monitoring.schedule)
     no_overlap = KubernetesOrchestratorSettings(concurrency_policy="Forbid")
     pipeline = monitoring.with_options(settings={"orchestrator.kubernetes": no_overlap})
-    return pipeline, _monitoring_parameters(spec, version), schedule
+    return pipeline, _monitoring_parameters(spec, version, scheduled=True), schedule
 
 
-def _monitoring_parameters(spec: UseCaseSpec, version: str) -> dict[str, Any]:
-    """run.py's parameters of the monitoring pipeline; the window is every logged request."""
-    from headliner.monitoring.window import WindowSelection
+def _monitoring_parameters(spec: UseCaseSpec, version: str, scheduled: bool) -> dict[str, Any]:
+    """The monitoring pipeline's parameters: a run as run.py starts it judges every logged request, a
+    scheduled run the spec's `monitoring.scheduled_window` before it starts."""
+    from headliner.monitoring.window import WindowSelection, parse_duration
 
-    return {"spec": spec, "version": version, "selection": WindowSelection()}
+    within = parse_duration(spec.monitoring.scheduled_window) if scheduled else None
+    return {"spec": spec, "version": version, "selection": WindowSelection(within=within)}
 
 
 @cache
