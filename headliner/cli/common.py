@@ -54,6 +54,34 @@ AS_OPTION = click.option(
 TOKEN_OPTION = click.option(
     "--token", envvar="HEADLINER_API_TOKEN", help="Bearer token of the service (default: env HEADLINER_API_TOKEN)."
 )
+
+
+def _sentence(prefix: str, text: str) -> str:
+    """A help text after a prefix such as "monitoring: ", or as a sentence of its own."""
+    return prefix + text if prefix else text[0].upper() + text[1:]
+
+
+def retrain_option(help_prefix: str = "", then: str = "") -> Callable[[F], F]:
+    """--retrain/--no-retrain of the monitoring commands; unset means the spec's retraining.automatic."""
+    return click.option(
+        "--retrain/--no-retrain",
+        default=None,
+        help=_sentence(help_prefix, f"start training on a `retrain` decision{then}")
+        + " (default: the spec's retraining.automatic).",
+    )
+
+
+def reports_dir_option(help_prefix: str = "") -> Callable[[F], F]:
+    """--reports-dir of the monitoring commands."""
+    return click.option(
+        "--reports-dir",
+        default="reports",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help=_sentence(help_prefix, "where each run's HTML reports go."),
+    )
+
+
 INFERENCE_LOG_OPTION = click.option(
     "--inference-log",
     metavar="PATH|URL",

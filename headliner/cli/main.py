@@ -13,6 +13,8 @@ from headliner.cli.common import (
     STAGE_OPTION,
     VERSION_OPTION,
     load_spec,
+    reports_dir_option,
+    retrain_option,
     set_quiet_defaults,
     version_choice,
 )
@@ -72,18 +74,8 @@ from headliner.cli.stack import kubernetes_manifests, stack_import
     metavar="PATH|URL",
     help="monitoring: the inference log database (default: HEADLINER_INFERENCE_LOG, or the local one).",
 )
-@click.option(
-    "--retrain/--no-retrain",
-    default=None,
-    help="monitoring: start training on a `retrain` decision (default: the spec's retraining.automatic).",
-)
-@click.option(
-    "--reports-dir",
-    default="reports",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="monitoring: where the HTML reports go.",
-)
+@retrain_option("monitoring: ")
+@reports_dir_option("monitoring: ")
 @click.pass_context
 def cli(
     ctx: click.Context,

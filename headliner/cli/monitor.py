@@ -22,12 +22,13 @@ from headliner.cli.common import (
     PIPELINE_COMPONENTS,
     STAGE_OPTION,
     TOKEN_OPTION,
-    VERSION_OPTION,
     echo_lines,
     fail,
     inference_log_settings,
     load_spec,
     project_path,
+    reports_dir_option,
+    retrain_option,
     root_cause,
     set_quiet_defaults,
     version_choice,
@@ -160,24 +161,15 @@ def _interval(ctx: click.Context, param: click.Parameter, value: str) -> timedel
 )
 @CONFIG_OPTION
 @STAGE_OPTION
-@VERSION_OPTION
+@click.option(
+    "--version", metavar="N|latest", help="Judge this version number, or `latest` (default: the version being served)."
+)
 @click.option(
     "--since", metavar="30m|24h|7d|ISO-TIME", help="The first run's window starts then (default: one interval back)."
 )
 @INFERENCE_LOG_OPTION
-@click.option(
-    "--retrain/--no-retrain",
-    default=None,
-    help="Train on a `retrain` decision, then file a staging request for the new version "
-    "(default: the spec's retraining.automatic).",
-)
-@click.option(
-    "--reports-dir",
-    default="reports",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where each run's HTML reports go.",
-)
+@retrain_option(then=", then file a staging request for the new version")
+@reports_dir_option()
 @click.option(
     "--run-config",
     default=DEFAULT_RUN_CONFIG,
