@@ -76,7 +76,7 @@ def monitor(spec: UseCaseSpec, options: RunOptions, monitoring: MonitoringOption
         retraining_allowed,
         retraining_trigger,
     )
-    from headliner.monitoring.window import WindowSelection, parse_since
+    from headliner.monitoring.window import WindowSelection, parse_since, window_report
     from headliner.reports.html import write_report_folder
     from headliner.serving.settings import url_without_password
 
@@ -89,6 +89,8 @@ def monitor(spec: UseCaseSpec, options: RunOptions, monitoring: MonitoringOption
         f"Monitoring {version_text(spec.name, number, version)}: "
         f"{selection.describe()} of {url_without_password(log_url)}"
     )
+    # an empty or too small window stops here in one line, before a pipeline run fails on it
+    window_report(log_url, spec, str(number), selection, url_without_password(log_url))
     run = runs.run_monitoring(spec, number, selection, log_url if monitoring.inference_log else None, options)
     summary, reports = runs.monitoring_reports(run)
     click.echo(f"\nRun '{run.name}' finished")

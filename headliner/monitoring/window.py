@@ -22,7 +22,7 @@ from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement, Connection, Table
+    from sqlalchemy import ColumnElement, Connection, Engine, Table
 
 CHUNK_ROWS = 20_000
 ANALYSED = "analysed"  # column: the item is in the sample that drift, quality and fairness read
@@ -150,84 +150,127 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
+def _window_condition(
+    connection: Connection, table: Table, spec: UseCaseSpec, model_version: str, selection: WindowSelection
+) -> ColumnElement[bool]:
+    """The SQL condition of the window's requests."""
+    from sqlalchemy import and_, select
+
+    of_version = and_(table.c.model_name == spec.name, table.c.model_version == str(model_version))
+    conditions = [of_version]
+    start = selection.start()
+    if start is not None:
+        conditions.append(table.c.received_at >= _naive_utc(start))
+    if selection.last is not None:
+        newest = select(table.c.id).where(of_version).order_by(table.c.id.desc()).limit(1).offset(selection.last - 1)
+        first_id = connection.execute(newest).scalar()
+        if first_id is not None:
+            conditions.append(table.c.id >= first_id)
+    return and_(*conditions)
+
+
+def _measured_window(
+    connection: Connection,
+    table: Table,
+    spec: UseCaseSpec,
+    model_version: str,
+    selection: WindowSelection,
+    display: str,
+) -> tuple[WindowReport, ColumnElement[bool]]:
+    """The window's counts and its SQL condition; raises MonitoringError for an empty or too small window."""
+    from sqlalchemy import and_, case, func, select
+
+    where = _window_condition(connection, table, spec, model_version, selection)
+    ok = table.c.status == 200
+    requests, rejected, items, first_at, last_at = connection.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((table.c.status >= 400, 1), else_=0)), 0),
+            func.coalesce(func.sum(table.c.rows).filter(ok), 0),
+            func.min(table.c.received_at),
+            func.max(table.c.received_at),
+        ).where(where)
+    ).one()
+    report = WindowReport(
+        model_name=spec.name,
+        model_version=str(model_version),
+        selection=selection.describe(),
+        log=display,
+        first_at=first_at,
+        last_at=last_at,
+        requests=requests,
+        rejected_requests=rejected,
+        items=items,
+    )
+    if requests == 0:
+        raise MonitoringError(_empty_window_message(connection, table, spec, model_version, selection, display))
+    errors = connection.execute(
+        select(table.c.error, func.count().label("n"))
+        .where(and_(where, table.c.status >= 400))
+        .group_by(table.c.error)
+        .order_by(func.count().desc())
+        .limit(5)
+    ).all()
+    report.top_errors = {str(error): n for error, n in errors}
+    if items < spec.monitoring.min_window_rows:
+        raise MonitoringError(
+            f"the window ({selection.describe()}) of {spec.name} version {model_version} holds "
+            f"{items:,} scored rows; at least {spec.monitoring.min_window_rows:,} are needed "
+            "(monitoring.min_window_rows): send more traffic (python run.py simulate-traffic) "
+            "or widen the window (--since / --last)"
+        )
+    return report, where
+
+
+def _open_log(url: str, display: str) -> tuple[Engine, Table]:
+    from sqlalchemy import inspect
+
+    from headliner.serving.inference_log import TABLE_NAME, create_log_engine, log_table
+
+    engine = create_log_engine(url)
+    if not inspect(engine).has_table(TABLE_NAME):
+        engine.dispose()
+        raise MonitoringError(
+            f"no inference log at {display}: serve the model (python run.py serve) and send it requests "
+            "(python run.py simulate-traffic --requests 500)"
+        )
+    return engine, log_table(engine)
+
+
+def window_report(
+    url: str, spec: UseCaseSpec, model_version: str, selection: WindowSelection, log_display: str | None = None
+) -> WindowReport:
+    """What the window holds, from counts alone (no row is read: a cheap check before a run). Raises
+    MonitoringError when there is no log, nothing of this version, or fewer scored items than
+    `monitoring.min_window_rows`."""
+    engine, table = _open_log(url, log_display or url)
+    try:
+        with engine.connect() as connection:
+            report, _ = _measured_window(connection, table, spec, model_version, selection, log_display or url)
+    finally:
+        engine.dispose()
+    return report
+
+
 def load_window(
     url: str, spec: UseCaseSpec, model_version: str, selection: WindowSelection, log_display: str | None = None
 ) -> tuple[pd.DataFrame, WindowReport]:
     """The window's scored items (features, predicted, probability, request_id, item, received_at, label,
-    label_rank, analysed) and what it holds. Raises MonitoringError when there is no log, nothing of this
-    version, or fewer scored items than `monitoring.min_window_rows`."""
-    from sqlalchemy import and_, case, func, inspect, select
+    label_rank, analysed) and what it holds; raises as `window_report` does."""
+    from sqlalchemy import and_
 
     from headliner.serving.feedback import FeedbackStore
-    from headliner.serving.inference_log import TABLE_NAME, create_log_engine, log_table
 
-    display = log_display or url
-    engine = create_log_engine(url)
+    engine, table = _open_log(url, log_display or url)
     try:
-        if not inspect(engine).has_table(TABLE_NAME):
-            raise MonitoringError(
-                f"no inference log at {display}: serve the model (python run.py serve) and send it requests "
-                "(python run.py simulate-traffic --requests 500)"
-            )
-        table = log_table(engine)
-        of_version = and_(table.c.model_name == spec.name, table.c.model_version == str(model_version))
-        conditions = [of_version]
         with engine.connect() as connection:
-            start = selection.start()
-            if start is not None:
-                conditions.append(table.c.received_at >= _naive_utc(start))
-            if selection.last is not None:
-                newest = (
-                    select(table.c.id).where(of_version).order_by(table.c.id.desc()).limit(1).offset(selection.last - 1)
-                )
-                first_id = connection.execute(newest).scalar()
-                if first_id is not None:
-                    conditions.append(table.c.id >= first_id)
-            where = and_(*conditions)
-            ok = table.c.status == 200
-            requests, rejected, items, first_at, last_at = connection.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.sum(case((table.c.status >= 400, 1), else_=0)), 0),
-                    func.coalesce(func.sum(table.c.rows).filter(ok), 0),
-                    func.min(table.c.received_at),
-                    func.max(table.c.received_at),
-                ).where(where)
-            ).one()
-            report = WindowReport(
-                model_name=spec.name,
-                model_version=str(model_version),
-                selection=selection.describe(),
-                log=display,
-                first_at=first_at,
-                last_at=last_at,
-                requests=requests,
-                rejected_requests=rejected,
-                items=items,
-            )
-            if requests == 0:
-                raise MonitoringError(_empty_window_message(connection, table, spec, model_version, selection, display))
-            errors = connection.execute(
-                select(table.c.error, func.count().label("n"))
-                .where(and_(where, table.c.status >= 400))
-                .group_by(table.c.error)
-                .order_by(func.count().desc())
-                .limit(5)
-            ).all()
-            report.top_errors = {str(error): n for error, n in errors}
-            if items < spec.monitoring.min_window_rows:
-                raise MonitoringError(
-                    f"the window ({selection.describe()}) of {spec.name} version {model_version} holds "
-                    f"{items:,} scored rows; at least {spec.monitoring.min_window_rows:,} are needed "
-                    "(monitoring.min_window_rows): send more traffic (python run.py simulate-traffic) "
-                    "or widen the window (--since / --last)"
-                )
+            report, where = _measured_window(connection, table, spec, model_version, selection, log_display or url)
             store = FeedbackStore(url)
             try:
                 labels = store.read()
             finally:
                 store.close()
-            frame = _read_items(connection, table, and_(where, ok), spec, items, labels)
+            frame = _read_items(connection, table, and_(where, table.c.status == 200), spec, report.items, labels)
     finally:
         engine.dispose()
     report.analysed_items = int(frame[ANALYSED].sum())

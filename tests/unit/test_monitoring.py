@@ -45,6 +45,7 @@ from headliner.monitoring.window import (
     newest_logged_version,
     parse_since,
     reference_data,
+    window_report,
 )
 from headliner.serving.feedback import Feedback, FeedbackStore, feedback_from_file, parse_feedback
 from headliner.serving.inference_log import InferenceLog, InferenceRecord, read_inference_log
@@ -249,6 +250,14 @@ def test_empty_and_small_windows_say_what_to_do(tmp_path, songs, model_bytes, ju
         load_window(url, jukebox_spec, "7", WindowSelection())
     with pytest.raises(MonitoringError, match="no requests to jukebox version 1 in the window"):
         load_window(url, jukebox_spec, "1", WindowSelection(since=datetime.now(UTC) + timedelta(hours=1)))
+    # the same checks from the counts alone, which the CLI runs before it starts a pipeline
+    with pytest.raises(MonitoringError, match=r"holds 40 scored rows; at least 300 are needed"):
+        window_report(url, jukebox_spec, "1", WindowSelection())
+    small = jukebox_spec.model_copy(
+        update={"monitoring": jukebox_spec.monitoring.model_copy(update={"min_window_rows": 40})}
+    )
+    report = window_report(url, small, "1", WindowSelection(within=timedelta(hours=1)))
+    assert (report.requests, report.items, report.analysed_items) == (40, 40, 0)  # counted, no row read
 
 
 def test_no_drift_on_reference_traffic_and_drift_on_shifted(songs, reference, model_bytes, jukebox_spec):
