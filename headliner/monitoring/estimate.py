@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from headliner.monitoring.window import ANALYSED, LABEL, PREDICTED
+from headliner.monitoring.window import ANALYSED, LABEL, PREDICTED, reference_rows
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
@@ -166,16 +166,11 @@ def estimate_performance(
 def labelled_reference(
     validation_split: pd.DataFrame, model_bytes: bytes, spec: UseCaseSpec
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The validation split as traffic sends it (one row per song or other group of the spec), sampled
-    like the window to `monitoring.max_analysis_rows`: features, the true class (LABEL) and the class the
-    version predicts (PREDICTED); and the version's probabilities [N, C] for its rows."""
-    from headliner.data.splitting import one_row_per_group
-
-    frame = one_row_per_group(validation_split, spec)
-    if len(frame) > spec.monitoring.max_analysis_rows:
-        frame = frame.sample(n=spec.monitoring.max_analysis_rows, random_state=spec.split.seed)
+    """The validation split as traffic sends it (`reference_rows`): features, the true class (LABEL) and the
+    class the version predicts (PREDICTED); and the version's probabilities [N, C] for its rows."""
+    frame = reference_rows(validation_split, spec)
     labels = frame[spec.target.column].astype(str).to_numpy()
-    frame = frame[spec.feature_names].astype(np.float64).reset_index(drop=True).assign(**{LABEL: labels})
+    frame = frame[spec.feature_names].astype(np.float64).assign(**{LABEL: labels})
     probabilities = model_probabilities(frame, model_bytes, spec)
     predicted = np.asarray(spec.target.classes, dtype=object)[probabilities.argmax(axis=1)]
     return frame.assign(**{PREDICTED: predicted}), probabilities

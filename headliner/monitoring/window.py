@@ -392,17 +392,23 @@ def _rank(top: list[str], label: str | None) -> int:
         return -1
 
 
-def reference_data(train_split: pd.DataFrame, model_bytes: bytes, spec: UseCaseSpec) -> pd.DataFrame:
-    """The reference of a monitoring run: the served version's training split (features, one row per song
-    or other group of the spec, as traffic sends them), sampled like the window to
-    `monitoring.max_analysis_rows`, with the class the version predicts for each row."""
+def reference_rows(split: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
+    """A split as traffic sends it: one row per song or other group of the spec, sampled (seeded) like the
+    window to `monitoring.max_analysis_rows`; every column kept."""
     from headliner.data.splitting import one_row_per_group
-    from headliner.model.onnx_packaging import OnnxPredictor
 
-    frame = one_row_per_group(train_split, spec)[spec.feature_names]  # songs, as traffic sends them
+    frame = one_row_per_group(split, spec)
     if len(frame) > spec.monitoring.max_analysis_rows:
         frame = frame.sample(n=spec.monitoring.max_analysis_rows, random_state=spec.split.seed)
-    frame = frame.astype(np.float64).reset_index(drop=True)
+    return frame.reset_index(drop=True)
+
+
+def reference_data(train_split: pd.DataFrame, model_bytes: bytes, spec: UseCaseSpec) -> pd.DataFrame:
+    """The reference of a monitoring run: the served version's training split (its features, as
+    `reference_rows` gives them), with the class the version predicts for each row."""
+    from headliner.model.onnx_packaging import OnnxPredictor
+
+    frame = reference_rows(train_split, spec)[spec.feature_names].astype(np.float64)
     predictor = OnnxPredictor(model_bytes)
     order, _ = predictor.top_classes(predictor.probabilities(frame.to_numpy()))
     frame[PREDICTED] = np.asarray(predictor.classes, dtype=object)[order[:, 0]]
