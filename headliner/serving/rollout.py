@@ -151,8 +151,7 @@ class RolloutController:
         if not policy_changed and not registry_due:
             return False
         policy = record.policy if record else RolloutPolicy()
-        production = self.resolve_version("production") or self._versions[0]
-        candidate = self.resolve_version(policy.candidate) if policy.mode != "off" else None
+        production, candidate = self._registry_versions(policy)
         self._checked_registry = time.monotonic()
         if not policy_changed and (production, candidate) == self._versions:
             return False
@@ -170,6 +169,20 @@ class RolloutController:
             routing.status()["describe"],
         )
         return True
+
+    def _registry_versions(self, policy: RolloutPolicy, attempts: int = 3) -> tuple[str, str | None]:
+        """(production version, candidate version or None) as one consistent read of the registry: production
+        is read again after the candidate, and the pair read anew if it moved in between. A promotion moves
+        the candidate to production; read across it, the pair would be (old production, no candidate), and
+        the policy (e.g. the shadow) would stop until the next registry poll."""
+        production = self.resolve_version("production") or self._versions[0]
+        for _ in range(attempts):
+            candidate = self.resolve_version(policy.candidate) if policy.mode != "off" else None
+            again = self.resolve_version("production") or self._versions[0]
+            if again == production:
+                break
+            production = again
+        return production, candidate
 
     def _server(self, version: str) -> ModelServer:
         server = self._servers.get(version)

@@ -162,6 +162,30 @@ def test_every_answer_names_the_version_that_computed_it(jukebox_versions, songs
     assert all(logged[rid] == (version, CANDIDATE if version == "2" else PRODUCTION) for rid, version in seen.items())
 
 
+def test_controller_reads_production_and_candidate_as_one_pair_across_a_promotion(jukebox_versions, tmp_path):
+    """A promotion that lands between the reads of production and of the candidate must not look like
+    'old production, no candidate': the shadow would stop until the next registry poll."""
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    registry = {"production": "1", "staging": "2"}
+    base = ModelServer(OnnxPredictor(jukebox_versions["1"]), None)
+    app = InferenceApp()
+    reads: list[str] = []
+
+    def resolve(reference: str) -> str | None:
+        answer = registry.get(reference)
+        reads.append(reference)
+        if reads == ["production"]:  # v2 is approved to production right after the poll's first read
+            registry.update(production="2", staging=None)
+        return answer
+
+    controller = RolloutController(app.route, base, PolicyStore(url), resolve, jukebox_versions.__getitem__, 60, 0)
+    PolicyStore(url).write("jukebox", RolloutPolicy(mode="shadow"), "alice")
+    reads.clear()
+    assert controller.refresh() is True
+    assert reads == ["production", "staging", "production", "staging", "production"]  # moved: read again
+    assert (app.routing.primary.version, app.routing.candidate, app.routing.mode) == ("2", None, "off")
+
+
 def test_controller_follows_the_policy_table_and_the_production_stage(jukebox_versions, tmp_path, caplog):
     url = f"sqlite:///{tmp_path / 'log.sqlite'}"
     registry = {"production": "1", "staging": "2", "1": "1", "2": "2"}
