@@ -50,6 +50,7 @@ METRICS = "metrics"
 DATA_FINGERPRINT = "data_fingerprint"
 DECISION = "decision"
 PRESETS = "presets"
+EXPLANATION_BACKGROUND = "explanation_background"  # JSON [B, F]: training rows that local explanations mask with
 PACKAGED_KEYS = (USE_CASE, MODEL_NAME, MODEL_VERSION, CLASS_LABELS, FEATURE_SCHEMA, TOP_K, LIBRARY_VERSIONS)
 PAGE_KEYS = (DECISION, PRESETS)  # also written by package_onnx, for the service's page; older models lack them
 
@@ -98,6 +99,27 @@ def presets(spec: UseCaseSpec) -> list[dict[str, Any]]:
         values.update({name: int(value) if typed[name] else value for name, value in preset.values.items()})
         resolved.append({"name": preset.name, "description": preset.description, "values": values})
     return resolved
+
+
+BACKGROUND_ROWS = 50  # enough for stable SHAP base values; each explained row costs O(rows) model calls
+BACKGROUND_SEED = 0
+
+
+def explanation_background(
+    frame: pd.DataFrame, spec: UseCaseSpec, rows: int = BACKGROUND_ROWS, seed: int = BACKGROUND_SEED
+) -> dict[str, str]:
+    """The metadata entry that lets a service explain answers with nothing but the ONNX file: a seeded
+    sample of `rows` complete rows of `frame` (the train split), features in spec order, as JSON
+    floats [B, F] under EXPLANATION_BACKGROUND. Rows with a missing value are left out (JSON has no NaN)."""
+    from headliner.model.estimators import feature_frame
+
+    features = feature_frame(frame, spec).dropna()  # float32, as the graph takes them
+    if features.empty:
+        raise ValueError("no complete row to sample an explanation background from")
+    sample = features.sample(n=min(rows, len(features)), random_state=seed).sort_index().to_numpy()
+    # 9 significant digits hold a float32 exactly, without the noise digits of its float64 expansion
+    matrix = [[float(f"{value:.9g}") for value in row] for row in sample]
+    return {EXPLANATION_BACKGROUND: json.dumps(matrix)}
 
 
 def model_metadata(model: onnx.ModelProto) -> dict[str, str]:
@@ -279,6 +301,7 @@ class OnnxPredictor:
         self.feature_names: list[str] = [graph_input.name for graph_input in self._session.get_inputs()]
         self.top_k: int = max(1, min(int(self.metadata[TOP_K]), len(self.classes)))  # classes shown per answer
         self._known_features = frozenset(self.feature_names)
+        self.background: np.ndarray | None = self._background()  # [B, F] training rows, None in older files
         self._probabilities_only = [PROBABILITIES]
 
         outputs = [output.name for output in self._session.get_outputs()]
@@ -286,6 +309,20 @@ class OnnxPredictor:
             raise ValueError(f"graph outputs {outputs} are not {list(GRAPH_OUTPUTS)}")
         if [entry["name"] for entry in self.feature_schema] != self.feature_names:
             raise ValueError("the feature_schema metadata does not match the graph inputs")
+
+    def _background(self) -> np.ndarray | None:
+        if EXPLANATION_BACKGROUND not in self.metadata:
+            return None
+        try:
+            rows = np.asarray(json.loads(self.metadata[EXPLANATION_BACKGROUND]), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"the '{EXPLANATION_BACKGROUND}' metadata is not a JSON matrix of numbers") from None
+        if rows.ndim != 2 or rows.shape[1] != len(self.feature_names) or len(rows) == 0:
+            raise ValueError(
+                f"the '{EXPLANATION_BACKGROUND}' metadata has shape {list(rows.shape)}, "
+                f"expected [rows, {len(self.feature_names)}]"
+            )
+        return rows
 
     @classmethod
     def from_bytes(cls, data: bytes) -> OnnxPredictor:

@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 
 from headliner.data.splitting import dataframe_fingerprint
 from headliner.model.evaluation import EvaluationReport
-from headliner.model.onnx_packaging import check_parity, package_onnx
+from headliner.model.onnx_packaging import check_parity, explanation_background, package_onnx
 from headliner.model.tracking import git_commit
 from headliner.spec import UseCaseSpec
 
@@ -43,6 +43,8 @@ def package_checked(
     model_version: str,
     zenml_run_id: str,
 ) -> tuple[onnx.ModelProto, float]:
-    """The ONNX model and its measured max abs probability difference on the test split."""
-    model = package_onnx(pipeline, spec, model_version, provenance_metadata(spec, report, train, zenml_run_id))
+    """The ONNX model and its measured max abs probability difference on the test split. The file carries
+    a sample of training rows as the background of local explanations (`explanation_background`)."""
+    metadata = {**provenance_metadata(spec, report, train, zenml_run_id), **explanation_background(train, spec)}
+    model = package_onnx(pipeline, spec, model_version, metadata)
     return model, check_parity(model, pipeline, test, spec)

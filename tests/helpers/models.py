@@ -21,13 +21,13 @@ def packaged_linear_model(
 ) -> bytes:
     """A logistic-regression model of a use case, packaged as the training pipeline packages it, from
     `rows` generated rows (None: the spec's own source), without ZenML; `metadata` replaces the default
-    class names and candidate."""
+    class names and candidate. Like the pipeline's, the file carries the explanation background."""
     from headliner.data.sources import load_raw_data
     from headliner.data.splitting import split_examples
     from headliner.data.wrangling import label_examples, wrangle
     from headliner.labels import class_display_names
     from headliner.model.estimators import CandidateConfig, build_pipeline, feature_frame
-    from headliner.model.onnx_packaging import package_onnx
+    from headliner.model.onnx_packaging import explanation_background, package_onnx
 
     wrangled, _ = wrangle(load_raw_data(spec, rows=rows), spec, "test")
     labelled, _ = label_examples(wrangled, spec, "test")
@@ -36,4 +36,5 @@ def packaged_linear_model(
     pipeline.fit(feature_frame(train, spec), train[spec.target.column])
     if metadata is None:
         metadata = {"class_names": json.dumps(class_display_names(spec)), "candidate": "test"}
+    metadata = {**metadata, **explanation_background(train, spec)}
     return package_onnx(pipeline, spec, version, metadata).SerializeToString()

@@ -1,0 +1,178 @@
+"""Explanations: local SHAP values add up to the answer, name the class and the feature in the use case's
+words, are signed right, and are shap's own numbers; a file without background is refused clearly;
+global explanations rank what the model uses and render as a static page."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from headliner.model.explanations import (
+    ExplanationError,
+    LocalExplainer,
+    contribution_text,
+    format_value,
+    permutation_shap,
+)
+from headliner.model.onnx_packaging import EXPLANATION_BACKGROUND, OnnxPredictor, explanation_background
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class ToyPredictor:
+    """The interface LocalExplainer reads, around a known model: 3 features, 3 classes; feature 0 pushes
+    class A up, feature 1 pushes class B up, feature 2 is ignored."""
+
+    weights = np.array([[4.0, -2.0, 0.0], [0.0, 3.0, -1.0], [0.0, 0.0, 0.0]])  # [feature, class]
+
+    def __init__(self) -> None:
+        self.model_name, self.model_version = "toy", "1"
+        self.classes = ["A", "B", "C"]
+        self.class_names = ["Class A", "Class B", "Class C"]
+        self.top_k = 2
+        self.feature_names = ["push_a", "push_b", "ignored"]
+        self.feature_schema = [
+            {"name": "push_a", "dtype": "float", "unit": "dB", "description": "Pushes class A up, a long description"},
+            {"name": "push_b", "dtype": "int", "unit": None, "description": "Mode: 1 = major, 0 = minor"},
+            {"name": "ignored", "dtype": "bool", "unit": None, "description": "Ignored"},
+        ]
+        self.background = np.random.default_rng(1).uniform(0, 1, size=(20, 3)).round(2)
+        self.background[:, 1] = np.arange(20) % 2
+        self.background[:, 2] = np.arange(20) % 3 == 0
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        return softmax(np.asarray(matrix, dtype=np.float64) @ self.weights).astype(np.float32)
+
+    def top_classes(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(-probabilities, axis=1)[:, : self.top_k]
+        return order, np.take_along_axis(probabilities, order, axis=1)
+
+
+@pytest.fixture(scope="module")
+def toy() -> ToyPredictor:
+    return ToyPredictor()
+
+
+def test_contributions_add_up_to_probability_minus_base(predictor):
+    explainer = LocalExplainer(predictor)
+    songs = predictor.background[:4] * np.array([1.0, 1.1, 0.9, 1.05, 1, 1.02, 1, 0.8, 1.1, 1, 0.9, 1.1, 1.03])
+    explanations = explainer.explain(songs)
+    probabilities = predictor.probabilities(songs)
+    assert len(explanations) == 4
+    for row, explanation in enumerate(explanations):
+        assert len(explanation.classes) == predictor.top_k
+        shown = [c.probability for c in explanation.classes]
+        assert shown == sorted(shown, reverse=True)
+        expected_top = np.argsort(-probabilities[row])[: predictor.top_k]
+        assert [c.label for c in explanation.classes] == [predictor.classes[i] for i in expected_top]
+        for cls in explanation.classes:
+            assert cls.name == predictor.class_names[predictor.classes.index(cls.label)]
+            assert cls.probability == pytest.approx(float(probabilities[row, predictor.classes.index(cls.label)]))
+            assert sum(c.contribution for c in cls.contributions) + cls.base_probability == pytest.approx(
+                cls.probability, abs=1e-5
+            )
+            assert [c.feature for c in cls.contributions] != []
+            assert sorted(c.feature for c in cls.contributions) == sorted(predictor.feature_names)
+            sizes = [abs(c.contribution) for c in cls.contributions]
+            assert sizes == sorted(sizes, reverse=True)
+
+
+def test_explanations_are_deterministic_and_independent_of_the_batch(predictor):
+    explainer = LocalExplainer(predictor)
+    songs = predictor.background[5:8] + 0.01
+    together = explainer.explain(songs)
+    alone = explainer.explain(songs[1:2])
+    assert explainer.explain(songs) == together
+    # SHAP values do not depend on the batch; ONNX Runtime's probabilities may, in the last float32 bit
+    for single, batched in zip(alone[0].classes, together[1].classes, strict=True):
+        assert single.contributions == batched.contributions
+        assert single.probability == pytest.approx(batched.probability, abs=1e-7)
+
+
+def test_the_same_numbers_as_shap(toy):
+    import shap
+
+    song = np.array([[0.9, 1.0, 1.0]])
+    values, base = permutation_shap(lambda m: toy.probabilities(m).astype(np.float64), song, toy.background)
+    np.random.seed(0)
+    reference = shap.PermutationExplainer(
+        lambda m: toy.probabilities(m).astype(np.float64),
+        shap.maskers.Independent(toy.background, max_samples=len(toy.background)),
+        seed=0,
+    )(song, silent=True)
+    np.testing.assert_allclose(values[0], reference.values[0], atol=1e-12)
+    np.testing.assert_allclose(base[0], reference.base_values[0], atol=1e-12)
+
+
+def test_a_value_that_pushes_a_class_is_signed_right_and_worded(toy):
+    explainer = LocalExplainer(toy)  # type: ignore[arg-type]
+    song = np.array([[1.0, 0.0, 0.0]])  # push_a high: class A up; push_b 0 (minor): class B down
+    (explanation,) = explainer.explain(song)
+    top = explanation.classes[0]
+    assert top.label == "A"
+    by_feature = {c.feature: c for c in top.contributions}
+    assert by_feature["push_a"].contribution > 0.05
+    assert by_feature["push_a"].text.startswith("Push a 1 dB raises Class A by ")
+    assert by_feature["push_a"].text.endswith(" points")
+    assert by_feature["ignored"].contribution == pytest.approx(0, abs=1e-12)
+    assert by_feature["ignored"].text == "Ignored no hardly changes Class A"
+    assert top.contributions[0].feature == "push_a"
+    class_b = LocalExplainer(toy).shap_values(song)[0][0, :, 1]  # type: ignore[arg-type]
+    assert class_b[1] < 0  # push_b below the background's values lowers class B
+    lowered = contribution_text(toy.feature_schema[1], 0.0, float(class_b[1]), "Class B")
+    assert lowered.startswith("Push b 0 (minor) lowers Class B by ")
+
+
+def test_texts_use_units_codes_and_points():
+    schema = {"name": "danceability", "dtype": "float", "unit": None, "description": "How suitable, 0 to 1"}
+    assert contribution_text(schema, 0.82, 0.031, "Brazil") == "Danceability 0.82 raises Brazil by 3.1 points"
+    assert contribution_text(schema, 0.82, -0.0042, "Brazil") == "Danceability 0.82 lowers Brazil by 0.42 points"
+    assert format_value(190000.0, {"name": "duration_ms", "dtype": "int", "unit": "ms"}) == "190000 ms"
+    assert format_value(1.0, {"name": "is_explicit", "dtype": "bool"}) == "yes"
+    assert format_value(1.0, {"name": "mode", "dtype": "int", "description": "Modality: 1 = major, 0 = minor"}) == (
+        "1 (major)"
+    )
+
+
+def test_the_service_can_word_a_jukebox_answer(predictor):
+    (explanation,) = LocalExplainer(predictor).explain(predictor.background[:1] * 0.9)
+    top = explanation.classes[0]
+    assert all(top.name in c.text for c in top.contributions)
+    danceability = next(c for c in top.contributions if c.feature == "danceability")
+    assert danceability.text.startswith(f"Danceability {danceability.value:.3g} ")
+
+
+def test_a_file_without_background_is_refused_clearly(jukebox_onnx_file):
+    model = onnx.load(jukebox_onnx_file)
+    kept = [prop for prop in model.metadata_props if prop.key != EXPLANATION_BACKGROUND]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    older = OnnxPredictor.from_model(model)
+    assert older.background is None
+    with pytest.raises(ExplanationError, match="no 'explanation_background' metadata"):
+        LocalExplainer(older)
+
+
+def test_the_background_is_a_seeded_sample_of_complete_training_rows(jukebox_spec):
+    from headliner.data.sources import load_raw_data
+    from headliner.data.wrangling import wrangle
+
+    frame, _ = wrangle(load_raw_data(jukebox_spec, rows=3000), jukebox_spec, "test")
+    frame.loc[frame.index[:5], "tempo"] = np.nan
+    first = explanation_background(frame, jukebox_spec)
+    assert first == explanation_background(frame, jukebox_spec)
+    rows = np.array(json.loads(first[EXPLANATION_BACKGROUND]))
+    assert rows.shape == (50, 13)
+    assert not np.isnan(rows).any()
+    tempo = jukebox_spec.feature_names.index("tempo")
+    # the values are the float32 values the graph takes, rows of the frame
+    assert set(rows[:, tempo].astype(np.float32)) <= set(frame["tempo"].dropna().astype(np.float32))
+
+
+def test_packaged_models_carry_the_background(predictor):
+    assert predictor.background is not None
+    assert predictor.background.shape == (50, len(predictor.feature_names))
