@@ -29,6 +29,8 @@ ANALYSED = "analysed"  # column: the item is in the sample that drift, quality a
 LABEL = "label"  # column: the true class, when feedback arrived
 LABEL_RANK = "label_rank"  # column: rank of the true class in the logged top-k (0 = top-1), -1 if not in it
 PREDICTED = "predicted"  # column: the top-1 class the service answered
+# the endpoints whose requests are predictions; 'explain' (POST /explain) is logged too, and left out
+SCORING_ENDPOINTS = ("predict", "v2", "batch")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -156,7 +158,11 @@ def _window_condition(
     """The SQL condition of the window's requests."""
     from sqlalchemy import and_, select
 
-    of_version = and_(table.c.model_name == spec.name, table.c.model_version == str(model_version))
+    of_version = and_(
+        table.c.model_name == spec.name,
+        table.c.model_version == str(model_version),
+        table.c.endpoint.in_(SCORING_ENDPOINTS),
+    )
     conditions = [of_version]
     start = selection.start()
     if start is not None:
