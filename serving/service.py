@@ -74,10 +74,11 @@ class Headliner:
         from headliner.model.onnx_packaging import OnnxPredictor
         from headliner.serving.feedback import FeedbackStore
         from headliner.serving.inference_log import InferenceLog
-        from headliner.serving.model_source import model_bytes
+        from headliner.serving.model_source import card_source, model_bytes
 
         settings = ServingSettings()
-        data, source = model_bytes(settings, Path(self.packed_model.path) if self.packed_model else None)
+        bento_model_dir = Path(self.packed_model.path) if self.packed_model else None
+        data, source = model_bytes(settings, bento_model_dir)
         predictor = OnnxPredictor(data)
         log = InferenceLog(settings.inference_log_url(), predictor.feature_names, settings.log_flush_seconds)
         feedback = FeedbackStore(settings.inference_log_url())
@@ -92,7 +93,11 @@ class Headliner:
             feedback,
             max_upload_rows=settings.max_upload_rows,
             board=self.board,
+            max_explain=settings.max_explain,
+            card_source=card_source(settings, bento_model_dir),
         )
+        if settings.explain_warmup:  # the first POST /explain then answers in milliseconds, not seconds
+            self.server.warm_explainer()
         self.rollout: RolloutController | None = None
         if settings.follows_production and self.packed_model is None:
             resolve, load = registry_resolver(predictor.model_name)

@@ -1,7 +1,8 @@
 """The inference HTTP API as one plain ASGI app: friendly `POST /predict`, the Open Inference Protocol
-(KServe v2) endpoints, `POST /feedback` for true labels, `GET /rollout`, `GET /` (the page for people,
-headliner/serving/page.py), `POST /batch` (a CSV file scored through the batch path), bearer-token auth,
-Prometheus metrics and the inference log. Which loaded version answers a request is the `Routing`'s
+(KServe v2) endpoints, `POST /explain` (each feature's contribution to the top classes), `POST /feedback` for
+true labels, `GET /rollout`, `GET /` (the page for people, headliner/serving/page.py), `GET /model-card`,
+`POST /batch` (a CSV file scored through the batch path), bearer-token auth, Prometheus metrics and the
+inference log. Which loaded version answers a request is the `Routing`'s
 choice (headliner/serving/routing.py): one fixed model, or production and a candidate under a rollout
 policy. The endpoints are one table, `ROUTES`, and `MODEL_ROUTES` for the paths under /v2/models/{name}.
 
@@ -195,16 +196,18 @@ Compute = Callable[[ModelServer, bytes, str], Awaitable[Scored]]  # (server, raw
 
 
 class Scoring:
-    """A JSON endpoint answered by the version the routing chooses (or the path pins): the body read,
-    `compute` run on it (each parses what it needs), the answer sent with its request id and version, the
-    request counted in the metrics and logged (feedback is stored by the feedback store instead), and the
-    candidate's answer logged when it scores in the shadow."""
+    """A JSON endpoint answered by the version the routing chooses (or the path pins; with `primary_only`,
+    always the primary (production) version, logged without a variant so rollout reports leave it out): the
+    body read, `compute` run on it (each parses what it needs), the answer sent with its request id and
+    version, the request counted in the metrics and logged (feedback is stored by the feedback store
+    instead), and the candidate's answer logged when it scores in the shadow."""
 
-    __slots__ = ("compute", "endpoint")
+    __slots__ = ("compute", "endpoint", "primary_only")
 
-    def __init__(self, endpoint: str, compute: Compute):
+    def __init__(self, endpoint: str, compute: Compute, primary_only: bool = False):
         self.endpoint = endpoint  # as the metrics and the inference log name it
         self.compute = compute
+        self.primary_only = primary_only
 
     async def __call__(self, request: Request) -> None:
         endpoint, routing, request_id, content_type = (
@@ -216,6 +219,8 @@ class Scoring:
         server = routing.primary
         if request.pinned is not None:  # /v2/models/{m}/versions/{v}/infer: that version, whatever the policy
             answering, variant, shadow = request.pinned, routing.variant_of(request.pinned), None
+        elif self.primary_only:
+            answering, variant, shadow = server, None, None
         else:
             answering, variant, shadow = routing.choose(request.ab_key)
         status, rows, error = 200, 0, None
@@ -326,6 +331,22 @@ async def _infer(server: ModelServer, body: bytes, request_id: str) -> Scored:
     if given_id is not None:
         request_id = given_id[:64]
     return server.v2_response(request_id, probabilities, top_labels, wanted), matrix, top_labels, top_probabilities
+
+
+async def _explain(server: ModelServer, body: bytes, request_id: str) -> Scored:
+    """`POST /explain`: the body of /predict, at most `max_explain` songs, explained off the event loop. Logged
+    with the explained classes as its outputs, under endpoint 'explain', which monitoring windows leave out."""
+    matrix = server.rules.songs_matrix_of(body, server.max_rows)
+    if len(matrix) > server.max_explain:
+        raise RequestError(
+            422,
+            f"{len(matrix)} songs in one request; /explain takes at most {server.max_explain} "
+            "(HEADLINER_MAX_EXPLAIN): send fewer, or several requests",
+        )
+    explanations = await server.explanations(matrix)
+    labels = np.array([[c.label for c in song.classes] for song in explanations], dtype=object)
+    probabilities = np.array([[c.probability for c in song.classes] for song in explanations], dtype=np.float64)
+    return server.explain_response(request_id, explanations), matrix, labels, probabilities
 
 
 async def _feedback(server: ModelServer, body: bytes, request_id: str) -> Scored:
@@ -442,6 +463,32 @@ async def _page(request: Request) -> None:
     await request.routing.primary.page(request.send)
 
 
+CARD_HEADERS = (
+    # the card is static HTML (tables, inline images and style): nothing in it may run or load
+    (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-cache"),
+)
+
+
+async def _model_card(request: Request) -> None:
+    """`GET /model-card`: the card of the primary version (HTML), or 404 saying how to get one."""
+    server = request.routing.primary
+    try:
+        card = await asyncio.get_running_loop().run_in_executor(None, server.model_card)
+    except Exception:  # a registry that cannot answer must not take the service down
+        logger.exception("reading the model card of %s version %s failed", server.name, server.version)
+        card = None
+    if card is None:
+        message = (
+            f"no model card for '{server.name}' version {server.version} in this service: see it with "
+            f"`python run.py model-card {server.name} --version {server.version}`, or deploy the version again "
+            "(the deployment packs its card), or set HEADLINER_MODEL_CARD_FILE beside HEADLINER_MODEL_FILE"
+        )
+        return await respond(request.send, 404, json_bytes({"error": message}))
+    await respond(request.send, 200, card.encode(), HTML, CARD_HEADERS)
+
+
 async def _ready(request: Request) -> None:
     await respond(request.send, 200, b'{"ready":true}')
 
@@ -487,8 +534,8 @@ def _not_found(path: str) -> Route:
         fixed_answer(
             404,
             {
-                "error": f"no endpoint {path}; try GET / (the page), POST /predict, "
-                "POST /v2/models/<model>/infer, GET /v2/models/<model>"
+                "error": f"no endpoint {path}; try GET / (the page), POST /predict, POST /explain, "
+                "POST /v2/models/<model>/infer, GET /v2/models/<model>, GET /model-card"
             },
         )
     )
@@ -538,6 +585,9 @@ ROUTES: dict[str, Route] = {
     "/": Route(_page, "GET", open=True),  # open, so a browser can show it; its requests carry the typed token
     "/v2/health/ready": Route(_ready, open=True),
     "/predict": Route(Scoring("predict", _predict), "POST"),
+    "/explain": Route(Scoring("explain", _explain, primary_only=True), "POST"),
+    # open like the page, which links it: the card describes the model, not anyone's requests
+    "/model-card": Route(_model_card, "GET", open=True),
     "/feedback": Route(Scoring("feedback", _feedback), "POST"),
     "/batch": Route(_upload, "POST"),
     "/metrics": Route(_metrics),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
+from headliner.model.explanations import SongExplanation
 from headliner.model.onnx_packaging import DECISION, PRESETS, example_inputs
 from headliner.serving.feedback import MAX_REQUEST_ID
 from headliner.serving.payloads import NUMERIC_DATATYPES
@@ -57,6 +58,16 @@ class PredictResponse(BaseModel):
     model_version: str
     request_id: str = Field(description="also the `x-request-id` header; send it back with `POST /feedback`")
     predictions: list[Prediction] = Field(description="one per item sent, in order")
+
+
+class ExplainResponse(BaseModel):
+    model_name: str
+    model_version: str = Field(description="the primary (production) version: it explains, whatever a rollout routes")
+    request_id: str
+    explanations: list[SongExplanation] = Field(
+        description="one per item sent, in order: its top-k classes, each with every feature's contribution to its "
+        "probability (largest first); base_probability + the contributions = probability"
+    )
 
 
 class FeedbackResponse(BaseModel):
@@ -156,7 +167,8 @@ def _feature_type(entry: dict[str, Any]) -> Any:
 
 
 def request_models(server: ModelServer) -> dict[str, type[BaseModel]]:
-    """The request bodies of the served model: its item (a song, a wine), /predict, /feedback, OIP infer."""
+    """The request bodies of the served model: its item (a song, a wine), /predict, /explain (the same body,
+    fewer items), /feedback, OIP infer."""
     noun: str = json.loads(server.predictor.metadata.get(DECISION, "{}")).get("item_noun", "item")
     strict = ConfigDict(extra="forbid")
     features: dict[str, Any] = {entry["name"]: (_feature_type(entry), ...) for entry in server.rules.schema}
@@ -167,6 +179,7 @@ def request_models(server: ModelServer) -> dict[str, type[BaseModel]]:
         **features,
     )
     items: Any = Annotated[list[item], Field(min_length=1, max_length=server.max_rows)]
+    explained: Any = Annotated[list[item], Field(min_length=1, max_length=min(server.max_explain, server.max_rows))]
     label: Any = create_model(
         "FeedbackLabel",
         __config__=strict,
@@ -201,6 +214,9 @@ def request_models(server: ModelServer) -> dict[str, type[BaseModel]]:
     )
     return {
         "PredictRequest": _root("PredictRequest", item | items, f"One {noun} or a non-empty list of them."),
+        "ExplainRequest": _root(
+            "ExplainRequest", item | explained, f"The body of /predict with at most {server.max_explain} {noun}s."
+        ),
         "FeedbackRequest": _root("FeedbackRequest", label | labels, "One label or a non-empty list of them."),
         "InferenceRequest": infer,
     }
@@ -214,6 +230,7 @@ def _root(name: str, annotation: Any, doc: str) -> type[BaseModel]:
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     PredictResponse,
+    ExplainResponse,
     FeedbackResponse,
     ServerMetadata,
     Live,
@@ -258,9 +275,10 @@ def _ref(name: str) -> dict[str, str]:
 ERROR_REASONS = {
     400: "malformed: empty or invalid JSON, wrong Content-Type, a v2 tensor's structure",
     401: "missing or wrong bearer token",
-    404: "unknown model or version",
+    404: "unknown model or version; no model card",
+    409: "the model file carries no explanation background (packaged before explanations existed)",
     413: "request body over HEADLINER_MAX_BODY_BYTES",
-    422: "invalid values: a missing, extra or out-of-range field, too many items",
+    422: "invalid values: a missing, extra or out-of-range field, too many items (/explain: HEADLINER_MAX_EXPLAIN)",
     500: "a bug: the request is logged and the service goes on",
     503: "the model is still loading, or the feedback store is unavailable",
 }
@@ -346,6 +364,20 @@ def openapi_document(routing: Routing) -> dict[str, Any]:
             _json(_ref("PredictRequest"), example),
             _ok("the top-k classes of each item", "PredictResponse"),
             "predict",
+        ),
+        "/explain": post(
+            f"Why: each feature's contribution to the top classes of one {server.name} item or a few "
+            f"(at most {server.max_explain})",
+            _json(_ref("ExplainRequest"), example),
+            _ok("the top-k classes of each item with every feature's contribution", "ExplainResponse"),
+            "predict",
+            (*scoring, 409),
+        ),
+        "/model-card": get(
+            "The model card of the version served (HTML)",
+            {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+            (404,),
+            open_=True,
         ),
         "/feedback": post(
             "True labels for earlier answers",

@@ -4,7 +4,8 @@ and the model cannot disagree and every model gets its own correct form with no 
 
 The HTML is rendered here with every metadata value escaped; the model's data travels in the page as
 JSON for the script (headliner/serving/static/page.js), which asks the service's own endpoints
-(`POST /predict`, `POST /v2/models/{model}/infer` for the full list, `POST /batch` for a CSV file).
+(`POST /predict`, `POST /explain` for "why these classes": a bar per feature, `POST /v2/models/{model}/infer`
+for the full list, `POST /batch` for a CSV file); it links the version's card (`GET /model-card`).
 The style and the script are inline, nothing is fetched from elsewhere, and the Content-Security-Policy
 sent with the page allows exactly these two by hash.
 """
@@ -229,7 +230,8 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
 <a class="skip" href="#predict-form">Skip to the form</a>
 <header class="masthead">
   <div class="wrap">
-    <p class="eyebrow">Model <strong>{model_name}</strong> · version <strong>{model_version}</strong></p>
+    <p class="eyebrow">Model <strong>{model_name}</strong> · version <strong>{model_version}</strong> ·
+    <a href="model-card" id="model-card-link">model card</a></p>
     <h1>{e(data["title"])}</h1>
     <p class="question">{e(data["question"])}</p>
   </div>
@@ -257,6 +259,14 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
       <ol id="top" class="bars" aria-label="Top {top_k} {e(classes)}"></ol>
       <p class="section-note">Bar lengths are relative to the first.</p>
       <p id="answered-by" class="answered-by"></p>
+      <section id="why" class="why" aria-labelledby="why-title" hidden>
+        <h3 id="why-title">Why these {e(classes)}</h3>
+        <p class="section-note">What each feature of this {e(item)} adds to (right) or takes from (left) the
+        probability of each of these {e(classes)}, in percentage points, from its average over typical {e(item)}s.
+        Every bar is drawn to the same scale.</p>
+        <p id="why-status" class="section-note" role="status"></p>
+        <div id="why-classes"></div>
+      </section>
       <details id="all">
         <summary>All {len(data["classes"])} {e(classes)}</summary>
         <div id="all-status" class="section-note" role="status"></div>
@@ -284,7 +294,9 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
 </main>
 <footer class="wrap footer">
   <p>Answered by the model service itself: the same answers as <code>POST /predict</code> and
-  <code>POST /v2/models/{model_name}/infer</code>; the model's metadata: <code>GET /v2/models/{model_name}</code>.</p>
+  <code>POST /v2/models/{model_name}/infer</code>, the reasons as <code>POST /explain</code>; the model's metadata:
+  <code>GET /v2/models/{model_name}</code>; what this version is, how it was trained and where it is weak:
+  <a href="model-card">its model card</a>.</p>
 </footer>
 <script type="application/json" id="page-data">{_json_for_script(data)}</script>
 <script>{SCRIPT}</script>

@@ -17,9 +17,11 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -28,7 +30,10 @@ from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.serving.feedback import FeedbackStore
 from headliner.serving.inference_log import InferenceLog
 from headliner.serving.monitoring_figures import MonitoringGauges
-from headliner.serving.payloads import FeatureRules
+from headliner.serving.payloads import FeatureRules, RequestError
+
+if TYPE_CHECKING:
+    from headliner.model.explanations import LocalExplainer, SongExplanation
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = tuple[tuple[bytes, bytes], ...]
 Answer = Callable[[Send], Awaitable[None]]  # an answer fixed in advance, sent when asked
+CardSource = Callable[[str, str], str | None]  # (model name, version) -> its model card's HTML, or None
 
 
 def json_bytes(payload: Any) -> bytes:
@@ -309,7 +315,9 @@ class RowBatcher:
 
 
 class ModelServer:
-    """One loaded model and everything a request needs: validation rules, top-k, the log, auth."""
+    """One loaded model and everything a request needs: validation rules, top-k, the log, auth, and for
+    POST /explain its explainer (built when first asked, run on a thread of its own) and GET /model-card its
+    card (`card_source`, see headliner/serving/model_source.py)."""
 
     def __init__(
         self,
@@ -322,6 +330,8 @@ class ModelServer:
         metrics: Metrics | None = None,
         max_upload_rows: int = 100_000,
         board: WorkerBoard | None = None,
+        max_explain: int = 20,
+        card_source: CardSource | None = None,
     ):
         self.predictor = predictor
         self.rules = FeatureRules(predictor.feature_schema)
@@ -339,6 +349,11 @@ class ModelServer:
         self.metrics = metrics or Metrics(log, board, MonitoringGauges(log.url, self.name) if log is not None else None)
         self.model_metadata = self._model_metadata()
         self.batcher = RowBatcher(self.scores)
+        self.max_explain = max_explain
+        self.card_source = card_source
+        self._explainer: LocalExplainer | None = None
+        self._explainer_lock = threading.Lock()
+        self._explain_pool: ThreadPoolExecutor | None = None
 
     def sibling(self, predictor: OnnxPredictor) -> ModelServer:
         """A server of another version of the model, sharing this one's log, auth, limits, metrics and board."""
@@ -352,6 +367,8 @@ class ModelServer:
             self.metrics,
             self.max_upload_rows,
             self.board,
+            self.max_explain,
+            self.card_source,
         )
         server.token = self.token
         return server
@@ -363,6 +380,69 @@ class ModelServer:
 
         html = render_page(page_data(self.predictor), auth=self.token is not None, max_upload_rows=self.max_upload_rows)
         return fixed_answer(200, html.encode(), HTML, PAGE_HEADERS)
+
+    # -- POST /explain and GET /model-card ----------------------------------------------------------------------
+
+    def explainer(self) -> LocalExplainer:
+        """This version's explainer, built when first asked (once, whichever thread asks); RequestError 409
+        when the model file carries no explanation background."""
+        with self._explainer_lock:
+            if self._explainer is None:
+                from headliner.errors import HeadlinerError
+                from headliner.model.explanations import LocalExplainer
+
+                try:
+                    self._explainer = LocalExplainer(self.predictor)
+                except HeadlinerError as exc:
+                    raise RequestError(
+                        409, f"model '{self.name}' version {self.version} cannot explain its answers: {exc}"
+                    ) from None
+            return self._explainer
+
+    def explain(self, matrix: np.ndarray) -> list[SongExplanation]:
+        """The explanations of [N, F] raw rows, in the calling thread (the CPU-bound SHAP work: ~15 ms a song)."""
+        return self.explainer().explain(matrix)
+
+    async def explanations(self, matrix: np.ndarray) -> list[SongExplanation]:
+        """`explain` off the event loop, on this version's one explanation thread: explanations queue there
+        rather than take every core from the predictions."""
+        if self._explain_pool is None:
+            self._explain_pool = ThreadPoolExecutor(1, thread_name_prefix=f"explain-v{self.version}")
+        return await asyncio.get_running_loop().run_in_executor(self._explain_pool, self.explain, matrix)
+
+    def warm_explainer(self) -> threading.Thread:
+        """Build the explainer and compile its code (~6 s of CPU) in a background thread, so the first
+        POST /explain answers in milliseconds (HEADLINER_EXPLAIN_WARMUP); a model without a background is
+        only logged."""
+
+        def warm() -> None:
+            started = time.perf_counter()
+            try:
+                self.explainer().warm_up()
+            except RequestError as exc:
+                logger.warning("explanations off: %s", exc.message)
+                return
+            except Exception:
+                logger.exception("warming the explainer of version %s failed", self.version)
+                return
+            logger.info("explainer of version %s ready in %.1f s", self.version, time.perf_counter() - started)
+
+        thread = threading.Thread(target=warm, name="explain-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def explain_response(self, request_id: str, explanations: list[SongExplanation]) -> dict[str, Any]:
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "request_id": request_id,
+            "explanations": [explanation.model_dump() for explanation in explanations],
+        }
+
+    def model_card(self) -> str | None:
+        """The model card (HTML) of this version, if the service has one (may ask the registry: call it off
+        the event loop)."""
+        return self.card_source(self.name, self.version) if self.card_source is not None else None
 
     def _model_metadata(self) -> dict[str, Any]:
         width = self.rules.width

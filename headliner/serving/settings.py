@@ -64,6 +64,17 @@ class ServingSettings(BaseSettings):
     max_batch: int = Field(1000, ge=1, description="Most songs (rows) one request may carry.")
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
     max_upload_rows: int = Field(100_000, ge=1, description="Most rows one CSV file sent to POST /batch may have.")
+    max_explain: int = Field(
+        20, ge=1, le=1000, description="Most songs (rows) one POST /explain request may carry (~15 ms of CPU each)."
+    )
+    explain_warmup: bool = Field(
+        False,
+        description="Build the explainer and compile its code (~6 s of CPU) in a background thread once the model "
+        "loads, so the first POST /explain does not wait for it.",
+    )
+    model_card_file: Path | None = Field(
+        None, description="The model card (HTML) GET /model-card shows, for a model served from HEADLINER_MODEL_FILE."
+    )
     log_flush_seconds: float = Field(0.2, gt=0, description="How often queued log rows go to the writer process.")
     rollout_poll_seconds: float = Field(1.0, gt=0, description="How often a rollout service reads its policy.")
     registry_poll_seconds: float = Field(

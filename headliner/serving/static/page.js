@@ -1,6 +1,7 @@
 "use strict";
-// The page's behaviour: the form's values to POST /predict, answers as named bars, the full list from the
-// v2 endpoint, the API's own validation messages beside the field they name, CSV files to POST /batch.
+// The page's behaviour: the form's values to POST /predict, answers as named bars, why (POST /explain) as a
+// bar per feature and class, the full list from the v2 endpoint, the API's own validation messages beside the
+// field they name, CSV files to POST /batch.
 (() => {
   const data = JSON.parse(document.getElementById("page-data").textContent);
   const features = data.features;
@@ -17,6 +18,8 @@
   const all = byId("all");
   let asked = null; // the values of the answer on show
   let listed = null; // the values the full list was loaded for
+  let explaining = 0; // the latest explanation asked for: an older answer arriving late is dropped
+  const byName = new Map(features.map((feature) => [feature.name, feature]));
 
   const percent = (p) => (p < 0.001 ? "<0.1%" : `${(p * 100).toFixed(1)}%`);
 
@@ -143,6 +146,7 @@
       status.classList.add("visually-hidden"); // the headline shows it; screen readers hear it once
       status.textContent = `${headline}. Model ${answer.model_name} version ${answer.model_version}.`;
       asked = sent;
+      explain(sent);
       if (all.open) listAll();
       if (byId("answer").getBoundingClientRect().top > window.innerHeight) byId("answer").scrollIntoView({ behavior: "smooth" });
     } catch (error) {
@@ -150,6 +154,94 @@
       showError({ error: `The service did not answer (${error.message}).` });
     } finally {
       predictButton.disabled = false;
+    }
+  }
+
+  function shownValue(feature, value) {
+    if (!feature) return String(value);
+    if (feature.dtype === "bool") return value >= 0.5 ? "yes" : "no";
+    const text = Number.isInteger(value) ? value.toLocaleString() : String(Number(value.toPrecision(3)));
+    return feature.unit ? `${text} ${feature.unit}` : text;
+  }
+
+  function points(contribution) {
+    const size = Math.abs(contribution * 100);
+    const sign = contribution > 0 ? "+" : contribution < 0 ? "−" : "";
+    return `${sign}${size.toFixed(size >= 1 ? 1 : 2)} pts`;
+  }
+
+  // One <details> per class: a bar per feature, right (green) when it raises the class, left (red) when it
+  // lowers it, every bar to the scale of the largest contribution of the song.
+  function whyBars(classes) {
+    const largest = Math.max(1e-9, ...classes.flatMap((entry) => entry.contributions.map((c) => Math.abs(c.contribution))));
+    return classes.map((entry, index) => {
+      const box = document.createElement("details");
+      box.className = "why-class";
+      box.open = index === 0;
+      const summary = document.createElement("summary");
+      const name = document.createElement("span");
+      name.className = "why-class-name";
+      name.textContent = entry.name;
+      const probability = document.createElement("span");
+      probability.className = "why-probability";
+      probability.textContent = `${percent(entry.probability)} (average ${percent(entry.base_probability)})`;
+      summary.append(name, probability);
+      const list = document.createElement("ol");
+      list.className = "why-bars";
+      list.setAttribute("aria-label", `Why ${entry.name}`);
+      list.replaceChildren(...entry.contributions.map((c) => {
+        const item = document.createElement("li");
+        item.className = c.contribution >= 0 ? "why-up" : "why-down";
+        const feature = byName.get(c.feature);
+        const label = document.createElement("span");
+        label.className = "why-name";
+        label.textContent = feature ? feature.label : c.feature;
+        const value = document.createElement("span");
+        value.className = "why-value";
+        value.textContent = shownValue(feature, c.value);
+        label.append(value);
+        const track = document.createElement("span");
+        track.className = "why-track";
+        track.setAttribute("aria-hidden", "true");
+        const fill = document.createElement("span");
+        fill.className = "why-fill";
+        fill.style.width = `${(50 * Math.abs(c.contribution)) / largest}%`;
+        track.append(fill);
+        const amount = document.createElement("span");
+        amount.className = "why-amount";
+        amount.textContent = points(c.contribution);
+        const text = document.createElement("span");
+        text.className = "why-text";
+        text.textContent = c.text;
+        item.append(label, track, amount, text);
+        return item;
+      }));
+      box.append(summary, list);
+      return box;
+    });
+  }
+
+  async function explain(sent) {
+    const asking = ++explaining;
+    const why = byId("why");
+    const whyStatus = byId("why-status");
+    const whyClasses = byId("why-classes");
+    why.hidden = false;
+    whyClasses.replaceChildren();
+    whyStatus.textContent = "Working out why…";
+    try {
+      const response = await fetch("explain", { method: "POST", headers: headers("application/json"), body: JSON.stringify(sent) });
+      if (asking !== explaining) return;
+      if (!response.ok) {
+        whyStatus.textContent = `No explanation: ${(await errorOf(response)).error}`;
+        return;
+      }
+      const answer = await response.json();
+      if (asking !== explaining) return;
+      whyClasses.replaceChildren(...whyBars(answer.explanations[0].classes));
+      whyStatus.textContent = `Explained by model ${answer.model_name} version ${answer.model_version}.`;
+    } catch (error) {
+      if (asking === explaining) whyStatus.textContent = `The service did not explain (${error.message}).`;
     }
   }
 
