@@ -96,8 +96,6 @@ class Headliner:
             max_explain=settings.max_explain,
             card_source=card_source(settings, bento_model_dir),
         )
-        if settings.explain_warmup:  # the first POST /explain then answers in milliseconds, not seconds
-            self.server.warm_explainer()
         self.rollout: RolloutController | None = None
         if settings.follows_production and self.packed_model is None:
             resolve, load = registry_resolver(predictor.model_name)

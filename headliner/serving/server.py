@@ -17,7 +17,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -400,7 +399,8 @@ class ModelServer:
             return self._explainer
 
     def explain(self, matrix: np.ndarray) -> list[SongExplanation]:
-        """The explanations of [N, F] raw rows, in the calling thread (the CPU-bound SHAP work: ~15 ms a song)."""
+        """The explanations of [N, F] raw rows, in the calling thread (the CPU-bound SHAP work: 15-50 ms a song;
+        the first call of a process, which also builds the explainer, about as long: no warm-up is needed)."""
         return self.explainer().explain(matrix)
 
     async def explanations(self, matrix: np.ndarray) -> list[SongExplanation]:
@@ -409,27 +409,6 @@ class ModelServer:
         if self._explain_pool is None:
             self._explain_pool = ThreadPoolExecutor(1, thread_name_prefix=f"explain-v{self.version}")
         return await asyncio.get_running_loop().run_in_executor(self._explain_pool, self.explain, matrix)
-
-    def warm_explainer(self) -> threading.Thread:
-        """Build the explainer and compile its code (~6 s of CPU) in a background thread, so the first
-        POST /explain answers in milliseconds (HEADLINER_EXPLAIN_WARMUP); a model without a background is
-        only logged."""
-
-        def warm() -> None:
-            started = time.perf_counter()
-            try:
-                self.explainer().warm_up()
-            except RequestError as exc:
-                logger.warning("explanations off: %s", exc.message)
-                return
-            except Exception:
-                logger.exception("warming the explainer of version %s failed", self.version)
-                return
-            logger.info("explainer of version %s ready in %.1f s", self.version, time.perf_counter() - started)
-
-        thread = threading.Thread(target=warm, name="explain-warm-up", daemon=True)
-        thread.start()
-        return thread
 
     def explain_response(self, request_id: str, explanations: list[SongExplanation]) -> dict[str, Any]:
         return {

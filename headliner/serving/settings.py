@@ -67,11 +67,6 @@ class ServingSettings(BaseSettings):
     max_explain: int = Field(
         20, ge=1, le=1000, description="Most songs (rows) one POST /explain request may carry (~15 ms of CPU each)."
     )
-    explain_warmup: bool = Field(
-        False,
-        description="Build the explainer and compile its code (~6 s of CPU) in a background thread once the model "
-        "loads, so the first POST /explain does not wait for it.",
-    )
     model_card_file: Path | None = Field(
         None, description="The model card (HTML) GET /model-card shows, for a model served from HEADLINER_MODEL_FILE."
     )

@@ -4,7 +4,6 @@ too many songs, bad bodies and a model without an explanation background are 4xx
 explain requests are logged but are not predictions for monitoring; the card is served from the source the
 service was given, or 404 saying how to get one; the document and the page carry both."""
 
-import numpy as np
 import onnx
 import pytest
 
@@ -24,14 +23,6 @@ from tests.helpers.serving import Client, Served
 
 CARD = "<!doctype html><html><body><h1>Model card of jukebox version 1</h1></body></html>"
 OPTIONS = {"max_rows": 10, "max_explain": 3}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def jit_cache(tmp_path_factory):
-    """shap's compiled code kept for the session, so service processes started later load it."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NUMBA_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "numba-cache"))
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -185,11 +176,3 @@ def test_the_document_and_the_page_carry_explain_and_the_card(predictor):
     assert '<section id="why" class="why" aria-labelledby="why-title" hidden>' in page
     assert '<h3 id="why-title">Why these countries</h3>' in page
     assert '<a href="model-card" id="model-card-link">model card</a>' in page
-
-
-def test_the_explainer_warms_up_in_the_background(predictor):
-    server = ModelServer(predictor, None)
-    server.warm_explainer().join(timeout=120)
-    assert server._explainer is not None
-    matrix = np.array([[float(value) for value in SONG.values()]])
-    assert len(server.explain(matrix)[0].classes) == predictor.top_k
