@@ -18,6 +18,7 @@ from headliner.cli.common import (
     set_quiet_defaults,
     version_choice,
 )
+from headliner.cli.catalog import catalog
 from headliner.cli.data import generate
 from headliner.cli.image import image
 from headliner.cli.monitor import MonitoringOptions, feedback, monitor_command, simulate_traffic
@@ -130,5 +131,6 @@ for command in (
     stack_import,
     kubernetes_manifests,
     image,
+    catalog,
 ):
     cli.add_command(command)
