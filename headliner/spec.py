@@ -396,6 +396,11 @@ class UseCaseSpec(_Strict):
     presets: list[Preset] = Field(default_factory=list)
     monitoring: Monitoring
     retraining: Retraining = Retraining()
+    limitations: list[str] = Field(
+        default_factory=list,
+        description="Where the model is weak or must not be used, in the use case's own words: the model card "
+        "lists them under 'Limitations'.",
+    )
 
     @model_validator(mode="after")
     def _columns_are_consistent(self) -> UseCaseSpec:

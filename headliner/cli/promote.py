@@ -1,6 +1,6 @@
 """`promote request|approve|reject|list|history|sync|record`: the four-eyes promotion of headliner.governance,
-each refusal one line and exit 1; each decision is then recorded as a `governance` run, whose stage record
-the ZenML dashboard shows."""
+each refusal one line and exit 1; each decision then refreshes the version's model card (its governance
+history) and is recorded as a `governance` run, whose stage record the ZenML dashboard shows."""
 
 from __future__ import annotations
 
@@ -69,6 +69,27 @@ def record_decision(model: str, version: int) -> None:
         )
 
 
+def refresh_card(model: str, version: int) -> None:
+    """After a decision, which is already stored: refresh the version's model card (its governance history, in
+    ZenML and in MLflow) and say where to read it; what could not be refreshed is a warning (stderr)."""
+    from headliner.governance.model_card import card_command, refresh_model_card
+
+    try:
+        card, problems = refresh_model_card(model, version)
+    except Exception as exc:
+        cause = root_cause(exc)
+        click.echo(
+            f"warning: the decision is stored, but the model card of {model} v{version} was not refreshed: "
+            f"{type(cause).__name__}: {cause}",
+            err=True,
+        )
+        return
+    for problem in problems:
+        click.echo(f"warning: the decision is stored and the ZenML model card refreshed, but {problem}", err=True)
+    where = f"; MLflow: {card.mlflow_card_uri}" if card.mlflow_card_uri and not problems else ""
+    click.echo(f"Model card ({len(card.history)} event(s)): {card_command(model, version)}{where}")
+
+
 def request_to_approve(request_id: str | None, model: str | None, version: int | None) -> str:
     """REQUEST_ID, or the id of the pending request of --model and --version."""
     from headliner.governance import promotion as governance
@@ -105,6 +126,7 @@ def promote_request(model: str, version: int, to_stage: Stage, reason: str, as_n
     )
     click.echo(f"Request {request.id}: {model} v{version} {request.from_stage} -> {to_stage} by {request.requested_by}")
     click.echo(f"A second person approves it with: python run.py promote approve {request.id}")
+    refresh_card(model, version)
     record_decision(model, version)
 
 
@@ -138,6 +160,7 @@ def promote_approve(
         f"Approved {request.id} by {request.decided_by}: "
         f"{request.model} v{request.version} is now in {request.to_stage}"
     )
+    refresh_card(request.model, request.version)
     record_decision(request.model, request.version)
 
 
@@ -151,6 +174,7 @@ def promote_reject(request_id: str, reason: str, as_name: str | None) -> None:
 
     request = governed(lambda: governance.reject(request_id, reason, governance.acting_user(as_name)))
     click.echo(f"Rejected {request.id} by {request.decided_by}: {request.decision_reason}")
+    refresh_card(request.model, request.version)
     record_decision(request.model, request.version)
 
 
@@ -168,6 +192,7 @@ def promote_list(model: str | None) -> None:
             f"  {r.id}  {r.model} v{r.version} {r.from_stage} -> {r.to_stage}  "
             f"by {r.requested_by} at {r.requested_at[:19]}Z: {r.reason}"
         )
+        click.echo(f"    model card: python run.py model-card {r.model} --version {r.version}")
 
 
 @promote.command("history")

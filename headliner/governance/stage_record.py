@@ -4,6 +4,7 @@ promotion history (who, when, why) and the pending requests, as a static page th
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
@@ -30,6 +31,7 @@ class ModelStageRecord(HtmlReport):
     mlflow_version: str | None = None  # the MLflow registry's version mirroring this one
     mlflow_aliases: list[str] | None = None  # aliases on it; None: the registry was not checked
     mlflow_note: str = ""  # why the registry was not checked
+    model_card: str = ""  # where to read the version's model card: the command, and its MLflow files when logged
     versions: list[VersionStage] = Field(default_factory=list)
     history: list[AuditEvent] = Field(default_factory=list)  # this version's events, oldest first
     pending: list[PromotionRequest] = Field(default_factory=list)  # the model's pending requests
@@ -95,10 +97,12 @@ class ModelStageRecord(HtmlReport):
             else "<p>No pending requests.</p>"
         )
         versions = html_table(["version", "stage"], [[v.version, v.stage] for v in self.versions])
+        card = f"<p>{html.escape(self.model_card)}</p>" if self.model_card else "<p>No model card.</p>"
         return html_page(
             self.headline,
             [
                 ("Summary", summary),
+                ("Model card", card),
                 (f"Promotion history of v{self.version} (oldest first)", events),
                 (f"Pending requests of {self.model}", pending),
                 (f"Every version of {self.model}", versions),
@@ -111,13 +115,21 @@ def model_stage_record(model: str, version: int) -> ModelStageRecord:
     MLflow registry; a registry that fails leaves the aliases 'not checked' with the reason."""
     from zenml.client import Client
 
-    from headliner.model.registration import REGISTRY_VERSION_KEY, mirrored_version  # MLflow: only here
+    from headliner.model.registration import (  # MLflow: only here
+        REGISTRY_VERSION_KEY,
+        mirrored_version,
+        model_card_uri,
+    )
 
     model_version = find_model_version(model, version)
     aliases: list[str] | None = None
     note = ""
+    card = f"python run.py model-card {model} --version {version}"
     try:
         mlflow_version, aliases = mirrored_version(model, version)
+        card_files = model_card_uri(model, version) if mlflow_version else None
+        if card_files:
+            card += f"; MLflow: {card_files}"
     except Exception as exc:  # the registry being down must not hide the ZenML side
         registered = model_version.run_metadata.get(REGISTRY_VERSION_KEY)  # as the training run registered it
         mlflow_version = None if registered is None else str(registered)
@@ -131,6 +143,7 @@ def model_stage_record(model: str, version: int) -> ModelStageRecord:
         mlflow_version=mlflow_version,
         mlflow_aliases=aliases,
         mlflow_note=note,
+        model_card=card,
         versions=[VersionStage(version=v.number, stage=stage_name(v)) for v in versions],
         history=history(model, version),
         pending=pending_requests(model),

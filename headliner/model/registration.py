@@ -1,5 +1,5 @@
 """Registration of a model version: its metadata in the ZenML Model Control Plane, its mirror in the
-stack's model registry (MLflow), and its model card."""
+stack's model registry (MLflow), and its model card's files beside the mirrored model in MLflow."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ import onnx
 import pandas as pd
 
 from headliner.data.splitting import dataframe_fingerprint
-from headliner.errors import StackSetupError
+from headliner.errors import HeadlinerError, StackSetupError
 from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
-from headliner.model.gates import QualityGateReport
-from headliner.model.training import ModelSelection
 from headliner.model.versions import EVENT_KEY, MLFLOW_ALIASES
-from headliner.spec import SourceKind, UseCaseSpec
+from headliner.spec import UseCaseSpec
 
 if TYPE_CHECKING:
     from zenml.client import Client
@@ -27,6 +25,8 @@ if TYPE_CHECKING:
     from zenml.models import PipelineRunResponse
 
 REGISTRY_VERSION_KEY = "mlflow_registry_version"  # version metadata: set once the MLflow mirror exists
+MODEL_CARD_DIR = "model_card"  # the card's files, in the artifacts of the mirrored version's run
+MODEL_CARD_TAG = "model_card"  # MLflow version tag: the URI of those files
 
 
 def version_metadata(
@@ -300,88 +300,38 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
     return changes
 
 
-def _metrics_table(report: EvaluationReport) -> str:
-    lines = ["| metric | model | baseline (class prior) |", "|---|---|---|"]
-    lines += [f"| {m} | {v:.4f} | {report.baseline_metrics[m]:.4f} |" for m, v in report.metrics.items()]
-    return "\n".join(lines)
+def log_model_card(model: str, number: int, files: dict[str, str]) -> str:
+    """Log the card's `files` (name -> text) under MODEL_CARD_DIR/ of the run that logged the MLflow version
+    mirroring ZenML version `number` (logging again replaces them), and tag that version with their URI
+    (MODEL_CARD_TAG); returns the URI."""
+    from zenml.client import Client
 
-
-def model_card_markdown(
-    spec: UseCaseSpec,
-    version: int,
-    onnx_model: onnx.ModelProto,
-    report: EvaluationReport,
-    selection: ModelSelection,
-    gates: QualityGateReport,
-    splits: dict[str, pd.DataFrame],
-) -> str:
-    """A model card: intended use, data, model, metrics, gates, inputs and outputs, known limits."""
-    meta = {p.key: p.value for p in onnx_model.metadata_props}
-    features = "\n".join(
-        f"| `{f.name}` | {f.dtype.value} | {f.unit or ''} | "
-        f"{'' if f.min is None else f'{f.min:g}'} – {'' if f.max is None else f'{f.max:g}'} | {f.description} |"
-        for f in spec.features
-    )
-    data_rows = "\n".join(
-        f"| {name} | {len(frame):,} | `{dataframe_fingerprint(frame)}` |" for name, frame in splits.items()
-    )
-    gate_rows = (
-        "\n".join(
-            f"| {g.metric} | {g.value:.4f} | {g.bound} | {'passed' if g.passed else 'FAILED'} |" for g in gates.results
+    registry = _mlflow_registry(Client())
+    registry.configure_mlflow()
+    mlflow_client = registry.mlflow_client
+    found = mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'")
+    if not found:
+        raise HeadlinerError(
+            f"no MLflow version mirrors {model} v{number} (repair: python run.py promote sync --model {model})"
         )
-        or "| (none configured) | | | |"
+    version = found[0]
+    run_id = version.run_id or (
+        mlflow_client.get_logged_model(version.model_id).source_run_id if version.model_id else None
     )
-    candidates = ", ".join(
-        f"{c.name} ({c.validation_metrics[selection.selection_metric]:.4f})" for c in selection.candidates
-    )
-    synthetic = (
-        f"- Trained on data from the `{spec.source.name}` generator: synthetic, calibrated to real value ranges. "
-        "Its numbers say the pipeline works, not how the model would do on real charts.\n"
-        if spec.source.kind is SourceKind.GENERATOR
-        else ""
-    )
-    return f"""# {spec.title}: model `{spec.name}`, version {version}
+    if not run_id:
+        raise HeadlinerError(f"MLflow version {version.version} of {model} belongs to no run: nowhere to log its card")
+    for name, text in files.items():
+        mlflow_client.log_text(run_id, text, f"{MODEL_CARD_DIR}/{name}")
+    uri = f"{mlflow_client.get_run(run_id).info.artifact_uri.rstrip('/')}/{MODEL_CARD_DIR}"
+    if version.tags.get(MODEL_CARD_TAG) != uri:
+        mlflow_client.set_model_version_tag(model, version.version, MODEL_CARD_TAG, uri)
+    return uri
 
-## Intended use
-{spec.description}
 
-Question answered: *{spec.decision.question}* People are shown the top {spec.decision.top_k} of
-{len(spec.target.classes)} classes by name, with their probabilities. One ONNX file holds the whole
-model: raw features in (one named input per feature), class probabilities and class labels out.
+def model_card_uri(model: str, number: int) -> str | None:
+    """The URI of the card files of the MLflow version mirroring ZenML version `number`, if logged."""
+    from zenml.client import Client
 
-## Data
-Source: {spec.source.format_description or spec.source.kind.value}
-
-| split | rows | fingerprint |
-|---|---|---|
-{data_rows}
-
-## Model
-Selected candidate: **{report.candidate}** by validation {selection.selection_metric}, among: {candidates}.
-
-## Test metrics
-{_metrics_table(report)}
-
-## Quality gates
-| metric | value | bound | result |
-|---|---|---|---|
-{gate_rows}
-
-## Inputs
-| feature | type | unit | valid range | meaning |
-|---|---|---|---|---|
-{features}
-
-## Outputs
-`probabilities` [N, {len(spec.target.classes)}] in the order of `class_labels`, and `label` (the most likely class).
-
-## Known limits
-{synthetic}- The probabilities are chart-entry likelihoods given the 13 features alone: artist, language, marketing
-  and release timing are not inputs, so they explain little of where a song charts.
-- Top-1 accuracy is low by nature with {len(spec.target.classes)} classes; read the top {spec.evaluation.top_k}.
-- Inputs outside the valid ranges above are refused by the service rather than extrapolated.
-
-## Provenance
-ZenML model version {version}; data fingerprint `{meta.get("data_fingerprint", "")}`; git commit
-`{meta.get("git_commit", "")}`; libraries {meta.get("library_versions", "")}.
-"""
+    mlflow_client = _mlflow_registry(Client()).mlflow_client
+    found = mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'")
+    return found[0].tags.get(MODEL_CARD_TAG) if found else None

@@ -1,22 +1,33 @@
 """Step: complete the model version (splits, evaluation, metrics, model card) and mirror it in the
-stack's model registry (MLflow); its stage record shows the new version's state in the dashboard."""
+stack's model registry (MLflow) with the card's files; its stage record shows the new version's state in
+the dashboard."""
 
 from typing import Annotated
 
+import numpy as np
 import onnx
 import pandas as pd
 from zenml import get_step_context, log_metadata, step
 from zenml.model.utils import link_artifact_to_model
-from zenml.types import MarkdownString
 
 import materializers  # noqa: F401  (registers the report materializer)
-from headliner.governance.promotion import AUTOMATION_USER, request_promotion
+from headliner.governance.model_card import (
+    FairnessFact,
+    GroupMetrics,
+    ModelCard,
+    build_model_card,
+    group_metrics,
+    log_card_to_mlflow,
+)
+from headliner.governance.promotion import AUTOMATION_USER, history, request_promotion
 from headliner.governance.stage_record import ModelStageRecord, model_stage_record
 from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
 from headliner.model.gates import QualityGateReport
-from headliner.model.registration import mirror_to_registry, model_card_markdown, version_metadata
+from headliner.model.onnx_packaging import OnnxPredictor
+from headliner.model.registration import mirror_to_registry, run_link, version_metadata
 from headliner.model.training import ModelSelection
+from headliner.monitoring import fairness
 from headliner.spec import UseCaseSpec
 from steps.training.discard_failed_version import discard_failed_version
 
@@ -28,6 +39,57 @@ LINKED_INPUTS = (  # inputs named after the artifacts they receive
     Artifact.MODEL_SELECTION,
     Artifact.QUALITY_GATES,
 )
+
+
+def fairness_on_test_split(
+    spec: UseCaseSpec, test_split: pd.DataFrame, probabilities: np.ndarray
+) -> tuple[list[GroupMetrics], list[FairnessFact], str]:
+    """The card's per-group metrics and fairness figures on the test split, with monitoring's own fairness
+    functions (the figures live monitoring watches, here on labelled held-out rows): groups, figures, a note."""
+    attribute = spec.monitoring.fairness_attribute
+    if attribute is None:
+        return [], [], "The spec sets no fairness attribute (monitoring.fairness_attribute): no groups to compare."
+    rules = spec.monitoring
+    flags = test_split[attribute].to_numpy().astype(bool)
+    predicted = np.asarray(spec.target.classes, dtype=object)[probabilities.argmax(axis=1)]
+    labels = test_split[spec.target.column].astype(str).to_numpy()
+    facts = []
+    parity = fairness.parity_differences(flags, predicted)
+    if rules.fairness_max_parity_difference is not None:
+        facts.append(
+            FairnessFact(
+                name="statistical_parity_difference",
+                value=abs(parity[0].difference) if parity else None,
+                label=parity[0].label if parity else None,
+                upper=rules.fairness_max_parity_difference,
+                note="" if parity else f"every test row has the same {attribute}",
+            )
+        )
+    for name, lower, upper, rows in (
+        (
+            fairness.DISPARATE_IMPACT_RATIO,
+            rules.fairness_min_disparate_impact_ratio,
+            rules.fairness_max_disparate_impact_ratio,
+            (flags, predicted, None),
+        ),
+        (
+            fairness.EQUAL_OPPORTUNITY_DIFFERENCE,
+            None,
+            rules.fairness_max_equal_opportunity_difference,
+            (flags, predicted, labels),
+        ),
+        (
+            fairness.AVERAGE_ODDS_DIFFERENCE,
+            None,
+            rules.fairness_max_average_odds_difference,
+            (flags, predicted, labels),
+        ),
+    ):
+        figure = fairness.fairness_figure(name, lower, upper, rows, None)
+        facts.append(
+            FairnessFact(name=name, value=figure.value, label=figure.label, lower=lower, upper=upper, note=figure.note)
+        )
+    return group_metrics(test_split, probabilities, spec, attribute), facts, ""
 
 
 @step(experiment_tracker=True, enable_cache=False, on_failure=discard_failed_version)
@@ -43,12 +105,12 @@ def register_model(
     request_staging: bool = False,
     trigger: dict[str, str] | None = None,
 ) -> tuple[
-    Annotated[MarkdownString, Artifact.MODEL_CARD],
+    Annotated[ModelCard, Artifact.MODEL_CARD],
     Annotated[ModelStageRecord, Artifact.MODEL_STAGE_RECORD],
 ]:
     """`request_staging` (run config) files the staging request for a second person to approve; `trigger`
-    (set by the pipeline) is recorded on the version: why it was trained. The stage record comes last,
-    so it shows the MLflow mirror and the request."""
+    (set by the pipeline) is recorded on the version: why it was trained. The card and the stage record
+    come last, so they show the MLflow mirror and the request."""
     context = get_step_context()
     for name in LINKED_INPUTS:
         link_artifact_to_model(context.inputs[name][0])
@@ -71,5 +133,28 @@ def register_model(
             f"automatic: quality gates passed in run {context.pipeline_run.name}",
             AUTOMATION_USER,
         )
-    card = model_card_markdown(spec, version, onnx_model, evaluation_report, model_selection, quality_gates, splits)
-    return MarkdownString(card), model_stage_record(spec.name, version)
+    probabilities = OnnxPredictor.from_model(onnx_model).probabilities(
+        test_split[spec.feature_names].to_numpy(dtype=np.float64)
+    )
+    groups, figures, note = fairness_on_test_split(spec, test_split, probabilities)
+    link = run_link(context.pipeline_run)
+    card = build_model_card(
+        spec,
+        version,
+        onnx_model,
+        evaluation_report,
+        model_selection,
+        quality_gates,
+        splits,
+        groups=groups,
+        fairness=figures,
+        fairness_note=note,
+        history=history(spec.name, version),
+        mlflow_version=registry_version,
+        links={
+            "ZenML run": link["zenml_run_name"],
+            **({"ZenML run URL": link["zenml_run_url"]} if "zenml_run_url" in link else {}),
+        },
+    )
+    card.mlflow_card_uri = log_card_to_mlflow(card)
+    return card, model_stage_record(spec.name, version)

@@ -111,9 +111,9 @@ def test_country_names_come_from_pycountry(jukebox_spec, wine_spec):
 
 
 def test_model_card_states_use_data_metrics_and_limits(wine_spec, wine_splits):
+    from headliner.governance.model_card import build_model_card
     from headliner.model.gates import QualityGateReport, evaluate_gates
     from headliner.model.packaging import package_checked
-    from headliner.model.registration import model_card_markdown
     from headliner.model.training import evaluate_selected
 
     train, validation, test = wine_splits
@@ -125,7 +125,7 @@ def test_model_card_states_use_data_metrics_and_limits(wine_spec, wine_splits):
     meta = {p.key: p.value for p in onnx_model.metadata_props}
     assert meta["model_version"] == "7" and meta["zenml_run_id"] == "r1" and meta["candidate"] == "lr"
     gates = QualityGateReport(results=evaluate_gates(report, wine_spec.evaluation.quality_gates))
-    card = model_card_markdown(
+    card = build_model_card(
         wine_spec,
         7,
         onnx_model,
@@ -133,14 +133,14 @@ def test_model_card_states_use_data_metrics_and_limits(wine_spec, wine_splits):
         selection,
         gates,
         {"train_split": train, "validation_split": validation, "test_split": test},
-    )
+    ).to_markdown()
     for text in (
         "version 7",
-        "## Intended use",
+        "## Use case",
         "## Test metrics",
         "| accuracy |",
-        "## Known limits",
-        "`proline`",
+        "## Limitations",
+        wine_spec.limitations[0],
         meta["data_fingerprint"],
     ):
         assert text in card

@@ -1,0 +1,256 @@
+"""The model card (headliner/governance/model_card.py) from hand-made inputs: every section with the right
+numbers, the per-group metrics, the date range, the governance history, a script-free page, and the key
+numbers read back from the Markdown."""
+
+import hashlib
+import re
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from onnx import TensorProto, helper
+
+from headliner.governance.model_card import (
+    ClassExplanation,
+    ExplanationFacts,
+    FairnessFact,
+    FeatureWeight,
+    GroupMetrics,
+    ModelCard,
+    build_model_card,
+    card_command,
+    date_range,
+    group_metrics,
+)
+from headliner.governance.promotion import AuditEvent
+from headliner.model.evaluation import EvaluationReport
+from headliner.model.gates import GateResult, QualityGateReport
+from headliner.model.training import CandidateScore, ModelSelection
+from headliner.reports.html import script_free_problems
+
+METRICS = {"accuracy": 0.1234, "top_k_accuracy": 0.4567, "log_loss": 3.2101}
+BASELINE = {"accuracy": 0.0312, "top_k_accuracy": 0.0876, "log_loss": 4.1002}
+
+
+def tiny_onnx() -> onnx.ModelProto:
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph)
+    helper.set_model_props(model, {"data_fingerprint": "fp-train", "git_commit": "abc1234", "library_versions": "x"})
+    return model
+
+
+def event(at: str, kind: str, by: str, stage: str, reason: str) -> AuditEvent:
+    return AuditEvent(
+        at=at,
+        event=kind,
+        request_id="jukebox-v3-staging-beef",
+        by=by,
+        model="jukebox",
+        version=3,
+        stage=stage,
+        reason=reason,
+    )
+
+
+HISTORY = [
+    event("2026-12-07T07:01:02.000001+00:00", "requested", "alice", "staging", "better data"),
+    event("2026-12-07T07:05:09.000002+00:00", "approved", "bob", "staging", "looks good"),
+]
+
+
+@pytest.fixture
+def inputs(jukebox_spec):
+    classes = jukebox_spec.target.classes
+    report = EvaluationReport(
+        use_case="jukebox",
+        model_name="jukebox",
+        candidate="mlp",
+        rows=900,
+        top_k=5,
+        classes=classes,
+        class_names=classes,
+        metrics=METRICS,
+        baseline_metrics=BASELINE,
+        per_class=[],
+        confusion_matrix=[],
+    )
+    selection = ModelSelection(
+        use_case="jukebox",
+        selection_metric="log_loss",
+        selected="mlp",
+        candidates=[
+            CandidateScore(
+                name="lr", family="logistic_regression", params={}, fit_seconds=1, validation_metrics={"log_loss": 3.5}
+            ),
+            CandidateScore(name="mlp", family="mlp", params={}, fit_seconds=2, validation_metrics={"log_loss": 3.25}),
+        ],
+    )
+    gates = QualityGateReport(
+        results=[
+            GateResult(
+                metric="top_k_accuracy",
+                value=0.4567,
+                baseline=0.0876,
+                bound=">= baseline 0.0876 + 0.05 = 0.1376",
+                passed=True,
+                from_baseline=True,
+            )
+        ]
+    )
+    splits = {
+        "train_split": pd.DataFrame({"a": [1.0, 2.0, 3.0]}),
+        "validation_split": pd.DataFrame({"a": [4.0]}),
+        "test_split": pd.DataFrame({"a": [5.0, 6.0]}),
+    }
+    return report, selection, gates, splits
+
+
+def jukebox_card(jukebox_spec, inputs) -> ModelCard:
+    report, selection, gates, splits = inputs
+    return build_model_card(
+        jukebox_spec,
+        3,
+        tiny_onnx(),
+        report,
+        selection,
+        gates,
+        splits,
+        groups=[
+            GroupMetrics(value="0", rows=600, accuracy=0.111, top_k_accuracy=0.444),
+            GroupMetrics(value="1", rows=300, accuracy=0.222, top_k_accuracy=0.555),
+        ],
+        fairness=[
+            FairnessFact(name="disparate_impact_ratio", value=3.4567, label="DO", lower=0.125, upper=8),
+            FairnessFact(name="equal_opportunity_difference", value=0.6123, label="BR", upper=0.5),
+            FairnessFact(name="average_odds_difference", upper=0.4, note="no class has 10 rows"),
+        ],
+        explanations=ExplanationFacts(
+            method="SHAP on the ONNX model",
+            overall=[
+                FeatureWeight(feature="danceability", importance=0.0421),
+                FeatureWeight(feature="tempo", importance=0.01),
+            ],
+            per_class=[
+                ClassExplanation(
+                    label="BR",
+                    name="Brazil",
+                    features=[
+                        FeatureWeight(feature="speechiness", importance=0.03),
+                        FeatureWeight(feature="energy", importance=0.02),
+                    ],
+                )
+            ],
+        ),
+        history=HISTORY,
+        stage="staging",
+        mlflow_version="7",
+        links={"ZenML run": "training-2026"},
+    )
+
+
+def test_every_section_holds_the_right_numbers(jukebox_spec, inputs):
+    card = jukebox_card(jukebox_spec, inputs)
+    text = card.to_markdown()
+    for heading in (
+        "# The Headliner: model jukebox, version 3",
+        "## Use case",
+        "## Data",
+        "## Candidates and why this one won",
+        "## Test metrics",
+        "## Quality gates",
+        "## Per-group metrics on the test split, by is_explicit",
+        "## Fairness across is_explicit on the test split (worst class)",
+        "## Global explanations",
+        "## Limitations",
+        "## Governance history",
+        "## Artifact",
+    ):
+        assert f"\n{heading}\n" in f"\n{text}", heading
+    assert jukebox_spec.decision.question in text and "BR (Brazil)" in text and "KR (South Korea)" in text
+    assert "| train_split | 3 |" in text and "| test_split | 2 |" in text
+    assert "Date range: no time column" in text
+    assert "mlp won on validation log_loss (lower is better): 3.2500 against 3.5000 for the runner-up lr." in text
+    assert "| * mlp | mlp | 3.2500 |" in text and "| lr | logistic_regression | 3.5000 |" in text
+    assert "| top_k_accuracy | 0.4567 | 0.0876 |" in text and "| log_loss | 3.2101 | 4.1002 |" in text
+    assert "| top_k_accuracy | 0.4567 | >= baseline 0.0876 + 0.05 = 0.1376 | passed |" in text
+    assert "| 0 | 600 | 0.1110 | 0.4440 |" in text and "| 1 | 300 | 0.2220 | 0.5550 |" in text
+    assert "| disparate_impact_ratio | 3.4567 | DO | 0.125-8 | within |  |" in text
+    assert "| equal_opportunity_difference | 0.6123 | BR | 0.5 | OUTSIDE |  |" in text
+    assert "| average_odds_difference | n/a |  | 0.4 | n/a | no class has 10 rows |" in text
+    assert "1. danceability (0.0421)" in text and "| Brazil (BR) | speechiness, energy |" in text
+    for limitation in jukebox_spec.limitations:
+        assert f"- {limitation}" in text
+    assert f"ONNX file sha256: {hashlib.sha256(tiny_onnx().SerializeToString()).hexdigest()}" in text
+    assert "git_commit: abc1234" in text and "data_fingerprint: fp-train" in text
+    assert f"This card: {card_command('jukebox', 3)}" in text and "MLflow registry: model jukebox, version 7" in text
+    assert card.summary_metadata()["test_accuracy"] == 0.1234 and card.summary_metadata()["events"] == 2
+
+
+def test_history_rendering(jukebox_spec, inputs):
+    card = jukebox_card(jukebox_spec, inputs)
+    text = card.to_markdown()
+    assert "Stage now: staging." in text
+    assert "| 2026-12-07T07:01:02Z | requested | staging | alice | better data | jukebox-v3-staging-beef |" in text
+    assert "| 2026-12-07T07:05:09Z | approved | staging | bob | looks good | jukebox-v3-staging-beef |" in text
+    assert text.index("| requested |") < text.index("| approved |")
+    empty = card.model_copy(update={"history": [], "stage": "none"}).to_markdown()
+    assert "Stage now: none. No promotion events yet." in empty and "| requested |" not in empty
+
+
+def test_html_is_static_and_holds_the_same_facts(jukebox_spec, inputs):
+    card = jukebox_card(jukebox_spec, inputs)
+    page = card.to_html()
+    assert script_free_problems(page) == []
+    assert "<h1>The Headliner: model jukebox, version 3</h1>" in page
+    for cell in ("<td>0.4567</td>", "<td>alice</td>", "<td>bob</td>", "<td>OUTSIDE</td>", card.onnx_sha256):
+        assert cell in page
+    assert ModelCard.model_validate_json(card.model_dump_json()) == card  # what the materializer stores
+
+
+def test_markdown_round_trip_of_the_key_numbers(jukebox_spec, inputs):
+    text = jukebox_card(jukebox_spec, inputs).to_markdown()
+    tested = dict(
+        re.findall(r"^\| (\w+) \| ([\d.]+) \| [\d.]+ \|$", text.split("## Test metrics")[1].split("##")[0], re.M)
+    )
+    assert {name: float(value) for name, value in tested.items()} == pytest.approx(METRICS, abs=1e-4)
+    sha = re.search(r"ONNX file sha256: ([0-9a-f]{64})", text)
+    assert sha is not None and sha.group(1) == hashlib.sha256(tiny_onnx().SerializeToString()).hexdigest()
+
+
+def test_a_spec_without_fairness_attribute_says_so(wine_spec, inputs):
+    report, selection, gates, splits = inputs
+    card = build_model_card(wine_spec, 1, tiny_onnx(), report, selection, gates, splits)
+    text = card.to_markdown()
+    assert "## Per-group metrics and fairness\n\nThe spec sets no fairness attribute" in text
+    assert "No global explanations were computed for this version." in text
+    assert "Stage now: none. No promotion events yet." in text
+    assert "Synthetic data" not in text and wine_spec.limitations[0] in text
+
+
+def test_group_metrics_per_attribute_value(jukebox_spec):
+    classes = jukebox_spec.target.classes
+    frame = pd.DataFrame(
+        {"is_explicit": [0.0, 0.0, 1.0, 1.0], "country": [classes[0], classes[1], classes[2], classes[3]]}
+    )
+    probabilities = np.full((4, len(classes)), 0.001)
+    probabilities[0, 0] = probabilities[1, 5] = probabilities[2, 2] = probabilities[3, 3] = 0.9  # row 1 wrong
+    probabilities[1, 1] = 0.5  # ... but its class is second: in the top 5
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    groups = group_metrics(frame, probabilities, jukebox_spec, "is_explicit")
+    assert [(g.value, g.rows, g.accuracy, g.top_k_accuracy) for g in groups] == [("0", 2, 0.5, 1.0), ("1", 2, 1.0, 1.0)]
+
+
+def test_date_range_of_a_time_column_or_why_none():
+    assert date_range({"train": pd.DataFrame({"a": [1]})}).startswith("no time column")
+    dated = {
+        "train": pd.DataFrame({"day": pd.to_datetime(["2024-03-02", "2024-01-05"])}),
+        "test": pd.DataFrame({"day": pd.to_datetime(["2024-06-30"])}),
+    }
+    assert date_range(dated) == "day from 2024-01-05 to 2024-06-30"
