@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from headliner.cli.catalog import catalog
 from headliner.cli.common import (
     CONFIG_OPTION,
     DEFAULT_RUN_CONFIG,
@@ -18,10 +19,8 @@ from headliner.cli.common import (
     set_quiet_defaults,
     version_choice,
 )
-from headliner.cli.catalog import catalog
 from headliner.cli.data import generate
 from headliner.cli.image import image
-from headliner.cli.model_card import model_card
 from headliner.cli.monitor import MonitoringOptions, feedback, monitor_command, simulate_traffic
 from headliner.cli.monitoring_ui import monitoring_ui
 from headliner.cli.pipeline import run_pipeline
@@ -133,6 +132,5 @@ for command in (
     kubernetes_manifests,
     image,
     catalog,
-    model_card,
 ):
     cli.add_command(command)
