@@ -21,6 +21,7 @@ from headliner.cli.common import (
 )
 from headliner.cli.data import generate
 from headliner.cli.image import image
+from headliner.cli.model_card import model_card
 from headliner.cli.monitor import MonitoringOptions, feedback, monitor_command, simulate_traffic
 from headliner.cli.monitoring_ui import monitoring_ui
 from headliner.cli.pipeline import run_pipeline
@@ -132,5 +133,6 @@ for command in (
     kubernetes_manifests,
     image,
     catalog,
+    model_card,
 ):
     cli.add_command(command)
