@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from headliner.errors import DeploymentError
 from headliner.model.onnx_packaging import example_inputs
 from headliner.reports.html import Check, HtmlReport, html_page, html_table
-from headliner.serving.model_source import BENTO_MODEL_FILE
+from headliner.serving.model_source import BENTO_CARD_FILE, BENTO_MODEL_FILE
 from headliner.spec import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -30,9 +30,10 @@ BENTOFILE = PROJECT_ROOT / "serving" / "bentofile.yaml"
 DEFAULT_PORT = 3000
 
 
-def save_bento_model(model_bytes: bytes) -> str:
-    """Store the ONNX file as the BentoML model `<model>:v<version>` (reused when the same file is
-    already stored); returns its tag."""
+def save_bento_model(model_bytes: bytes, model_card_html: str | None = None) -> str:
+    """Store the ONNX file as the BentoML model `<model>:v<version>`, with the version's model card beside it
+    (`model_card.html`, which the service shows at GET /model-card) when given one; reused when the same
+    files are already stored. Returns its tag."""
     import bentoml
 
     from headliner.model.onnx_packaging import OnnxPredictor
@@ -41,7 +42,9 @@ def save_bento_model(model_bytes: bytes) -> str:
     tag = f"{predictor.model_name}:v{predictor.model_version}"
     try:
         stored = bentoml.models.get(tag)
-        if Path(stored.path_of(BENTO_MODEL_FILE)).read_bytes() == model_bytes:
+        card = Path(stored.path_of(BENTO_CARD_FILE))
+        stored_card = card.read_text(encoding="utf-8") if card.is_file() else None
+        if Path(stored.path_of(BENTO_MODEL_FILE)).read_bytes() == model_bytes and stored_card == model_card_html:
             return tag
         bentoml.models.delete(tag)
     except bentoml.exceptions.NotFound:
@@ -51,7 +54,31 @@ def save_bento_model(model_bytes: bytes) -> str:
         tag, labels=labels, metadata={"use_case": predictor.metadata.get("use_case", "")}
     ) as model:
         Path(model.path_of(BENTO_MODEL_FILE)).write_bytes(model_bytes)
+        if model_card_html is not None:
+            Path(model.path_of(BENTO_CARD_FILE)).write_text(model_card_html, encoding="utf-8")
     return tag
+
+
+def registered_model_card(model_bytes: bytes) -> str | None:
+    """The HTML of the newest model card of the registered version this ONNX file is (None, and a warning,
+    when it has none: a version trained before model cards is still deployed)."""
+    import logging
+
+    from headliner.errors import HeadlinerError
+    from headliner.governance.model_card import load_model_card
+    from headliner.model.onnx_packaging import OnnxPredictor
+
+    predictor = OnnxPredictor(model_bytes)
+    try:
+        return load_model_card(predictor.model_name, int(predictor.model_version)).to_html()
+    except (HeadlinerError, ValueError) as exc:
+        logging.getLogger(__name__).warning(
+            "deploying %s version %s without its model card (GET /model-card will answer 404): %s",
+            predictor.model_name,
+            predictor.model_version,
+            exc,
+        )
+        return None
 
 
 def build_bento(model_tag: str) -> Bento:

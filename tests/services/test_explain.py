@@ -1,0 +1,106 @@
+"""POST /explain and GET /model-card of the real BentoML service on 127.0.0.1: a song's explanation over HTTP
+(auth, the per-request limit, the inference log's 'explain' rows), the card of the served version from
+HEADLINER_MODEL_CARD_FILE, and the card the deployment packs beside model.onnx read back as the bento's card."""
+
+import json
+import subprocess
+import sys
+import time
+
+from headliner.serving.inference_log import read_inference_log
+from headliner.serving.model_source import BENTO_CARD_FILE, BENTO_MODEL_FILE
+from headliner.spec import PROJECT_ROOT
+from tests.helpers.payloads import SONG
+from tests.helpers.service import RunningService, bentoml_command
+
+TOKEN = "explain-test-token"
+CARD = "<!doctype html><html><body><h1>jukebox version 1</h1><p>What this version is.</p></body></html>"
+
+
+def test_the_service_explains_songs_and_shows_its_card(jukebox_onnx_file, isolated_env, tmp_path):
+    card = tmp_path / "model_card.html"
+    card.write_text(CARD)
+    log_url = f"sqlite:///{tmp_path / 'inference.sqlite'}"
+    env = {key: value for key, value in isolated_env.items() if not key.startswith("HEADLINER_")}
+    env.update(
+        HEADLINER_MODEL_FILE=str(jukebox_onnx_file),
+        HEADLINER_MODEL_CARD_FILE=str(card),
+        HEADLINER_INFERENCE_LOG=str(tmp_path / "inference.sqlite"),
+        HEADLINER_LOG_FLUSH_SECONDS="0.2",
+        HEADLINER_MAX_EXPLAIN="2",
+        HEADLINER_API_TOKEN=TOKEN,
+    )
+    service = RunningService.launch(bentoml_command, env, tmp_path, log_url, token=TOKEN)
+    try:
+        started = time.perf_counter()
+        first = service.score("explain", "/explain", json=SONG)
+        first_seconds = time.perf_counter() - started
+        assert first.status_code == 200, first.text
+        started = time.perf_counter()
+        second = service.score("explain", "/explain", json=[SONG, {**SONG, "tempo": 90}])
+        second_seconds = time.perf_counter() - started
+        print(f"POST /explain: {first_seconds * 1000:.0f} ms (first, 1 song), {second_seconds * 1000:.0f} ms (2 songs)")
+        assert first_seconds < 5 and second_seconds < 5  # no compilation at the first request
+        answer = second.json()
+        assert answer["model_name"] == "jukebox" and answer["model_version"] == "1"
+        predicted = service.score("predict", "/predict", json=[SONG, {**SONG, "tempo": 90}]).json()["predictions"]
+        for explanation, prediction in zip(answer["explanations"], predicted, strict=True):
+            assert [c["label"] for c in explanation["classes"]] == [top["code"] for top in prediction["top"]]
+            assert all(len(c["contributions"]) == len(SONG) for c in explanation["classes"])
+        too_many = service.score("explain", "/explain", json=[SONG] * 3)
+        assert too_many.status_code == 422 and "HEADLINER_MAX_EXPLAIN" in too_many.json()["error"]
+        assert service.client.post("/explain", json=SONG).status_code == 401  # the token, like /predict
+
+        shown = service.client.get("/model-card")  # no token: the page links it
+        assert shown.status_code == 200 and shown.text == CARD
+        assert shown.headers["content-type"].startswith("text/html")
+        page = service.client.get("/").text
+        assert 'href="model-card"' in page and 'id="why"' in page
+        metrics = service.client.get("/metrics", headers=service.authorized).text
+        assert 'headliner_requests_total{endpoint="explain",status="200"} 2' in metrics
+    finally:
+        service.stop()
+    log = read_inference_log(log_url, endpoint="explain")
+    assert sorted(zip(log["request_id"], log["status"], strict=True)) == sorted(
+        (request_id, status) for endpoint, status, request_id in service.scored if endpoint == "explain"
+    )
+    assert list(log["rows"]) == [1, 2, 0]
+
+
+def test_the_deployment_packs_the_card_beside_the_model_and_the_service_reads_it(jukebox_onnx_file, tmp_path):
+    """save_bento_model in a BentoML home of its own (a process of its own: BentoML reads BENTOML_HOME once);
+    the service's card source reads the model folder it wrote, as a bento's service does."""
+    home = tmp_path / "bentoml"
+    script = """
+import json, pathlib, sys
+import bentoml
+from headliner.deploy.deployment import save_bento_model
+from headliner.serving.model_source import card_source
+from headliner.serving.settings import ServingSettings
+
+data, card = pathlib.Path(sys.argv[1]).read_bytes(), sys.argv[2]
+settings = ServingSettings(model=None, model_file=None)
+tags = [save_bento_model(data, card), save_bento_model(data, card)]  # the same files: stored once
+folder = pathlib.Path(bentoml.models.get(tags[0]).path)
+with_card = card_source(settings, folder)("jukebox", "1")
+tags.append(save_bento_model(data, None))  # a version without a card: stored again, without one
+folder = pathlib.Path(bentoml.models.get(tags[-1]).path)
+without = card_source(settings, folder)("jukebox", "1")
+files = sorted(path.name for path in folder.iterdir())
+print(json.dumps({"tags": tags, "with_card": with_card, "without": without, "files": files}))
+"""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(jukebox_onnx_file), CARD],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["tags"] == ["jukebox:v1"] * 3
+    assert result["with_card"] == CARD and result["without"] is None
+    assert BENTO_MODEL_FILE in result["files"] and BENTO_CARD_FILE not in result["files"]
