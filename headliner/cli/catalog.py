@@ -33,10 +33,16 @@ def catalog(out: str, models: tuple[str, ...], validate: bool) -> None:
     """Write every registered version as a STAC item (Machine Learning Model extension) with its ONNX file."""
     set_quiet_defaults()
     from headliner.errors import HeadlinerError
-    from headliner.governance.catalog import registered_versions, validate_catalog, write_catalog
+    from headliner.governance.catalog import (
+        check_catalog_folder,
+        registered_versions,
+        validate_catalog,
+        write_catalog,
+    )
     from headliner.stacks.setup import ensure_stack
 
     try:
+        check_catalog_folder(out)  # before the registry is read
         ensure_stack(PIPELINE_COMPONENTS["training"])  # the model registry gives the MLflow links
         versions, descriptions = registered_versions(list(models) or None, progress=click.echo)
         if not versions:

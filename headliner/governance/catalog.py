@@ -294,17 +294,18 @@ def model_collection(model: str, versions: list[RegisteredVersion], description:
     return collection
 
 
-def _catalog_folder(out: Path) -> None:
-    """`out` empty or new, or a previous catalog of this command (which is replaced)."""
+def check_catalog_folder(out: str | Path) -> bool:
+    """Whether `out` holds a previous catalog of this command (to replace); raises if it is a file or a
+    non-empty folder of something else. New or empty: False."""
+    out = Path(out)
     if not out.exists():
-        return
+        return False
     if not out.is_dir():
         raise HeadlinerError(f"--out {out}: is a file; expected a folder for the catalog")
     if not any(out.iterdir()):
-        return
-    previous = out / CATALOG_FILE
+        return False
     try:
-        is_ours = json.loads(previous.read_text())["id"] == CATALOG_ID
+        is_ours = json.loads((out / CATALOG_FILE).read_text())["id"] == CATALOG_ID
     except (OSError, ValueError, KeyError, TypeError):
         is_ours = False
     if not is_ours:
@@ -312,7 +313,7 @@ def _catalog_folder(out: Path) -> None:
             f"--out {out}: the folder is not empty and holds no catalog written by this command; "
             "choose a new or empty folder"
         )
-    shutil.rmtree(out)
+    return True
 
 
 def write_catalog(
@@ -329,7 +330,8 @@ def write_catalog(
         by_model.setdefault(version.model, []).append(version)
     if not by_model:
         raise HeadlinerError("no registered model version to catalog")
-    _catalog_folder(out)
+    if check_catalog_folder(out):
+        shutil.rmtree(out)
     catalog = pystac.Catalog(
         id=CATALOG_ID,
         title="Headliner models",
