@@ -1,5 +1,5 @@
 """The training pipeline: data engineering -> train and select -> evaluate -> quality gates ->
-ONNX package with parity check -> registered model version."""
+ONNX package with parity check -> global explanations -> registered model version."""
 
 from zenml import Model, pipeline
 from zenml.enums import ExecutionMode
@@ -8,7 +8,14 @@ from headliner.labels import Step
 from headliner.spec import UseCaseSpec
 from pipelines.data_engineering import data_engineering_steps
 from pipelines.docker_settings import docker_settings
-from steps.training import check_quality_gates, evaluate_model, package_model, register_model, train_model
+from steps.training import (
+    check_quality_gates,
+    evaluate_model,
+    explain_model,
+    package_model,
+    register_model,
+    train_model,
+)
 
 
 @pipeline(name="training", execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": docker_settings()})
@@ -27,6 +34,7 @@ def training(
     onnx_model = package_model.with_options(model=model)(
         sklearn_model, evaluation_report, train_split, test_split, spec=spec, after=Step.CHECK_QUALITY_GATES
     )
+    explain_model.with_options(model=model)(onnx_model, validation_split, spec=spec)
     register_model.with_options(model=model)(
         onnx_model,
         evaluation_report,
@@ -37,4 +45,5 @@ def training(
         test_split,
         spec=spec,
         trigger=trigger,
+        after=Step.EXPLAIN_MODEL,  # the version is registered with its explanations
     )

@@ -12,6 +12,7 @@ The estimator is shap's permutation method, vectorised here (no numba compilatio
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Callable
@@ -21,13 +22,17 @@ import numpy as np
 from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
+from headliner.reports.html import HtmlReport
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from headliner.model.onnx_packaging import OnnxPredictor
+    from headliner.spec import UseCaseSpec
 
 EXPLANATION_SEED = 0  # permutations of the SHAP estimate: the same song gets the same explanation
 MAX_EVALS = 500  # coalitions per row, as shap's default: 18 antithetic permutations of 13 features
-MAX_BATCH_ROWS = 500_000  # model rows per ONNX Runtime call when many rows are explained at once
+MAX_BATCH_ROWS = 100_000  # model rows per ONNX Runtime call when many rows are explained at once
 _SHORT_DESCRIPTION = 30  # a feature description up to this long names the feature in texts (e.g. "Malic acid")
 _PLAIN_NAME = re.compile(r"[\w %/-]+")  # a description that is a name, not an explanation ("Modality: 1 = ...")
 _CODE = re.compile(r"(-?\d+)\s*=\s*([^,;.]+)")  # "1 = major" in a description
@@ -278,3 +283,295 @@ def probability_function(predictor: OnnxPredictor) -> Callable[[np.ndarray], np.
         return predictor.probabilities(matrix).astype(np.float64)
 
     return probabilities
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Global explanations, at training time
+
+IMPORTANCE_REPEATS = 5  # shuffles per feature: the std says how far the mean drop can be trusted
+IMPORTANCE_MAX_ROWS = 5_000  # validation rows scored per shuffle (seeded sample above this)
+SHAP_ROWS = 200  # validation rows whose SHAP values make the per-class figures (~500 x background model rows each)
+CLASSES_IN_FIGURE = 12  # per-class panels of the page: the classes with the most validation rows
+FEATURES_PER_CLASS = 5  # bars per class panel, and features named per class in the table
+
+
+class FeatureImportance(BaseModel):
+    """How much the validation metric drops when one feature's values are shuffled (mean ± std over repeats),
+    and the feature's mean |SHAP| over all classes (probability units)."""
+
+    feature: str
+    description: str
+    mean_drop: float
+    std: float
+    mean_abs_shap: float
+
+
+class ClassImportance(BaseModel):
+    """What moves one class's probability: mean |SHAP| per feature over the explained validation rows."""
+
+    label: str
+    name: str
+    rows: int  # validation rows of this class (its weight in the page's ordering)
+    mean_probability: float  # over the explained rows
+    mean_abs_shap: dict[str, float]  # feature -> mean |SHAP|, in spec feature order
+
+    def top_features(self, count: int = FEATURES_PER_CLASS) -> list[tuple[str, float]]:
+        """The `count` features with the largest mean |SHAP|, largest first."""
+        return sorted(self.mean_abs_shap.items(), key=lambda item: -item[1])[:count]
+
+
+class GlobalExplanations(HtmlReport):
+    """Which features a model version uses, overall (permutation importance on the validation split, scored
+    by the spec's primary metric) and per class (mean |SHAP| of the class's probability), computed on the
+    exported ONNX predictor: what is explained is what is served."""
+
+    use_case: str
+    model_name: str
+    model_version: str
+    metric: str  # the spec's primary metric; a drop is how much worse it gets (sign turned for lower-is-better)
+    metric_value: float  # on the scored validation rows, unshuffled
+    importance_rows: int
+    repeats: int
+    shap_rows: int
+    background_rows: int
+    importance_seconds: float
+    shap_seconds: float
+    overall: list[FeatureImportance]  # largest mean drop first
+    per_class: list[ClassImportance]  # in the spec's class order
+
+    def top_features(self, count: int = 5) -> list[FeatureImportance]:
+        """The `count` most important features overall, most important first."""
+        return self.overall[:count]
+
+    def top_classes(self, count: int = CLASSES_IN_FIGURE) -> list[ClassImportance]:
+        """The `count` classes with the most validation rows, most first."""
+        return sorted(self.per_class, key=lambda c: -c.rows)[:count]
+
+    def summary_metadata(self) -> dict[str, str | int | float]:
+        return {
+            "metric": self.metric,
+            "top_features": ", ".join(f.feature for f in self.top_features(3)),
+            **{f"importance_{f.feature}": round(f.mean_drop, 6) for f in self.top_features(3)},
+            "shap_rows": self.shap_rows,
+        }
+
+    def png_images(self) -> dict[str, bytes]:
+        return {"importance": self._overall_png(), "per_class": self._per_class_png()}
+
+    def to_html(self) -> str:
+        from headliner.reports.html import html_page, html_table, inline_png
+
+        intro = (
+            f"<p>Model {html.escape(self.model_name)} version {html.escape(self.model_version)}, on "
+            f"{self.importance_rows:,} validation rows: the drop of {html.escape(self.metric)} "
+            f"(unshuffled {self.metric_value:.4f}) when one feature's values are shuffled, mean ± std over "
+            f"{self.repeats} shuffles. A drop near 0 means the model does not use the feature (or another, "
+            "correlated feature stands in for it). Mean |SHAP|: the average size of the feature's contribution "
+            f"to a class's probability, in percentage points, over {self.shap_rows} validation rows and "
+            f"{self.background_rows} background rows.</p>"
+        )
+        overall_rows = [
+            [
+                f.feature,
+                f.description,
+                f"{f.mean_drop:.4f} ± {f.std:.4f}",
+                f"{100 * f.mean_abs_shap:.2f}",
+            ]
+            for f in self.overall
+        ]
+        overall = intro + html_table(
+            ["feature", "description", f"{self.metric} drop", "mean |SHAP| (points)"], overall_rows
+        )
+        overall += inline_png(self._overall_png(), f"{self.metric} drop per feature")
+        class_rows = [
+            [
+                c.label,
+                c.name,
+                f"{c.rows:,}",
+                f"{c.mean_probability:.3f}",
+                ", ".join(f"{name} {100 * value:.2f}" for name, value in c.top_features()),
+            ]
+            for c in sorted(self.per_class, key=lambda c: -c.rows)
+        ]
+        per_class = inline_png(self._per_class_png(), "mean |SHAP| per feature for the most frequent classes")
+        per_class += html_table(
+            ["class", "name", "validation rows", "mean probability", "top features (mean |SHAP|, points)"],
+            class_rows,
+        )
+        return html_page(
+            f"What {self.use_case} version {self.model_version} uses",
+            [("Overall: permutation importance", overall), ("Per class: mean |SHAP|", per_class)],
+        )
+
+    def _overall_png(self) -> bytes:
+        from headliner.reports.html import figure_png, small_multiples
+
+        figure, (axes,) = small_multiples(1, columns=1, panel=(6.0, 0.3 * len(self.overall) + 1.0))
+        ordered = self.overall[::-1]
+        axes.barh(
+            [f.feature for f in ordered], [f.mean_drop for f in ordered], xerr=[f.std for f in ordered], color="#4c72b0"
+        )
+        axes.axvline(0, color="#888", linewidth=0.8)
+        axes.set_xlabel(f"{self.metric} drop when shuffled", fontsize=8)
+        return figure_png(figure)
+
+    def _per_class_png(self) -> bytes:
+        from headliner.reports.html import figure_png, small_multiples
+
+        classes = self.top_classes()
+        figure, axes = small_multiples(len(classes), columns=4, panel=(3.0, 1.9))
+        for ax, cls in zip(axes, classes, strict=True):
+            top = cls.top_features()[::-1]
+            ax.barh([name for name, _ in top], [100 * value for _, value in top], color="#dd8452")
+            ax.set_title(f"{cls.name} ({cls.label})", fontsize=8)
+            ax.set_xlabel("mean |SHAP| (points)", fontsize=7)
+        return figure_png(figure)
+
+    def log_to_mlflow(self) -> None:
+        """On the active MLflow run: metrics `importance_<feature>`, the page and the data under explanations/."""
+        import mlflow
+
+        mlflow.log_metrics({f"importance_{f.feature}": f.mean_drop for f in self.overall})
+        mlflow.log_text(self.to_html(), "explanations/global_explanations.html")
+        mlflow.log_text(self.model_dump_json(indent=2), "explanations/global_explanations.json")
+
+
+class _ProbabilityModel:
+    """The ONNX predictor as the estimator scikit-learn's permutation importance scores."""
+
+    def __init__(self, predictor: OnnxPredictor):
+        self.predictor = predictor
+
+    def fit(self, *_: Any) -> _ProbabilityModel:  # never called: scikit-learn checks that an estimator has it
+        return self
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        return self.predictor.probabilities(matrix).astype(np.float64)
+
+
+def metric_scorer(metric: str, n_classes: int, top_k: int) -> Callable[[Any, np.ndarray, np.ndarray], float]:
+    """A scikit-learn scorer (estimator, X, y class indices) -> the metric, sign turned for lower-is-better
+    metrics so that larger is always better and an importance is a drop."""
+    from headliner.model.evaluation import LOWER_IS_BETTER, METRIC_NAMES
+
+    if metric not in METRIC_NAMES:
+        raise ValueError(f"metric '{metric}' is not one of {list(METRIC_NAMES)}")
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+
+    def score(estimator: Any, matrix: np.ndarray, y: np.ndarray) -> float:
+        return sign * metric_value(metric, y, estimator.predict_proba(matrix), n_classes, top_k)
+
+    return score
+
+
+def metric_value(metric: str, y: np.ndarray, probabilities: np.ndarray, n_classes: int, top_k: int) -> float:
+    """One of evaluation's METRIC_NAMES, computed alone (the permutation loop scores it 65 times)."""
+    from sklearn.metrics import log_loss
+
+    from headliner.model.evaluation import label_metrics
+
+    if metric == "top_k_accuracy":
+        top = np.argsort(-probabilities, axis=1, kind="stable")[:, : min(top_k, n_classes)]  # as evaluation ranks
+        return float(np.mean(np.any(top == y[:, None], axis=1)))
+    if metric == "log_loss":
+        normalised = probabilities / probabilities.sum(axis=1, keepdims=True)  # float32 outputs, summed in float64
+        return float(log_loss(y, normalised, labels=list(range(n_classes))))
+    return label_metrics(y, np.argmax(probabilities, axis=1), n_classes)[metric]
+
+
+def global_explanations(
+    predictor: OnnxPredictor,
+    validation: pd.DataFrame,
+    spec: UseCaseSpec,
+    repeats: int = IMPORTANCE_REPEATS,
+    importance_rows: int = IMPORTANCE_MAX_ROWS,
+    shap_rows: int = SHAP_ROWS,
+    seed: int = EXPLANATION_SEED,
+) -> GlobalExplanations:
+    """Global explanations of a packaged model on the validation split: permutation importance scored by
+    the spec's primary metric (on at most `importance_rows` rows), and mean |SHAP| per class over a seeded
+    sample of `shap_rows` rows with the file's own background. Costs about
+    features x repeats x importance_rows + shap_rows x 500 x background rows model evaluations."""
+    import time
+
+    from sklearn.inspection import permutation_importance
+
+    from headliner.model.estimators import feature_frame
+
+    started = time.perf_counter()
+    if validation.empty:
+        raise ValueError("global explanations need validation rows; the validation split is empty")
+    if predictor.feature_names != spec.feature_names or predictor.classes != spec.target.classes:
+        raise ValueError("the model's features or classes differ from the spec's")
+    metric = spec.evaluation.primary_metric
+    labels = validation[spec.target.column].astype(str)
+    unknown = sorted(set(labels) - set(predictor.classes))
+    if unknown:
+        raise ValueError(f"validation split column '{spec.target.column}' has classes the model lacks: {unknown[:5]}")
+    features = feature_frame(validation, spec).to_numpy(dtype=np.float64)
+    y = labels.map({label: index for index, label in enumerate(predictor.classes)}).to_numpy()
+
+    generator = np.random.default_rng(seed)
+    scored = _sample(len(features), importance_rows, generator)
+    scorer = metric_scorer(metric, len(predictor.classes), spec.evaluation.top_k)
+    model = _ProbabilityModel(predictor)
+    importance = permutation_importance(
+        model, features[scored], y[scored], scoring=scorer, n_repeats=repeats, random_state=seed
+    )
+    unshuffled = metric_value(
+        metric, y[scored], model.predict_proba(features[scored]), len(predictor.classes), spec.evaluation.top_k
+    )
+    importance_seconds = time.perf_counter() - started
+
+    background = predictor.background
+    if background is None:
+        raise ExplanationError("the ONNX file has no 'explanation_background' metadata: package it again")
+    explained = _sample(len(features), shap_rows, generator)
+    values, _ = permutation_shap(probability_function(predictor), features[explained], background, seed=seed)
+    mean_abs = np.abs(values).mean(axis=0)  # [F, C]
+    mean_probability = predictor.probabilities(features[explained]).astype(np.float64).mean(axis=0)
+    rows_per_class = np.bincount(y, minlength=len(predictor.classes))
+
+    overall = [
+        FeatureImportance(
+            feature=name,
+            description=str(entry.get("description") or ""),
+            mean_drop=float(importance.importances_mean[index]),
+            std=float(importance.importances_std[index]),
+            mean_abs_shap=float(mean_abs[index].mean()),
+        )
+        for index, (name, entry) in enumerate(zip(predictor.feature_names, predictor.feature_schema, strict=True))
+    ]
+    overall.sort(key=lambda f: (-f.mean_drop, -f.mean_abs_shap))
+    per_class = [
+        ClassImportance(
+            label=label,
+            name=predictor.class_names[index],
+            rows=int(rows_per_class[index]),
+            mean_probability=float(mean_probability[index]),
+            mean_abs_shap={name: float(mean_abs[f, index]) for f, name in enumerate(predictor.feature_names)},
+        )
+        for index, label in enumerate(predictor.classes)
+    ]
+    return GlobalExplanations(
+        use_case=spec.title,
+        model_name=predictor.model_name,
+        model_version=predictor.model_version,
+        metric=metric,
+        metric_value=unshuffled,
+        importance_rows=len(scored),
+        repeats=repeats,
+        shap_rows=len(explained),
+        background_rows=len(background),
+        importance_seconds=round(importance_seconds, 2),
+        shap_seconds=round(time.perf_counter() - started - importance_seconds, 2),
+        overall=overall,
+        per_class=per_class,
+    )
+
+
+def _sample(rows: int, limit: int, generator: np.random.Generator) -> np.ndarray:
+    """Row indices: all of them up to `limit`, else a seeded sample of `limit`, in order."""
+    if rows <= limit:
+        return np.arange(rows)
+    return np.sort(generator.choice(rows, size=limit, replace=False))

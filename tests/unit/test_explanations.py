@@ -1,21 +1,27 @@
 """Explanations: local SHAP values add up to the answer, name the class and the feature in the use case's
-words, are signed right, and are shap's own numbers; a file without background is refused clearly;
+words, are signed right, and are exact where Shapley values are known; a file without background is refused clearly;
 global explanations rank what the model uses and render as a static page."""
 
 import json
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 
 from headliner.model.explanations import (
     ExplanationError,
+    GlobalExplanations,
     LocalExplainer,
     contribution_text,
     format_value,
+    global_explanations,
+    metric_scorer,
+    metric_value,
     permutation_shap,
 )
 from headliner.model.onnx_packaging import EXPLANATION_BACKGROUND, OnnxPredictor, explanation_background
+from headliner.reports.html import script_free_problems
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -30,6 +36,9 @@ class ToyPredictor:
     weights = np.array([[4.0, -2.0, 0.0], [0.0, 3.0, -1.0], [0.0, 0.0, 0.0]])  # [feature, class]
 
     def __init__(self) -> None:
+        self._set_up()
+
+    def _set_up(self) -> None:
         self.model_name, self.model_version = "toy", "1"
         self.classes = ["A", "B", "C"]
         self.class_names = ["Class A", "Class B", "Class C"]
@@ -93,19 +102,18 @@ def test_explanations_are_deterministic_and_independent_of_the_batch(predictor):
         assert single.probability == pytest.approx(batched.probability, abs=1e-7)
 
 
-def test_the_same_numbers_as_shap(toy):
-    import shap
-
-    song = np.array([[0.9, 1.0, 1.0]])
-    values, base = permutation_shap(lambda m: toy.probabilities(m).astype(np.float64), song, toy.background)
-    np.random.seed(0)
-    reference = shap.PermutationExplainer(
-        lambda m: toy.probabilities(m).astype(np.float64),
-        shap.maskers.Independent(toy.background, max_samples=len(toy.background)),
-        seed=0,
-    )(song, silent=True)
-    np.testing.assert_allclose(values[0], reference.values[0], atol=1e-12)
-    np.testing.assert_allclose(base[0], reference.base_values[0], atol=1e-12)
+def test_an_additive_model_gets_its_exact_shapley_values(toy):
+    # for f(x) = x @ W every permutation gives feature j the share W[j] * (x_j - mean of the background's x_j)
+    weights = np.array([[1.0, -2.0], [0.5, 0.0], [0.0, 3.0]])
+    songs = np.array([[0.9, 1.0, 1.0], [0.1, 0.0, 0.2]])
+    values, base = permutation_shap(lambda m: m @ weights, songs, toy.background)
+    expected = (songs - toy.background.mean(axis=0))[:, :, None] * weights[None, :, :]
+    np.testing.assert_allclose(values, expected, atol=1e-12)
+    np.testing.assert_allclose(base, np.tile(toy.background.mean(axis=0) @ weights, (2, 1)), atol=1e-12)
+    # a feature equal to every background row's value varies nothing and gets 0, as in shap
+    flat = np.full((5, 3), 0.5)
+    values, _ = permutation_shap(lambda m: m @ weights, np.array([[0.5, 0.9, 0.5]]), flat)
+    np.testing.assert_allclose(values[0, [0, 2]], 0, atol=0)
 
 
 def test_a_value_that_pushes_a_class_is_signed_right_and_worded(toy):
@@ -176,3 +184,83 @@ def test_the_background_is_a_seeded_sample_of_complete_training_rows(jukebox_spe
 def test_packaged_models_carry_the_background(predictor):
     assert predictor.background is not None
     assert predictor.background.shape == (50, len(predictor.feature_names))
+
+
+class WineToy(ToyPredictor):
+    """A known model over the wine spec's features and classes: alcohol decides class_0 vs class_1, hue
+    weakly class_2; every other feature is ignored."""
+
+    def __init__(self, spec) -> None:
+        self._set_up()
+        self.model_name, self.model_version = "wine", "3"
+        self.feature_names = spec.feature_names
+        self.classes = spec.target.classes
+        self.class_names = [c.replace("_", " ") for c in self.classes]
+        self.feature_schema = [
+            {"name": n, "dtype": "float", "unit": None, "description": n} for n in self.feature_names
+        ]
+        self.weights = np.zeros((len(self.feature_names), len(self.classes)))
+        self.weights[self.feature_names.index("alcohol")] = [6.0, -6.0, 0.0]
+        self.weights[self.feature_names.index("hue")] = [0.0, 0.0, 2.0]
+        self.background = np.random.default_rng(2).uniform(-1, 1, size=(30, len(self.feature_names)))
+
+
+@pytest.fixture(scope="module")
+def wine_explanations(wine_spec):
+    toy = WineToy(wine_spec)
+    generator = np.random.default_rng(3)
+    features = generator.uniform(-1, 1, size=(400, len(toy.feature_names)))
+    scores = features @ toy.weights + generator.normal(0, 0.5, size=(400, len(toy.classes)))
+    frame = pd.DataFrame(features, columns=toy.feature_names)
+    frame[wine_spec.target.column] = np.array(toy.classes)[scores.argmax(axis=1)]
+    return global_explanations(toy, frame, wine_spec, repeats=3, shap_rows=40)  # type: ignore[arg-type]
+
+
+def test_global_importance_ranks_what_the_model_uses(wine_explanations, wine_spec):
+    explanations = wine_explanations
+    assert explanations.metric == wine_spec.evaluation.primary_metric == "accuracy"
+    assert 0.5 < explanations.metric_value <= 1
+    assert explanations.overall[0].feature == "alcohol"
+    by_feature = {f.feature: f for f in explanations.overall}
+    assert set(by_feature) == set(wine_spec.feature_names)
+    assert by_feature["alcohol"].mean_drop > 0.2
+    assert by_feature["proline"].mean_drop == pytest.approx(0, abs=1e-12)  # ignored: shuffling changes nothing
+    assert by_feature["proline"].std == pytest.approx(0, abs=1e-12)
+    assert by_feature["proline"].mean_abs_shap == pytest.approx(0, abs=1e-12)
+    assert explanations.importance_rows == 400 and explanations.shap_rows == 40 and explanations.repeats == 3
+    per_class = {c.label: c for c in explanations.per_class}
+    assert list(per_class) == wine_spec.target.classes
+    assert per_class["class_0"].top_features(1)[0][0] == "alcohol"
+    assert per_class["class_2"].mean_abs_shap["hue"] > per_class["class_2"].mean_abs_shap["proline"]
+    assert sum(c.rows for c in explanations.per_class) == 400
+
+
+def test_global_explanations_render_as_a_static_page(wine_explanations, wine_spec):
+    page = wine_explanations.to_html()
+    assert script_free_problems(page) == []
+    assert all(feature in page for feature in wine_spec.feature_names)
+    assert "class 0" in page and page.count("data:image/png;base64,") == 2
+    assert wine_explanations.summary_metadata()["top_features"].startswith("alcohol")
+    assert set(wine_explanations.png_images()) == {"importance", "per_class"}
+    restored = GlobalExplanations.model_validate_json(wine_explanations.model_dump_json())
+    assert restored == wine_explanations
+
+
+def test_lower_is_better_metrics_are_scored_as_drops():
+    y = np.array([0, 1, 1])
+    good = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9]])
+    worse = np.array([[0.6, 0.4], [0.4, 0.6], [0.5, 0.5]])
+    scorer = metric_scorer("log_loss", 2, 1)
+    model = type("Fixed", (), {"predict_proba": lambda self, m: m})()
+    assert scorer(model, good, y) > scorer(model, worse, y)  # larger is better, as permutation importance needs
+    assert metric_value("top_k_accuracy", y, worse, 2, 1) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="metric 'auc' is not one of"):
+        metric_scorer("auc", 2, 1)
+
+
+def test_validation_rows_of_an_unknown_class_are_refused(wine_spec):
+    toy = WineToy(wine_spec)
+    frame = pd.DataFrame(np.zeros((3, len(toy.feature_names))), columns=toy.feature_names)
+    frame[wine_spec.target.column] = ["class_0", "class_9", "class_1"]
+    with pytest.raises(ValueError, match="column 'target' has classes the model lacks: \\['class_9'\\]"):
+        global_explanations(toy, frame, wine_spec)  # type: ignore[arg-type]
