@@ -20,6 +20,7 @@ from headliner.cli.common import (
     version_choice,
 )
 from headliner.cli.data import generate
+from headliner.cli.explain import explain
 from headliner.cli.image import image
 from headliner.cli.model_card import model_card
 from headliner.cli.monitor import MonitoringOptions, feedback, monitor_command, simulate_traffic
@@ -134,5 +135,6 @@ for command in (
     image,
     catalog,
     model_card,
+    explain,
 ):
     cli.add_command(command)

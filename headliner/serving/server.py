@@ -72,6 +72,18 @@ def fixed_answer(status: int, payload: Any, content_type: bytes = JSON, extra_he
     return answer
 
 
+def explain_answer(
+    model_name: str, model_version: str, request_id: str, explanations: list[SongExplanation]
+) -> dict[str, Any]:
+    """The answer of POST /explain (and of `python run.py explain --output json`)."""
+    return {
+        "model_name": model_name,
+        "model_version": model_version,
+        "request_id": request_id,
+        "explanations": [explanation.model_dump() for explanation in explanations],
+    }
+
+
 class _Histogram:
     __slots__ = ("counts", "total")
 
@@ -411,12 +423,7 @@ class ModelServer:
         return await asyncio.get_running_loop().run_in_executor(self._explain_pool, self.explain, matrix)
 
     def explain_response(self, request_id: str, explanations: list[SongExplanation]) -> dict[str, Any]:
-        return {
-            "model_name": self.name,
-            "model_version": self.version,
-            "request_id": request_id,
-            "explanations": [explanation.model_dump() for explanation in explanations],
-        }
+        return explain_answer(self.name, self.version, request_id, explanations)
 
     def model_card(self) -> str | None:
         """The model card (HTML) of this version, if the service has one (may ask the registry: call it off

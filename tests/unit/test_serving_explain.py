@@ -4,6 +4,9 @@ too many songs, bad bodies and a model without an explanation background are 4xx
 explain requests are logged but are not predictions for monitoring; the card is served from the source the
 service was given, or 404 saying how to get one; the document and the page carry both."""
 
+import json
+
+import numpy as np
 import onnx
 import pytest
 
@@ -176,3 +179,44 @@ def test_the_document_and_the_page_carry_explain_and_the_card(predictor):
     assert '<section id="why" class="why" aria-labelledby="why-title" hidden>' in page
     assert '<h3 id="why-title">Why these countries</h3>' in page
     assert '<a href="model-card" id="model-card-link">model card</a>' in page
+
+
+def test_the_cli_explains_a_file_of_songs_as_text_or_as_the_endpoints_json(jukebox_onnx_file, predictor, tmp_path):
+    from click.testing import CliRunner
+
+    from headliner.cli.explain import explain, text_bar
+
+    songs = tmp_path / "songs.json"
+    songs.write_text(json.dumps([SONG, {**SONG, "tempo": 90}]))
+    runner = CliRunner()
+
+    def run(*args: str, stdin: str | None = None):
+        return runner.invoke(explain, ["--model-file", str(jukebox_onnx_file), *args], input=stdin)
+
+    as_json = run("--json", str(songs), "--output", "json")
+    assert as_json.exit_code == 0, as_json.output
+    answer = json.loads(as_json.output)
+    rows = np.array([list(SONG.values()), [*list(SONG.values())[:-1], 90]], dtype=np.float64)
+    expected = ModelServer(predictor, None).explain(rows)
+    assert answer["model_name"] == "jukebox" and answer["model_version"] == "1"
+    assert answer["explanations"] == [song.model_dump() for song in expected]
+
+    text = run("--json", "-", "--features", "3", stdin=json.dumps(SONG))
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    top = expected[0].classes[0]
+    assert lines[0] == f"Why: model 'jukebox' version 1 (from {jukebox_onnx_file.resolve()})"
+    assert lines[2].startswith(f"1. {top.name} ({top.label}): {top.probability:.1%}, from an average of ")
+    first, bar = top.contributions[0], "█" * 12
+    assert lines[3].endswith(f"│{bar} {first.text}" if first.contribution > 0 else f"{bar}│{' ' * 12} {first.text}")
+    assert lines[6] == "   ... and 10 smaller"
+    assert text_bar(-0.01, 0.02, width=4) == "  ██│    " and text_bar(0.0, 0.02, width=4) == "    │    "
+
+    unknown = run("--json", "-", stdin=json.dumps({**SONG, "colour": 1}))
+    assert unknown.exit_code == 1 and unknown.output.startswith("error: stdin: ") and "colour" in unknown.output
+    broken = run("--json", "-", stdin="{bad")
+    assert broken.exit_code == 1 and broken.output.startswith("error: stdin: invalid JSON")
+    missing = runner.invoke(explain, ["--model-file", str(tmp_path / "none.onnx"), "--json", str(songs)])
+    assert missing.exit_code == 1 and "--model-file: no such file" in missing.output
+    both = run("--version", "2", "--json", str(songs))
+    assert both.exit_code == 2 and "--model-file cannot be combined with --model or --version" in both.output
