@@ -25,6 +25,7 @@ def start(model_file, isolated_env, folder, token: str | None) -> RunningService
         HEADLINER_MODEL_FILE=str(model_file),
         HEADLINER_INFERENCE_LOG=str(folder / "inference.sqlite"),
         HEADLINER_LOG_FLUSH_SECONDS="1",
+        HEADLINER_MAX_EXPLAIN="3",  # the fuzzer's /explain requests stay a few milliseconds each
     )
     if token:
         env["HEADLINER_API_TOKEN"] = token
@@ -66,6 +67,10 @@ def test_docs_json_is_valid_openapi_3_1_listing_every_endpoint(token_service, op
     assert label["enum"] == predictor.classes
     tensor = document["components"]["schemas"]["RequestInput"]
     assert {"name", "shape", "datatype", "data", "parameters"} <= set(tensor["properties"])
+    explain = paths["/explain"]["post"]
+    assert set(explain["responses"]) == {"200", "400", "401", "409", "413", "422", "500", "503"}
+    assert explain["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ExplainResponse")
+    assert paths["/model-card"]["get"]["security"] == []  # open, like the page that links it
 
     plain = open_service.client.get("/docs.json").json()
     validate(plain)
@@ -135,7 +140,7 @@ def test_schemathesis_finds_no_failure_with_auth_on_and_off(auth, token_service,
         f"schemathesis, auth {auth}: {cases} cases over {operations} operations in {time.monotonic() - started:.1f} s"
     )
     assert failures == []
-    assert operations == 18 and cases >= 1000  # every operation but /docs.json, which schemathesis reads
+    assert operations == 20 and cases >= 1000  # every operation but /docs.json, which schemathesis reads
 
 
 def test_a_prediction_takes_feedback_by_its_request_id_and_the_metrics_count_it(open_service):
@@ -155,6 +160,8 @@ def test_a_prediction_takes_feedback_by_its_request_id_and_the_metrics_count_it(
 
     assert count(after, "predict") == count(before, "predict") + 1
     assert count(after, "feedback") == count(before, "feedback") + 1
+    missing = client.get("/model-card")  # a model file served without HEADLINER_MODEL_CARD_FILE
+    assert missing.status_code == 404 and "python run.py model-card jukebox --version 1" in missing.json()["error"]
 
 
 def test_docs_renders_offline_in_chromium_and_lists_the_paths(token_service):

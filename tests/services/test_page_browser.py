@@ -29,17 +29,25 @@ def browser():
         yield launched
 
 
-def start_service(model_file: Path, env: dict, folder: Path, token: str | None = None) -> RunningService:
+CARD = "<!doctype html><html><head><title>Model card</title></head><body><h1>jukebox v1: the card</h1></body></html>"
+
+
+def start_service(
+    model_file: Path, env: dict, folder: Path, token: str | None = None, card: str | None = None
+) -> RunningService:
     env = {key: value for key, value in env.items() if not key.startswith("HEADLINER_")}
     env.update(HEADLINER_MODEL_FILE=str(model_file), HEADLINER_INFERENCE_LOG=str(folder / "inference.sqlite"))
     if token:
         env["HEADLINER_API_TOKEN"] = token
+    if card:
+        (folder / "model_card.html").write_text(card)
+        env["HEADLINER_MODEL_CARD_FILE"] = str(folder / "model_card.html")
     return RunningService.launch(bentoml_command, env, folder, f"sqlite:///{folder / 'inference.sqlite'}")
 
 
 @pytest.fixture(scope="module")
 def jukebox_service(jukebox_onnx_file, isolated_env, tmp_path_factory):
-    service = start_service(jukebox_onnx_file, isolated_env, tmp_path_factory.mktemp("page-jukebox"))
+    service = start_service(jukebox_onnx_file, isolated_env, tmp_path_factory.mktemp("page-jukebox"), card=CARD)
     yield service
     service.stop()
 
@@ -116,6 +124,44 @@ def page_values(page) -> dict:
         """() => Object.fromEntries([...document.querySelectorAll('#predict-form [name]')].map((input) =>
             [input.name, input.type === 'checkbox' ? input.checked : Number(input.value)]))"""
     )
+
+
+def test_why_these_countries_shows_a_bar_per_feature_and_the_card_is_one_click_away(page, jukebox_service):
+    page.fill("#f12", "96")
+    page.click("#predict")
+    page.wait_for_selector("#why-classes .why-class")
+    assert page.inner_text("#why-title") == "Why these countries"
+    names = top_names(page)
+    assert page.locator("#why-classes .why-class-name").all_inner_texts() == names
+    assert page.locator("#why-classes .why-class[open]").count() == 1  # the first class; the others a click away
+    explained = jukebox_service.client.post("/explain", json=page_values(page)).json()["explanations"][0]["classes"]
+    first = page.locator("#why-classes .why-class").first
+    assert first.locator(".why-text").all_inner_texts() == [c["text"] for c in explained[0]["contributions"]]
+    amounts = first.locator(".why-amount").all_inner_texts()
+    assert len(amounts) == 13 and all(re.fullmatch(r"[+−]?\d+\.\d+ pts", amount) for amount in amounts)
+    tempo = first.locator(".why-name").filter(has_text="Tempo")
+    assert tempo.locator(".why-value").inner_text() == "96 BPM"  # the value with its unit
+    # right of the axis when a feature raises the class, left when it lowers it; the largest bar is half the track
+    bars = first.locator(".why-bars li").evaluate_all(
+        """(rows) => rows.map((row) => {
+            const track = row.querySelector('.why-track').getBoundingClientRect();
+            const fill = row.querySelector('.why-fill').getBoundingClientRect();
+            return {up: row.classList.contains('why-up'), middle: track.left + track.width / 2, left: fill.left,
+                    right: fill.right, share: fill.width / track.width};
+        })"""
+    )
+    for bar, contribution in zip(bars, explained[0]["contributions"], strict=True):
+        assert bar["up"] == (contribution["contribution"] >= 0)
+        assert (bar["left"] >= bar["middle"] - 1) if bar["up"] else (bar["right"] <= bar["middle"] + 1)
+        assert bar["share"] <= 0.5 + 1e-6
+    largest = max(abs(c["contribution"]) for entry in explained for c in entry["contributions"])
+    if abs(explained[0]["contributions"][0]["contribution"]) == largest:
+        assert abs(bars[0]["share"] - 0.5) < 0.01
+    shot(page, "page-jukebox-why")
+
+    page.click("#model-card-link")
+    page.wait_for_selector("h1")
+    assert page.inner_text("h1") == "jukebox v1: the card"
 
 
 def test_an_invalid_value_shows_the_apis_message_beside_its_field(page):

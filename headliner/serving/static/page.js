@@ -171,7 +171,7 @@
   }
 
   // One <details> per class: a bar per feature, right (green) when it raises the class, left (red) when it
-  // lowers it, every bar to the scale of the largest contribution of the song.
+  // lowers it, every bar to the scale of the largest contribution of the item explained.
   function whyBars(classes) {
     const largest = Math.max(1e-9, ...classes.flatMap((entry) => entry.contributions.map((c) => Math.abs(c.contribution))));
     return classes.map((entry, index) => {
