@@ -290,7 +290,7 @@ def probability_function(predictor: OnnxPredictor) -> Callable[[np.ndarray], np.
 
 IMPORTANCE_REPEATS = 5  # shuffles per feature: the std says how far the mean drop can be trusted
 IMPORTANCE_MAX_ROWS = 5_000  # validation rows scored per shuffle (seeded sample above this)
-SHAP_ROWS = 200  # validation rows whose SHAP values make the per-class figures (~500 x background model rows each)
+SHAP_ROWS = 100  # validation rows whose SHAP values make the per-class figures (500 x background model rows each)
 CLASSES_IN_FIGURE = 12  # per-class panels of the page: the classes with the most validation rows
 FEATURES_PER_CLASS = 5  # bars per class panel, and features named per class in the table
 
