@@ -1,8 +1,10 @@
 """POST /explain and GET /model-card of the real BentoML service on 127.0.0.1: a song's explanation over HTTP
 (auth, the per-request limit, the inference log's 'explain' rows), the card of the served version from
-HEADLINER_MODEL_CARD_FILE, and the card the deployment packs beside model.onnx read back as the bento's card."""
+HEADLINER_MODEL_CARD_FILE, the card the deployment packs beside model.onnx read back as the bento's card, and
+`python run.py explain` on a registered version."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -10,6 +12,7 @@ import time
 from headliner.serving.inference_log import read_inference_log
 from headliner.serving.model_source import BENTO_CARD_FILE, BENTO_MODEL_FILE
 from headliner.spec import PROJECT_ROOT
+from tests.helpers.cli import run_cli
 from tests.helpers.payloads import SONG
 from tests.helpers.service import RunningService, bentoml_command
 
@@ -104,3 +107,18 @@ print(json.dumps({"tags": tags, "with_card": with_card, "without": without, "fil
     assert result["tags"] == ["jukebox:v1"] * 3
     assert result["with_card"] == CARD and result["without"] is None
     assert BENTO_MODEL_FILE in result["files"] and BENTO_CARD_FILE not in result["files"]
+
+
+def test_the_cli_explains_a_registered_version(jukebox_training, isolated_env, tmp_path):
+    songs = tmp_path / "songs.json"
+    songs.write_text(json.dumps([SONG, {**SONG, "tempo": 90}]))
+    result = run_cli(["explain", "--model", "jukebox", "--version", "latest", "--json", str(songs)], isolated_env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    number = re.fullmatch(r"Why: model 'jukebox' version (\d+) \(registered as version (\d+) \(latest\)\)", lines[0])
+    assert number and number.group(1) == number.group(2)
+    assert lines[2] == "Song 1 of 2" and "Song 2 of 2" in lines
+    assert re.fullmatch(r"1\. .+ \([A-Z]{2}\): \d+\.\d%, from an average of \d+\.\d%", lines[3])
+    assert re.fullmatch(r" +[+-]\d+\.\d\d pts +█*│█* .+ points?", lines[4]) or "hardly changes" in lines[4]
+    unknown = run_cli(["explain", "--model", "nosuchmodel", "--json", str(songs)], isolated_env)
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1 and "nosuchmodel" in unknown.stderr
