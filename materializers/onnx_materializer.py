@@ -17,6 +17,7 @@ from headliner.model.onnx_packaging import (
     CLASS_LABELS,
     CLASS_NAMES,
     DATA_FINGERPRINT,
+    EXPLANATION_BACKGROUND,
     FEATURE_SCHEMA,
     LIBRARY_VERSIONS,
     METRICS,
@@ -85,7 +86,11 @@ def model_card_html(model: onnx.ModelProto) -> str:
         ["opset", ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)],
         ["producer", f"{model.producer_name} {model.producer_version}"],
     ]
+    if EXPLANATION_BACKGROUND in metadata:  # a JSON matrix of training rows: its size, not its numbers
+        rows = json.loads(metadata[EXPLANATION_BACKGROUND])
+        facts.append([EXPLANATION_BACKGROUND, f"{len(rows)} training rows x {len(rows[0]) if rows else 0} features"])
     shown = {FEATURE_SCHEMA, CLASS_LABELS, CLASS_NAMES, METRICS, DATA_FINGERPRINT, LIBRARY_VERSIONS}
+    shown |= {EXPLANATION_BACKGROUND}
     facts += [[key, value] for key, value in sorted(metadata.items()) if key not in shown]
     sections.append(("Details", html_table(["item", "value"], facts)))
     if LIBRARY_VERSIONS in metadata:

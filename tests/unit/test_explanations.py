@@ -181,9 +181,14 @@ def test_the_background_is_a_seeded_sample_of_complete_training_rows(jukebox_spe
     assert set(rows[:, tempo].astype(np.float32)) <= set(frame["tempo"].dropna().astype(np.float32))
 
 
-def test_packaged_models_carry_the_background(predictor):
+def test_packaged_models_carry_the_background(predictor, jukebox_onnx_file):
+    from materializers.onnx_materializer import model_card_html
+
     assert predictor.background is not None
     assert predictor.background.shape == (50, len(predictor.feature_names))
+    card = model_card_html(onnx.load(jukebox_onnx_file))  # the dashboard's page of the file: its size, not its rows
+    assert "<td>explanation_background</td><td>50 training rows x 13 features</td>" in card
+    assert json.dumps(predictor.background.tolist()[0])[:20] not in card
 
 
 class WineToy(ToyPredictor):
