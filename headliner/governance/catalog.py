@@ -130,12 +130,23 @@ def _data_type(value_info: Any) -> str:
     return ONNX_DATA_TYPES.get(value_info.type.tensor_type.elem_type, "other")
 
 
+def _number(value: float | None, unbounded: str) -> str:
+    """A bound as people write it: 1200000, not 1.2e+06; 0.5 stays 0.5."""
+    if value is None:
+        return unbounded
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _feature_description(entry: dict[str, Any]) -> str:
+    """A feature's meaning in words: the spec's description, type, valid range and unit."""
     low, high = entry.get("min"), entry.get("max")
-    bounds = f"valid range [{'' if low is None else f'{low:g}'}, {'' if high is None else f'{high:g}'}]"
-    unit = f"; unit: {entry['unit']}" if entry.get("unit") else ""
+    facts = [str(entry.get("dtype") or "float")]
+    if low is not None or high is not None:
+        facts.append(f"valid range [{_number(low, '-inf')}, {_number(high, 'inf')}]")
+    if entry.get("unit"):
+        facts.append(f"unit: {entry['unit']}")
     text = entry.get("description") or entry["name"]
-    return f"{text} ({entry.get('dtype', 'float')}, {bounds}{unit}); raw value: the graph imputes and scales it"
+    return f"{text} ({'; '.join(facts)}); raw value: the graph imputes and scales it"
 
 
 def mlm_properties(version: RegisteredVersion) -> dict[str, Any]:
@@ -606,7 +617,7 @@ def registered_versions(
                 )
             )
             say(
-                f"{name} v{version.number}: stage {stage}, {len(onnx_bytes) / 1e6:.1f} MB ONNX"
-                + ("" if mlflow else ", no MLflow mirror")
+                f"{name} v{version.number}: stage {stage}, ONNX {len(onnx_bytes):,} bytes, "
+                + (mlflow.href if mlflow else "no MLflow mirror")
             )
     return versions, descriptions

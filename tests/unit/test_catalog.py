@@ -84,6 +84,10 @@ def test_an_item_describes_the_onnx_graph_with_mlm_fields(versions, jukebox_spec
     tempo = next(entry for entry in inputs if entry["name"] == "tempo")
     feature = jukebox_spec.feature("tempo")
     assert f"valid range [{feature.min:g}, {feature.max:g}]" in tempo["description"]
+    duration = next(entry for entry in inputs if entry["name"] == "duration_ms")
+    assert "(int; valid range [10000, 1200000]; unit: ms)" in duration["description"]
+    explicit = next(entry for entry in inputs if entry["name"] == "is_explicit")  # a bool: no range in the spec
+    assert explicit["description"].startswith(jukebox_spec.feature("is_explicit").description + " (bool)")
     probabilities, label = props["mlm:output"]
     assert probabilities["name"] == "probabilities" and label["name"] == "label"
     assert probabilities["result"]["shape"] == [-1, 72] and probabilities["result"]["data_type"] == "float32"
