@@ -220,3 +220,33 @@ def test_the_cli_explains_a_file_of_songs_as_text_or_as_the_endpoints_json(jukeb
     assert missing.exit_code == 1 and "--model-file: no such file" in missing.output
     both = run("--version", "2", "--json", str(songs))
     assert both.exit_code == 2 and "--model-file cannot be combined with --model or --version" in both.output
+
+
+def test_a_registry_card_is_the_versions_newest_read_again_after_a_while(monkeypatch):
+    import headliner.governance.model_card as model_card
+    from headliner.serving.model_source import registry_cards
+
+    asked: list[tuple[str, int]] = []
+
+    class Card:
+        def __init__(self, version: int):
+            self.version = version
+
+        def to_html(self) -> str:
+            return f"card of v{self.version}, asked {len(asked)} time(s)"
+
+    def load(model: str, version: int) -> Card:
+        asked.append((model, version))
+        if version == 9:
+            raise HeadlinerError("jukebox v9 has no model_card artifact (trained before model cards)")
+        return Card(version)
+
+    monkeypatch.setattr(model_card, "load_model_card", load)
+    cards = registry_cards(max_age=60)
+    assert cards("jukebox", "2") == "card of v2, asked 1 time(s)"
+    assert cards("jukebox", "2") == "card of v2, asked 1 time(s)"  # kept
+    assert cards("jukebox", "9") is None and cards("jukebox", "9") is None
+    assert asked == [("jukebox", 2), ("jukebox", 9)]
+    fresh = registry_cards(max_age=0)  # a promotion's refreshed card shows once the kept one is old
+    assert fresh("jukebox", "2") == "card of v2, asked 3 time(s)"
+    assert fresh("jukebox", "2") == "card of v2, asked 4 time(s)"
