@@ -122,3 +122,19 @@ def test_the_cli_explains_a_registered_version(jukebox_training, isolated_env, t
     assert re.fullmatch(r" +[+-]\d+\.\d\d pts +█*│█* .+ points?", lines[4]) or "hardly changes" in lines[4]
     unknown = run_cli(["explain", "--model", "nosuchmodel", "--json", str(songs)], isolated_env)
     assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1 and "nosuchmodel" in unknown.stderr
+
+
+def test_the_deployment_fetches_the_registered_versions_card(jukebox_training, jukebox_onnx_file, caplog):
+    import onnx
+
+    from headliner.deploy.deployment import registered_model_card
+    from headliner.governance.model_card import load_model_card
+    from headliner.model.onnx_packaging import MODEL_VERSION
+    from headliner.model.versions import onnx_model_bytes
+
+    number, data = onnx_model_bytes("jukebox", "latest")
+    assert registered_model_card(data) == load_model_card("jukebox", number).to_html()
+    unregistered = onnx.load_from_string(jukebox_onnx_file.read_bytes())
+    next(prop for prop in unregistered.metadata_props if prop.key == MODEL_VERSION).value = "999"
+    assert registered_model_card(unregistered.SerializeToString()) is None  # deployed all the same, without a card
+    assert "deploying jukebox version 999 without its model card" in caplog.text
