@@ -102,6 +102,27 @@ def test_explanations_are_deterministic_and_independent_of_the_batch(predictor):
         assert single.probability == pytest.approx(batched.probability, abs=1e-7)
 
 
+def test_the_values_are_shaps_permutation_values(predictor):
+    """The vectorised estimator is shap's permutation method: the same seed gives shap's numbers."""
+    import shap
+
+    from headliner.model.explanations import EXPLANATION_SEED, probability_function
+
+    explainer = LocalExplainer(predictor)
+    model = probability_function(predictor)
+    for song in predictor.background[10:13] * 1.07:
+        np.random.seed(EXPLANATION_SEED)  # shap draws its permutations from numpy's global generator
+        reference = shap.PermutationExplainer(
+            model,
+            shap.maskers.Independent(predictor.background, max_samples=len(predictor.background)),
+            seed=EXPLANATION_SEED,
+        )
+        expected = reference(song[None, :], silent=True)
+        values, base = explainer.shap_values(song[None, :])
+        np.testing.assert_allclose(values[0], expected.values[0], atol=1e-9)
+        np.testing.assert_allclose(base[0], expected.base_values[0], atol=1e-9)
+
+
 def test_an_additive_model_gets_its_exact_shapley_values(toy):
     # for f(x) = x @ W every permutation gives feature j the share W[j] * (x_j - mean of the background's x_j)
     weights = np.array([[1.0, -2.0], [0.5, 0.0], [0.0, 3.0]])
