@@ -34,8 +34,8 @@ def training(
     onnx_model = package_model.with_options(model=model)(
         sklearn_model, evaluation_report, train_split, test_split, spec=spec, after=Step.CHECK_QUALITY_GATES
     )
-    explain_model.with_options(model=model)(onnx_model, validation_split, spec=spec)
-    register_model.with_options(model=model)(
+    global_explanations = explain_model.with_options(model=model)(onnx_model, validation_split, spec=spec)
+    register_model.with_options(model=model)(  # the version is registered with its explanations (in its card)
         onnx_model,
         evaluation_report,
         model_selection,
@@ -43,7 +43,7 @@ def training(
         train_split,
         validation_split,
         test_split,
+        global_explanations,
         spec=spec,
         trigger=trigger,
-        after=Step.EXPLAIN_MODEL,  # the version is registered with its explanations
     )

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from zenml.models import ArtifactVersionResponse
 
     from headliner.model.evaluation import EvaluationReport
+    from headliner.model.explanations import GlobalExplanations
     from headliner.model.gates import QualityGateReport
     from headliner.model.training import ModelSelection
 
@@ -104,7 +105,9 @@ class FeatureWeight(BaseModel):
     importance: float
 
 
-class ClassExplanation(BaseModel):
+class ClassFeatures(BaseModel):
+    """A class and the features that move its probability most."""
+
     label: str
     name: str
     features: list[FeatureWeight]
@@ -115,7 +118,7 @@ class ExplanationFacts(BaseModel):
 
     method: str = ""
     overall: list[FeatureWeight] = Field(default_factory=list)
-    per_class: list[ClassExplanation] = Field(default_factory=list)
+    per_class: list[ClassFeatures] = Field(default_factory=list)
 
 
 class ModelCard(HtmlReport):
@@ -374,6 +377,29 @@ def group_metrics(
     return groups
 
 
+def explanation_facts(explanations: GlobalExplanations) -> ExplanationFacts:
+    """The card's summary of a version's global explanations: the top features overall (by the validation
+    metric's drop when shuffled) and, for the classes with the most validation rows, their top features."""
+    return ExplanationFacts(
+        method=(
+            f"permutation importance on {explanations.importance_rows:,} validation rows of the ONNX model: "
+            f"the drop of {explanations.metric} when a feature is shuffled (mean of {explanations.repeats}); "
+            f"per class: mean |SHAP| of the class's probability over {explanations.shap_rows} validation rows"
+        ),
+        overall=[
+            FeatureWeight(feature=f.feature, importance=f.mean_drop) for f in explanations.top_features(TOP_FEATURES)
+        ],
+        per_class=[
+            ClassFeatures(
+                label=c.label,
+                name=c.name,
+                features=[FeatureWeight(feature=n, importance=v) for n, v in c.top_features(TOP_CLASS_FEATURES)],
+            )
+            for c in explanations.top_classes(TOP_CLASSES)
+        ],
+    )
+
+
 def date_range(splits: Mapping[str, pd.DataFrame]) -> str:
     """The first and last date of the splits' datetime columns, or why there is none."""
     for frame in splits.values():
@@ -481,13 +507,16 @@ def load_model_card(model: str, version: int) -> ModelCard:
     return _card_artifact(model, version)[0]
 
 
-def log_card_to_mlflow(card: ModelCard) -> str:
-    """Log the card as `model_card/model_card.md` and `.html` of the MLflow version's run; returns their URI."""
+def log_card_to_mlflow(card: ModelCard) -> None:
+    """Log the card as `model_card/model_card.md` and `.html` of the run of the MLflow version mirroring it,
+    saying where they are (`mlflow_card_uri`, set here)."""
     from headliner.model.registration import log_model_card
 
-    return log_model_card(
-        card.model, card.version, {"model_card.md": card.to_markdown(), "model_card.html": card.to_html()}
-    )
+    def files(uri: str) -> dict[str, str]:
+        card.mlflow_card_uri = uri
+        return {"model_card.md": card.to_markdown(), "model_card.html": card.to_html()}
+
+    log_model_card(card.model, card.version, files)
 
 
 def refresh_model_card(model: str, version: int) -> tuple[ModelCard, list[str]]:
@@ -496,6 +525,7 @@ def refresh_model_card(model: str, version: int) -> tuple[ModelCard, list[str]]:
     logged again. Returns the card and what could not be refreshed (the decision stands either way)."""
     from zenml import save_artifact
     from zenml.model.utils import link_artifact_version_to_model_version
+    from zenml.utils import source_utils
 
     from headliner.governance.promotion import history, stage_name
     from headliner.model.versions import find_model_version
@@ -511,10 +541,12 @@ def refresh_model_card(model: str, version: int) -> tuple[ModelCard, list[str]]:
         }
     )
     try:
-        refreshed.mlflow_card_uri = log_card_to_mlflow(refreshed)
+        log_card_to_mlflow(refreshed)
     except Exception as exc:  # MLflow down: the ZenML card still refreshes
         problems.append(f"the MLflow card files were not refreshed: {type(exc).__name__}: {exc}"[:400])
-    # stored by the materializer of the registration's card (the report materializer, which shows it as HTML)
-    artifact = save_artifact(refreshed, name=Artifact.MODEL_CARD, materializer=stored.materializer)
+    # stored by the materializer of the registration's card (the report materializer, which shows it as HTML),
+    # loaded from its recorded source: zenml 0.98's save_artifact fails on a source (BaseMaterializer undefined)
+    materializer = source_utils.load(stored.materializer)
+    artifact = save_artifact(refreshed, name=Artifact.MODEL_CARD, materializer=materializer)
     link_artifact_version_to_model_version(artifact, model_version)
     return refreshed, problems

@@ -4,7 +4,7 @@ stack's model registry (MLflow), and its model card's files beside the mirrored 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -300,10 +300,10 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
     return changes
 
 
-def log_model_card(model: str, number: int, files: dict[str, str]) -> str:
-    """Log the card's `files` (name -> text) under MODEL_CARD_DIR/ of the run that logged the MLflow version
-    mirroring ZenML version `number` (logging again replaces them), and tag that version with their URI
-    (MODEL_CARD_TAG); returns the URI."""
+def log_model_card(model: str, number: int, files: Callable[[str], dict[str, str]]) -> str:
+    """Log a model card's files under MODEL_CARD_DIR/ of the run that logged the MLflow version mirroring ZenML
+    version `number` (logging again replaces them) and tag that version with their URI (MODEL_CARD_TAG);
+    `files` makes the files (name -> text) from that URI, so the card can say where it is. Returns the URI."""
     from zenml.client import Client
 
     registry = _mlflow_registry(Client())
@@ -320,9 +320,9 @@ def log_model_card(model: str, number: int, files: dict[str, str]) -> str:
     )
     if not run_id:
         raise HeadlinerError(f"MLflow version {version.version} of {model} belongs to no run: nowhere to log its card")
-    for name, text in files.items():
-        mlflow_client.log_text(run_id, text, f"{MODEL_CARD_DIR}/{name}")
     uri = f"{mlflow_client.get_run(run_id).info.artifact_uri.rstrip('/')}/{MODEL_CARD_DIR}"
+    for name, text in files(uri).items():
+        mlflow_client.log_text(run_id, text, f"{MODEL_CARD_DIR}/{name}")
     if version.tags.get(MODEL_CARD_TAG) != uri:
         mlflow_client.set_model_version_tag(model, version.version, MODEL_CARD_TAG, uri)
     return uri

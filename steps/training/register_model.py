@@ -16,6 +16,7 @@ from headliner.governance.model_card import (
     GroupMetrics,
     ModelCard,
     build_model_card,
+    explanation_facts,
     group_metrics,
     log_card_to_mlflow,
 )
@@ -23,6 +24,7 @@ from headliner.governance.promotion import AUTOMATION_USER, history, request_pro
 from headliner.governance.stage_record import ModelStageRecord, model_stage_record
 from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
+from headliner.model.explanations import GlobalExplanations
 from headliner.model.gates import QualityGateReport
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.model.registration import mirror_to_registry, run_link, version_metadata
@@ -101,6 +103,7 @@ def register_model(
     train_split: pd.DataFrame,
     validation_split: pd.DataFrame,
     test_split: pd.DataFrame,
+    global_explanations: GlobalExplanations,
     spec: UseCaseSpec,
     request_staging: bool = False,
     trigger: dict[str, str] | None = None,
@@ -149,6 +152,7 @@ def register_model(
         groups=groups,
         fairness=figures,
         fairness_note=note,
+        explanations=explanation_facts(global_explanations),
         history=history(spec.name, version),
         mlflow_version=registry_version,
         links={
@@ -156,5 +160,5 @@ def register_model(
             **({"ZenML run URL": link["zenml_run_url"]} if "zenml_run_url" in link else {}),
         },
     )
-    card.mlflow_card_uri = log_card_to_mlflow(card)
+    log_card_to_mlflow(card)
     return card, model_stage_record(spec.name, version)

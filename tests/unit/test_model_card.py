@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from headliner.governance.model_card import (
-    ClassExplanation,
+    ClassFeatures,
     ExplanationFacts,
     FairnessFact,
     FeatureWeight,
@@ -138,7 +138,7 @@ def jukebox_card(jukebox_spec, inputs) -> ModelCard:
                 FeatureWeight(feature="tempo", importance=0.01),
             ],
             per_class=[
-                ClassExplanation(
+                ClassFeatures(
                     label="BR",
                     name="Brazil",
                     features=[
@@ -254,3 +254,48 @@ def test_date_range_of_a_time_column_or_why_none():
         "test": pd.DataFrame({"day": pd.to_datetime(["2024-06-30"])}),
     }
     assert date_range(dated) == "day from 2024-01-05 to 2024-06-30"
+
+
+def test_explanation_facts_take_the_top_features_and_classes(jukebox_spec, inputs):
+    from headliner.governance.model_card import TOP_CLASS_FEATURES, TOP_CLASSES, explanation_facts
+    from headliner.model.explanations import ClassImportance, FeatureImportance, GlobalExplanations
+
+    features = jukebox_spec.feature_names
+    explanations = GlobalExplanations(
+        use_case="jukebox",
+        model_name="jukebox",
+        model_version="3",
+        metric="top_k_accuracy",
+        metric_value=0.45,
+        importance_rows=500,
+        repeats=3,
+        shap_rows=200,
+        background_rows=50,
+        importance_seconds=1.0,
+        shap_seconds=2.0,
+        overall=[
+            FeatureImportance(feature=f, description=f, mean_drop=0.1 / (i + 1), std=0.001, mean_abs_shap=0.01)
+            for i, f in enumerate(features)
+        ],
+        per_class=[
+            ClassImportance(
+                label=label,
+                name=label,
+                rows=rows,
+                mean_probability=0.02,
+                mean_abs_shap={f: (j + 1) / 100 for j, f in enumerate(features)},
+            )
+            for label, rows in (("AR", 5), ("BR", 40), ("US", 20), ("MX", 30))
+        ],
+    )
+    facts = explanation_facts(explanations)
+    assert [w.feature for w in facts.overall] == features[:8]
+    assert facts.overall[0].importance == pytest.approx(0.1)
+    assert [c.label for c in facts.per_class] == ["BR", "MX", "US"][:TOP_CLASSES]
+    assert [w.feature for w in facts.per_class[0].features] == features[::-1][:TOP_CLASS_FEATURES]
+    report, selection, gates, splits = inputs
+    text = build_model_card(
+        jukebox_spec, 3, tiny_onnx(), report, selection, gates, splits, explanations=facts
+    ).to_markdown()
+    assert "permutation importance on 500 validation rows" in text and f"1. {features[0]} (0.1000)" in text
+    assert f"| BR | {', '.join(features[::-1][:TOP_CLASS_FEATURES])} |" in text
