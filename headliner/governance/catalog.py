@@ -601,21 +601,25 @@ def registered_versions(
                 mlflow = None
             stage = getattr(version.stage, "value", version.stage) or "none"
             metrics = version.run_metadata.get("test_metrics")
-            versions.append(
-                RegisteredVersion(
-                    model=name,
-                    number=version.number,
-                    created=version.created,
-                    onnx_bytes=onnx_bytes,
-                    stage=str(stage),
-                    family=family,
-                    hyperparameters=params,
-                    test_metrics={k: float(v) for k, v in metrics.items()} if isinstance(metrics, dict) else {},
-                    zenml=zenml,
-                    mlflow=mlflow,
-                    zenml_run=run_link,
-                )
+            registered = RegisteredVersion(
+                model=name,
+                number=version.number,
+                created=version.created,
+                onnx_bytes=onnx_bytes,
+                stage=str(stage),
+                family=family,
+                hyperparameters=params,
+                test_metrics={k: float(v) for k, v in metrics.items()} if isinstance(metrics, dict) else {},
+                zenml=zenml,
+                mlflow=mlflow,
+                zenml_run=run_link,
             )
+            try:  # a file without the packaged metadata cannot be described: left out, the rest is written
+                mlm_properties(registered)
+            except HeadlinerError as exc:
+                say(f"{name} v{version.number}: left out: {exc}")
+                continue
+            versions.append(registered)
             say(
                 f"{name} v{version.number}: stage {stage}, ONNX {len(onnx_bytes):,} bytes, "
                 + (mlflow.href if mlflow else "no MLflow mirror")

@@ -188,3 +188,17 @@ def test_a_previous_catalog_is_replaced_and_another_folder_refused(versions, tmp
     assert validate_catalog(tmp_path / "empty") == [
         f"{tmp_path / 'empty'}: no catalog.json; expected the folder of a catalog"
     ]
+
+
+def test_an_onnx_file_without_the_packaged_metadata_is_refused_by_name(versions):
+    import onnx
+
+    model = onnx.load_model_from_string(versions[0].onnx_bytes)
+    kept = [prop for prop in model.metadata_props if prop.key not in ("feature_schema", "class_labels")]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    bare = RegisteredVersion(
+        model="jukebox", number=3, created=datetime(2026, 5, 1), onnx_bytes=model.SerializeToString()
+    )
+    with pytest.raises(HeadlinerError, match="jukebox-v3: the ONNX file has no feature_schema, class_labels metadata"):
+        version_item(bare)
