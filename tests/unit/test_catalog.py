@@ -202,3 +202,30 @@ def test_an_onnx_file_without_the_packaged_metadata_is_refused_by_name(versions)
     )
     with pytest.raises(HeadlinerError, match="jukebox-v3: the ONNX file has no feature_schema, class_labels metadata"):
         version_item(bare)
+
+
+@pytest.fixture
+def cli_registry(monkeypatch):
+    """The catalog command over a registry stand-in: no stack setup; `registered_versions` answers `answer`."""
+    import headliner.governance.catalog as catalog_module
+    import headliner.stacks.setup as stack_setup
+
+    answer: list = []
+    monkeypatch.setattr(stack_setup, "ensure_stack", lambda components: "local")
+    monkeypatch.setattr(catalog_module, "registered_versions", lambda models, progress: (answer, {}))
+    return answer
+
+
+def test_the_command_writes_and_validates_and_refuses_an_empty_catalog(cli_registry, versions, tmp_path):
+    from click.testing import CliRunner
+
+    from headliner.cli.main import cli
+
+    empty = CliRunner().invoke(cli, ["catalog", "--out", str(tmp_path / "none")])
+    assert empty.exit_code == 1 and "an empty catalog would describe nothing" in empty.output
+    assert not (tmp_path / "none").exists()
+    cli_registry.extend(versions)
+    written = CliRunner().invoke(cli, ["catalog", "--out", str(tmp_path / "catalog")])
+    assert written.exit_code == 0, written.output
+    assert "Wrote a STAC catalog of 2 version(s) in 1 collection(s) (jukebox: 2)" in written.output
+    assert "Valid: every catalog, collection and item" in written.output
