@@ -328,15 +328,32 @@ class ModelCard(HtmlReport):
         return "\n".join(lines).rstrip() + "\n"
 
     def to_html(self) -> str:
-        import html
-
         sections = []
         for heading, paragraphs, rows, headers in self._sections():
-            body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+            body = _html_paragraphs(paragraphs)
             if rows and headers:
                 body += html_table(headers, rows)
             sections.append((heading, body))
         return html_page(self.headline, sections)
+
+
+def _html_paragraphs(paragraphs: list[str]) -> str:
+    """Paragraphs as <p>, runs of "- " items as <ul> and of "1. " items as <ol>."""
+    import html
+
+    parts: list[str] = []
+    kind = ""
+    for paragraph in paragraphs:
+        item = "ul" if paragraph.startswith("- ") else "ol" if _list_item(paragraph) else ""
+        if item != kind:
+            parts.append(f"</{kind}>" if kind else "")
+            parts.append(f"<{item}>" if item else "")
+            kind = item
+        text = html.escape(paragraph.split(" ", 1)[1] if item else paragraph)
+        parts.append(f"<li>{text}</li>" if item else f"<p>{text}</p>")
+    if kind:
+        parts.append(f"</{kind}>")
+    return "".join(parts)
 
 
 def _list_item(paragraph: str) -> bool:

@@ -211,6 +211,7 @@ def test_html_is_static_and_holds_the_same_facts(jukebox_spec, inputs):
     assert "<h1>The Headliner: model jukebox, version 3</h1>" in page
     for cell in ("<td>0.4567</td>", "<td>alice</td>", "<td>bob</td>", "<td>OUTSIDE</td>", card.onnx_sha256):
         assert cell in page
+    assert f"<ul><li>{jukebox_spec.limitations[0]}</li>" in page and "<ol><li>danceability (0.0421)</li>" in page
     assert ModelCard.model_validate_json(card.model_dump_json()) == card  # what the materializer stores
 
 
