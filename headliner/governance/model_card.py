@@ -424,7 +424,7 @@ def date_range(splits: Mapping[str, pd.DataFrame]) -> str:
         if dated:
             break
     else:
-        return "no time column: the examples keep none (the spec's columns are the group, the features and the label)"
+        return "no time column (the examples keep only the spec's columns: group, features and label)."
     column = dated[0]
     dates = pd.concat([frame[column] for frame in splits.values() if column in frame.columns]).dropna()
     if dates.empty:
