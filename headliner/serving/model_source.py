@@ -92,14 +92,20 @@ def registry_cards(max_age: float = CARD_MAX_AGE_SECONDS) -> CardSource:
 
 
 def _registry_card(model_name: str, version: str) -> str | None:
+    """The card's HTML, or None: no card, a store that cannot be reached, or a process that cannot read cards
+    (the registry-reading service image has no scikit-learn, which the model card's module imports)."""
     import logging
-
-    from headliner.governance.model_card import load_model_card
 
     if not version.isdigit():
         return None
     try:
+        from headliner.governance.model_card import load_model_card
+
         return load_model_card(model_name, int(version)).to_html()
     except HeadlinerError as exc:
         logging.getLogger(__name__).info("no model card for %s version %s: %s", model_name, version, exc)
-        return None
+    except Exception as exc:  # GET /model-card answers 404 and says how else to see the card
+        logging.getLogger(__name__).warning(
+            "cannot read the model card of %s version %s here: %s: %s", model_name, version, type(exc).__name__, exc
+        )
+    return None

@@ -250,3 +250,15 @@ def test_a_registry_card_is_the_versions_newest_read_again_after_a_while(monkeyp
     fresh = registry_cards(max_age=0)  # a promotion's refreshed card shows once the kept one is old
     assert fresh("jukebox", "2") == "card of v2, asked 3 time(s)"
     assert fresh("jukebox", "2") == "card of v2, asked 4 time(s)"
+
+
+def test_a_process_that_cannot_read_registry_cards_has_none(monkeypatch, caplog):
+    import headliner.governance.model_card as model_card
+    from headliner.serving.model_source import registry_cards
+
+    def load(model: str, version: int):
+        raise ModuleNotFoundError("No module named 'sklearn'")  # as in the registry-reading service image
+
+    monkeypatch.setattr(model_card, "load_model_card", load)
+    assert registry_cards()("jukebox", "2") is None and registry_cards()("jukebox", "production") is None
+    assert "cannot read the model card of jukebox version 2 here: ModuleNotFoundError" in caplog.text
