@@ -404,10 +404,8 @@ class ModelServer:
 
                 try:
                     self._explainer = LocalExplainer(self.predictor)
-                except HeadlinerError as exc:
-                    raise RequestError(
-                        409, f"model '{self.name}' version {self.version} cannot explain its answers: {exc}"
-                    ) from None
+                except HeadlinerError as exc:  # it names the model, its version and what to do
+                    raise RequestError(409, str(exc)) from None
             return self._explainer
 
     def explain(self, matrix: np.ndarray) -> list[SongExplanation]:
