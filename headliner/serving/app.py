@@ -2,9 +2,9 @@
 (KServe v2) endpoints, `POST /explain` (each feature's contribution to the top classes), `POST /feedback` for
 true labels, `GET /rollout`, `GET /` (the page for people, headliner/serving/page.py), `GET /model-card`,
 `POST /batch` (a CSV file scored through the batch path), bearer-token auth, Prometheus metrics and the
-inference log. Which loaded version answers a request is the `Routing`'s
-choice (headliner/serving/routing.py): one fixed model, or production and a candidate under a rollout
-policy. The endpoints are one table, `ROUTES`, and `MODEL_ROUTES` for the paths under /v2/models/{name}.
+inference log. Which loaded version answers a request is the `Routing`'s choice (headliner/serving/routing.py):
+one fixed model, or production and a candidate under a rollout policy (/explain and /model-card: always
+production). The endpoints are one table, `ROUTES`, and `MODEL_ROUTES` for the paths under /v2/models/{name}.
 
 It is a raw ASGI callable rather than a framework app because one-row requests are tens of
 microseconds of model work: routing, validation and JSON are kept to what the request needs. The
