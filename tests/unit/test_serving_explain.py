@@ -262,3 +262,20 @@ def test_a_process_that_cannot_read_registry_cards_has_none(monkeypatch, caplog)
     monkeypatch.setattr(model_card, "load_model_card", load)
     assert registry_cards()("jukebox", "2") is None and registry_cards()("jukebox", "production") is None
     assert "cannot read the model card of jukebox version 2 here: ModuleNotFoundError" in caplog.text
+
+
+def test_under_a_rollout_production_explains_whatever_the_policy_routes(jukebox_versions):
+    from headliner.serving.routing import RolloutPolicy
+
+    primary = ModelServer(OnnxPredictor(jukebox_versions["1"]), None)
+    candidate = primary.sibling(OnnxPredictor(jukebox_versions["2"]))
+    app = InferenceApp()
+    app.route(Routing(primary, candidate, RolloutPolicy(mode="canary", candidate="2", percent=100)))
+    client = Client(app)
+    try:
+        assert client.post("/predict", json=SONG).json()["model_version"] == "2"  # every prediction: the candidate
+        explained = client.post("/explain", json=SONG)
+        assert explained.json()["model_version"] == "1" and explained.headers["x-model-version"] == "1"
+        assert candidate._explainer is None  # nothing built for the candidate
+    finally:
+        client.close()
