@@ -30,7 +30,8 @@ SERVICE_IMAGE = service_image()  # stack_configs/containers.yaml's model deploye
 CLUSTER_REGISTRY = "localhost:5001"  # stack_configs/kubernetes.yaml's container registry
 TRAINING_STEPS = {
     Step.INGEST_DATA, Step.VALIDATE_DATA, Step.WRANGLE_DATA, Step.LABEL_DATA, Step.PROFILE_DATA, Step.SPLIT_DATA,
-    Step.TRAIN_MODEL, Step.EVALUATE_MODEL, Step.CHECK_QUALITY_GATES, Step.PACKAGE_MODEL, Step.REGISTER_MODEL,
+    Step.TRAIN_MODEL, Step.EVALUATE_MODEL, Step.CHECK_QUALITY_GATES, Step.PACKAGE_MODEL, Step.EXPLAIN_MODEL,
+    Step.REGISTER_MODEL,
 }  # fmt: skip
 
 
