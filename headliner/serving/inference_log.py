@@ -8,7 +8,7 @@ Schema of table `inference_log` (one row per request):
   id             integer primary key
   received_at    timestamp (UTC) when the request arrived
   request_id     the request's id (returned to the client; `X-Request-ID` if the client sent one)
-  endpoint       'predict', 'v2' or 'batch'
+  endpoint       'predict', 'v2', 'explain' or 'batch'
   model_name     e.g. 'jukebox'
   model_version  e.g. '3'
   status         HTTP status answered (batch: 200)

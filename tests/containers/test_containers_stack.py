@@ -136,6 +136,8 @@ def test_the_service_image_of_this_checkout_is_built_when_missing_and_serves_fro
     assert answer.status_code == 200 and answer.json()["model_version"] == "1"
     probabilities = answer.json()["outputs"][0]
     np.testing.assert_allclose(np.array(probabilities["data"]), expected[0], rtol=0, atol=PARITY_TOLERANCE)
+    card = httpx.get(f"http://127.0.0.1:{port}/model-card", trust_env=False)  # written beside the model file
+    assert card.status_code == 200 and "version 1" in card.text and "sha256" in card.text.lower(), card.text[:500]
 
     # ZenML's own command deletes the service: SIGTERM, the log flushed to the local stores, the container gone
     uuid = run_python(stack_env, "from zenml.client import Client; print(Client().list_services().items[0].id)")

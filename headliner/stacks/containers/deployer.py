@@ -215,6 +215,7 @@ class HeadlinerContainerModelDeployer(ServiceLifecycleDeployer):
         the port), run the version's container and wait until it answers its readiness check."""
         import docker
 
+        from headliner.deploy.deployment import registered_model_card
         from headliner.model.versions import onnx_model_bytes
 
         config = self.service_config(request)
@@ -229,6 +230,11 @@ class HeadlinerContainerModelDeployer(ServiceLifecycleDeployer):
         path = Path(config.environment["HEADLINER_MODEL_FILE"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+        card = registered_model_card(data)  # the service's GET /model-card; the container has no registry access
+        if card is not None:
+            card_path = path.with_suffix(".model_card.html")
+            card_path.write_text(card, encoding="utf-8")
+            config.environment["HEADLINER_MODEL_CARD_FILE"] = str(card_path)
         service_type = ContainerModelService.SERVICE_TYPE
         for previous in self.find_model_server(
             pipeline_name=request.pipeline_name, pipeline_step_name=request.step_name, service_type=service_type
