@@ -30,6 +30,7 @@ from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.model.registration import mirror_to_registry, run_link, version_metadata
 from headliner.model.training import ModelSelection
 from headliner.monitoring import fairness
+from headliner.monitoring.window import reference_rows
 from headliner.spec import UseCaseSpec
 from steps.training.discard_failed_version import discard_failed_version
 
@@ -44,17 +45,22 @@ LINKED_INPUTS = (  # inputs named after the artifacts they receive
 
 
 def fairness_on_test_split(
-    spec: UseCaseSpec, test_split: pd.DataFrame, probabilities: np.ndarray
+    spec: UseCaseSpec, test_split: pd.DataFrame, predictor: OnnxPredictor
 ) -> tuple[list[GroupMetrics], list[FairnessFact], str]:
-    """The card's per-group metrics and fairness figures on the test split, with monitoring's own fairness
-    functions (the figures live monitoring watches, here on labelled held-out rows): groups, figures, a note."""
+    """The card's per-group metrics (every test row, like the test metrics) and fairness figures with monitoring's
+    own functions, on the test split as traffic sends it (`reference_rows`: one row per song, as live monitoring's
+    reference is): groups, figures, a note."""
     attribute = spec.monitoring.fairness_attribute
     if attribute is None:
         return [], [], "The spec sets no fairness attribute (monitoring.fairness_attribute): no groups to compare."
+    probabilities = predictor.probabilities(test_split[spec.feature_names].to_numpy(dtype=np.float64))
+    groups = group_metrics(test_split, probabilities, spec, attribute)
     rules = spec.monitoring
-    flags = test_split[attribute].to_numpy().astype(bool)
-    predicted = np.asarray(spec.target.classes, dtype=object)[probabilities.argmax(axis=1)]
-    labels = test_split[spec.target.column].astype(str).to_numpy()
+    traffic = reference_rows(test_split, spec)
+    flags = traffic[attribute].to_numpy().astype(bool)
+    chosen = predictor.probabilities(traffic[spec.feature_names].to_numpy(dtype=np.float64)).argmax(axis=1)
+    predicted = np.asarray(spec.target.classes, dtype=object)[chosen]
+    labels = traffic[spec.target.column].astype(str).to_numpy()
     facts = []
     parity = fairness.parity_differences(flags, predicted)
     if rules.fairness_max_parity_difference is not None:
@@ -91,7 +97,11 @@ def fairness_on_test_split(
         facts.append(
             FairnessFact(name=name, value=figure.value, label=figure.label, lower=lower, upper=upper, note=figure.note)
         )
-    return group_metrics(test_split, probabilities, spec, attribute), facts, ""
+    note = (
+        f"On {len(traffic):,} test {spec.decision.item_noun}s, one row each as traffic sends them (live monitoring's "
+        "fairness report computes the same figures on its window and reference)."
+    )
+    return groups, facts, note
 
 
 @step(experiment_tracker=True, enable_cache=False, on_failure=discard_failed_version)
@@ -136,10 +146,7 @@ def register_model(
             f"automatic: quality gates passed in run {context.pipeline_run.name}",
             AUTOMATION_USER,
         )
-    probabilities = OnnxPredictor.from_model(onnx_model).probabilities(
-        test_split[spec.feature_names].to_numpy(dtype=np.float64)
-    )
-    groups, figures, note = fairness_on_test_split(spec, test_split, probabilities)
+    groups, figures, note = fairness_on_test_split(spec, test_split, OnnxPredictor.from_model(onnx_model))
     link = run_link(context.pipeline_run)
     card = build_model_card(
         spec,
