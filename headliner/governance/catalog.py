@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -283,8 +284,8 @@ def version_item(version: RegisteredVersion, asset_href: str | None = None) -> p
 
 
 def model_collection(model: str, versions: list[RegisteredVersion], description: str = "") -> pystac.Collection:
-    """A model's Collection: its versions' items, a global bbox (see GLOBAL_BBOX) and the time span in which
-    the versions were registered."""
+    """A model's Collection: its versions' items (linked to their predecessor, successor and latest version),
+    a global bbox (see GLOBAL_BBOX) and the time span in which the versions were registered."""
     import pystac
 
     if not versions:
@@ -300,8 +301,14 @@ def model_collection(model: str, versions: list[RegisteredVersion], description:
         license="other",
         keywords=["machine learning", "classification", "onnx", model],
     )
-    for version in versions:
-        collection.add_item(version_item(version))
+    items = [version_item(version) for version in sorted(versions, key=lambda v: v.number)]
+    for older, newer in pairwise(items):  # the version extension's links, to compare versions
+        older.add_link(pystac.Link("successor-version", newer, media_type=pystac.MediaType.GEOJSON))
+        newer.add_link(pystac.Link("predecessor-version", older, media_type=pystac.MediaType.GEOJSON))
+    for item in items:
+        if item is not items[-1]:
+            item.add_link(pystac.Link("latest-version", items[-1], media_type=pystac.MediaType.GEOJSON))
+        collection.add_item(item)
     return collection
 
 

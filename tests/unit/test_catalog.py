@@ -162,6 +162,14 @@ def test_a_written_catalog_is_self_contained_and_valid(versions, tmp_path):
     item = json.loads(item_file.read_text())
     assert all(not link["href"].startswith("/") for link in item["links"])
     assert (item_file.parent / "jukebox-v2.onnx").read_bytes() == versions[1].onnx_bytes
+    assert {(link["rel"], link["href"]) for link in item["links"]} >= {
+        ("predecessor-version", "../jukebox-v1/jukebox-v1.json")
+    }
+    first = json.loads((out / "jukebox" / "jukebox-v1" / "jukebox-v1.json").read_text())
+    assert {(link["rel"], link["href"]) for link in first["links"]} >= {
+        ("successor-version", "../jukebox-v2/jukebox-v2.json"),
+        ("latest-version", "../jukebox-v2/jukebox-v2.json"),
+    }
     assert validate_catalog(out) == []
 
     (item_file.parent / "jukebox-v2.onnx").write_bytes(b"not the model")
