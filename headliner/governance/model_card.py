@@ -2,7 +2,8 @@
 the version is, what it was trained on, how it scored and against what, how it does per group, what drives
 it, where it is weak, who moved it where and why, and the hash of the file that is served). Built at
 registration, refreshed after every promotion decision; stored as a ZenML artifact linked to the version
-and as Markdown + HTML files of the version's MLflow run."""
+and as Markdown + HTML files of the version's MLflow run. Loading and rendering a card needs no scikit-learn
+(a registry-reading service image shows cards): what needs it is imported when a card is built."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from headliner.data.splitting import dataframe_fingerprint
 from headliner.errors import HeadlinerError
 from headliner.governance.promotion import AuditEvent
 from headliner.labels import Artifact, class_display_names
-from headliner.model.evaluation import LOWER_IS_BETTER, compute_metrics
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import SourceKind, UseCaseSpec
 
@@ -139,6 +139,7 @@ class ModelCard(HtmlReport):
     date_range: str  # or why there is none
     splits: list[SplitFacts]
     selection_metric: str
+    selection_lower_is_better: bool = False
     selected: str
     candidates: list[CandidateFacts]
     metrics: dict[str, float]
@@ -178,7 +179,7 @@ class ModelCard(HtmlReport):
     # -- the sections, each as (heading, Markdown lines, HTML) from the same rows -------------------------
 
     def _why(self) -> str:
-        direction = "lower" if self.selection_metric in LOWER_IS_BETTER else "higher"
+        direction = "lower" if self.selection_lower_is_better else "higher"
         others = [c for c in self.candidates if c.name != self.selected]
         chosen = next((c for c in self.candidates if c.name == self.selected), None)
         if chosen is None:
@@ -373,6 +374,7 @@ def group_metrics(
     """Accuracy and top-k accuracy of the rows of each value of `attribute` (test split rows, the model's
     [N, C] probabilities in spec class order)."""
     from headliner.model.estimators import class_indices
+    from headliner.model.evaluation import compute_metrics
 
     truth = class_indices(frame[spec.target.column], spec)
     values = frame[attribute].to_numpy()
@@ -451,6 +453,8 @@ def build_model_card(
     links: Mapping[str, str] | None = None,
 ) -> ModelCard:
     """A version's card from its artifacts; the per-group figures, explanations and history as plain values."""
+    from headliner.model.evaluation import LOWER_IS_BETTER
+
     meta = {p.key: p.value for p in onnx_model.metadata_props}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     attribute = spec.monitoring.fairness_attribute
@@ -473,6 +477,7 @@ def build_model_card(
             for name, frame in splits.items()
         ],
         selection_metric=selection.selection_metric,
+        selection_lower_is_better=selection.selection_metric in LOWER_IS_BETTER,
         selected=selection.selected,
         candidates=[
             CandidateFacts(name=c.name, family=c.family, score=c.validation_metrics[selection.selection_metric])

@@ -300,3 +300,29 @@ def test_explanation_facts_take_the_top_features_and_classes(jukebox_spec, input
     ).to_markdown()
     assert "permutation importance on 500 validation rows" in text and f"1. {features[0]} (0.1000)" in text
     assert f"| BR | {', '.join(features[::-1][:TOP_CLASS_FEATURES])} |" in text
+
+
+BLOCK_SKLEARN = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "sklearn":
+            raise ModuleNotFoundError("No module named 'sklearn'")
+sys.meta_path.insert(0, Block())
+from headliner.governance.model_card import ModelCard
+card = ModelCard.model_validate_json(sys.stdin.read())
+print(len(card.to_html()) > 0, card.to_markdown().splitlines()[0])
+"""
+
+
+def test_a_card_loads_and_renders_without_scikit_learn(jukebox_spec, inputs):
+    """As a registry-reading service image (no scikit-learn) does for GET /model-card."""
+    import subprocess
+    import sys
+
+    card = jukebox_card(jukebox_spec, inputs)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_SKLEARN], input=card.model_dump_json(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "True # The Headliner: model jukebox, version 3"
