@@ -5,12 +5,16 @@ for the retrained version and the alert that names it."""
 
 from __future__ import annotations
 
+import logging
+
 from headliner.errors import MonitoringError
 from headliner.governance.promotion import PromotionRequest, pending_requests, request_promotion
 from headliner.monitoring.decision import Alert, MonitoringSummary, alert_webhook, post_alert
 from headliner.monitoring.window import newest_logged_version
 from headliner.serving.settings import url_without_password
 from headliner.spec import UseCaseSpec
+
+logger = logging.getLogger(__name__)
 
 SCHEDULER_USER = "monitoring-schedule"  # who files the staging requests of scheduled retraining
 
@@ -52,11 +56,26 @@ def awaiting_staging(model_name: str) -> PromotionRequest | None:
     return pending[-1] if pending else None
 
 
+def _refresh_card(model: str, version: int) -> None:
+    """The version's model card with the request in its history; a failure is a warning (the request stands)."""
+    from headliner.governance.model_card import refresh_model_card
+
+    try:
+        _, problems = refresh_model_card(model, version)
+    except Exception as exc:
+        problems = [f"{type(exc).__name__}: {exc}"]
+    for problem in problems:
+        logger.warning(
+            "staging request of %s v%s filed; its model card was not fully refreshed: %s", model, version, problem
+        )
+
+
 def request_staging(spec: UseCaseSpec, version: int, trigger: dict[str, str]) -> tuple[PromotionRequest, Alert]:
     """File the staging request of a version retrained on a scheduled `retrain` decision (by SCHEDULER_USER,
     so a person approves it: the four-eyes rule), and alert (log line and webhook) naming both."""
     reason = f"retrained after monitoring run '{trigger['monitoring_run']}' decided retrain: {trigger['reason']}"
     request = request_promotion(spec.name, version, "staging", reason, SCHEDULER_USER)
+    _refresh_card(spec.name, version)
     message = (
         f"{spec.name} v{version} was retrained after monitoring run '{trigger['monitoring_run']}' of "
         f"v{trigger['model_version']} decided retrain; staging request {request.id} awaits a second person: "
