@@ -153,9 +153,9 @@ def _feature_description(entry: dict[str, Any]) -> str:
 def mlm_properties(version: RegisteredVersion) -> dict[str, Any]:
     """The item's `mlm:*` properties, built with stac-model's pydantic models from the ONNX graph and its
     metadata (the feature schema, the class labels and names, the library versions)."""
-    from stac_model.input import InputStructure, ModelInput  # type: ignore[import-untyped]
-    from stac_model.output import MLMClassification, ModelOutput, ModelResult  # type: ignore[import-untyped]
-    from stac_model.schema import MLModelProperties  # type: ignore[import-untyped]
+    from stac_model.input import InputStructure, ModelInput
+    from stac_model.output import MLMClassification, ModelOutput, ModelResult
+    from stac_model.schema import MLModelProperties
 
     from headliner.model.onnx_packaging import (
         CLASS_LABELS,
@@ -408,7 +408,7 @@ def offline_validator() -> JsonSchemaSTACValidator:
 
 
 def _error_lines(where: str, schema: str, errors: list[Any]) -> list[str]:
-    from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
+    from jsonschema.exceptions import best_match
 
     lines = []
     for error in errors:
