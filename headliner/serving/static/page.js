@@ -53,6 +53,18 @@
     return sent;
   }
 
+  // A bar: a track (class <kind>-track) holding a fill (<kind>-fill) `percent` % of its width; read by no one.
+  function barTrack(kind, percent) {
+    const track = document.createElement("span");
+    track.className = `${kind}-track`;
+    track.setAttribute("aria-hidden", "true");
+    const bar = document.createElement("span");
+    bar.className = `${kind}-fill`;
+    bar.style.width = `${percent}%`;
+    track.append(bar);
+    return track;
+  }
+
   function fill(preset) {
     features.forEach((feature, i) => {
       const value = preset.values[feature.name];
@@ -106,13 +118,7 @@
         code.textContent = row.code;
         name.append(code);
       }
-      const track = document.createElement("span");
-      track.className = "bar-track";
-      track.setAttribute("aria-hidden", "true");
-      const fill = document.createElement("span");
-      fill.className = "bar-fill";
-      fill.style.width = `${Math.max(0.5, (100 * row.probability) / largest)}%`;
-      track.append(fill);
+      const track = barTrack("bar", Math.max(0.5, (100 * row.probability) / largest));
       const value = document.createElement("span");
       value.className = "bar-value";
       value.textContent = percent(row.probability);
@@ -200,13 +206,7 @@
         value.className = "why-value";
         value.textContent = shownValue(feature, c.value);
         label.append(value);
-        const track = document.createElement("span");
-        track.className = "why-track";
-        track.setAttribute("aria-hidden", "true");
-        const fill = document.createElement("span");
-        fill.className = "why-fill";
-        fill.style.width = `${(50 * Math.abs(c.contribution)) / largest}%`;
-        track.append(fill);
+        const track = barTrack("why", (50 * Math.abs(c.contribution)) / largest);
         const amount = document.createElement("span");
         amount.className = "why-amount";
         amount.textContent = points(c.contribution);
