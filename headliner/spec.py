@@ -132,6 +132,11 @@ class DataSource(_Strict):
     rows: int | None = Field(default=None, gt=0, description="Rows to generate by default.")
     seed: int = 42
     format_description: str = ""
+    date_column: str | None = Field(
+        default=None,
+        description="A raw-data column holding each row's date (e.g. the chart day): the data's date range is "
+        "recorded at validation and shown on the model card.",
+    )
 
     @model_validator(mode="after")
     def _has_what_its_kind_needs(self) -> DataSource:

@@ -13,8 +13,9 @@ from steps.data import ingest_data, label_data, profile_data, split_data, valida
 
 def data_engineering_steps(
     spec: UseCaseSpec, data: str | None, rows: int | None
-) -> tuple[StepArtifact, StepArtifact, StepArtifact]:
-    """The data steps, for any pipeline that starts from raw data; returns the three splits.
+) -> tuple[StepArtifact, StepArtifact, StepArtifact, StepArtifact]:
+    """The data steps, for any pipeline that starts from raw data; returns the three splits and the raw data's
+    validation report (the model card reads the data's date range from it).
 
     A file or URL is re-read on every run (its content may change under the same name); generated
     and bundled data are cached by their parameters.
@@ -22,13 +23,13 @@ def data_engineering_steps(
     source = describe_source(spec, data, rows)
     ingest = ingest_data.with_options(enable_cache=False) if data else ingest_data
     raw_data = ingest(spec=spec, data=data, rows=rows)
-    validate_data(raw_data, spec=spec, source=source)
+    validation_report = validate_data(raw_data, spec=spec, source=source)
     # Nothing downstream starts before validation has passed.
     wrangled_data, _ = wrangle_data(raw_data, spec=spec, source=source, after=Step.VALIDATE_DATA)
     labelled_data, _ = label_data(wrangled_data, spec=spec, source=source)
     train_split, validation_split, test_split, _ = split_data(labelled_data, spec=spec, source=source)
     profile_data(labelled_data, spec=spec)
-    return train_split, validation_split, test_split
+    return train_split, validation_split, test_split, validation_report
 
 
 @pipeline(name="data_engineering", execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": docker_settings()})

@@ -25,7 +25,7 @@ def training(
     """Candidates and selection come from the run config (steps.train_model.parameters.training).
     `trigger`: why this run started when something other than a person started it (e.g. a monitoring run's
     `retrain` decision); recorded in the run's parameters and on the model version it registers."""
-    train_split, validation_split, test_split = data_engineering_steps(spec, data, rows)
+    train_split, validation_split, test_split, validation_report = data_engineering_steps(spec, data, rows)
     sklearn_model, model_selection = train_model(train_split, validation_split, spec=spec)
     evaluation_report = evaluate_model(sklearn_model, model_selection, train_split, test_split, spec=spec)
     quality_gates = check_quality_gates(evaluation_report, spec=spec)
@@ -44,6 +44,7 @@ def training(
         validation_split,
         test_split,
         global_explanations,
+        validation_report,
         spec=spec,
         trigger=trigger,
     )

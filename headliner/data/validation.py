@@ -85,6 +85,22 @@ def check_labels(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[C
     return Check(name="labelled rows", passed=True, detail=f"{labelled:,} labelled"), classes, unknown
 
 
+DATE_RANGE_FACT = "date range"
+
+
+def date_range(frame: pd.DataFrame, column: str | None) -> str:
+    """The first and last date of the raw data's date `column`, or why there is none."""
+    if column is None:
+        return "the spec names no date column (source.date_column)"
+    if column not in frame.columns:
+        return f"no column '{column}' (source.date_column) in the data"
+    dates = pd.to_datetime(frame[column], errors="coerce", format="mixed").dropna()  # one format or several
+    if dates.empty:
+        return f"{column}: no readable dates"
+    first, last = dates.min().date(), dates.max().date()
+    return f"{first} to {last} ({(last - first).days + 1:,} days, {column})"
+
+
 def validate_raw(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> DataReport:
     """Run every hard check (raising on failure) and count the soft problems."""
     checks = check_structure(frame, spec, source)
@@ -111,5 +127,5 @@ def validate_raw(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> DataRep
         checks=checks,
         findings=findings,
         label_counts={str(k): int(v) for k, v in classes[~unknown].value_counts().items()},
-        facts={"columns": str(frame.shape[1])},
+        facts={"columns": str(frame.shape[1]), DATE_RANGE_FACT: date_range(frame, spec.source.date_column)},
     )

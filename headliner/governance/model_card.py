@@ -419,21 +419,6 @@ def explanation_facts(explanations: GlobalExplanations) -> ExplanationFacts:
     )
 
 
-def date_range(splits: Mapping[str, pd.DataFrame]) -> str:
-    """The first and last date of the splits' datetime columns, or why there is none."""
-    for frame in splits.values():
-        dated = [column for column in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[column])]
-        if dated:
-            break
-    else:
-        return "no time column (the examples keep only the spec's columns: group, features and label)."
-    column = dated[0]
-    dates = pd.concat([frame[column] for frame in splits.values() if column in frame.columns]).dropna()
-    if dates.empty:
-        return f"{column}: no dates"
-    return f"{column} from {dates.min().date()} to {dates.max().date()}"
-
-
 def build_model_card(
     spec: UseCaseSpec,
     version: int,
@@ -443,6 +428,7 @@ def build_model_card(
     gates: QualityGateReport,
     splits: Mapping[str, pd.DataFrame],
     *,
+    date_range: str = "not recorded",
     groups: Sequence[GroupMetrics] = (),
     fairness: Sequence[FairnessFact] = (),
     fairness_note: str = "",
@@ -471,7 +457,7 @@ def build_model_card(
         features=spec.feature_names,
         source=spec.source.format_description or spec.source.kind.value,
         synthetic=spec.source.kind is SourceKind.GENERATOR,
-        date_range=date_range(splits),
+        date_range=date_range,
         splits=[
             SplitFacts(name=name, rows=len(frame), fingerprint=dataframe_fingerprint(frame))
             for name, frame in splits.items()

@@ -15,14 +15,19 @@ beside it, so a gap the model already had on held-out data is told apart from on
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from headliner.monitoring.window import LABEL, PREDICTED
+from headliner.governance.model_card import FairnessFact, GroupMetrics, group_metrics
+from headliner.monitoring.window import LABEL, PREDICTED, reference_rows
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
+
+if TYPE_CHECKING:
+    from headliner.model.onnx_packaging import OnnxPredictor
 
 SHOWN_CLASSES = 10
 MIN_GROUP_ROWS = 10  # a class enters DIR, EOD and AOD only with this many rows behind each group's rate
@@ -300,3 +305,63 @@ def fairness(
         ),
     ]
     return report
+
+
+def held_out_fairness(
+    spec: UseCaseSpec, test_split: pd.DataFrame, predictor: OnnxPredictor
+) -> tuple[list[GroupMetrics], list[FairnessFact], str]:
+    """A model card's fairness on the held-out test split: per-group metrics (every test row, like the test
+    metrics) and the fairness figures of live monitoring, on the split as traffic sends it (`reference_rows`:
+    one row per song, as live monitoring's reference is): groups, figures, a note."""
+    attribute = spec.monitoring.fairness_attribute
+    if attribute is None:
+        return [], [], "The spec sets no fairness attribute (monitoring.fairness_attribute): no groups to compare."
+    probabilities = predictor.probabilities(test_split[spec.feature_names].to_numpy(dtype=np.float64))
+    groups = group_metrics(test_split, probabilities, spec, attribute)
+    rules = spec.monitoring
+    traffic = reference_rows(test_split, spec)
+    flags = traffic[attribute].to_numpy().astype(bool)
+    chosen = predictor.probabilities(traffic[spec.feature_names].to_numpy(dtype=np.float64)).argmax(axis=1)
+    predicted = np.asarray(spec.target.classes, dtype=object)[chosen]
+    labels = traffic[spec.target.column].astype(str).to_numpy()
+    facts = []
+    parity = parity_differences(flags, predicted)
+    if rules.fairness_max_parity_difference is not None:
+        facts.append(
+            FairnessFact(
+                name="statistical_parity_difference",
+                value=abs(parity[0].difference) if parity else None,
+                label=parity[0].label if parity else None,
+                upper=rules.fairness_max_parity_difference,
+                note="" if parity else f"every test row has the same {attribute}",
+            )
+        )
+    for name, lower, upper, rows in (
+        (
+            DISPARATE_IMPACT_RATIO,
+            rules.fairness_min_disparate_impact_ratio,
+            rules.fairness_max_disparate_impact_ratio,
+            (flags, predicted, None),
+        ),
+        (
+            EQUAL_OPPORTUNITY_DIFFERENCE,
+            None,
+            rules.fairness_max_equal_opportunity_difference,
+            (flags, predicted, labels),
+        ),
+        (
+            AVERAGE_ODDS_DIFFERENCE,
+            None,
+            rules.fairness_max_average_odds_difference,
+            (flags, predicted, labels),
+        ),
+    ):
+        figure = fairness_figure(name, lower, upper, rows, None)
+        facts.append(
+            FairnessFact(name=name, value=figure.value, label=figure.label, lower=lower, upper=upper, note=figure.note)
+        )
+    note = (
+        f"On {len(traffic):,} test {spec.decision.item_noun}s, one row each as traffic sends them (live monitoring's "
+        "fairness report computes the same figures on its window and reference)."
+    )
+    return groups, facts, note

@@ -4,20 +4,17 @@ the dashboard."""
 
 from typing import Annotated
 
-import numpy as np
 import onnx
 import pandas as pd
 from zenml import get_step_context, log_metadata, step
 from zenml.model.utils import link_artifact_to_model
 
 import materializers  # noqa: F401  (registers the report materializer)
+from headliner.data.validation import DATE_RANGE_FACT
 from headliner.governance.model_card import (
-    FairnessFact,
-    GroupMetrics,
     ModelCard,
     build_model_card,
     explanation_facts,
-    group_metrics,
     log_card_to_mlflow,
 )
 from headliner.governance.promotion import AUTOMATION_USER, history, request_promotion
@@ -29,8 +26,8 @@ from headliner.model.gates import QualityGateReport
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.model.registration import mirror_to_registry, run_link, version_metadata
 from headliner.model.training import ModelSelection
-from headliner.monitoring import fairness
-from headliner.monitoring.window import reference_rows
+from headliner.monitoring.fairness import held_out_fairness
+from headliner.reports.html import DataReport
 from headliner.spec import UseCaseSpec
 from steps.training.discard_failed_version import discard_failed_version
 
@@ -41,67 +38,8 @@ LINKED_INPUTS = (  # inputs named after the artifacts they receive
     Artifact.EVALUATION_REPORT,
     Artifact.MODEL_SELECTION,
     Artifact.QUALITY_GATES,
+    Artifact.VALIDATION_REPORT,
 )
-
-
-def fairness_on_test_split(
-    spec: UseCaseSpec, test_split: pd.DataFrame, predictor: OnnxPredictor
-) -> tuple[list[GroupMetrics], list[FairnessFact], str]:
-    """The card's per-group metrics (every test row, like the test metrics) and fairness figures with monitoring's
-    own functions, on the test split as traffic sends it (`reference_rows`: one row per song, as live monitoring's
-    reference is): groups, figures, a note."""
-    attribute = spec.monitoring.fairness_attribute
-    if attribute is None:
-        return [], [], "The spec sets no fairness attribute (monitoring.fairness_attribute): no groups to compare."
-    probabilities = predictor.probabilities(test_split[spec.feature_names].to_numpy(dtype=np.float64))
-    groups = group_metrics(test_split, probabilities, spec, attribute)
-    rules = spec.monitoring
-    traffic = reference_rows(test_split, spec)
-    flags = traffic[attribute].to_numpy().astype(bool)
-    chosen = predictor.probabilities(traffic[spec.feature_names].to_numpy(dtype=np.float64)).argmax(axis=1)
-    predicted = np.asarray(spec.target.classes, dtype=object)[chosen]
-    labels = traffic[spec.target.column].astype(str).to_numpy()
-    facts = []
-    parity = fairness.parity_differences(flags, predicted)
-    if rules.fairness_max_parity_difference is not None:
-        facts.append(
-            FairnessFact(
-                name="statistical_parity_difference",
-                value=abs(parity[0].difference) if parity else None,
-                label=parity[0].label if parity else None,
-                upper=rules.fairness_max_parity_difference,
-                note="" if parity else f"every test row has the same {attribute}",
-            )
-        )
-    for name, lower, upper, rows in (
-        (
-            fairness.DISPARATE_IMPACT_RATIO,
-            rules.fairness_min_disparate_impact_ratio,
-            rules.fairness_max_disparate_impact_ratio,
-            (flags, predicted, None),
-        ),
-        (
-            fairness.EQUAL_OPPORTUNITY_DIFFERENCE,
-            None,
-            rules.fairness_max_equal_opportunity_difference,
-            (flags, predicted, labels),
-        ),
-        (
-            fairness.AVERAGE_ODDS_DIFFERENCE,
-            None,
-            rules.fairness_max_average_odds_difference,
-            (flags, predicted, labels),
-        ),
-    ):
-        figure = fairness.fairness_figure(name, lower, upper, rows, None)
-        facts.append(
-            FairnessFact(name=name, value=figure.value, label=figure.label, lower=lower, upper=upper, note=figure.note)
-        )
-    note = (
-        f"On {len(traffic):,} test {spec.decision.item_noun}s, one row each as traffic sends them (live monitoring's "
-        "fairness report computes the same figures on its window and reference)."
-    )
-    return groups, facts, note
 
 
 @step(experiment_tracker=True, enable_cache=False, on_failure=discard_failed_version)
@@ -114,6 +52,7 @@ def register_model(
     validation_split: pd.DataFrame,
     test_split: pd.DataFrame,
     global_explanations: GlobalExplanations,
+    validation_report: DataReport,
     spec: UseCaseSpec,
     request_staging: bool = False,
     trigger: dict[str, str] | None = None,
@@ -146,7 +85,7 @@ def register_model(
             f"automatic: quality gates passed in run {context.pipeline_run.name}",
             AUTOMATION_USER,
         )
-    groups, figures, note = fairness_on_test_split(spec, test_split, OnnxPredictor.from_model(onnx_model))
+    groups, figures, note = held_out_fairness(spec, test_split, OnnxPredictor.from_model(onnx_model))
     link = run_link(context.pipeline_run)
     card = build_model_card(
         spec,
@@ -156,6 +95,7 @@ def register_model(
         model_selection,
         quality_gates,
         splits,
+        date_range=validation_report.facts.get(DATE_RANGE_FACT, "not recorded by validation"),
         groups=groups,
         fairness=figures,
         fairness_note=note,

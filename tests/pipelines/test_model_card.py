@@ -83,6 +83,9 @@ def test_the_training_run_registers_the_card_in_zenml_and_mlflow(registered, juk
     songs = len(reference_rows(run.steps[Step.SPLIT_DATA].outputs[Artifact.TEST_SPLIT][0].load(), jukebox_spec))
     assert card.fairness_note.startswith(f"On {songs:,} test songs, one row each as traffic sends them")
     assert card.selected in [c.name for c in card.candidates] and len(card.candidates) == 2
+    # the generated charts' days, as the validation of the raw data recorded them
+    raw_dates = run.steps[Step.VALIDATE_DATA].outputs[Artifact.VALIDATION_REPORT][0].load().facts["date range"]
+    assert card.date_range == raw_dates and raw_dates.endswith(" days, snapshot_date)"), card.date_range
 
     uri, text = mlflow_card_file(MODEL, number)
     assert uri == card.mlflow_card_uri and uri.endswith("/model_card")

@@ -184,3 +184,16 @@ def test_report_renders_findings_as_html(jukebox_spec):
     )
     page = validate_raw(odd_rows(), spec, SOURCE).to_html()
     assert "<table>" in page and "out of range" in page and "clip to [-60, 0]" in page
+
+
+def test_the_raw_datas_date_range_is_a_fact_of_the_validation_report(jukebox_spec):
+    from headliner.data.validation import DATE_RANGE_FACT, date_range
+
+    rows = clean_rows().assign(snapshot_date=["2024-10-18", "2024-06-02", "not a date"] * 4)
+    report = validate_raw(rows, jukebox_spec, SOURCE)
+    assert report.facts[DATE_RANGE_FACT] == "2024-06-02 to 2024-10-18 (139 days, snapshot_date)"
+    assert validate_raw(clean_rows(), jukebox_spec, SOURCE).facts[DATE_RANGE_FACT] == (
+        "no column 'snapshot_date' (source.date_column) in the data"
+    )
+    assert date_range(rows, None) == "the spec names no date column (source.date_column)"
+    assert date_range(rows.assign(snapshot_date="?"), "snapshot_date") == "snapshot_date: no readable dates"
