@@ -69,11 +69,14 @@ class SongExplanation(BaseModel):
 
 def feature_label(entry: dict[str, Any]) -> str:
     """How texts name a feature: its description when that is a short name ("Malic acid"), else its name
-    in words ("duration_ms" -> "Duration ms")."""
+    in words, without a last word the unit repeats ("duration_ms" with unit ms -> "Duration")."""
     description = str(entry.get("description") or "").strip()
     if description and len(description) <= _SHORT_DESCRIPTION and _PLAIN_NAME.fullmatch(description):
         return description
-    words = str(entry["name"]).replace("_", " ").strip()
+    parts = str(entry["name"]).strip("_").split("_")
+    if len(parts) > 1 and parts[-1].lower() == str(entry.get("unit") or "").lower():
+        parts = parts[:-1]
+    words = " ".join(parts)
     return words[:1].upper() + words[1:]
 
 

@@ -160,7 +160,14 @@ def test_texts_use_units_codes_and_points():
     schema = {"name": "danceability", "dtype": "float", "unit": None, "description": "How suitable, 0 to 1"}
     assert contribution_text(schema, 0.82, 0.031, "Brazil") == "Danceability 0.82 raises Brazil by 3.1 points"
     assert contribution_text(schema, 0.82, -0.0042, "Brazil") == "Danceability 0.82 lowers Brazil by 0.42 points"
-    assert format_value(190000.0, {"name": "duration_ms", "dtype": "int", "unit": "ms"}) == "190000 ms"
+    duration = {
+        "name": "duration_ms",
+        "dtype": "int",
+        "unit": "ms",
+        "description": "Length of the song in milliseconds",
+    }
+    assert format_value(190000.0, duration) == "190000 ms"
+    assert contribution_text(duration, 190000.0, 0.001, "Canada") == "Duration 190000 ms raises Canada by 0.10 points"
     assert format_value(1.0, {"name": "is_explicit", "dtype": "bool"}) == "yes"
     assert format_value(1.0, {"name": "mode", "dtype": "int", "description": "Modality: 1 = major, 0 = minor"}) == (
         "1 (major)"
