@@ -182,6 +182,8 @@ def promote_reject(request_id: str, reason: str, as_name: str | None) -> None:
 @click.option("--model", help="One model (default: all).")
 def promote_list(model: str | None) -> None:
     """Pending requests, and which version holds which stage."""
+    from headliner.governance.model_card import card_command
+
     holders, pending = governed(lambda: stage_listing(model))
     for name, stages in holders:
         held = ", ".join(f"{stage}: {', '.join(f'v{n}' for n in numbers) or '-'}" for stage, numbers in stages.items())
@@ -192,7 +194,7 @@ def promote_list(model: str | None) -> None:
             f"  {r.id}  {r.model} v{r.version} {r.from_stage} -> {r.to_stage}  "
             f"by {r.requested_by} at {r.requested_at[:19]}Z: {r.reason}"
         )
-        click.echo(f"    model card: python run.py model-card {r.model} --version {r.version}")
+        click.echo(f"    model card: {card_command(r.model, r.version)}")
 
 
 @promote.command("history")

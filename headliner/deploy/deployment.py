@@ -64,21 +64,18 @@ def registered_model_card(model_bytes: bytes) -> str | None:
     when it has none: a version trained before model cards is still deployed)."""
     import logging
 
-    from headliner.errors import HeadlinerError
-    from headliner.governance.model_card import load_model_card
     from headliner.model.onnx_packaging import OnnxPredictor
+    from headliner.serving.model_source import registry_card  # logs why a version has none
 
     predictor = OnnxPredictor(model_bytes)
-    try:
-        return load_model_card(predictor.model_name, int(predictor.model_version)).to_html()
-    except (HeadlinerError, ValueError) as exc:
+    card = registry_card(predictor.model_name, predictor.model_version)
+    if card is None:
         logging.getLogger(__name__).warning(
-            "deploying %s version %s without its model card (GET /model-card will answer 404): %s",
+            "deploying %s version %s without its model card (GET /model-card will answer 404)",
             predictor.model_name,
             predictor.model_version,
-            exc,
         )
-        return None
+    return card
 
 
 def build_bento(model_tag: str) -> Bento:

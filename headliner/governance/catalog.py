@@ -113,13 +113,6 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _onnx_metadata(onnx_bytes: bytes) -> tuple[Any, dict[str, str]]:
-    import onnx
-
-    model = onnx.load_model_from_string(onnx_bytes)
-    return model, {prop.key: prop.value for prop in model.metadata_props}
-
-
 def _shape(value_info: Any) -> list[int]:
     """A graph input's or output's shape, -1 for a dynamic (batch) dimension."""
     dims = value_info.type.tensor_type.shape.dim
@@ -153,6 +146,7 @@ def _feature_description(entry: dict[str, Any]) -> str:
 def mlm_properties(version: RegisteredVersion) -> dict[str, Any]:
     """The item's `mlm:*` properties, built with stac-model's pydantic models from the ONNX graph and its
     metadata (the feature schema, the class labels and names, the library versions)."""
+    import onnx
     from stac_model.input import InputStructure, ModelInput
     from stac_model.output import MLMClassification, ModelOutput, ModelResult
     from stac_model.schema import MLModelProperties
@@ -164,9 +158,11 @@ def mlm_properties(version: RegisteredVersion) -> dict[str, Any]:
         LABELS,
         LIBRARY_VERSIONS,
         PROBABILITIES,
+        model_metadata,
     )
 
-    graph_model, meta = _onnx_metadata(version.onnx_bytes)
+    graph_model = onnx.load_model_from_string(version.onnx_bytes)
+    meta = model_metadata(graph_model)
     missing = [key for key in (FEATURE_SCHEMA, CLASS_LABELS) if key not in meta]
     if missing:
         raise HeadlinerError(f"{version.item_id}: the ONNX file has no {', '.join(missing)} metadata")

@@ -186,7 +186,7 @@ class ModelCard(HtmlReport):
             return f"Selected: {self.selected}."
         if not others:
             return f"{self.selected} was the only candidate (validation {self.selection_metric} {chosen.score:.4f})."
-        best_other = max(others, key=lambda c: -c.score if direction == "lower" else c.score)
+        best_other = (min if self.selection_lower_is_better else max)(others, key=lambda c: c.score)
         return (
             f"{self.selected} won on validation {self.selection_metric} ({direction} is better): "
             f"{chosen.score:.4f} against {best_other.score:.4f} for the runner-up {best_other.name}."

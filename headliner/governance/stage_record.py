@@ -115,6 +115,7 @@ def model_stage_record(model: str, version: int) -> ModelStageRecord:
     MLflow registry; a registry that fails leaves the aliases 'not checked' with the reason."""
     from zenml.client import Client
 
+    from headliner.governance.model_card import card_command
     from headliner.model.registration import (  # MLflow: only here
         REGISTRY_VERSION_KEY,
         mirrored_version,
@@ -124,7 +125,7 @@ def model_stage_record(model: str, version: int) -> ModelStageRecord:
     model_version = find_model_version(model, version)
     aliases: list[str] | None = None
     note = ""
-    card = f"python run.py model-card {model} --version {version}"
+    card = card_command(model, version)
     try:
         mlflow_version, aliases = mirrored_version(model, version)
         card_files = model_card_uri(model, version) if mlflow_version else None

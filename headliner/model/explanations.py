@@ -212,7 +212,7 @@ def _evaluate(
 class LocalExplainer:
     """SHAP explanations of a packaged model's answers, from the ONNX file alone (`permutation_shap` over
     the file's background rows). One song costs about 500 x background rows of model evaluations, in one
-    ONNX Runtime call; there is no one-off compilation, `warm_up` only touches every code path once."""
+    ONNX Runtime call; there is no one-off compilation, so nothing to warm up."""
 
     def __init__(self, predictor: OnnxPredictor):
         background = predictor.background
@@ -272,11 +272,6 @@ class LocalExplainer:
                 )
             explanations.append(SongExplanation(classes=classes))
         return explanations
-
-    def warm_up(self) -> None:
-        """Explain one background row: the first call's one-off costs (ONNX Runtime's buffers for the batch
-        size) are paid before the first request."""
-        self.explain(self.background[:1])
 
 
 def probability_function(predictor: OnnxPredictor) -> Callable[[np.ndarray], np.ndarray]:
@@ -443,13 +438,10 @@ class _ProbabilityModel:
     """The ONNX predictor as the estimator scikit-learn's permutation importance scores."""
 
     def __init__(self, predictor: OnnxPredictor):
-        self.predictor = predictor
+        self.predict_proba = probability_function(predictor)
 
     def fit(self, *_: Any) -> _ProbabilityModel:  # never called: scikit-learn checks that an estimator has it
         return self
-
-    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
-        return self.predictor.probabilities(matrix).astype(np.float64)
 
 
 def metric_scorer(metric: str, n_classes: int, top_k: int) -> Callable[[Any, np.ndarray, np.ndarray], float]:

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from headliner.governance.model_card import FairnessFact, GroupMetrics, group_metrics
 from headliner.monitoring.window import LABEL, PREDICTED, reference_rows
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
 
 if TYPE_CHECKING:
+    from headliner.governance.model_card import FairnessFact, GroupMetrics
     from headliner.model.onnx_packaging import OnnxPredictor
 
 SHOWN_CLASSES = 10
@@ -316,13 +316,17 @@ def held_out_fairness(
     attribute = spec.monitoring.fairness_attribute
     if attribute is None:
         return [], [], "The spec sets no fairness attribute (monitoring.fairness_attribute): no groups to compare."
+    from headliner.governance.model_card import FairnessFact, group_metrics  # the card's types: only here
+
     probabilities = predictor.probabilities(test_split[spec.feature_names].to_numpy(dtype=np.float64))
     groups = group_metrics(test_split, probabilities, spec, attribute)
     rules = spec.monitoring
-    traffic = reference_rows(test_split, spec)
+    scored = test_split.assign(
+        **{PREDICTED: np.asarray(spec.target.classes, dtype=object)[probabilities.argmax(axis=1)]}
+    )
+    traffic = reference_rows(scored, spec)
     flags = traffic[attribute].to_numpy().astype(bool)
-    chosen = predictor.probabilities(traffic[spec.feature_names].to_numpy(dtype=np.float64)).argmax(axis=1)
-    predicted = np.asarray(spec.target.classes, dtype=object)[chosen]
+    predicted = traffic[PREDICTED].to_numpy()
     labels = traffic[spec.target.column].astype(str).to_numpy()
     facts = []
     parity = parity_differences(flags, predicted)

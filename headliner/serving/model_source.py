@@ -84,14 +84,14 @@ def registry_cards(max_age: float = CARD_MAX_AGE_SECONDS) -> CardSource:
             kept = cache.get(key)
             if kept is not None and time.monotonic() - kept[0] < max_age:
                 return kept[1]
-            html = _registry_card(model_name, version)
+            html = registry_card(model_name, version)
             cache[key] = (time.monotonic(), html)
             return html
 
     return source
 
 
-def _registry_card(model_name: str, version: str) -> str | None:
+def registry_card(model_name: str, version: str) -> str | None:
     """The card's HTML, or None: no card, a store that cannot be reached, or a process that cannot read cards
     (the registry-reading service image has no scikit-learn, which the model card's module imports)."""
     import logging
