@@ -209,21 +209,26 @@ def _evaluate(
         values[index] = contributions / (2 * count)
 
 
+def required_background(predictor: OnnxPredictor) -> np.ndarray:
+    """The background rows the ONNX file carries; ExplanationError for a file packaged without them."""
+    background = predictor.background
+    if background is None:
+        raise ExplanationError(
+            f"model {predictor.model_name} version {predictor.model_version} cannot be explained: its ONNX "
+            "file has no 'explanation_background' metadata (it was packaged before explanations existed); "
+            "train and package a new version"
+        )
+    return background
+
+
 class LocalExplainer:
     """SHAP explanations of a packaged model's answers, from the ONNX file alone (`permutation_shap` over
     the file's background rows). One song costs about 500 x background rows of model evaluations, in one
     ONNX Runtime call; there is no one-off compilation, so nothing to warm up."""
 
     def __init__(self, predictor: OnnxPredictor):
-        background = predictor.background
-        if background is None:
-            raise ExplanationError(
-                f"model {predictor.model_name} version {predictor.model_version} cannot be explained: its ONNX "
-                "file has no 'explanation_background' metadata (it was packaged before explanations existed); "
-                "train and package a new version"
-            )
         self.predictor = predictor
-        self.background = background
+        self.background = required_background(predictor)
         self._model = probability_function(predictor)
 
     def shap_values(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -498,6 +503,7 @@ def global_explanations(
         raise ValueError("global explanations need validation rows; the validation split is empty")
     if predictor.feature_names != spec.feature_names or predictor.classes != spec.target.classes:
         raise ValueError("the model's features or classes differ from the spec's")
+    background = required_background(predictor)  # before the costly part
     metric = spec.evaluation.primary_metric
     labels = validation[spec.target.column].astype(str)
     unknown = sorted(set(labels) - set(predictor.classes))
@@ -518,9 +524,6 @@ def global_explanations(
     )
     importance_seconds = time.perf_counter() - started
 
-    background = predictor.background
-    if background is None:
-        raise ExplanationError("the ONNX file has no 'explanation_background' metadata: package it again")
     explained = _sample(len(features), shap_rows, generator)
     values, _ = permutation_shap(probability_function(predictor), features[explained], background, seed=seed)
     mean_abs = np.abs(values).mean(axis=0)  # [F, C]

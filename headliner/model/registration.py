@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import onnx
 import pandas as pd
@@ -168,13 +168,18 @@ def _register_onnx(
     return str(registered.version)
 
 
+def _mirrors(mlflow_client: Any, model: str, number: int) -> list[Any]:
+    """The MLflow versions of `model` mirroring ZenML version `number` (tagged zenml_model_version)."""
+    return list(mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'"))
+
+
 def mirrored_version(model: str, number: int) -> tuple[str | None, list[str]]:
     """The MLflow version mirroring ZenML version `number` (None if none does) and the registered model's
     aliases that point at it, as the registry answers now."""
     from zenml.client import Client
 
     mlflow_client = _mlflow_registry(Client()).mlflow_client
-    found = mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'")
+    found = _mirrors(mlflow_client, model, number)
     if not found:
         return None, []
     version = str(found[0].version)
@@ -192,7 +197,7 @@ def discard_model_version(model: str, number: int) -> list[str]:
     removed = []
     try:
         mlflow_client = _mlflow_registry(client).mlflow_client
-        for mirrored in mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'"):
+        for mirrored in _mirrors(mlflow_client, model, number):
             mlflow_client.delete_model_version(model, mirrored.version)
             removed.append(f"MLflow version {mirrored.version}")
     except Exception as exc:  # the registry may be what failed; the ZenML version goes all the same
@@ -309,7 +314,7 @@ def log_model_card(model: str, number: int, files: Callable[[str], dict[str, str
     registry = _mlflow_registry(Client())
     registry.configure_mlflow()
     mlflow_client = registry.mlflow_client
-    found = mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'")
+    found = _mirrors(mlflow_client, model, number)
     if not found:
         raise HeadlinerError(
             f"no MLflow version mirrors {model} v{number} (repair: python run.py promote sync --model {model})"
@@ -333,5 +338,5 @@ def model_card_uri(model: str, number: int) -> str | None:
     from zenml.client import Client
 
     mlflow_client = _mlflow_registry(Client()).mlflow_client
-    found = mlflow_client.search_model_versions(f"name='{model}' and tag.zenml_model_version='{number}'")
+    found = _mirrors(mlflow_client, model, number)
     return found[0].tags.get(MODEL_CARD_TAG) if found else None
