@@ -1,8 +1,9 @@
 """The use-case spec ("ML canvas as code"): one YAML file per use case, validated here.
 
-Everything a pipeline needs to know about a use case — features and their valid ranges, the target
-and its classes, the data source, metrics and gates — comes from this model, so the pipelines hold
-nothing use-case specific.
+Everything a pipeline needs to know about a use case — the task (which kind of prediction), features
+and their valid ranges, the target (its classes, or its unit and range), the data source, the split,
+metrics and gates — comes from this model, so the pipelines hold nothing use-case specific: where the
+tasks truly differ, the code path is chosen by `task`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Task(StrEnum):
+    """Which kind of prediction a use case makes; selects the metrics, the model's output head and the
+    live metric."""
+
+    MULTICLASS_CLASSIFICATION = "multiclass_classification"  # one of several classes, with probabilities
+    REGRESSION = "regression"  # a number in the target's unit
+
+
+CLASSIFICATION_METRICS = (
+    "accuracy",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+    "top_k_accuracy",
+    "log_loss",
+)
+REGRESSION_METRICS = ("rmse", "mae", "mape", "smape", "r2")
+METRICS_BY_TASK = {Task.MULTICLASS_CLASSIFICATION: CLASSIFICATION_METRICS, Task.REGRESSION: REGRESSION_METRICS}
+LIVE_METRICS_BY_TASK = {
+    Task.MULTICLASS_CLASSIFICATION: CLASSIFICATION_METRICS[:-1],  # log loss needs probabilities the log keeps not
+    Task.REGRESSION: ("rmse", "mae", "mape", "smape"),
+}
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "smape"})
+
+
 class FeatureType(StrEnum):
     """How a feature is read, validated and fed to the model."""
 
@@ -41,8 +70,31 @@ class OutOfRangeAction(StrEnum):
     DROP = "drop"  # drop the row
 
 
+class DerivationKind(StrEnum):
+    """How a feature is computed from a time series of the target instead of read from the raw data."""
+
+    LAG = "lag"  # the target `periods` steps before, in the same series
+    ROLLING_MEAN = "rolling_mean"  # the mean target of the `periods` steps before (the row's own excluded)
+    WEEK_OF_YEAR = "week_of_year"  # the ISO week of the row's time (1-53)
+
+
+class Derivation(_Strict):
+    """A feature computed by the data pipeline from earlier rows of its series: never from the row's own
+    target or a later one, so a model trained on it can be used the same way at forecast time."""
+
+    kind: DerivationKind
+    periods: int | None = Field(default=None, ge=1, le=520, description="Steps back (lag) or window (rolling_mean).")
+
+    @model_validator(mode="after")
+    def _periods_match_kind(self) -> Derivation:
+        needs_periods = self.kind is not DerivationKind.WEEK_OF_YEAR
+        if needs_periods != (self.periods is not None):
+            raise ValueError(f"a '{self.kind.value}' derivation {'needs' if needs_periods else 'takes no'} 'periods'")
+        return self
+
+
 class Feature(_Strict):
-    """One model input: its name, type, valid range and meaning."""
+    """One model input: its name, type, valid range and meaning; read from the raw data, or derived."""
 
     name: str
     dtype: FeatureType
@@ -53,6 +105,11 @@ class Feature(_Strict):
     out_of_range: OutOfRangeAction = OutOfRangeAction.DROP
     default: float | None = Field(
         default=None, description="A typical value, used as the starting point of input forms."
+    )
+    derive: Derivation | None = Field(
+        default=None,
+        description="Computed from the target's time series (needs the spec's time_series) instead of read from "
+        "the raw data; a client of the service sends it like any other feature.",
     )
 
     @model_validator(mode="after")
@@ -79,11 +136,15 @@ class Feature(_Strict):
 
 
 class Target(_Strict):
-    """The label: its column in the raw data and the classes the model predicts."""
+    """The label: its column in the raw data and what the model predicts: one of the classes
+    (classification) or a number in a unit and range (regression)."""
 
     column: str
     description: str
-    classes: list[str] = Field(min_length=2)
+    classes: list[str] = Field(default_factory=list, description="Classification: the classes, at least two.")
+    unit: str | None = Field(default=None, description="Regression: the target's unit, shown with every answer.")
+    min: float | None = Field(default=None, description="Regression: the smallest valid target value.")
+    max: float | None = Field(default=None, description="Regression: the largest valid target value.")
     class_names: Literal["iso3166", "given"] = Field(
         default="given",
         description="How classes are shown to people: 'iso3166' looks up country names, "
@@ -114,7 +175,13 @@ class Target(_Strict):
         unknown = sorted((set(self.display_names) | set(self.raw_values.values())) - set(self.classes))
         if unknown:
             raise ValueError(f"display_names/raw_values name unknown classes: {unknown}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
         return self
+
+    def in_range(self, value: float) -> bool:
+        """Whether a regression target value lies inside [min, max]."""
+        return not (self.min is not None and value < self.min) and not (self.max is not None and value > self.max)
 
 
 class SourceKind(StrEnum):
@@ -157,28 +224,101 @@ class Wrangling(_Strict):
     )
 
 
-class Split(_Strict):
-    """How examples are split; grouped so no group (e.g. a song) lands in two splits."""
+_DURATION_UNITS = {"d": "D", "day": "D", "days": "D", "w": "W", "week": "W", "weeks": "W"}
 
-    train: float = Field(gt=0, lt=1)
-    validation: float = Field(gt=0, lt=1)
-    test: float = Field(gt=0, lt=1)
+
+def parse_period_span(value: str) -> tuple[int, str]:
+    """'8 weeks', '8w', '56 days' -> (8, 'W'), (56, 'D'): a span counted back from the data's last time."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]+)\s*", value)
+    if not match or match.group(2).lower() not in _DURATION_UNITS or int(match.group(1)) <= 0:
+        raise ValueError(f"expected a positive span such as '8 weeks', '8w' or '56 days', got {value!r}")
+    return int(match.group(1)), _DURATION_UNITS[match.group(2).lower()]
+
+
+class Split(_Strict):
+    """How examples are split into train, validation and test.
+
+    `by: group` (the default): random fractions, grouped so no group (e.g. a song) lands in two splits.
+    `by: time`: the last `test_last` of `column` is the test split, the `validation_last` before it the
+    validation split, everything earlier trains: the model is judged on weeks it has never seen, after
+    every week it learnt from.
+    """
+
+    by: Literal["group", "time"] = "group"
+    train: float | None = Field(default=None, gt=0, lt=1)
+    validation: float | None = Field(default=None, gt=0, lt=1)
+    test: float | None = Field(default=None, gt=0, lt=1)
     group_column: str | None = Field(
-        default=None, description="Rows sharing this value stay in one split; none: row-level."
+        default=None, description="by group: rows sharing this value stay in one split; none: row-level."
     )
+    column: str | None = Field(default=None, description="by time: the raw column holding each row's date.")
+    validation_last: str | None = Field(default=None, description="by time: e.g. '8 weeks' before the test span.")
+    test_last: str | None = Field(default=None, description="by time: e.g. '8 weeks' at the end of the data.")
     seed: int = 42
 
+    @field_validator("validation_last", "test_last")
+    @classmethod
+    def _span(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_period_span(value)
+        return value
+
     @model_validator(mode="after")
-    def _fractions_sum_to_one(self) -> Split:
-        total = self.train + self.validation + self.test
-        if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"train + validation + test must be 1, got {total:g}")
+    def _fields_match_kind(self) -> Split:
+        fractions = (self.train, self.validation, self.test)
+        if self.by == "group":
+            if any(fraction is None for fraction in fractions):
+                raise ValueError("a split by group needs train, validation and test fractions")
+            if self.column or self.validation_last or self.test_last:
+                raise ValueError("column, validation_last and test_last belong to a split by time")
+            total = sum(fraction or 0.0 for fraction in fractions)
+            if abs(total - 1.0) > 1e-9:
+                raise ValueError(f"train + validation + test must be 1, got {total:g}")
+        else:
+            if not (self.column and self.validation_last and self.test_last):
+                raise ValueError("a split by time needs column, validation_last and test_last")
+            if any(fraction is not None for fraction in fractions) or self.group_column:
+                raise ValueError("train/validation/test fractions and group_column belong to a split by group")
         return self
+
+    @property
+    def fractions(self) -> tuple[float, float, float]:
+        """by group: (train, validation, test)."""
+        if self.train is None or self.validation is None or self.test is None:
+            raise ValueError("a split by time has no fractions")
+        return self.train, self.validation, self.test
+
+
+class TimeSeries(_Strict):
+    """The rows are a panel of time series (e.g. weekly sales per store and product family): what derived
+    features and a split by time need to know."""
+
+    time_column: str = Field(description="The raw column holding each row's date.")
+    series: list[str] = Field(
+        default_factory=list, description="Columns that identify one series (e.g. store, family); empty: one series."
+    )
+    frequency: str = Field(
+        default="W-MON",
+        description="The step of the series as a pandas period alias (W-MON: weeks starting on Monday, D: days); "
+        "finer raw rows are summed (target, int features), averaged (float features) or or-ed (bool) into one step.",
+    )
+
+    @field_validator("frequency")
+    @classmethod
+    def _pandas_frequency(cls, value: str) -> str:
+        import pandas as pd
+
+        try:
+            pd.Period("2024-01-01", freq=value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a pandas period frequency such as W-MON, D or M") from None
+        return value
 
 
 class QualityGate(_Strict):
     """A bound a model's test metric must meet: a floor (`min`), a ceiling (`max`, for
-    lower-is-better metrics such as log loss) and/or a margin over the trivial baseline."""
+    lower-is-better metrics such as log loss or MAE) and/or a margin over the baseline, additive
+    (`min_lift_over_baseline`) or relative (`min_improvement_over_baseline`: 0.1 is 10% lower MAE)."""
 
     metric: str
     min: float | None = None
@@ -190,16 +330,39 @@ class QualityGate(_Strict):
         "baseline + lift (at most baseline - lift for a lower-is-better metric).",
     )
 
+    min_improvement_over_baseline: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="Relative margin over the baseline's figure: at most baseline x (1 - improvement) for a "
+        "lower-is-better metric, at least baseline x (1 + improvement) otherwise.",
+    )
+
     @model_validator(mode="after")
     def _has_a_bound(self) -> QualityGate:
-        if self.min is None and self.max is None and self.min_lift_over_baseline is None:
-            raise ValueError(f"quality gate on '{self.metric}' sets no bound (min, max or min_lift_over_baseline)")
+        bounds = (self.min, self.max, self.min_lift_over_baseline, self.min_improvement_over_baseline)
+        if all(bound is None for bound in bounds):
+            raise ValueError(
+                f"quality gate on '{self.metric}' sets no bound "
+                "(min, max, min_lift_over_baseline or min_improvement_over_baseline)"
+            )
         return self
+
+
+class Baseline(_Strict):
+    """The forecast a regression model must beat: a feature's value taken as the prediction (e.g. the
+    target a year before: the seasonal-naive forecast). Without one, the train split's mean target."""
+
+    feature: str
+    description: str = Field(description="What this forecast is, for people: 'seasonal naive (same week last year)'.")
 
 
 class Evaluation(_Strict):
     metrics: list[str]
-    top_k: int = Field(ge=1)
+    top_k: int = Field(default=1, ge=1, description="Classification: k of top_k_accuracy.")
+    baseline: Baseline | None = Field(
+        default=None, description="Regression: the forecast to beat; classification always uses the class prior."
+    )
     primary_metric: str = Field(
         default="top_k_accuracy", description="The metric that decides whether one model is better than another."
     )
@@ -216,8 +379,11 @@ class Decision(_Strict):
     """What a person is shown."""
 
     question: str
-    top_k: int = Field(ge=1)
-    answer_template: str
+    top_k: int = Field(default=1, ge=1, description="Classification: the classes shown per answer.")
+    answer_template: str = Field(
+        description="Classification: '{classes}' is replaced by the top classes; regression: '{value}' by the "
+        "rounded prediction and '{unit}' by the target's unit ('about {value} {unit}')."
+    )
     item_noun: str = Field(default="example", description="What one input is, for people: 'song', 'wine'.")
     class_noun: str = Field(default="classes", description="What the classes are, plural: 'countries', 'cultivars'.")
 
@@ -359,18 +525,6 @@ class Monitoring(_Strict):
         return self
 
 
-LIVE_METRICS = (
-    "accuracy",
-    "top_k_accuracy",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "precision_weighted",
-    "recall_weighted",
-    "f1_weighted",
-)
-
-
 class Retraining(_Strict):
     """What a `retrain` decision of the monitoring pipeline does besides the alert it always writes."""
 
@@ -390,12 +544,13 @@ class UseCaseSpec(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="Also the registered model name.")
     title: str
     description: str
-    task: Literal["multiclass_classification"]
+    task: Task
     source: DataSource
     features: list[Feature] = Field(min_length=1)
     target: Target
     wrangling: Wrangling = Wrangling()
     split: Split
+    time_series: TimeSeries | None = None
     evaluation: Evaluation
     decision: Decision
     presets: list[Preset] = Field(default_factory=list)
@@ -417,17 +572,67 @@ class UseCaseSpec(_Strict):
         for column in self.wrangling.example_key:
             if column not in self.raw_columns:
                 raise ValueError(f"wrangling.example_key column '{column}' is not a data column")
-        if self.decision.top_k > len(self.target.classes):
-            raise ValueError("decision.top_k exceeds the number of classes")
-        if self.monitoring.live_metric not in LIVE_METRICS:
+        self._check_task()
+        self._check_time_series()
+        live_metrics = LIVE_METRICS_BY_TASK[self.task]
+        if self.monitoring.live_metric not in live_metrics:
             raise ValueError(
-                f"monitoring.live_metric '{self.monitoring.live_metric}' is not one of {list(LIVE_METRICS)}"
+                f"monitoring.live_metric '{self.monitoring.live_metric}' is not one of {list(live_metrics)}"
             )
         attribute = self.monitoring.fairness_attribute
         if attribute is not None and (attribute not in names or self.feature(attribute).dtype is not FeatureType.BOOL):
             raise ValueError(f"monitoring.fairness_attribute '{attribute}' is not a bool feature")
         self._check_presets()
         return self
+
+    def _check_task(self) -> None:
+        known = METRICS_BY_TASK[self.task]
+        unknown = [
+            m for m in self.evaluation.metrics + [g.metric for g in self.evaluation.quality_gates] if m not in known
+        ]
+        if unknown:
+            raise ValueError(f"metrics {unknown} are not metrics of a {self.task.value} task; known: {list(known)}")
+        target = self.target
+        if self.task is Task.MULTICLASS_CLASSIFICATION:
+            if len(target.classes) < 2:
+                raise ValueError("a classification target needs at least two classes")
+            if target.unit is not None or target.min is not None or target.max is not None:
+                raise ValueError("target unit/min/max belong to a regression task")
+            if self.evaluation.baseline is not None:
+                raise ValueError("evaluation.baseline belongs to a regression task (classification: the class prior)")
+            if self.decision.top_k > len(target.classes):
+                raise ValueError("decision.top_k exceeds the number of classes")
+            return
+        if target.classes or target.display_names or target.raw_values:
+            raise ValueError("target classes/display_names/raw_values belong to a classification task")
+        if not target.unit:
+            raise ValueError("a regression target needs its unit (e.g. 'units', 'EUR')")
+        if self.monitoring.fairness_attribute is not None:
+            raise ValueError("monitoring.fairness_attribute is watched for classification tasks only")
+        baseline = self.evaluation.baseline
+        if baseline is not None and baseline.feature not in self.feature_names:
+            raise ValueError(f"evaluation.baseline.feature '{baseline.feature}' is not a feature")
+
+    def _check_time_series(self) -> None:
+        derived = [f.name for f in self.features if f.derive is not None]
+        series = self.time_series
+        if series is None:
+            if derived:
+                raise ValueError(f"derived features {derived} need the spec's time_series")
+            if self.split.by == "time":
+                raise ValueError("a split by time needs the spec's time_series")
+            return
+        clashing = sorted({series.time_column, *series.series} & {*self.feature_names, self.target.column})
+        if clashing:
+            raise ValueError(f"time_series columns {clashing} are also features or the target")
+        if self.split.by == "time" and self.split.column != series.time_column:
+            raise ValueError(
+                f"split.column '{self.split.column}' is not time_series.time_column '{series.time_column}'"
+            )
+        if self.split.by == "group" and self.split.group_column is None:
+            raise ValueError(
+                "time series split at random would train on weeks after the ones it is tested on: use split by time"
+            )
 
     def _check_presets(self) -> None:
         names = [preset.name for preset in self.presets]
@@ -450,10 +655,27 @@ class UseCaseSpec(_Strict):
         return [f.name for f in self.features]
 
     @property
+    def raw_features(self) -> list[Feature]:
+        """The features read from the raw data (the others are derived)."""
+        return [f for f in self.features if f.derive is None]
+
+    @property
+    def key_columns(self) -> list[str]:
+        """Columns kept beside features and target to group rows: the split's group column, the time
+        series' time and series columns."""
+        columns = [self.split.group_column] if self.split.group_column else []
+        if self.time_series is not None:
+            columns += [self.time_series.time_column, *self.time_series.series]
+        return list(dict.fromkeys(columns))
+
+    @property
     def raw_columns(self) -> list[str]:
-        """The columns a raw dataset must have: group column, features, target."""
-        group = [self.split.group_column] if self.split.group_column else []
-        return group + self.feature_names + [self.target.column]
+        """The columns a raw dataset must have: key columns, raw features, target."""
+        return self.key_columns + [f.name for f in self.raw_features] + [self.target.column]
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task is Task.MULTICLASS_CLASSIFICATION
 
     def feature(self, name: str) -> Feature:
         for feature in self.features:
