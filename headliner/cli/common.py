@@ -18,7 +18,16 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., object])
 
 DEFAULT_CONFIG = "configs/use_cases/jukebox.yaml"
-DEFAULT_RUN_CONFIG = "configs/runs/training.yaml"
+# The training run config each task starts from when --run-config is not given (candidates of its families).
+DEFAULT_RUN_CONFIGS = {
+    "multiclass_classification": "configs/runs/training.yaml",
+    "regression": "configs/runs/training_regression.yaml",
+}
+RUN_CONFIG_HELP = (
+    "ZenML run config of the training pipeline: candidates and selection metric. Default by the spec's task: "
+    + ", ".join(f"{path} ({task})" for task, path in DEFAULT_RUN_CONFIGS.items())
+    + "."
+)
 DEFAULT_PORT = 3000
 
 # The stack component types each pipeline needs.
@@ -36,7 +45,7 @@ CONFIG_OPTION = click.option(
     default=DEFAULT_CONFIG,
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="Use-case spec (configs/use_cases/jukebox.yaml or configs/use_cases/wine.yaml).",
+    help="Use-case spec (configs/use_cases/jukebox.yaml, wine.yaml or store_sales.yaml).",
 )
 STAGE_OPTION = click.option(
     "--stage", type=click.Choice(["staging", "production"]), help="Use the version a promotion approved for this stage."
@@ -117,6 +126,11 @@ MOVED_PATHS = {
     "configs/wine.yaml": "configs/use_cases/wine.yaml",
     "configs/training.yaml": "configs/runs/training.yaml",
 }
+
+
+def run_config_path(run_config: str | None, spec: UseCaseSpec) -> Path:
+    """The --run-config file, or the default run config of the spec's task."""
+    return project_path(run_config or DEFAULT_RUN_CONFIGS[spec.task.value])
 
 
 def project_path(path: str) -> Path:

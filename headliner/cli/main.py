@@ -8,9 +8,9 @@ import click
 from headliner.cli.catalog import catalog
 from headliner.cli.common import (
     CONFIG_OPTION,
-    DEFAULT_RUN_CONFIG,
     PIPELINE_COMPONENTS,
     PORT_OPTION,
+    RUN_CONFIG_HELP,
     STAGE_OPTION,
     VERSION_OPTION,
     load_spec,
@@ -55,10 +55,8 @@ from headliner.cli.stack import kubernetes_manifests, stack_import
 @click.option("--no-cache", is_flag=True, help="Run every step again instead of reusing cached results.")
 @click.option(
     "--run-config",
-    default=DEFAULT_RUN_CONFIG,
-    show_default=True,
     type=click.Path(dir_okay=False),
-    help="ZenML run config of the training pipeline: candidates and selection metric.",
+    help=RUN_CONFIG_HELP,
 )
 @STAGE_OPTION
 @VERSION_OPTION
@@ -87,7 +85,7 @@ def cli(
     data: str | None,
     rows: int | None,
     no_cache: bool,
-    run_config: str,
+    run_config: str | None,
     stage: str | None,
     version: str | None,
     port: int,

@@ -17,9 +17,9 @@ from headliner.cli.common import (
     CONFIG_OPTION,
     DEFAULT_CONFIG,
     DEFAULT_PORT,
-    DEFAULT_RUN_CONFIG,
     INFERENCE_LOG_OPTION,
     PIPELINE_COMPONENTS,
+    RUN_CONFIG_HELP,
     STAGE_OPTION,
     TOKEN_OPTION,
     echo_lines,
@@ -30,6 +30,7 @@ from headliner.cli.common import (
     reports_dir_option,
     retrain_option,
     root_cause,
+    run_config_path,
     set_quiet_defaults,
     version_choice,
     version_text,
@@ -174,10 +175,8 @@ def _interval(ctx: click.Context, param: click.Parameter, value: str) -> timedel
 @reports_dir_option()
 @click.option(
     "--run-config",
-    default=DEFAULT_RUN_CONFIG,
-    show_default=True,
     type=click.Path(dir_okay=False),
-    help="ZenML run config of retraining: candidates and selection metric.",
+    help=RUN_CONFIG_HELP,
 )
 def monitor_command(
     every: timedelta,
@@ -188,7 +187,7 @@ def monitor_command(
     inference_log: str | None,
     retrain: bool | None,
     reports_dir: str,
-    run_config: str,
+    run_config: str | None,
 ) -> None:
     """Monitoring on a schedule: every interval, the monitoring pipeline judges the traffic since the previous
     run (as --pipeline monitoring does); a `retrain` decision, when retraining is allowed, trains a new version
@@ -210,7 +209,7 @@ def monitor_command(
 
     try:
         first_since = parse_since(since) if since else None
-        config_path = project_path(run_config)
+        config_path = run_config_path(run_config, spec)
         load_training_config(config_path)
     except HeadlinerError as exc:
         fail(str(exc))

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import click
 
 from headliner.cli import batch, monitor
-from headliner.cli.common import PIPELINE_COMPONENTS, echo_lines, fail, project_path, root_cause, version_text
+from headliner.cli.common import (
+    PIPELINE_COMPONENTS,
+    echo_lines,
+    fail,
+    root_cause,
+    run_config_path,
+    version_text,
+)
 
 if TYPE_CHECKING:
     from headliner.cli.runs import RunOptions
@@ -24,7 +31,7 @@ def run_pipeline(
     data: str | None,
     rows: int | None,
     no_cache: bool,
-    run_config: str,
+    run_config: str | None,
     version: str,
     port: int,
     output: str | None,
@@ -45,7 +52,7 @@ def run_pipeline(
         if pipeline_name in TRAINING_PIPELINES:
             from headliner.model.training import load_training_config
 
-            config_path = project_path(run_config)
+            config_path = run_config_path(run_config, spec)
             load_training_config(config_path)
             training_options["config_path"] = str(config_path)
         hide_user_error_tracebacks()

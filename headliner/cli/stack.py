@@ -10,12 +10,13 @@ import click
 
 from headliner.cli.common import (
     CONFIG_OPTION,
-    DEFAULT_RUN_CONFIG,
+    RUN_CONFIG_HELP,
     STAGE_OPTION,
     VERSION_OPTION,
     fail,
     load_spec,
     project_path,
+    run_config_path,
     set_quiet_defaults,
     version_choice,
 )
@@ -69,10 +70,8 @@ def write_manifests(folder: Path, manifests: list[dict[str, Any]]) -> None:
 )
 @click.option(
     "--run-config",
-    default=DEFAULT_RUN_CONFIG,
-    show_default=True,
     type=click.Path(dir_okay=False),
-    help="ZenML run config the training pipeline is compiled with.",
+    help=RUN_CONFIG_HELP,
 )
 @click.option(
     "--output", type=click.Path(file_okay=False), help="Also write one YAML file per object into this folder."
@@ -84,7 +83,7 @@ def kubernetes_manifests(
     stack_name: str,
     part: str,
     zenml_url: str | None,
-    run_config: str,
+    run_config: str | None,
     output: str | None,
 ) -> None:
     """Dry run of the Kubernetes stack: print (YAML) the objects its model deployer would apply for a version or
@@ -101,7 +100,7 @@ def kubernetes_manifests(
     from headliner.stacks.kubernetes.manifests import KUBERNETES_VERSION
 
     try:
-        groups = dry_run(stack_name, spec, chosen, project_path(run_config), part, zenml_url)
+        groups = dry_run(stack_name, spec, chosen, run_config_path(run_config, spec), part, zenml_url)
     except HeadlinerError as exc:
         fail(str(exc))
     except ValueError as exc:  # a manifest the Kubernetes schemas reject
