@@ -1,15 +1,19 @@
-"""One ONNX file is the whole model: the fitted scikit-learn pipeline (imputation, scaling, classifier)
-becomes one graph from raw named features to class probabilities and class labels, with everything a
-client needs (classes, feature schema, version, metrics, library versions) in its metadata, so no
-client ever scales features or maps indices to classes itself, and serving never loads a pickle.
+"""One ONNX file is the whole model: the fitted scikit-learn pipeline (imputation, scaling, classifier
+or regressor) becomes one graph from raw named features to class probabilities and labels, or to the
+forecast in the target's unit, with everything a client needs (task, classes or target, feature schema,
+version, metrics, library versions) in its metadata, so no client ever scales features or maps indices
+to classes itself, and serving never loads a pickle.
 
 Graph contract (what `package_onnx` writes and `OnnxPredictor` reads):
 - inputs: one per feature, named as in the spec, in spec order, float32 of shape [N, 1], raw values
   (missing values as NaN are imputed inside the graph);
-- outputs, in this order: `probabilities` float32 [N, C] (columns in the order of the `class_labels`
-  metadata, which is the spec's class order), then `label` string [N].
+- outputs of a classifier (`task` metadata "multiclass_classification", or no `task`: older files), in
+  this order: `probabilities` float32 [N, C] (columns in the order of the `class_labels` metadata, which
+  is the spec's class order), then `label` string [N];
+- output of a regressor (`task` "regression"): `prediction` float32 [N, 1] in the target's unit, which
+  the `target` metadata describes (JSON: column, description, unit, min, max); `class_labels` is "[]".
 
-This module imports only numpy and onnxruntime at module level, so `OnnxPredictor` runs where neither
+This module imports only numpy, onnxruntime and the spec's Task at module level, so `OnnxPredictor` runs where neither
 scikit-learn nor pandas is installed; packaging and the parity check import them when called.
 """
 
@@ -24,6 +28,7 @@ import numpy as np
 import onnxruntime as ort
 
 from headliner.errors import ParityError
+from headliner.spec import Task
 
 if TYPE_CHECKING:
     import onnx
@@ -32,10 +37,14 @@ if TYPE_CHECKING:
 
     from headliner.spec import UseCaseSpec
 
-PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities, ONNX vs scikit-learn (the model contract)
+# ONNX vs scikit-learn (the model contract): max abs difference of probabilities; of a regressor's
+# predictions, max |onnx - sklearn| / max(|sklearn|, 1) (relative, absolute below 1 unit)
+PARITY_TOLERANCE = 1e-4
 PROBABILITIES = "probabilities"
 LABELS = "label"
-GRAPH_OUTPUTS = (PROBABILITIES, LABELS)  # the graph's output order
+PREDICTION = "prediction"
+GRAPH_OUTPUTS_BY_TASK = {Task.MULTICLASS_CLASSIFICATION: (PROBABILITIES, LABELS), Task.REGRESSION: (PREDICTION,)}
+GRAPH_OUTPUTS = GRAPH_OUTPUTS_BY_TASK[Task.MULTICLASS_CLASSIFICATION]  # a classifier's output order
 
 # metadata_props keys
 USE_CASE = "use_case"
@@ -51,8 +60,11 @@ DATA_FINGERPRINT = "data_fingerprint"
 DECISION = "decision"
 PRESETS = "presets"
 EXPLANATION_BACKGROUND = "explanation_background"  # JSON [B, F]: training rows that local explanations mask with
+TASK = "task"  # a Task value; older files lack it and are classifiers
+TARGET = "target"  # regression: JSON {"column", "description", "unit", "min", "max"}
 PACKAGED_KEYS = (USE_CASE, MODEL_NAME, MODEL_VERSION, CLASS_LABELS, FEATURE_SCHEMA, TOP_K, LIBRARY_VERSIONS)
 PAGE_KEYS = (DECISION, PRESETS)  # also written by package_onnx, for the service's page; older models lack them
+TASK_KEYS = (TASK, TARGET)  # written by package_onnx since regression models exist
 
 
 def feature_schema(spec: UseCaseSpec) -> list[dict[str, Any]]:
@@ -127,6 +139,18 @@ def model_metadata(model: onnx.ModelProto) -> dict[str, str]:
     return {prop.key: prop.value for prop in model.metadata_props}
 
 
+def target_description(spec: UseCaseSpec) -> dict[str, Any]:
+    """What a regressor predicts, as the TARGET metadata holds it."""
+    target = spec.target
+    return {
+        "column": target.column,
+        "description": target.description,
+        "unit": target.unit,
+        "min": target.min,
+        "max": target.max,
+    }
+
+
 def _require_spec_classes(classes: Any, spec: UseCaseSpec) -> None:
     classes, expected = [str(c) for c in classes], spec.target.classes
     if classes == expected:
@@ -142,7 +166,7 @@ def _packaged_metadata(spec: UseCaseSpec, model_version: str, metadata: dict[str
     import skl2onnx
     import sklearn
 
-    clashing = sorted(set(metadata) & {*PACKAGED_KEYS, *PAGE_KEYS})
+    clashing = sorted(set(metadata) & {*PACKAGED_KEYS, *PAGE_KEYS, *TASK_KEYS})
     if clashing:
         raise ValueError(f"metadata keys {clashing} are written by package_onnx itself")
     not_strings = sorted(key for key, value in metadata.items() if not isinstance(value, str))
@@ -155,10 +179,14 @@ def _packaged_metadata(spec: UseCaseSpec, model_version: str, metadata: dict[str
         "onnxruntime": ort.__version__,
         "numpy": np.__version__,
     }
+    task = {TASK: spec.task.value}
+    if not spec.is_classification:
+        task[TARGET] = json.dumps(target_description(spec))
     return {
         USE_CASE: spec.title,
         MODEL_NAME: spec.name,
         MODEL_VERSION: model_version,
+        **task,
         CLASS_LABELS: json.dumps(spec.target.classes),
         FEATURE_SCHEMA: json.dumps(feature_schema(spec)),
         TOP_K: str(spec.decision.top_k),
@@ -169,22 +197,27 @@ def _packaged_metadata(spec: UseCaseSpec, model_version: str, metadata: dict[str
     }
 
 
-def _order_outputs(model: onnx.ModelProto) -> None:
-    """Check that the graph has exactly the contract's outputs and put them in GRAPH_OUTPUTS order."""
+def _order_outputs(model: onnx.ModelProto, task: Task) -> None:
+    """Check that the graph has exactly the task's contract outputs and put them in contract order."""
     import onnx
 
+    expected = GRAPH_OUTPUTS_BY_TASK[task]
     outputs = {output.name: output for output in model.graph.output}
-    if sorted(outputs) != sorted(GRAPH_OUTPUTS):
-        raise ValueError(f"converted graph has outputs {sorted(outputs)}, expected {sorted(GRAPH_OUTPUTS)}")
-    expected_types = {PROBABILITIES: onnx.TensorProto.FLOAT, LABELS: onnx.TensorProto.STRING}
-    for name, elem_type in expected_types.items():
+    if sorted(outputs) != sorted(expected):
+        raise ValueError(f"converted graph has outputs {sorted(outputs)}, expected {sorted(expected)}")
+    expected_types = {
+        PROBABILITIES: onnx.TensorProto.FLOAT,
+        LABELS: onnx.TensorProto.STRING,
+        PREDICTION: onnx.TensorProto.FLOAT,
+    }
+    for name in expected:
         actual = outputs[name].type.tensor_type.elem_type
-        if actual != elem_type:
+        if actual != expected_types[name]:
             raise ValueError(
                 f"converted graph output '{name}' has type {onnx.TensorProto.DataType.Name(actual)}, "
-                f"expected {onnx.TensorProto.DataType.Name(elem_type)}"
+                f"expected {onnx.TensorProto.DataType.Name(expected_types[name])}"
             )
-    ordered = [outputs[name] for name in GRAPH_OUTPUTS]
+    ordered = [outputs[name] for name in expected]
     del model.graph.output[:]
     model.graph.output.extend(ordered)
 
@@ -196,7 +229,7 @@ def package_onnx(
 
     `metadata` (all values strings, e.g. data_fingerprint, metrics JSON, candidate, created_at,
     class_names JSON) is added to the metadata_props next to the keys this function writes
-    (PACKAGED_KEYS, PAGE_KEYS). The graph follows the contract in the module docstring.
+    (PACKAGED_KEYS, PAGE_KEYS, TASK_KEYS). The graph follows the contract in the module docstring.
     """
     import onnx
     import skl2onnx
@@ -204,32 +237,43 @@ def package_onnx(
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
     from sklearn.preprocessing import StandardScaler
 
-    _require_spec_classes(pipeline.classes_, spec)
     fitted_features = [str(name) for name in getattr(pipeline, "feature_names_in_", spec.feature_names)]
     if fitted_features != spec.feature_names:
         raise ValueError(f"the pipeline was fitted on features {fitted_features}, the spec has {spec.feature_names}")
+    # "div": subtract and divide in float32 as scikit-learn does; the default multiplies by 1/scale,
+    # and its last-bit differences send values sitting on a tree threshold down the other branch.
+    options: dict[Any, dict[str, Any]] = {StandardScaler: {"div": "div"}}
+    if spec.is_classification:
+        _require_spec_classes(pipeline.classes_, spec)
+        options[id(pipeline[-1])] = {"zipmap": False}
+        final_types = [
+            (LABELS, StringTensorType([None])),
+            (PROBABILITIES, FloatTensorType([None, len(spec.target.classes)])),
+        ]
+        outputs = (
+            f"'{PROBABILITIES}' float32 [N, {len(spec.target.classes)}] in the order of the '{CLASS_LABELS}' "
+            f"metadata, then '{LABELS}' string [N]"
+        )
+    else:
+        if hasattr(pipeline, "classes_"):
+            raise ValueError(f"use case '{spec.name}' is a regression task, but the pipeline is a classifier")
+        final_types = [(PREDICTION, FloatTensorType([None, 1]))]
+        outputs = f"'{PREDICTION}' float32 [N, 1]: {spec.target.description}, in {spec.target.unit}"
     props = _packaged_metadata(spec, model_version, metadata)
 
     model: onnx.ModelProto = convert_sklearn(
         pipeline,
         name=spec.name,
         initial_types=[(name, FloatTensorType([None, 1])) for name in spec.feature_names],
-        # "div": subtract and divide in float32 as scikit-learn does; the default multiplies by 1/scale,
-        # and its last-bit differences send values sitting on a tree threshold down the other branch.
-        options={StandardScaler: {"div": "div"}, id(pipeline[-1]): {"zipmap": False}},
-        final_types=[
-            (LABELS, StringTensorType([None])),
-            (PROBABILITIES, FloatTensorType([None, len(spec.target.classes)])),
-        ],
+        options=options,
+        final_types=final_types,
     )
-    _order_outputs(model)
+    _order_outputs(model, spec.task)
     model.producer_name = "headliner (skl2onnx)"
     model.producer_version = skl2onnx.__version__
     model.doc_string = (
-        f"{spec.title}: {spec.description} Inputs: {len(spec.features)} raw features, float32 [N, 1] each, "
-        f"described in the '{FEATURE_SCHEMA}' metadata. Outputs: '{PROBABILITIES}' float32 "
-        f"[N, {len(spec.target.classes)}] in the order of the '{CLASS_LABELS}' metadata, then '{LABELS}' "
-        f"string [N]."
+        f"{spec.title} ({spec.task.value}): {spec.description} Inputs: {len(spec.features)} raw features, "
+        f"float32 [N, 1] each, described in the '{FEATURE_SCHEMA}' metadata. Outputs: {outputs}."
     )
     model.graph.name = spec.name
     onnx.helper.set_model_props(model, props)
@@ -244,20 +288,32 @@ def check_parity(
     spec: UseCaseSpec,
     tolerance: float = PARITY_TOLERANCE,
 ) -> float:
-    """The max abs difference between ONNX and scikit-learn probabilities over `frame`; raises
-    ParityError above `tolerance`, or if a predicted label differs where scikit-learn's top two
-    probabilities are further apart than the tolerance (a near tie may break either way)."""
+    """ONNX vs scikit-learn over `frame`, raising ParityError above `tolerance`. A classifier: the max
+    abs difference of probabilities, and no predicted label may differ where scikit-learn's top two
+    probabilities are further apart than the tolerance (a near tie may break either way). A regressor:
+    the max relative difference of predictions, |onnx - sklearn| / max(|sklearn|, 1)."""
     from headliner.model.estimators import feature_frame
 
     if frame.empty:
         raise ValueError("the parity check needs at least one row")
-    _require_spec_classes(pipeline.classes_, spec)
     features = feature_frame(frame, spec)
+    predictor = OnnxPredictor.from_model(model)
+    rows = len(features)
+    if not spec.is_classification:
+        expected = np.asarray(pipeline.predict(features), dtype=np.float64)
+        actual = predictor.predict_values(features).astype(np.float64)
+        relative = float((np.abs(actual - expected) / np.maximum(np.abs(expected), 1.0)).max())
+        if not relative <= tolerance:  # NaN fails too
+            raise ParityError(
+                f"ONNX parity failed: max relative difference of predictions {relative:.4g} > {tolerance:g} "
+                f"over {rows} rows"
+            )
+        return relative
+    _require_spec_classes(pipeline.classes_, spec)
     expected_probabilities = pipeline.predict_proba(features)
     expected_labels = np.asarray(pipeline.predict(features)).astype(str)
-    labels, probabilities = OnnxPredictor.from_model(model).predict(features)
+    labels, probabilities = predictor.predict(features)
 
-    rows = len(features)
     max_difference = float(np.abs(probabilities - expected_probabilities).max())
     if max_difference > tolerance:
         raise ParityError(
@@ -272,8 +328,12 @@ def check_parity(
 
 
 class OnnxPredictor:
-    """Predictions from a packaged ONNX model with nothing but onnxruntime and numpy: feature names,
-    classes and schema all come from the file.
+    """Predictions from a packaged ONNX model with nothing but onnxruntime and numpy: the task, feature
+    names, classes or target and the schema all come from the file.
+
+    `scores` serves both tasks (probabilities [N, C] or predictions [N, 1]); `predict_values` is the
+    regressor's, `predict`, `probabilities` and `top_classes` the classifier's: each refuses the other
+    task with a ValueError naming it.
 
     The session runs with one intra-op and one inter-op thread: a request is microseconds of work, so
     a thread pool only adds wake-up and spinning jitter to the latency; serve more traffic with more
@@ -291,24 +351,46 @@ class OnnxPredictor:
         missing = [key for key in PACKAGED_KEYS if key not in self.metadata]
         if missing:
             raise ValueError(f"not a packaged headliner model: metadata lacks {missing}")
+        try:
+            self.task: Task = Task(self.metadata.get(TASK, Task.MULTICLASS_CLASSIFICATION.value))
+        except ValueError:
+            raise ValueError(
+                f"the '{TASK}' metadata '{self.metadata[TASK]}' is not one of {[t.value for t in Task]}"
+            ) from None
+        self.is_classification: bool = self.task is Task.MULTICLASS_CLASSIFICATION
         self.model_name: str = self.metadata[MODEL_NAME]
         self.model_version: str = self.metadata[MODEL_VERSION]
         self.classes: list[str] = json.loads(self.metadata[CLASS_LABELS])
         self.class_names: list[str] = (
             json.loads(self.metadata[CLASS_NAMES]) if CLASS_NAMES in self.metadata else list(self.classes)
         )
+        self.target: dict[str, Any] | None = None if self.is_classification else self._target()
+        # what the columns of `scores` are: the classes, or the target column
+        self.output_names: list[str] = list(self.classes) if self.target is None else [self.target["column"]]
         self.feature_schema: list[dict[str, Any]] = json.loads(self.metadata[FEATURE_SCHEMA])
         self.feature_names: list[str] = [graph_input.name for graph_input in self._session.get_inputs()]
         self.top_k: int = max(1, min(int(self.metadata[TOP_K]), len(self.classes)))  # classes shown per answer
         self._known_features = frozenset(self.feature_names)
         self.background: np.ndarray | None = self._background()  # [B, F] training rows, None in older files
-        self._probabilities_only = [PROBABILITIES]
+        self._scores_output = [PROBABILITIES if self.is_classification else PREDICTION]
 
         outputs = [output.name for output in self._session.get_outputs()]
-        if sorted(outputs) != sorted(GRAPH_OUTPUTS):
-            raise ValueError(f"graph outputs {outputs} are not {list(GRAPH_OUTPUTS)}")
+        expected = GRAPH_OUTPUTS_BY_TASK[self.task]
+        if sorted(outputs) != sorted(expected):
+            raise ValueError(f"graph outputs {outputs} are not {list(expected)} (a {self.task.value} model)")
         if [entry["name"] for entry in self.feature_schema] != self.feature_names:
             raise ValueError("the feature_schema metadata does not match the graph inputs")
+
+    def _target(self) -> dict[str, Any]:
+        try:
+            target = json.loads(self.metadata[TARGET])
+        except KeyError:
+            raise ValueError(f"a {self.task.value} model's metadata lacks '{TARGET}'") from None
+        except ValueError:
+            raise ValueError(f"the '{TARGET}' metadata is not JSON") from None
+        if not isinstance(target, dict) or not isinstance(target.get("column"), str):
+            raise ValueError(f"the '{TARGET}' metadata is not an object with a 'column'")
+        return target
 
     def _background(self) -> np.ndarray | None:
         if EXPLANATION_BACKGROUND not in self.metadata:
@@ -337,8 +419,56 @@ class OnnxPredictor:
         return cls(model.SerializeToString())
 
     def predict(self, features: Mapping[str, Any] | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Named feature columns, each of length N ([N] or [N, 1]; a dict or a pandas DataFrame) ->
-        (labels [N] str, probabilities [N, C] float32, columns in `classes` order)."""
+        """A classifier's answers for named feature columns, each of length N ([N] or [N, 1]; a dict or a
+        pandas DataFrame) -> (labels [N] str, probabilities [N, C] float32, columns in `classes` order)."""
+        self._require_classifier("predict")
+        return self._run(self._named_columns(features))
+
+    def predict_values(self, features: Mapping[str, Any] | pd.DataFrame) -> np.ndarray:
+        """A regressor's predictions for named feature columns (as `predict` takes them) -> float32 [N],
+        in the target's unit."""
+        if self.is_classification:
+            raise ValueError(
+                f"predict_values is for regression models; {self.model_name} is a {self.task.value} model (use predict)"
+            )
+        prediction: np.ndarray = self._session.run(self._scores_output, self._named_columns(features))[0]
+        return prediction.reshape(-1)
+
+    def predict_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """An [N, F] matrix with the features in `feature_names` order -> (labels, probabilities)."""
+        self._require_classifier("predict_matrix")
+        return self._run(self._columns(matrix))
+
+    def scores(self, matrix: np.ndarray) -> np.ndarray:
+        """An [N, F] matrix with the features in `feature_names` order -> float32 [N, K], one column per
+        `output_names` entry: a classifier's probabilities [N, C], a regressor's predictions [N, 1]."""
+        scores: np.ndarray = self._session.run(self._scores_output, self._columns(matrix))[0]
+        return scores
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        """Like `predict_matrix`, probabilities only: the serving hot path (the label is their argmax)."""
+        self._require_classifier("probabilities")
+        return self.scores(matrix)
+
+    def top_classes(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[N, C] probabilities -> (indices [N, k] of the `top_k` most probable classes, most probable
+        first; their probabilities [N, k])."""
+        self._require_classifier("top_classes")
+        if len(probabilities) == 1:  # the serving hot path, without the general fancy indexing
+            order = probabilities[0].argsort()[: -self.top_k - 1 : -1]
+            return order[None, :], probabilities[0][order][None, :]
+        order = np.argsort(-probabilities, axis=1)[:, : self.top_k]
+        return order, np.take_along_axis(probabilities, order, axis=1)
+
+    def _require_classifier(self, method: str) -> None:
+        if not self.is_classification:
+            raise ValueError(
+                f"{method} is for classification models; {self.model_name} is a {self.task.value} model "
+                "(use predict_values or scores)"
+            )
+
+    def _named_columns(self, features: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
+        """Named feature columns -> one float32 [N, 1] input per feature, checked for names and lengths."""
         if not hasattr(features, "keys"):
             raise ValueError("features must map each feature name to a column of values")
         given = [str(name) for name in features]
@@ -350,25 +480,7 @@ class OnnxPredictor:
         lengths = {name: len(column) for name, column in columns.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"feature columns differ in length: {lengths}")
-        return self._run(columns)
-
-    def predict_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """An [N, F] matrix with the features in `feature_names` order -> (labels, probabilities)."""
-        return self._run(self._columns(matrix))
-
-    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        """Like `predict_matrix`, probabilities only: the serving hot path (the label is their argmax)."""
-        probabilities: np.ndarray = self._session.run(self._probabilities_only, self._columns(matrix))[0]
-        return probabilities
-
-    def top_classes(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[N, C] probabilities -> (indices [N, k] of the `top_k` most probable classes, most probable
-        first; their probabilities [N, k])."""
-        if len(probabilities) == 1:  # the serving hot path, without the general fancy indexing
-            order = probabilities[0].argsort()[: -self.top_k - 1 : -1]
-            return order[None, :], probabilities[0][order][None, :]
-        order = np.argsort(-probabilities, axis=1)[:, : self.top_k]
-        return order, np.take_along_axis(probabilities, order, axis=1)
+        return columns
 
     def _columns(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
         """[N, F] -> one float32 [N, 1] input per feature (views of one transposed copy)."""
