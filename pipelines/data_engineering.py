@@ -1,14 +1,16 @@
-"""The data engineering pipeline: raw data -> validated, wrangled, labelled, split examples."""
+"""The data engineering pipeline: raw data -> validated, wrangled, labelled examples (with derived
+time-series features when the spec has any), split."""
 
 from zenml import pipeline
 from zenml.enums import ExecutionMode
 from zenml.steps.entrypoint_function_utils import StepArtifact
 
 from headliner.data.sources import describe_source
+from headliner.data.time_features import has_derived_features
 from headliner.labels import Step
 from headliner.spec import UseCaseSpec
 from pipelines.docker_settings import docker_settings
-from steps.data import ingest_data, label_data, profile_data, split_data, validate_data, wrangle_data
+from steps.data import derive_features, ingest_data, label_data, profile_data, split_data, validate_data, wrangle_data
 
 
 def data_engineering_steps(
@@ -26,9 +28,11 @@ def data_engineering_steps(
     validation_report = validate_data(raw_data, spec=spec, source=source)
     # Nothing downstream starts before validation has passed.
     wrangled_data, _ = wrangle_data(raw_data, spec=spec, source=source, after=Step.VALIDATE_DATA)
-    labelled_data, _ = label_data(wrangled_data, spec=spec, source=source)
-    train_split, validation_split, test_split, _ = split_data(labelled_data, spec=spec, source=source)
-    profile_data(labelled_data, spec=spec)
+    examples, _ = label_data(wrangled_data, spec=spec, source=source)
+    if has_derived_features(spec):
+        examples, _ = derive_features(examples, spec=spec, source=source)
+    train_split, validation_split, test_split, _ = split_data(examples, spec=spec, source=source)
+    profile_data(examples, spec=spec)
     return train_split, validation_split, test_split, validation_report
 
 

@@ -228,15 +228,23 @@ class DataProfile(HtmlReport):
         return html_page(self.title, self.sections())
 
 
+def target_columns(spec: UseCaseSpec) -> tuple[list[str], list[str]]:
+    """The target column as a profile reads it, (categorical, numerical): a class is a category, a
+    regression target a number."""
+    return ([spec.target.column], []) if spec.is_classification else ([], [spec.target.column])
+
+
 def data_profile(
     frame: pd.DataFrame,
     spec: UseCaseSpec,
     categorical: Sequence[str] = (),
+    numerical: Sequence[str] = (),
     max_rows: int = PROFILE_MAX_ROWS,
     title: str | None = None,
 ) -> DataProfile:
     """The profile of the spec's features (bool ones as categories) and the given `categorical` columns
-    (e.g. the target, or the predicted class), with Evidently's data summary of the same rows.
+    (e.g. a class target, or the predicted class) and `numerical` ones (e.g. a regression target, or a
+    forecast), with Evidently's data summary of the same rows.
 
     Tables larger than `max_rows` are profiled on a seeded random sample of that size; the page says so.
     """
@@ -248,6 +256,7 @@ def data_profile(
         for f in spec.features
         if f.dtype is not FeatureType.BOOL
     ]
+    numeric += [numeric_column(name, sample[name]) for name in numerical]
     categories = [
         categorical_column(f.name, sample[f.name], flag=True) for f in spec.features if f.dtype is FeatureType.BOOL
     ]
@@ -259,32 +268,37 @@ def data_profile(
         seed=spec.split.seed,
         numeric=numeric,
         categorical=categories,
-        evidently_html=_evidently_summary_html(sample, spec, categorical),
+        evidently_html=_evidently_summary_html(sample, spec, categorical, numerical),
     )
 
 
-def _evidently_summary_html(sample: pd.DataFrame, spec: UseCaseSpec, categorical: Sequence[str] = ()) -> str:
+def _evidently_summary_html(
+    sample: pd.DataFrame, spec: UseCaseSpec, categorical: Sequence[str] = (), numerical: Sequence[str] = ()
+) -> str:
     """Evidently's DataSummaryPreset page (interactive: it needs JavaScript) of the rows given."""
     from evidently import Report
     from evidently.presets import DataSummaryPreset
 
     snapshot = Report([DataSummaryPreset()]).run(
-        current_data=evidently_dataset(sample, spec, categorical), reference_data=None
+        current_data=evidently_dataset(sample, spec, categorical, numerical), reference_data=None
     )
     page: str = snapshot.get_html_str(as_iframe=False)
     return page
 
 
-def evidently_dataset(frame: pd.DataFrame, spec: UseCaseSpec, categorical: Sequence[str] = ()) -> Dataset:
-    """An Evidently Dataset of the spec's features and `categorical` columns: bool features are
-    categories (as text: Evidently takes category labels as text, not as 0/1 floats), the rest numbers."""
+def evidently_dataset(
+    frame: pd.DataFrame, spec: UseCaseSpec, categorical: Sequence[str] = (), numerical: Sequence[str] = ()
+) -> Dataset:
+    """An Evidently Dataset of the spec's features and the `categorical` and `numerical` columns: bool
+    features are categories (as text: Evidently takes category labels as text, not as 0/1 floats), the
+    other features numbers."""
     from evidently import DataDefinition, Dataset
 
     flags = [f.name for f in spec.features if f.dtype is FeatureType.BOOL]
-    table = frame[spec.feature_names + list(categorical)].reset_index(drop=True)
+    table = frame[spec.feature_names + list(categorical) + list(numerical)].reset_index(drop=True)
     table = table.assign(**{name: table[name].astype(bool).astype(str) for name in flags})
     definition = DataDefinition(
-        numerical_columns=[f.name for f in spec.features if f.dtype is not FeatureType.BOOL],
+        numerical_columns=[f.name for f in spec.features if f.dtype is not FeatureType.BOOL] + list(numerical),
         categorical_columns=flags + list(categorical),
     )
     return Dataset.from_pandas(table, data_definition=definition)

@@ -4,15 +4,22 @@ what was expected and a sample of offending values; soft problems are counted fo
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from headliner.data.features import (
+    MISSING,
+    NOT_A_DATE,
     coerce_feature,
+    coerce_number,
     examples,
     expected_type,
     feature_problems,
     map_labels,
+    parse_times,
     raw_labels,
+    target_facts,
+    target_findings,
     unknown_label_finding,
 )
 from headliner.errors import DataValidationError
@@ -52,7 +59,7 @@ def check_structure(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> list
                 "expected values in it"
             )
     checks.append(Check(name="no entirely empty column", passed=True))
-    for feature in spec.features:
+    for feature in spec.raw_features:
         _, wrong_type = coerce_feature(frame[feature.name], feature)
         if wrong_type.any():
             raise DataValidationError(
@@ -62,6 +69,39 @@ def check_structure(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> list
             )
     checks.append(Check(name="feature columns have the spec's types", passed=True))
     return checks
+
+
+def check_times(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[list[Check], list[Finding]]:
+    """A time series' time column holds dates, refused when none of its values is one; rows whose time is
+    missing or not a date, or whose series column is empty, are counted (wrangling drops them)."""
+    if spec.time_series is None:
+        return [], []
+    column = spec.time_series.time_column
+    times, unreadable = parse_times(frame[column])
+    dates = int(times.notna().sum())
+    if dates == 0:
+        raise DataValidationError(
+            f"{source}: column '{column}' (time_series.time_column) holds no readable date; found "
+            f"{', '.join(examples(frame.loc[unreadable, column])) or 'only empty values'}; "
+            "expected dates such as 2024-01-01"
+        )
+    check = Check(name="time column holds dates", passed=True, detail=f"{column}: {dates:,} dates")
+    found = []
+    if unreadable.any():
+        found.append(
+            Finding(
+                column=column,
+                problem=NOT_A_DATE,
+                rows=int(unreadable.sum()),
+                action="drop row",
+                examples=examples(frame.loc[unreadable, column]),
+            )
+        )
+    absent = [(column, times.isna() & ~unreadable)] + [(name, frame[name].isna()) for name in spec.time_series.series]
+    for name, mask in absent:
+        if mask.any():
+            found.append(Finding(column=name, problem=MISSING, rows=int(mask.sum()), action="drop row"))
+    return [check], found
 
 
 def check_labels(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[Check, pd.Series, pd.Series]:
@@ -85,6 +125,20 @@ def check_labels(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[C
     return Check(name="labelled rows", passed=True, detail=f"{labelled:,} labelled"), classes, unknown
 
 
+def check_target(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> Check:
+    """Regression: some rows have a numeric target; refused when none has."""
+    column = spec.target.column
+    values, not_a_number = coerce_number(frame[column])
+    usable = int((values.notna() & ~np.isinf(values)).sum())
+    if usable == 0:
+        found = f"; found {', '.join(examples(frame.loc[not_a_number, column]))}" if not_a_number.any() else ""
+        raise DataValidationError(
+            f"{source}: no row has a numeric target: column '{column}' is empty or not a number in all "
+            f"{len(frame):,} rows{found}; expected: {spec.target.description} ({spec.target.unit})"
+        )
+    return Check(name="rows with a numeric target", passed=True, detail=f"{usable:,} of {len(frame):,}")
+
+
 DATE_RANGE_FACT = "date range"
 
 
@@ -94,7 +148,7 @@ def date_range(frame: pd.DataFrame, column: str | None) -> str:
         return "the spec names no date column (source.date_column)"
     if column not in frame.columns:
         return f"no column '{column}' (source.date_column) in the data"
-    dates = pd.to_datetime(frame[column], errors="coerce", format="mixed").dropna()  # one format or several
+    dates = parse_times(frame[column])[0].dropna()
     if dates.empty:
         return f"{column}: no readable dates"
     first, last = dates.min().date(), dates.max().date()
@@ -104,19 +158,30 @@ def date_range(frame: pd.DataFrame, column: str | None) -> str:
 def validate_raw(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> DataReport:
     """Run every hard check (raising on failure) and count the soft problems."""
     checks = check_structure(frame, spec, source)
-    label_check, classes, unknown = check_labels(frame, spec, source)
-    checks.append(label_check)
-
     findings: list[Finding] = []
     duplicates = int(frame.duplicated().sum())
     if duplicates:
         findings.append(Finding(problem="duplicate row", rows=duplicates, action="drop the copies"))
-    unlabelled = int(classes.isna().sum())
-    if unlabelled:
-        findings.append(Finding(column=spec.target.column, problem="no label", rows=unlabelled, action="drop row"))
-    if unknown.any():
-        findings.append(unknown_label_finding(frame[spec.target.column], unknown))
-    for feature in spec.features:
+    facts = {"columns": str(frame.shape[1]), DATE_RANGE_FACT: date_range(frame, spec.source.date_column)}
+    label_counts: dict[str, int] = {}
+    column = spec.target.column
+    if spec.is_classification:
+        label_check, classes, unknown = check_labels(frame, spec, source)
+        checks.append(label_check)
+        unlabelled = int(classes.isna().sum())
+        if unlabelled:
+            findings.append(Finding(column=column, problem="no label", rows=unlabelled, action="drop row"))
+        if unknown.any():
+            findings.append(unknown_label_finding(frame[column], unknown))
+        label_counts = {str(k): int(v) for k, v in classes[~unknown].value_counts().items()}
+    else:
+        checks.append(check_target(frame, spec, source))
+        findings.extend(target_findings(frame[column], spec.target))
+        facts.update(target_facts(coerce_number(frame[column])[0], spec.target))
+    time_checks, time_problems = check_times(frame, spec, source)
+    checks.extend(time_checks)
+    findings.extend(time_problems)
+    for feature in spec.raw_features:
         values, _ = coerce_feature(frame[feature.name], feature)
         findings.extend(feature_problems(values, feature).findings(frame[feature.name], feature))
     return DataReport(
@@ -126,6 +191,6 @@ def validate_raw(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> DataRep
         rows_out=len(frame),
         checks=checks,
         findings=findings,
-        label_counts={str(k): int(v) for k, v in classes[~unknown].value_counts().items()},
-        facts={"columns": str(frame.shape[1]), DATE_RANGE_FACT: date_range(frame, spec.source.date_column)},
+        label_counts=label_counts,
+        facts=facts,
     )

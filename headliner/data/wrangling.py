@@ -4,18 +4,37 @@ every dropped row counted in a report (the rules come from the use-case spec).
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from headliner.data.features import coerce_feature, feature_problems, map_labels, raw_labels, unknown_label_finding
+from headliner.data.features import (
+    MISSING,
+    NO_TARGET,
+    NOT_A_DATE,
+    NOT_A_NUMBER,
+    coerce_feature,
+    coerce_number,
+    feature_problems,
+    map_labels,
+    parse_times,
+    raw_labels,
+    target_facts,
+    target_findings,
+    target_problems,
+    unknown_label_finding,
+)
+from headliner.data.time_features import period_start
 from headliner.reports.html import DataReport, Finding
-from headliner.spec import OutOfRangeAction, UseCaseSpec
+from headliner.spec import FeatureType, OutOfRangeAction, UseCaseSpec
 
 
 def wrangle(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.DataFrame, DataReport]:
-    """Drop duplicates and unlabelled rows, fix types, repair or drop odd values, collapse repeats.
+    """Drop duplicates and rows without a label or target, fix types, repair or drop odd values, collapse
+    repeats; a time series' rows are aggregated into one per period and series.
 
-    The result has the spec's columns only: the group column (text), the features (float64, bools
-    as 0/1) and the raw label (text).
+    The result has the spec's raw columns only: the key columns (the split's group and the series columns
+    as text, the time column as datetime64), the raw features (float64, bools as 0/1) and the target (raw
+    label text for classification, float64 for regression).
     """
     findings: list[Finding] = []
     rows_in = len(frame)
@@ -24,17 +43,38 @@ def wrangle(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.Dat
     if len(deduped) < rows_in:
         findings.append(Finding(problem="duplicate row", rows=rows_in - len(deduped), action="drop the copies"))
 
-    labels = raw_labels(deduped[spec.target.column])
-    keep = labels.notna().to_numpy()
-    if not keep.all():
-        findings.append(
-            Finding(column=spec.target.column, problem="no label", rows=int((~keep).sum()), action="drop row")
-        )
+    target = spec.target.column
+    if spec.is_classification:
+        labels = raw_labels(deduped[target])
+        keep = labels.notna().to_numpy()
+        if not keep.all():
+            findings.append(Finding(column=target, problem="no label", rows=int((~keep).sum()), action="drop row"))
+        target_values = labels.astype(object)
+    else:
+        target_values, _ = coerce_number(deduped[target])
+        keep = (target_values.notna() & ~np.isinf(target_values)).to_numpy()
+        problems = target_findings(deduped[target], spec.target)
+        findings.extend(f for f in problems if f.problem in (NO_TARGET, NOT_A_NUMBER))
 
     columns: dict[str, pd.Series] = {}
-    if spec.split.group_column:
-        columns[spec.split.group_column] = deduped[spec.split.group_column].astype("string").astype(object)
-    for feature in spec.features:
+    series = spec.time_series
+    for column in spec.key_columns:
+        if series is not None and column == series.time_column:
+            values, unreadable = parse_times(deduped[column])
+            absent = values.isna().to_numpy()
+            problems = [(NOT_A_DATE, unreadable.to_numpy()), (MISSING, absent & ~unreadable.to_numpy())]
+        else:
+            values = deduped[column].astype("string").astype(object)
+            in_series = series is not None and column in series.series
+            absent = deduped[column].isna().to_numpy() & in_series
+            problems = [(MISSING, absent)]
+        for problem, mask in problems:
+            counted = mask & keep
+            if counted.any():
+                findings.append(Finding(column=column, problem=problem, rows=int(counted.sum()), action="drop row"))
+        keep &= ~absent
+        columns[column] = values
+    for feature in spec.raw_features:
         values, _ = coerce_feature(deduped[feature.name], feature)
         problems = feature_problems(values, feature)
         # Only rows still in play are counted, so a row is counted once, under its first problem column.
@@ -43,9 +83,13 @@ def wrangle(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.Dat
         if feature.out_of_range is OutOfRangeAction.CLIP:
             values = values.clip(lower=feature.min, upper=feature.max)
         columns[feature.name] = values
-    columns[spec.target.column] = labels.astype(object)
+    columns[target] = target_values
 
     wrangled = pd.DataFrame(columns)[keep].reset_index(drop=True)
+    facts: dict[str, str] = {}
+    if series is not None:
+        wrangled, aggregation_findings, facts = aggregate_periods(wrangled, spec)
+        findings.extend(aggregation_findings)
     key = spec.wrangling.example_key
     if key:
         before = len(wrangled)
@@ -65,13 +109,66 @@ def wrangle(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.Dat
         rows_in=rows_in,
         rows_out=len(wrangled),
         findings=findings,
-        facts={"columns kept": ", ".join(wrangled.columns), "columns dropped": str(frame.shape[1] - wrangled.shape[1])},
+        facts={
+            "columns kept": ", ".join(wrangled.columns),
+            "columns dropped": str(frame.shape[1] - wrangled.shape[1]),
+            **facts,
+        },
     )
     return wrangled, report
 
 
+def aggregate_periods(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFrame, list[Finding], dict[str, str]]:
+    """One row per (period, series) of the spec's time series, the time moved to the period's start: the
+    target and int features summed, float features averaged, bool features or-ed (max). Rows already one
+    per period stay as they are. Sorted by (time, series); a summed feature above its range is repaired
+    per the spec (e.g. a week's promotions above max)."""
+    series = spec.time_series
+    assert series is not None
+    keys = [series.time_column, *series.series]
+    frame = frame.assign(**{series.time_column: period_start(frame[series.time_column], series.frequency)})
+    # A regression target is summed over the period; a class label is the period's last.
+    how = {spec.target.column: "last" if spec.is_classification else "sum"} | {
+        f.name: {FeatureType.INT: "sum", FeatureType.FLOAT: "mean", FeatureType.BOOL: "max"}[f.dtype]
+        for f in spec.raw_features
+    }
+    extra = [c for c in frame.columns if c not in keys and c not in how]  # e.g. the split's group column
+    how |= dict.fromkeys(extra, "first")
+    aggregated = frame.groupby(keys, sort=True, observed=True).agg(how).reset_index()[list(frame.columns)]
+    findings: list[Finding] = []
+    merged = len(frame) - len(aggregated)
+    if merged:
+        findings.append(
+            Finding(
+                column=", ".join(keys),
+                problem=f"several rows in one {series.frequency} period and series",
+                rows=merged,
+                action=f"aggregate {len(frame):,} rows into {len(aggregated):,}: target and int features summed, "
+                "float averaged, bool or-ed",
+            )
+        )
+    keep = np.ones(len(aggregated), dtype=bool)
+    for feature in spec.raw_features:
+        problems = feature_problems(aggregated[feature.name], feature)
+        if feature.dtype is not FeatureType.INT or not problems.out_of_range.any():
+            continue
+        findings.extend(problems.findings(aggregated[feature.name], feature, among=keep))
+        keep &= ~problems.drop_mask(feature).to_numpy()
+        if feature.out_of_range is OutOfRangeAction.CLIP:
+            aggregated[feature.name] = aggregated[feature.name].clip(lower=feature.min, upper=feature.max)
+    facts = {
+        "periods": f"{aggregated[series.time_column].nunique():,} ({series.frequency})",
+        "rows per period and series": f"{len(frame) / max(len(aggregated), 1):.2f} on average",
+    }
+    return aggregated[keep].reset_index(drop=True), findings, facts
+
+
 def label_examples(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.DataFrame, DataReport]:
-    """Map raw labels to the spec's classes, drop rows with unknown labels, count the classes."""
+    """Classification: map raw labels to the spec's classes, drop rows with unknown labels, count the
+    classes. Regression: the target as float64, rows without a usable or in-range target dropped and
+    counted, the target's count, mean and range as facts."""
+    if not spec.is_classification:
+        return _label_targets(frame, spec, source)
     column = spec.target.column
     classes, unknown = map_labels(raw_labels(frame[column]), spec.target)
     findings = [unknown_label_finding(frame[column], unknown)] if unknown.any() else []
@@ -98,5 +195,23 @@ def label_examples(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple
         findings=findings,
         label_counts={str(k): int(v) for k, v in counts.items()},
         facts={"classes present": f"{counts.size} of {len(spec.target.classes)}"},
+    )
+    return labelled, report
+
+
+def _label_targets(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.DataFrame, DataReport]:
+    column = spec.target.column
+    values, _ = coerce_number(frame[column])
+    missing, out_of_range = target_problems(values, spec.target)
+    findings = target_findings(frame[column], spec.target)
+    keep = ~(missing | out_of_range).to_numpy()
+    labelled = frame.assign(**{column: values})[keep].reset_index(drop=True)
+    report = DataReport(
+        title=f"Labelling of {spec.name} data",
+        source=source,
+        rows_in=len(frame),
+        rows_out=len(labelled),
+        findings=findings,
+        facts=target_facts(labelled[column], spec.target),
     )
     return labelled, report

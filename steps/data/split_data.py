@@ -1,4 +1,5 @@
-"""Step: grouped, stratified, seeded train/validation/test split; each split carries its fingerprint."""
+"""Step: train/validation/test split (grouped, stratified and seeded, or by time, per the spec); each split
+carries its fingerprint."""
 
 from typing import Annotated
 
