@@ -222,6 +222,82 @@ def _order_outputs(model: onnx.ModelProto, task: Task) -> None:
     model.graph.output.extend(ordered)
 
 
+def _convert_hist_gradient_boosting_regressor(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx converter of a HistGradientBoostingRegressor with scikit-learn's own precision: the
+    stock converter stores float32 thresholds (and fails on bool attributes), which sends values lying
+    between a threshold and its float32 rounding down the other branch. Here the features are cast to
+    double and compared with the double thresholds (ai.onnx.ml TreeEnsembleRegressor, opset 3), as
+    scikit-learn compares them; a log link (poisson, gamma loss) ends in Exp."""
+    from onnx import TensorProto
+    from onnx.numpy_helper import from_array
+    from sklearn._loss.link import IdentityLink, LogLink
+
+    model = operator.raw_operator
+    link = model._loss.link
+    if not isinstance(link, IdentityLink | LogLink):
+        raise ValueError(f"HistGradientBoostingRegressor with loss '{model.loss}' has no ONNX conversion here")
+    attributes: dict[str, list[Any]] = {
+        key: []
+        for key in (
+            "nodes_treeids",
+            "nodes_nodeids",
+            "nodes_featureids",
+            "nodes_modes",
+            "nodes_truenodeids",
+            "nodes_falsenodeids",
+            "nodes_missing_value_tracks_true",
+            "target_treeids",
+            "target_nodeids",
+        )
+    }
+    thresholds, leaf_values = [], []
+    for tree_id, (predictor,) in enumerate(model._predictors):
+        nodes = predictor.nodes
+        if nodes["is_categorical"].any():
+            raise ValueError("HistGradientBoostingRegressor with categorical splits has no ONNX conversion here")
+        for node_id, node in enumerate(nodes):
+            leaf = bool(node["is_leaf"])
+            attributes["nodes_treeids"].append(tree_id)
+            attributes["nodes_nodeids"].append(node_id)
+            attributes["nodes_featureids"].append(0 if leaf else int(node["feature_idx"]))
+            attributes["nodes_modes"].append("LEAF" if leaf else "BRANCH_LEQ")
+            attributes["nodes_truenodeids"].append(0 if leaf else int(node["left"]))
+            attributes["nodes_falsenodeids"].append(0 if leaf else int(node["right"]))
+            attributes["nodes_missing_value_tracks_true"].append(0 if leaf else int(node["missing_go_to_left"]))
+            thresholds.append(0.0 if leaf else float(node["num_threshold"]))
+            if leaf:
+                attributes["target_treeids"].append(tree_id)
+                attributes["target_nodeids"].append(node_id)
+                leaf_values.append(float(node["value"]))
+    as_double = scope.get_unique_variable_name("features_as_double")
+    container.add_node(
+        "Cast",
+        operator.inputs[0].full_name,
+        as_double,
+        to=TensorProto.DOUBLE,
+        name=scope.get_unique_operator_name("Cast"),
+    )
+    raw = operator.outputs[0].full_name if isinstance(link, IdentityLink) else scope.get_unique_variable_name("raw")
+    container.add_node(
+        "TreeEnsembleRegressor",
+        as_double,
+        raw,
+        op_domain="ai.onnx.ml",
+        op_version=3,
+        name=scope.get_unique_operator_name("TreeEnsembleRegressor"),
+        n_targets=1,
+        aggregate_function="SUM",
+        post_transform="NONE",
+        target_ids=[0] * len(leaf_values),
+        nodes_values_as_tensor=from_array(np.asarray(thresholds, dtype=np.float64)),
+        target_weights_as_tensor=from_array(np.asarray(leaf_values, dtype=np.float64)),
+        base_values_as_tensor=from_array(np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)),
+        **attributes,
+    )
+    if isinstance(link, LogLink):
+        container.add_node("Exp", raw, operator.outputs[0].full_name, name=scope.get_unique_operator_name("Exp"))
+
+
 def package_onnx(
     pipeline: Pipeline, spec: UseCaseSpec, model_version: str, metadata: dict[str, str]
 ) -> onnx.ModelProto:
@@ -235,11 +311,10 @@ def package_onnx(
     import skl2onnx
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
+    from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.preprocessing import StandardScaler
 
-    fitted_features = [str(name) for name in getattr(pipeline, "feature_names_in_", spec.feature_names)]
-    if fitted_features != spec.feature_names:
-        raise ValueError(f"the pipeline was fitted on features {fitted_features}, the spec has {spec.feature_names}")
     # "div": subtract and divide in float32 as scikit-learn does; the default multiplies by 1/scale,
     # and its last-bit differences send values sitting on a tree threshold down the other branch.
     options: dict[Any, dict[str, Any]] = {StandardScaler: {"div": "div"}}
@@ -259,6 +334,9 @@ def package_onnx(
             raise ValueError(f"use case '{spec.name}' is a regression task, but the pipeline is a classifier")
         final_types = [(PREDICTION, FloatTensorType([None, 1]))]
         outputs = f"'{PREDICTION}' float32 [N, 1]: {spec.target.description}, in {spec.target.unit}"
+    fitted_features = [str(name) for name in getattr(pipeline, "feature_names_in_", spec.feature_names)]
+    if fitted_features != spec.feature_names:
+        raise ValueError(f"the pipeline was fitted on features {fitted_features}, the spec has {spec.feature_names}")
     props = _packaged_metadata(spec, model_version, metadata)
 
     model: onnx.ModelProto = convert_sklearn(
@@ -267,6 +345,8 @@ def package_onnx(
         initial_types=[(name, FloatTensorType([None, 1])) for name in spec.feature_names],
         options=options,
         final_types=final_types,
+        custom_conversion_functions={HistGradientBoostingRegressor: _convert_hist_gradient_boosting_regressor},
+        custom_shape_calculators={HistGradientBoostingRegressor: calculate_linear_regressor_output_shapes},
     )
     _order_outputs(model, spec.task)
     model.producer_name = "headliner (skl2onnx)"

@@ -1,5 +1,6 @@
-"""ONNX packaging: one file is the whole model (raw named inputs, labels and probabilities out,
-metadata inside), the parity gate catches a wrong graph, and a client needs only onnxruntime + numpy."""
+"""ONNX packaging: one file is the whole model (raw named inputs, labels and probabilities or the
+forecast out, metadata inside), the parity gate catches a wrong graph, and a client needs only
+onnxruntime + numpy."""
 
 import json
 import subprocess
@@ -19,13 +20,15 @@ from headliner.model.onnx_packaging import (
     LABELS,
     PACKAGED_KEYS,
     PARITY_TOLERANCE,
+    PREDICTION,
     PROBABILITIES,
+    TASK,
     OnnxPredictor,
     check_parity,
     package_onnx,
 )
-from headliner.spec import PROJECT_ROOT
-from tests.helpers.models import example_metadata
+from headliner.spec import PROJECT_ROOT, USE_CASES_DIR, Task, load_spec
+from tests.helpers.models import example_metadata, sales_frame
 
 FAMILY_PARAMS = {
     "logistic_regression": {},
@@ -296,3 +299,202 @@ def test_wine_packages_with_its_own_features_and_classes(wine_spec):
     assert predictor.classes == predictor.class_names == ["class_0", "class_1", "class_2"]
     assert probabilities.shape == (len(test), 3) and set(labels) <= set(predictor.classes)
     assert (predictor.model_name, predictor.top_k) == ("wine", 3)
+
+
+# Regression (store_sales): one 'prediction' output in the target's unit, parity per family.
+
+REGRESSION_PARAMS = {
+    "ridge": {},
+    "random_forest_regressor": {"n_estimators": 20, "max_depth": 8, "min_samples_leaf": 3},
+    "hist_gradient_boosting_regressor": {"max_iter": 100},
+}
+
+
+@pytest.fixture(scope="module")
+def sales_spec():
+    return load_spec(USE_CASES_DIR / "store_sales.yaml")
+
+
+@pytest.fixture(scope="module")
+def sales_splits(sales_spec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A store_sales-like frame split by time: the last 8 weeks test, the rest trains."""
+    frame = sales_frame(sales_spec, series=24, weeks=90)
+    test_start = frame["date"].max() - pd.Timedelta(weeks=7)
+    return frame[frame["date"] < test_start], frame[frame["date"] >= test_start]
+
+
+def fit_regressor(spec, train: pd.DataFrame, family: str, **params):
+    candidate = CandidateConfig(name="test", family=family, params={**REGRESSION_PARAMS[family], **params})
+    return build_pipeline(spec, candidate).fit(feature_frame(train, spec), train[spec.target.column])
+
+
+@pytest.fixture(scope="module")
+def sales_models(sales_spec, sales_splits):
+    """family -> (fitted pipeline, packaged ONNX model)."""
+    train, _ = sales_splits
+    models = {}
+    for family in REGRESSION_PARAMS:
+        pipeline = fit_regressor(sales_spec, train, family)
+        models[family] = pipeline, package_onnx(pipeline, sales_spec, "3", example_metadata(sales_spec))
+    return models
+
+
+@pytest.mark.parametrize("family", REGRESSION_PARAMS)
+def test_regression_graph_returns_one_prediction_in_the_targets_unit(family, sales_spec, sales_models):
+    _, model = sales_models[family]
+    assert io_signature(model.graph.input) == [
+        (name, onnx.TensorProto.FLOAT, [None, 1]) for name in sales_spec.feature_names
+    ]
+    assert io_signature(model.graph.output) == [(PREDICTION, onnx.TensorProto.FLOAT, [None, 1])]
+    onnx.checker.check_model(model)
+    assert "(regression)" in model.doc_string and "'prediction' float32 [N, 1]" in model.doc_string
+    assert "in units" in model.doc_string
+
+
+@pytest.mark.parametrize("family", REGRESSION_PARAMS)
+def test_regression_onnx_reproduces_scikit_learn_on_held_out_weeks(family, sales_spec, sales_splits, sales_models):
+    _, test = sales_splits
+    pipeline, model = sales_models[family]
+    relative = check_parity(model, pipeline, test, sales_spec, PARITY_TOLERANCE)
+    print(f"\nparity {family}: max relative difference {relative:.3g} over {len(test)} rows, {model.ByteSize():,} B")
+    assert 0 <= relative <= PARITY_TOLERANCE
+    expected = pipeline.predict(feature_frame(test, sales_spec))
+    predicted = OnnxPredictor.from_model(model).predict_values(feature_frame(test, sales_spec))
+    assert predicted.dtype == np.float32 and predicted.shape == (len(test),)
+    assert np.abs(predicted - expected).max() <= PARITY_TOLERANCE * np.maximum(np.abs(expected), 1).max()
+
+
+def test_gradient_boosting_with_a_log_link_keeps_parity(sales_spec, sales_splits):
+    """A poisson loss predicts exp(raw score): the graph ends in Exp."""
+    train, test = sales_splits
+    pipeline = fit_regressor(sales_spec, train, "hist_gradient_boosting_regressor", loss="poisson")
+    model = package_onnx(pipeline, sales_spec, "1", {})
+    assert "Exp" in [node.op_type for node in model.graph.node]
+    assert check_parity(model, pipeline, test, sales_spec) <= PARITY_TOLERANCE
+
+
+def test_tree_thresholds_are_doubles_as_in_scikit_learn(sales_models):
+    """HistGradientBoosting compares float64 thresholds: the graph casts the features to double."""
+    _, model = sales_models["hist_gradient_boosting_regressor"]
+    tree = next(node for node in model.graph.node if node.op_type == "TreeEnsembleRegressor")
+    thresholds = next(a for a in tree.attribute if a.name == "nodes_values_as_tensor")
+    assert thresholds.t.data_type == onnx.TensorProto.DOUBLE
+    assert any(node.op_type == "Cast" for node in model.graph.node)
+
+
+def test_regression_parity_gate_names_the_relative_difference(sales_spec, sales_splits, sales_models):
+    pipeline, model = sales_models["ridge"]
+    broken = tampered(model, "LinearRegressor", "intercepts", lambda b: [b[0] + 1.0])
+    message = r"^ONNX parity failed: max relative difference of predictions [0-9.e-]+ > 0\.0001 over \d+ rows$"
+    with pytest.raises(ParityError, match=message):
+        check_parity(broken, pipeline, sales_splits[1], sales_spec)
+
+
+def test_regressor_metadata_and_predictor_api(sales_spec, sales_splits, sales_models):
+    _, model = sales_models["ridge"]
+    predictor = OnnxPredictor.from_model(model)
+    assert (predictor.task, predictor.is_classification) == (Task.REGRESSION, False)
+    assert predictor.metadata[TASK] == "regression" and predictor.metadata["class_labels"] == "[]"
+    assert predictor.target == {
+        "column": "sales",
+        "description": "Units of the product family sold in the store in the week",
+        "unit": "units",
+        "min": 0.0,
+        "max": 10000000.0,
+    }
+    assert predictor.output_names == ["sales"] and predictor.classes == [] and predictor.top_k == 1
+    assert predictor.feature_names == sales_spec.feature_names
+    frame = feature_frame(sales_splits[1], sales_spec).head(4)
+    scores = predictor.scores(frame.to_numpy())
+    assert scores.dtype == np.float32 and scores.shape == (4, 1)
+    values = predictor.predict_values(frame)
+    np.testing.assert_array_equal(values, scores[:, 0])
+    np.testing.assert_array_equal(predictor.predict_values({k: v.tolist() for k, v in frame.items()}), values)
+    for method, argument in (
+        (predictor.predict, frame),
+        (predictor.predict_matrix, frame.to_numpy()),
+        (predictor.probabilities, frame.to_numpy()),
+        (predictor.top_classes, scores),
+    ):
+        with pytest.raises(ValueError, match=r"is for classification models; store_sales is a regression model"):
+            method(argument)
+    with pytest.raises(ValueError, match=r"missing \['price'\]"):
+        predictor.predict_values(frame.drop(columns="price"))
+
+
+def test_classifier_predictor_api_for_both_task_methods(jukebox_spec, jukebox_splits, linear):
+    predictor = OnnxPredictor.from_model(linear[1])
+    assert (predictor.task, predictor.is_classification, predictor.target) == (
+        Task.MULTICLASS_CLASSIFICATION,
+        True,
+        None,
+    )
+    assert predictor.metadata[TASK] == "multiclass_classification" and "target" not in predictor.metadata
+    assert predictor.output_names == jukebox_spec.target.classes
+    matrix = feature_frame(jukebox_splits[1], jukebox_spec).head(3).to_numpy()
+    np.testing.assert_array_equal(predictor.scores(matrix), predictor.probabilities(matrix))
+    assert predictor.scores(matrix).shape == (3, 72)
+    with pytest.raises(ValueError, match="predict_values is for regression models; jukebox is a multiclass"):
+        predictor.predict_values(feature_frame(jukebox_splits[1], jukebox_spec).head(3))
+
+
+def test_a_file_without_task_metadata_is_a_classifier(linear):
+    _, model = linear
+    older = onnx.ModelProto()
+    older.CopyFrom(model)
+    kept = [prop for prop in older.metadata_props if prop.key != TASK]
+    del older.metadata_props[:]
+    older.metadata_props.extend(kept)
+    predictor = OnnxPredictor.from_model(older)
+    assert predictor.task is Task.MULTICLASS_CLASSIFICATION and predictor.output_names == predictor.classes
+
+
+def test_predictor_refuses_an_unknown_task_or_a_regressor_without_target(linear, sales_models):
+    def with_props(model, **props):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        values = {prop.key: prop.value for prop in copy.metadata_props} | props
+        onnx.helper.set_model_props(copy, {k: v for k, v in values.items() if v is not None})
+        return copy
+
+    with pytest.raises(ValueError, match=r"'task' metadata 'ranking' is not one of"):
+        OnnxPredictor.from_model(with_props(linear[1], task="ranking"))
+    with pytest.raises(ValueError, match="a regression model's metadata lacks 'target'"):
+        OnnxPredictor.from_model(with_props(sales_models["ridge"][1], target=None))
+    with pytest.raises(ValueError, match=r"graph outputs \['probabilities', 'label'\] are not \['prediction'\]"):
+        OnnxPredictor.from_model(with_props(linear[1], task="regression", target='{"column": "x"}'))
+
+
+def test_regression_packaging_refuses_a_classifier_and_written_keys(sales_spec, linear, sales_models):
+    with pytest.raises(ValueError, match="store_sales' is a regression task, but the pipeline is a classifier"):
+        package_onnx(linear[0], sales_spec, "1", {})
+    with pytest.raises(ValueError, match=r"\['target', 'task'\] are written by package_onnx"):
+        package_onnx(sales_models["ridge"][0], sales_spec, "1", {"task": "x", "target": "y"})
+
+
+REGRESSION_CLIENT = """
+import json, sys
+from headliner.model.onnx_packaging import OnnxPredictor
+predictor = OnnxPredictor.from_path(sys.argv[1])
+values = predictor.predict_values(json.loads(sys.argv[2]))
+heavy = sorted({"sklearn", "pandas", "skl2onnx", "onnx"} & set(sys.modules))
+assert not heavy, f"OnnxPredictor imported {heavy}"
+print(json.dumps(values.tolist()))
+"""
+
+
+def test_a_regressor_needs_only_onnxruntime_and_numpy(sales_spec, sales_splits, sales_models, tmp_path):
+    _, model = sales_models["hist_gradient_boosting_regressor"]
+    path = tmp_path / "sales.onnx"
+    path.write_bytes(model.SerializeToString())
+    weeks = feature_frame(sales_splits[1], sales_spec).head(3)
+    result = subprocess.run(
+        [sys.executable, "-c", REGRESSION_CLIENT, str(path), json.dumps({k: v.tolist() for k, v in weeks.items()})],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = OnnxPredictor.from_model(model).predict_values(weeks)
+    np.testing.assert_array_equal(np.asarray(json.loads(result.stdout), dtype=np.float32), expected)
