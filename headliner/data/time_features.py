@@ -29,12 +29,14 @@ def period_alias(frequency: str) -> str:
 
 def periods(times: pd.Series, frequency: str) -> pd.Series:
     """Each time's period of the spec's frequency (pandas Period values)."""
-    return times.dt.to_period(period_alias(frequency))
+    result: pd.Series = times.dt.to_period(period_alias(frequency))
+    return result
 
 
 def period_start(times: pd.Series, frequency: str) -> pd.Series:
     """Each time moved to the start of its period (datetime64[ns]): a Monday for W-MON, the day for D."""
-    return periods(times, frequency).dt.start_time.astype("datetime64[ns]")
+    result: pd.Series = periods(times, frequency).dt.start_time.astype("datetime64[ns]")
+    return result
 
 
 def has_derived_features(spec: UseCaseSpec) -> bool:
@@ -101,7 +103,8 @@ def _derived_values(feature: Feature, frame: pd.DataFrame, spec: UseCaseSpec, hi
     derivation = feature.derive
     assert derivation is not None and spec.time_series is not None
     if derivation.kind is DerivationKind.WEEK_OF_YEAR:
-        return frame[spec.time_series.time_column].dt.isocalendar().week.to_numpy(np.float64)
+        weeks: np.ndarray = frame[spec.time_series.time_column].dt.isocalendar().week.to_numpy(np.float64)
+        return weeks
     assert derivation.periods is not None
     if derivation.kind is DerivationKind.LAG:
         return history.lag(derivation.periods)

@@ -53,27 +53,27 @@ def wrangle(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.Dat
     else:
         target_values, _ = coerce_number(deduped[target])
         keep = (target_values.notna() & ~np.isinf(target_values)).to_numpy()
-        problems = target_findings(deduped[target], spec.target)
-        findings.extend(f for f in problems if f.problem in (NO_TARGET, NOT_A_NUMBER))
+        unusable = target_findings(deduped[target], spec.target)
+        findings.extend(f for f in unusable if f.problem in (NO_TARGET, NOT_A_NUMBER))
 
     columns: dict[str, pd.Series] = {}
     series = spec.time_series
     for column in spec.key_columns:
         if series is not None and column == series.time_column:
-            values, unreadable = parse_times(deduped[column])
-            absent = values.isna().to_numpy()
-            problems = [(NOT_A_DATE, unreadable.to_numpy()), (MISSING, absent & ~unreadable.to_numpy())]
+            key_values, unreadable = parse_times(deduped[column])
+            absent = key_values.isna().to_numpy()
+            key_problems = [(NOT_A_DATE, unreadable.to_numpy()), (MISSING, absent & ~unreadable.to_numpy())]
         else:
-            values = deduped[column].astype("string").astype(object)
+            key_values = deduped[column].astype("string").astype(object)
             in_series = series is not None and column in series.series
             absent = deduped[column].isna().to_numpy() & in_series
-            problems = [(MISSING, absent)]
-        for problem, mask in problems:
+            key_problems = [(MISSING, absent)]
+        for problem, mask in key_problems:
             counted = mask & keep
             if counted.any():
                 findings.append(Finding(column=column, problem=problem, rows=int(counted.sum()), action="drop row"))
         keep &= ~absent
-        columns[column] = values
+        columns[column] = key_values
     for feature in spec.raw_features:
         values, _ = coerce_feature(deduped[feature.name], feature)
         problems = feature_problems(values, feature)

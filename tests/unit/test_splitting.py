@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from headliner.data.splitting import class_distribution, dataframe_fingerprint, split_examples
+from headliner.errors import DataValidationError
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +72,62 @@ def test_fingerprint_tracks_content():
     changed.loc[1, "a"] = 2.5
     assert dataframe_fingerprint(changed) != dataframe_fingerprint(frame)
     assert dataframe_fingerprint(frame.iloc[::-1]) != dataframe_fingerprint(frame)
+
+
+# Split by time (store_sales): the test weeks come after the validation weeks, which come after training.
+
+
+@pytest.fixture(scope="module")
+def sales_spec():
+    from headliner.spec import USE_CASES_DIR, load_spec
+
+    return load_spec(USE_CASES_DIR / "store_sales.yaml")
+
+
+@pytest.fixture(scope="module")
+def sales_examples(sales_spec) -> pd.DataFrame:
+    """3 series x 100 weeks (2024-01-01 on), labelled and with derived features: weeks 52-99 remain."""
+    from headliner.data.time_features import derive_features
+    from tests.unit.test_time_features import labelled, weekly_sales
+
+    return derive_features(labelled(weekly_sales(series=3, weeks=100, missing=0.0), sales_spec), sales_spec, "t")[0]
+
+
+def test_split_by_time_orders_the_splits_and_counts_the_weeks(sales_examples, sales_spec):
+    train, validation, test, report = split_examples(sales_examples, sales_spec, "t")
+    assert train["date"].max() < validation["date"].min() <= validation["date"].max() < test["date"].min()
+    # test_last 8 weeks, validation_last 8 weeks, 3 series; 48 weeks in all
+    assert (len(train), len(validation), len(test)) == (3 * 32, 3 * 8, 3 * 8)
+    assert test["date"].nunique() == validation["date"].nunique() == 8
+    assert test["date"].max() == sales_examples["date"].max()
+    assert report.facts["test date range"] == "2025-10-06 to 2025-11-24"
+    assert report.facts["validation date range"] == "2025-08-11 to 2025-09-29"
+    assert report.facts["train date range"] == "2024-12-30 to 2025-08-04"
+    assert report.facts["test mean target"] == f"{test['sales'].mean():.4g} units"
+    assert not any("label distance" in fact for fact in report.facts) and report.label_counts == {}
+    assert report.facts["train fingerprint"] == dataframe_fingerprint(train)
+
+
+def test_split_by_time_with_too_little_history_names_spans_and_dates(sales_examples, sales_spec):
+    spec = sales_spec.model_copy(
+        update={"split": sales_spec.split.model_copy(update={"validation_last": "40 weeks", "test_last": "8w"})}
+    )
+    with pytest.raises(
+        DataValidationError,
+        match=r"^t: a split by time leaves the train split empty: test_last '8w' and validation_last '40 weeks' "
+        r"before it, counted back from the data's last date; the data spans 2024-12-30 to 2025-11-24 \(date\)",
+    ):
+        split_examples(sales_examples, spec, "t")
+
+
+def test_a_regression_split_by_group_is_stratified_by_the_targets_level(sales_spec):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({name: rng.random(1000) for name in sales_spec.feature_names})
+    frame["sales"] = rng.lognormal(5, 1, 1000)
+    by_group = sales_spec.split.model_construct(by="group", train=0.6, validation=0.2, test=0.2, seed=1)
+    spec = sales_spec.model_copy(update={"split": by_group, "time_series": None})
+    train, validation, test, report = split_examples(frame, spec, "t")
+    assert (len(train), len(validation), len(test)) == (600, 200, 200)
+    for part in (train, validation, test):
+        assert part["sales"].median() == pytest.approx(frame["sales"].median(), rel=0.1)
+    assert "test mean target" in report.facts and report.label_counts == {}

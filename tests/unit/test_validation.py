@@ -197,3 +197,113 @@ def test_the_raw_datas_date_range_is_a_fact_of_the_validation_report(jukebox_spe
     )
     assert date_range(rows, None) == "the spec names no date column (source.date_column)"
     assert date_range(rows.assign(snapshot_date="?"), "snapshot_date") == "snapshot_date: no readable dates"
+
+
+# Regression on a time series (store_sales): a numeric target, a time column, rows aggregated into weeks.
+
+
+@pytest.fixture(scope="module")
+def sales_spec():
+    from headliner.spec import USE_CASES_DIR, load_spec
+
+    return load_spec(USE_CASES_DIR / "store_sales.yaml")
+
+
+def sales_rows(**kwargs):
+    from tests.unit.test_time_features import weekly_sales
+
+    return weekly_sales(**kwargs)
+
+
+def test_clean_sales_rows_pass_without_the_derived_features(sales_spec):
+    raw = sales_rows(series=3, weeks=20, missing=0.0)
+    assert "sales_lag_1" not in raw.columns  # derived features are not expected in raw data
+    report = validate_raw(raw, sales_spec, SOURCE)
+    assert report.findings == [] and report.label_counts == {}
+    assert "time column holds dates" in [check.name for check in report.checks]
+    assert report.facts["target rows"] == "60"
+    assert report.facts["target mean"] == f"{raw['sales'].mean():.4g} units"
+    assert report.facts["date range"] == "2024-01-01 to 2024-05-13 (134 days, date)"
+
+
+def test_a_missing_raw_column_is_named_but_derived_ones_are_not_asked_for(sales_spec):
+    with pytest.raises(DataValidationError, match=r"^charts\.csv: missing required column\(s\) 'onpromotion';"):
+        validate_raw(sales_rows(weeks=5).drop(columns=["onpromotion"]), sales_spec, SOURCE)
+
+
+def test_bad_targets_and_dates_are_counted_then_dropped(sales_spec):
+    raw = sales_rows(series=2, weeks=12, missing=0.0).astype({"sales": object, "date": object})
+    raw.loc[0, "sales"] = np.nan
+    raw.loc[1, "sales"] = "n/a"
+    raw.loc[2, "sales"] = -5.0  # below min 0
+    raw.loc[3, "sales"] = 2e7  # above max 1e7
+    raw.loc[4, "date"] = "someday"
+    raw.loc[5, "date"] = None
+    raw.loc[6, "store_nbr"] = None
+    report = validate_raw(raw, sales_spec, SOURCE)
+    assert report.rows_affected("no target value", "sales") == 1
+    assert report.rows_affected("not a number", "sales") == 1
+    assert report.rows_affected("out of range", "sales") == 2
+    assert report.rows_affected("not a date", "date") == 1
+    assert report.rows_affected("missing value", "date") == 1
+    assert report.rows_affected("missing value", "store_nbr") == 1
+    assert "'n/a'" in next(f for f in report.findings if f.problem == "not a number").examples
+    assert "drop row (valid: [0, 10000000])" in [f.action for f in report.findings]
+
+    wrangled, wrangling_report = wrangle(raw, sales_spec, SOURCE)
+    assert wrangling_report.rows_affected("no target value") == wrangling_report.rows_affected("not a number") == 1
+    assert wrangling_report.rows_affected("not a date", "date") == 1
+    assert wrangling_report.rows_affected("missing value", "date") == 1
+    assert wrangling_report.rows_affected("missing value", "store_nbr") == 1
+    assert len(wrangled) == 24 - 5
+    assert wrangled["date"].dtype == "datetime64[ns]" and wrangled["sales"].dtype == "float64"
+    assert wrangled["store_nbr"].map(type).eq(str).all()
+
+    labelled, labelling_report = label_examples(wrangled, sales_spec, SOURCE)
+    assert labelling_report.rows_affected("out of range", "sales") == 2
+    assert len(labelled) == 24 - 7 and labelled["sales"].between(0, 1e7).all()
+    assert labelling_report.facts["target rows"] == "17"
+    assert labelling_report.facts["target min/max"].endswith(" units")
+
+
+def test_no_numeric_target_or_no_date_is_refused(sales_spec):
+    raw = sales_rows(series=2, weeks=3)
+    with pytest.raises(
+        DataValidationError, match=r"^charts\.csv: no row has a numeric target: column 'sales' .*found 'lots'"
+    ):
+        validate_raw(raw.assign(sales="lots"), sales_spec, SOURCE)
+    with pytest.raises(
+        DataValidationError,
+        match=r"^charts\.csv: column 'date' \(time_series\.time_column\) holds no readable date; found 'week 1'",
+    ):
+        validate_raw(raw.assign(date="week 1"), sales_spec, SOURCE)
+
+
+def test_daily_rows_are_aggregated_into_weeks_and_weekly_rows_stay(sales_spec):
+    weekly = sales_rows(series=2, weeks=3, missing=0.0)
+    wrangled_weekly, report = wrangle(weekly, sales_spec, SOURCE)
+    assert report.findings == [] and len(wrangled_weekly) == len(weekly)
+    assert (wrangled_weekly["date"] == weekly["date"]).all()
+
+    daily = weekly.loc[weekly.index.repeat(7)].reset_index(drop=True)
+    daily["date"] = daily["date"] + pd.to_timedelta(daily.groupby(["date", "store_nbr"]).cumcount(), unit="D")
+    daily["date"] = daily["date"].dt.strftime("%Y-%m-%d")  # as read from Kaggle's CSV
+    daily["sales"] = daily["sales"] / 7
+    daily["is_holiday"] = (daily["date"] == "2024-01-10").astype(int)  # one holiday on a Wednesday
+    wrangled, report = wrangle(daily, sales_spec, SOURCE)
+    assert len(wrangled) == 6 and report.rows_affected("several rows in one W-MON period and series") == 36
+    assert report.facts["periods"] == "3 (W-MON)"
+    pd.testing.assert_series_equal(wrangled["date"], wrangled_weekly["date"])
+    np.testing.assert_allclose(wrangled["sales"], weekly["sales"])  # summed
+    np.testing.assert_allclose(wrangled["onpromotion"], weekly["onpromotion"] * 7)  # int: summed
+    np.testing.assert_allclose(wrangled["price"], weekly["price"])  # float: averaged
+    assert wrangled["is_holiday"].tolist() == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]  # bool: any day of the week
+
+
+def test_a_weekly_sum_above_an_int_features_range_is_repaired(sales_spec):
+    daily = sales_rows(series=1, weeks=1, missing=0.0)
+    daily = daily.loc[daily.index.repeat(7)].reset_index(drop=True)
+    daily["date"] = daily["date"] + pd.to_timedelta(np.arange(7), unit="D")
+    daily["onpromotion"] = 2000  # in range per day, 14,000 in the week (max 10,000: drop)
+    wrangled, report = wrangle(daily, sales_spec, SOURCE)
+    assert wrangled.empty and report.rows_affected("out of range", "onpromotion") == 1
