@@ -27,8 +27,12 @@ _COMPRESSION_OF_SUFFIX: dict[str, Compression] = {".gz": "gzip", ".bz2": "bz2", 
 
 def _generators() -> dict[str, Callable[[int, Sequence[str], int], pd.DataFrame]]:
     from headliner.data.jukebox_generator import generate_jukebox_charts
+    from headliner.data.store_sales_generator import generate_store_sales
 
-    return {"jukebox": lambda rows, classes, seed: generate_jukebox_charts(rows, classes, seed=seed)}
+    return {
+        "jukebox": lambda rows, classes, seed: generate_jukebox_charts(rows, classes, seed=seed),
+        "store_sales": lambda rows, _classes, seed: generate_store_sales(rows, seed=seed),  # regression: no classes
+    }
 
 
 def is_remote(uri: str) -> bool:
