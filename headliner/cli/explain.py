@@ -1,6 +1,7 @@
 """`explain`: what POST /explain answers, without a service: each feature's contribution to the top classes of
-the songs in a JSON file (the body of /predict), from a registered version or an ONNX file, as readable text
-(the features ranked, with their words and a bar) or as the endpoint's JSON."""
+the songs (a classifier), or to the forecast in the target's unit (a regression model), of the items in a JSON
+file (the body of /predict), from a registered version or an ONNX file, as readable text (the features ranked,
+with their words and a bar) or as the endpoint's JSON."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ BAR_WIDTH = 12  # characters on each side of the bar's axis
     "json_file",
     required=True,
     metavar="FILE|-",
-    help="The songs: a JSON object of features or a list of them (the body of POST /predict); - reads stdin.",
+    help="The items (songs, store-weeks...): a JSON object of features or a list of them (the body of POST "
+    "/predict); - reads stdin.",
 )
 @click.option(
     "--output",
@@ -42,7 +44,9 @@ BAR_WIDTH = 12  # characters on each side of the bar's axis
     show_default=True,
     help="Readable text, or the JSON POST /explain answers.",
 )
-@click.option("--features", type=click.IntRange(min=1), help="Show only the N largest contributions per class.")
+@click.option(
+    "--features", type=click.IntRange(min=1), help="Show only the N largest contributions per class or forecast."
+)
 def explain(
     model_name: str | None,
     version: str | None,
@@ -51,7 +55,8 @@ def explain(
     output: str,
     features: int | None,
 ) -> None:
-    """Why the model answers what it does: each feature's contribution to the top classes of each song."""
+    """Why the model answers what it does: each feature's contribution to the top classes of each song, or to
+    the forecast of each item of a regression model."""
     if model_file and (version or model_name):
         raise click.UsageError("--model-file cannot be combined with --model or --version")
     if version and version not in ("latest", "staging", "production") and not version.isdigit():
@@ -60,7 +65,7 @@ def explain(
     body = _read_body(json_file)
     set_quiet_defaults()
     from headliner.errors import HeadlinerError
-    from headliner.model.explanations import LocalExplainer
+    from headliner.model.explanations import ForecastExplanation, LocalExplainer, SongExplanation, explanation_answer
     from headliner.serving.payloads import FeatureRules, RequestError
 
     try:
@@ -70,12 +75,13 @@ def explain(
         except RequestError as exc:
             where = "stdin" if json_file == "-" else json_file
             fail(f"{where}: {exc.message}")
-        explanations = LocalExplainer(predictor).explain(matrix)
+        explainer = LocalExplainer(predictor)
+        explanations: list[SongExplanation] | list[ForecastExplanation] = (
+            explainer.explain(matrix) if predictor.is_classification else explainer.explain_forecasts(matrix)
+        )
     except HeadlinerError as exc:
         fail(str(exc))
-    from headliner.serving.server import explain_answer
-
-    answer = explain_answer(predictor.model_name, predictor.model_version, "cli", explanations)
+    answer = explanation_answer(predictor.model_name, predictor.model_version, "cli", explanations)
     if output == "json":
         import orjson
 
@@ -112,42 +118,57 @@ def _predictor(model_name: str, version: str, model_file: str | None) -> tuple[O
     return OnnxPredictor(data), f"registered as version {number}{chosen}"
 
 
-def text_bar(contribution: float, largest: float, width: int = BAR_WIDTH) -> str:
-    """A contribution as a bar about an axis: left of it when it lowers the class, right when it raises it;
-    `width` characters a side for the largest contribution shown."""
+def text_bar(contribution: float, largest: float, width: int = BAR_WIDTH, visible: float = 0.00005) -> str:
+    """A contribution as a bar about an axis: left of it when it lowers the answer, right when it raises it;
+    `width` characters a side for the largest contribution shown; one character at least from `visible` on."""
     cells = round(width * abs(contribution) / largest) if largest > 0 else 0
     if cells == 0 and contribution != 0:
-        cells = 1 if abs(contribution) * 100 >= 0.005 else 0  # a visible change gets a visible bar
+        cells = 1 if abs(contribution) >= visible else 0  # a visible change gets a visible bar
     left = " " * (width - cells) + "█" * cells if contribution < 0 else " " * width
     right = "█" * cells + " " * (width - cells) if contribution > 0 else " " * width
     return f"{left}│{right}"
 
 
 def explanation_lines(answer: dict[str, Any], source: str, features: int | None = None) -> list[str]:
-    """The answer of /explain as text: per song, each top class with its probability and the average it
-    starts from, then its features ranked, each with its contribution in points, a bar and its words."""
-    songs = answer["explanations"]
+    """The answer of /explain as text: per item, each top class with its probability and the average it
+    starts from (a classifier), or the forecast and the mean forecast it starts from (a regression model),
+    then its features ranked, each with its contribution, a bar and its words."""
+    from headliner.model.explanations import rounded_amount
+
+    items = answer["explanations"]
+    forecasts = bool(items) and "prediction" in items[0]
     lines = [f"Why: model '{answer['model_name']}' version {answer['model_version']} ({source})"]
-    for number, song in enumerate(songs, start=1):
+    for number, item in enumerate(items, start=1):
         lines.append("")
-        if len(songs) > 1:
-            lines.append(f"Song {number} of {len(songs)}")
-        largest = max(
-            (abs(c["contribution"]) for entry in song["classes"] for c in entry["contributions"]), default=0.0
-        )
-        for rank, entry in enumerate(song["classes"], start=1):
-            lines.append(
-                f"{rank}. {entry['name']} ({entry['label']}): {entry['probability']:.1%}, "
-                f"from an average of {entry['base_probability']:.1%}"
-            )
+        if len(items) > 1:
+            lines.append(f"{'Item' if forecasts else 'Song'} {number} of {len(items)}")
+        answers = [item] if forecasts else item["classes"]
+        largest = max((abs(c["contribution"]) for entry in answers for c in entry["contributions"]), default=0.0)
+        for rank, entry in enumerate(answers, start=1):
+            unit = entry.get("unit", "")
+            if forecasts:
+                lines.append(
+                    f"Forecast: {rounded_amount(entry['prediction'])} {unit}, from an average of "
+                    f"{rounded_amount(entry['base_value'])} {unit}"
+                )
+            else:
+                lines.append(
+                    f"{rank}. {entry['name']} ({entry['label']}): {entry['probability']:.1%}, "
+                    f"from an average of {entry['base_probability']:.1%}"
+                )
             shown = entry["contributions"][:features] if features else entry["contributions"]
             for contribution in shown:
-                points = contribution["contribution"] * 100
-                lines.append(
-                    f"   {points:+6.2f} pts {text_bar(contribution['contribution'], largest)} {contribution['text']}"
-                )
+                value = contribution["contribution"]
+                amount = f"{value:+9.1f} {unit}" if forecasts else f"{value * 100:+6.2f} pts"
+                bar = text_bar(value, largest, visible=0.005 if forecasts else 0.00005)
+                lines.append(f"   {amount} {bar} {contribution['text']}")
             hidden = len(entry["contributions"]) - len(shown)
             if hidden:
                 lines.append(f"   ... and {hidden} smaller")
-    lines += ["", "Points: percentage points of the class's probability; bars are to one scale per song."]
+    scale = (
+        "Amounts: the change of the forecast, in its unit"
+        if forecasts
+        else "Points: percentage points of the class's probability"
+    )
+    lines += ["", f"{scale}; bars are to one scale per {'item' if forecasts else 'song'}."]
     return lines

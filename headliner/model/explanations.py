@@ -1,13 +1,16 @@
-"""Why the model answers as it does: local explanations of one song's answer (SHAP values of each shown
-class's probability, worded in the use case's terms, computed from the ONNX file alone, as the service
-must) and global explanations of the model (permutation importance on the validation split and mean
-|SHAP| per class), kept as a report artifact with the model version.
+"""Why the model answers as it does: local explanations of one answer (SHAP values of each shown class's
+probability, or of a regression model's forecast in the target's unit, worded in the use case's terms,
+computed from the ONNX file alone, as the service must) and global explanations of the model (permutation
+importance on the validation split and mean |SHAP| per class or of the forecast), kept as a report artifact
+with the model version.
 
 SHAP values here are those of the permutation method with an independent masker over the background
 rows that travel in the ONNX file (`explanation_background` metadata): a feature's contribution is the
-average change of the class's probability when the song's value replaces the background's, so the
-contributions of a song add up to its probability minus the expected probability over the background.
-The estimator is shap's permutation method, vectorised here (no numba compilation in the service).
+average change of the model's output (a class's probability, or the forecast) when the row's value
+replaces the background's, so the contributions of a row add up to its output minus the expected output
+over the background. The estimator is shap's permutation method, vectorised here (no numba compilation in
+the service). The model function is `OnnxPredictor.scores` ([N, K]: the class probabilities, or the one
+forecast column), so both tasks share the estimator; what differs per task is how an answer is worded.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,12 +47,12 @@ class ExplanationError(HeadlinerError):
 
 
 class FeatureContribution(BaseModel):
-    """One feature's share in one class's probability for one song."""
+    """One feature's share in one answer: a class's probability, or a forecast."""
 
     feature: str  # the spec's feature name
-    value: float  # the song's value
-    contribution: float  # SHAP value: the change of this class's probability, in probability units
-    text: str  # in the use case's words, e.g. "Danceability 0.82 raises Brazil by 3.1 points"
+    value: float  # the row's value
+    contribution: float  # SHAP value: the change of the class's probability (probability units) or of the forecast
+    text: str  # in the use case's words: "Danceability 0.82 raises Brazil by 3.1 points", "... by 85 units"
 
 
 class ClassExplanation(BaseModel):
@@ -67,6 +71,17 @@ class SongExplanation(BaseModel):
     classes: list[ClassExplanation]
 
 
+class ForecastExplanation(BaseModel):
+    """Why a regression model's forecast for one row is what it is: contributions in the target's unit that
+    add up from the mean forecast over the background."""
+
+    output: str  # the target column: the model's one output (OnnxPredictor.output_names)
+    unit: str  # the target's unit
+    prediction: float
+    base_value: float  # the mean forecast over the background; + sum of contributions = prediction
+    contributions: list[FeatureContribution]  # every feature, largest |contribution| first
+
+
 def feature_label(entry: dict[str, Any]) -> str:
     """How texts name a feature: its description when that is a short name ("Malic acid"), else its name
     in words, without a last word the unit repeats ("duration_ms" with unit ms -> "Duration")."""
@@ -82,13 +97,13 @@ def feature_label(entry: dict[str, Any]) -> str:
 
 def format_value(value: float, entry: dict[str, Any]) -> str:
     """A feature value as people read it: yes/no for a bool, whole numbers for an int, 3 significant
-    digits for a float, with the unit."""
+    digits for a float (thousands separated, no exponent: "1,200"), with the unit."""
     dtype = entry.get("dtype")
     if math.isnan(value):
         return "missing"
     if dtype == "bool":
         return "yes" if value >= 0.5 else "no"
-    text = f"{round(value):d}" if dtype == "int" else f"{value:.3g}"
+    text = f"{round(value):d}" if dtype == "int" else rounded_amount(value)
     unit = entry.get("unit")
     if unit:
         return f"{text} {unit}"
@@ -110,6 +125,24 @@ def contribution_text(entry: dict[str, Any], value: float, contribution: float, 
     amount = f"{points:.1f}" if points >= 1 else f"{points:.2f}"
     verb = "raises" if contribution > 0 else "lowers"
     return f"{subject} {verb} {class_name} by {amount} points"
+
+
+def rounded_amount(value: float) -> str:
+    """An amount as people read it: 3 significant digits, thousands separated (1238.6 -> "1,240", 85.34 ->
+    "85.3")."""
+    rounded = float(f"{value:.3g}")
+    return f"{rounded:,.0f}" if abs(rounded) >= 100 else f"{rounded:g}"
+
+
+def forecast_text(entry: dict[str, Any], value: float, contribution: float, unit: str) -> str:
+    """ "Units sold the week before 1200 units raises the forecast by 85 units": a contribution in the
+    target's unit."""
+    subject = f"{feature_label(entry)} {format_value(value, entry)}"
+    amount = rounded_amount(abs(contribution))
+    if abs(contribution) < 0.005:
+        return f"{subject} hardly changes the forecast"
+    verb = "raises" if contribution > 0 else "lowers"
+    return f"{subject} {verb} the forecast by {amount} {unit}"
 
 
 def permutation_shap(
@@ -222,18 +255,19 @@ def required_background(predictor: OnnxPredictor) -> np.ndarray:
 
 
 class LocalExplainer:
-    """SHAP explanations of a packaged model's answers, from the ONNX file alone (`permutation_shap` over
-    the file's background rows). One song costs about 500 x background rows of model evaluations, in one
-    ONNX Runtime call; there is no one-off compilation, so nothing to warm up."""
+    """SHAP explanations of a packaged model's answers, from the ONNX file alone (`permutation_shap` of
+    `OnnxPredictor.scores` over the file's background rows): `explain` for a classifier's top classes,
+    `explain_forecasts` for a regression model's forecast. One row costs about 500 x background rows of model
+    evaluations, in one ONNX Runtime call; there is no one-off compilation, so nothing to warm up."""
 
     def __init__(self, predictor: OnnxPredictor):
         self.predictor = predictor
         self.background = required_background(predictor)
-        self._model = probability_function(predictor)
+        self._model = score_function(predictor)
 
     def shap_values(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[N, F] in feature order -> (SHAP values [N, F, C] of every class's probability, base values
-        [N, C]: the expected probabilities over the background)."""
+        """[N, F] in feature order -> (SHAP values [N, F, K] of every output column: the class probabilities,
+        or the forecast; base values [N, K]: the expected outputs over the background)."""
         values = np.asarray(matrix, dtype=np.float64)
         width = len(self.predictor.feature_names)
         if values.ndim != 2 or values.shape[1] != width:
@@ -242,45 +276,111 @@ class LocalExplainer:
 
     def explain(self, matrix: np.ndarray) -> list[SongExplanation]:
         """One explanation per row of an [N, F] matrix in feature order: the top_k classes (as /predict
-        shows them), each with every feature's contribution, largest first."""
+        shows them), each with every feature's contribution, largest first. Classification only."""
+        self._require_task(classification=True)
         values = np.asarray(matrix, dtype=np.float64)
         shap_values, base_values = self.shap_values(values)
         probabilities = self.predictor.probabilities(values).astype(np.float64)
         top, _ = self.predictor.top_classes(probabilities)
-        schema = self.predictor.feature_schema
         explanations = []
         for row in range(len(values)):
             classes = []
             for index in top[row]:
                 index = int(index)
                 name = self.predictor.class_names[index]
-                contributions = [
-                    FeatureContribution(
-                        feature=entry["name"],
-                        value=float(values[row, feature]),
-                        contribution=float(shap_values[row, feature, index]),
-                        text=contribution_text(
-                            entry, float(values[row, feature]), float(shap_values[row, feature, index]), name
-                        ),
-                    )
-                    for feature, entry in enumerate(schema)
-                ]
-                contributions.sort(key=lambda c: -abs(c.contribution))
                 classes.append(
                     ClassExplanation(
                         label=self.predictor.classes[index],
                         name=name,
                         probability=float(probabilities[row, index]),
                         base_probability=float(base_values[row, index]),
-                        contributions=contributions,
+                        contributions=self._contributions(
+                            values[row],
+                            shap_values[row, :, index],
+                            partial(contribution_text, class_name=name),
+                        ),
                     )
                 )
             explanations.append(SongExplanation(classes=classes))
         return explanations
 
+    def explain_forecasts(self, matrix: np.ndarray) -> list[ForecastExplanation]:
+        """One explanation per row of an [N, F] matrix in feature order: the forecast, the mean forecast it
+        starts from and every feature's contribution in the target's unit, largest first. Regression only."""
+        self._require_task(classification=False)
+        values = np.asarray(matrix, dtype=np.float64)
+        shap_values, base_values = self.shap_values(values)
+        forecasts = self.predictor.scores(values).astype(np.float64)[:, 0]
+        target = self.predictor.target or {}
+        unit = str(target.get("unit") or "")
+        return [
+            ForecastExplanation(
+                output=self.predictor.output_names[0],
+                unit=unit,
+                prediction=float(forecasts[row]),
+                base_value=float(base_values[row, 0]),
+                contributions=self._contributions(
+                    values[row],
+                    shap_values[row, :, 0],
+                    partial(forecast_text, unit=unit),
+                ),
+            )
+            for row in range(len(values))
+        ]
+
+    def _require_task(self, classification: bool) -> None:
+        if self.predictor.is_classification != classification:
+            method = "explain" if self.predictor.is_classification else "explain_forecasts"
+            raise ValueError(
+                f"model {self.predictor.model_name} is a {self.predictor.task} model: explain its answers with "
+                f"LocalExplainer.{method}"
+            )
+
+    def _contributions(
+        self, row: np.ndarray, shap_row: np.ndarray, text: Callable[[dict[str, Any], float, float], str]
+    ) -> list[FeatureContribution]:
+        """Every feature's contribution to one output of one row, worded by `text`, largest first."""
+        contributions = [
+            FeatureContribution(
+                feature=entry["name"],
+                value=float(row[feature]),
+                contribution=float(shap_row[feature]),
+                text=text(entry, float(row[feature]), float(shap_row[feature])),
+            )
+            for feature, entry in enumerate(self.predictor.feature_schema)
+        ]
+        contributions.sort(key=lambda c: -abs(c.contribution))
+        return contributions
+
+
+def explanation_answer(
+    model_name: str,
+    model_version: str,
+    request_id: str,
+    explanations: Sequence[SongExplanation] | Sequence[ForecastExplanation],
+) -> dict[str, Any]:
+    """The JSON answer of explanations (POST /explain, `python run.py explain --output json`): the model, the
+    request, and one explanation per row (a classifier's top classes, or a forecast)."""
+    return {
+        "model_name": model_name,
+        "model_version": model_version,
+        "request_id": request_id,
+        "explanations": [explanation.model_dump() for explanation in explanations],
+    }
+
+
+def score_function(predictor: OnnxPredictor) -> Callable[[np.ndarray], np.ndarray]:
+    """The predictor's outputs [N, K] as float64 (class probabilities, or the forecast): the model function
+    SHAP and permutation importance call."""
+
+    def scores(matrix: np.ndarray) -> np.ndarray:
+        return predictor.scores(matrix).astype(np.float64)
+
+    return scores
+
 
 def probability_function(predictor: OnnxPredictor) -> Callable[[np.ndarray], np.ndarray]:
-    """The predictor's probabilities as float64, the model function SHAP calls."""
+    """A classifier's probabilities as float64 (what shap's own explainer is given in the benchmark)."""
 
     def probabilities(matrix: np.ndarray) -> np.ndarray:
         return predictor.probabilities(matrix).astype(np.float64)
@@ -293,14 +393,14 @@ def probability_function(predictor: OnnxPredictor) -> Callable[[np.ndarray], np.
 
 IMPORTANCE_REPEATS = 5  # shuffles per feature: the std says how far the mean drop can be trusted
 IMPORTANCE_MAX_ROWS = 5_000  # validation rows scored per shuffle (seeded sample above this)
-SHAP_ROWS = 100  # validation rows whose SHAP values make the per-class figures (500 x background model rows each)
+SHAP_ROWS = 100  # validation rows whose SHAP values make the mean |SHAP| figures (500 x background model rows each)
 CLASSES_IN_FIGURE = 12  # per-class panels of the page: the classes with the most validation rows
 FEATURES_PER_CLASS = 5  # bars per class panel, and features named per class in the table
 
 
 class FeatureImportance(BaseModel):
     """How much the validation metric drops when one feature's values are shuffled (mean ± std over repeats),
-    and the feature's mean |SHAP| over all classes (probability units)."""
+    and the feature's mean |SHAP| over all classes (probability units) or of the forecast (the target's unit)."""
 
     feature: str
     description: str
@@ -325,12 +425,15 @@ class ClassImportance(BaseModel):
 
 class GlobalExplanations(HtmlReport):
     """Which features a model version uses, overall (permutation importance on the validation split, scored
-    by the spec's primary metric) and per class (mean |SHAP| of the class's probability), computed on the
-    exported ONNX predictor: what is explained is what is served."""
+    by the spec's primary metric; mean |SHAP| of the class probabilities or of the forecast) and, for a
+    classifier, per class (mean |SHAP| of the class's probability), computed on the exported ONNX predictor:
+    what is explained is what is served."""
 
     use_case: str
     model_name: str
     model_version: str
+    task: str = "multiclass_classification"  # the spec's task (reports stored before regression lack it)
+    unit: str | None = None  # regression: the target's unit, the unit of the forecast's mean |SHAP|
     metric: str  # the spec's primary metric; a drop is how much worse it gets (sign turned for lower-is-better)
     metric_value: float  # on the scored validation rows, unshuffled
     importance_rows: int
@@ -340,7 +443,12 @@ class GlobalExplanations(HtmlReport):
     importance_seconds: float
     shap_seconds: float
     overall: list[FeatureImportance]  # largest mean drop first
-    per_class: list[ClassImportance]  # in the spec's class order
+    per_class: list[ClassImportance]  # in the spec's class order; empty for regression
+
+    @property
+    def _shap_unit(self) -> tuple[float, str]:
+        """(factor, unit) of mean |SHAP| as shown: percentage points of a probability, or the target's unit."""
+        return (1.0, self.unit or "") if self.unit is not None else (100.0, "points")
 
     def top_features(self, count: int = 5) -> list[FeatureImportance]:
         """The `count` most important features overall, most important first."""
@@ -359,18 +467,23 @@ class GlobalExplanations(HtmlReport):
         }
 
     def png_images(self) -> dict[str, bytes]:
-        return {"importance": self._overall_png(), "per_class": self._per_class_png()}
+        images = {"importance": self._overall_png()}
+        if self.per_class:
+            images["per_class"] = self._per_class_png()
+        return images
 
     def to_html(self) -> str:
         from headliner.reports.html import html_page, html_table, inline_png
 
+        factor, unit = self._shap_unit
+        output = "a class's probability, in percentage points" if self.unit is None else f"the forecast, in {unit}"
         intro = (
             f"<p>Model {html.escape(self.model_name)} version {html.escape(self.model_version)}, on "
             f"{self.importance_rows:,} validation rows: the drop of {html.escape(self.metric)} "
             f"(unshuffled {self.metric_value:.4f}) when one feature's values are shuffled, mean ± std over "
             f"{self.repeats} shuffles. A drop near 0 means the model does not use the feature (or another, "
             "correlated feature stands in for it). Mean |SHAP|: the average size of the feature's contribution "
-            f"to a class's probability, in percentage points, over {self.shap_rows} validation rows and "
+            f"to {html.escape(output)}, over {self.shap_rows} validation rows and "
             f"{self.background_rows} background rows.</p>"
         )
         overall_rows = [
@@ -378,14 +491,19 @@ class GlobalExplanations(HtmlReport):
                 f.feature,
                 f.description,
                 f"{f.mean_drop:.4f} ± {f.std:.4f}",
-                f"{100 * f.mean_abs_shap:.2f}",
+                f"{factor * f.mean_abs_shap:.2f}",
             ]
             for f in self.overall
         ]
         overall = intro + html_table(
-            ["feature", "description", f"{self.metric} drop", "mean |SHAP| (points)"], overall_rows
+            ["feature", "description", f"{self.metric} drop", f"mean |SHAP| ({unit})"], overall_rows
         )
         overall += inline_png(self._overall_png(), f"{self.metric} drop per feature")
+        if not self.per_class:
+            return html_page(
+                f"What {self.use_case} version {self.model_version} uses",
+                [("Overall: permutation importance and mean |SHAP| of the forecast", overall)],
+            )
         class_rows = [
             [
                 c.label,
@@ -439,37 +557,44 @@ class GlobalExplanations(HtmlReport):
         mlflow.log_text(self.model_dump_json(indent=2), "explanations/global_explanations.json")
 
 
-class _ProbabilityModel:
-    """The ONNX predictor as the estimator scikit-learn's permutation importance scores."""
+class _ScoreModel:
+    """The ONNX predictor as the estimator scikit-learn's permutation importance scores (`scores`: [N, K])."""
 
     def __init__(self, predictor: OnnxPredictor):
-        self.predict_proba = probability_function(predictor)
+        self.scores = score_function(predictor)
 
-    def fit(self, *_: Any) -> _ProbabilityModel:  # never called: scikit-learn checks that an estimator has it
+    def fit(self, *_: Any) -> _ScoreModel:  # never called: scikit-learn checks that an estimator has it
         return self
 
 
 def metric_scorer(metric: str, n_classes: int, top_k: int) -> Callable[[Any, np.ndarray, np.ndarray], float]:
-    """A scikit-learn scorer (estimator, X, y class indices) -> the metric, sign turned for lower-is-better
-    metrics so that larger is always better and an importance is a drop."""
-    from headliner.model.evaluation import LOWER_IS_BETTER, METRIC_NAMES
+    """A scikit-learn scorer (estimator with `scores`, X, y: class indices or target values) -> the metric,
+    sign turned for lower-is-better metrics so that larger is always better and an importance is a drop."""
+    from headliner.spec import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
 
-    if metric not in METRIC_NAMES:
-        raise ValueError(f"metric '{metric}' is not one of {list(METRIC_NAMES)}")
+    known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+    if metric not in known:
+        raise ValueError(f"metric '{metric}' is not one of {list(known)}")
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
 
     def score(estimator: Any, matrix: np.ndarray, y: np.ndarray) -> float:
-        return sign * metric_value(metric, y, estimator.predict_proba(matrix), n_classes, top_k)
+        return sign * metric_value(metric, y, estimator.scores(matrix), n_classes, top_k)
 
     return score
 
 
-def metric_value(metric: str, y: np.ndarray, probabilities: np.ndarray, n_classes: int, top_k: int) -> float:
-    """One of evaluation's METRIC_NAMES, computed alone (the permutation loop scores it 65 times)."""
+def metric_value(metric: str, y: np.ndarray, scores: np.ndarray, n_classes: int, top_k: int) -> float:
+    """One metric of the spec's task, computed alone (the permutation loop scores it 40 to 65 times) from the
+    model's outputs [N, K]: a regression metric of the forecast column (y: target values), or a classification
+    metric of the probabilities (y: class indices)."""
     from sklearn.metrics import log_loss
 
-    from headliner.model.evaluation import label_metrics
+    from headliner.model.evaluation import label_metrics, regression_metrics
+    from headliner.spec import REGRESSION_METRICS
 
+    if metric in REGRESSION_METRICS:
+        return regression_metrics(y, scores[:, 0])[metric]
+    probabilities = scores
     if metric == "top_k_accuracy":
         top = np.argsort(-probabilities, axis=1, kind="stable")[:, : min(top_k, n_classes)]  # as evaluation ranks
         return float(np.mean(np.any(top == y[:, None], axis=1)))
@@ -489,8 +614,8 @@ def global_explanations(
     seed: int = EXPLANATION_SEED,
 ) -> GlobalExplanations:
     """Global explanations of a packaged model on the validation split: permutation importance scored by
-    the spec's primary metric (on at most `importance_rows` rows), and mean |SHAP| per class over a seeded
-    sample of `shap_rows` rows with the file's own background. Costs about
+    the spec's primary metric (on at most `importance_rows` rows), and mean |SHAP| (per class, or of the
+    forecast) over a seeded sample of `shap_rows` rows with the file's own background. Costs about
     features x repeats x importance_rows + shap_rows x 500 x background rows model evaluations."""
     import time
 
@@ -503,33 +628,28 @@ def global_explanations(
         raise ValueError("global explanations need validation rows; the validation split is empty")
     if predictor.feature_names != spec.feature_names or predictor.classes != spec.target.classes:
         raise ValueError("the model's features or classes differ from the spec's")
+    if predictor.task != spec.task:
+        raise ValueError(f"the model is a {predictor.task} model, the spec's task is {spec.task.value}")
     background = required_background(predictor)  # before the costly part
     metric = spec.evaluation.primary_metric
-    labels = validation[spec.target.column].astype(str)
-    unknown = sorted(set(labels) - set(predictor.classes))
-    if unknown:
-        raise ValueError(f"validation split column '{spec.target.column}' has classes the model lacks: {unknown[:5]}")
+    y = _truth(validation, spec, predictor)
     features = feature_frame(validation, spec).to_numpy(dtype=np.float64)
-    y = labels.map({label: index for index, label in enumerate(predictor.classes)}).to_numpy()
 
     generator = np.random.default_rng(seed)
     scored = _sample(len(features), importance_rows, generator)
     scorer = metric_scorer(metric, len(predictor.classes), spec.evaluation.top_k)
-    model = _ProbabilityModel(predictor)
+    model = _ScoreModel(predictor)
     importance = permutation_importance(
         model, features[scored], y[scored], scoring=scorer, n_repeats=repeats, random_state=seed
     )
     unshuffled = metric_value(
-        metric, y[scored], model.predict_proba(features[scored]), len(predictor.classes), spec.evaluation.top_k
+        metric, y[scored], model.scores(features[scored]), len(predictor.classes), spec.evaluation.top_k
     )
     importance_seconds = time.perf_counter() - started
 
     explained = _sample(len(features), shap_rows, generator)
-    values, _ = permutation_shap(probability_function(predictor), features[explained], background, seed=seed)
-    mean_abs = np.abs(values).mean(axis=0)  # [F, C]
-    mean_probability = predictor.probabilities(features[explained]).astype(np.float64).mean(axis=0)
-    rows_per_class = np.bincount(y, minlength=len(predictor.classes))
-
+    values, _ = permutation_shap(model.scores, features[explained], background, seed=seed)
+    mean_abs = np.abs(values).mean(axis=0)  # [F, K]
     overall = [
         FeatureImportance(
             feature=name,
@@ -541,20 +661,26 @@ def global_explanations(
         for index, (name, entry) in enumerate(zip(predictor.feature_names, predictor.feature_schema, strict=True))
     ]
     overall.sort(key=lambda f: (-f.mean_drop, -f.mean_abs_shap))
-    per_class = [
-        ClassImportance(
-            label=label,
-            name=predictor.class_names[index],
-            rows=int(rows_per_class[index]),
-            mean_probability=float(mean_probability[index]),
-            mean_abs_shap={name: float(mean_abs[f, index]) for f, name in enumerate(predictor.feature_names)},
-        )
-        for index, label in enumerate(predictor.classes)
-    ]
+    per_class: list[ClassImportance] = []
+    if predictor.is_classification:
+        mean_probability = model.scores(features[explained]).mean(axis=0)
+        rows_per_class = np.bincount(y, minlength=len(predictor.classes))
+        per_class = [
+            ClassImportance(
+                label=label,
+                name=predictor.class_names[index],
+                rows=int(rows_per_class[index]),
+                mean_probability=float(mean_probability[index]),
+                mean_abs_shap={name: float(mean_abs[f, index]) for f, name in enumerate(predictor.feature_names)},
+            )
+            for index, label in enumerate(predictor.classes)
+        ]
     return GlobalExplanations(
         use_case=spec.title,
         model_name=predictor.model_name,
         model_version=predictor.model_version,
+        task=spec.task.value,
+        unit=None if predictor.is_classification else spec.target.unit,
         metric=metric,
         metric_value=unshuffled,
         importance_rows=len(scored),
@@ -566,6 +692,24 @@ def global_explanations(
         overall=overall,
         per_class=per_class,
     )
+
+
+def _truth(validation: pd.DataFrame, spec: UseCaseSpec, predictor: OnnxPredictor) -> np.ndarray:
+    """The validation split's truth as the metric takes it: class indices, or the target's values."""
+    import pandas as pd
+
+    column = spec.target.column
+    if not predictor.is_classification:
+        values = pd.to_numeric(validation[column], errors="coerce").to_numpy(dtype=np.float64)
+        if np.isnan(values).any():
+            raise ValueError(f"validation split column '{column}' has missing or non-numeric target values")
+        return values
+    labels = validation[column].astype(str)
+    unknown = sorted(set(labels) - set(predictor.classes))
+    if unknown:
+        raise ValueError(f"validation split column '{column}' has classes the model lacks: {unknown[:5]}")
+    truth: np.ndarray = labels.map({label: index for index, label in enumerate(predictor.classes)}).to_numpy()
+    return truth
 
 
 def _sample(rows: int, limit: int, generator: np.random.Generator) -> np.ndarray:

@@ -3,6 +3,7 @@ words, are signed right, and are exact where Shapley values are known; a file wi
 global explanations rank what the model uses and render as a static page."""
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -14,11 +15,13 @@ from headliner.model.explanations import (
     GlobalExplanations,
     LocalExplainer,
     contribution_text,
+    forecast_text,
     format_value,
     global_explanations,
     metric_scorer,
     metric_value,
     permutation_shap,
+    rounded_amount,
 )
 from headliner.model.onnx_packaging import EXPLANATION_BACKGROUND, OnnxPredictor, explanation_background
 from headliner.reports.html import script_free_problems
@@ -40,6 +43,7 @@ class ToyPredictor:
 
     def _set_up(self) -> None:
         self.model_name, self.model_version = "toy", "1"
+        self.task, self.is_classification, self.target = "multiclass_classification", True, None
         self.classes = ["A", "B", "C"]
         self.class_names = ["Class A", "Class B", "Class C"]
         self.top_k = 2
@@ -55,6 +59,12 @@ class ToyPredictor:
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         return softmax(np.asarray(matrix, dtype=np.float64) @ self.weights).astype(np.float32)
+
+    scores = probabilities
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.classes
 
     def top_classes(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(-probabilities, axis=1)[:, : self.top_k]
@@ -284,7 +294,7 @@ def test_lower_is_better_metrics_are_scored_as_drops():
     good = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9]])
     worse = np.array([[0.6, 0.4], [0.4, 0.6], [0.5, 0.5]])
     scorer = metric_scorer("log_loss", 2, 1)
-    model = type("Fixed", (), {"predict_proba": lambda self, m: m})()
+    model = type("Fixed", (), {"scores": lambda self, m: m})()
     assert scorer(model, good, y) > scorer(model, worse, y)  # larger is better, as permutation importance needs
     assert metric_value("top_k_accuracy", y, worse, 2, 1) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="metric 'auc' is not one of"):
@@ -297,3 +307,97 @@ def test_validation_rows_of_an_unknown_class_are_refused(wine_spec):
     frame[wine_spec.target.column] = ["class_0", "class_9", "class_1"]
     with pytest.raises(ValueError, match="column 'target' has classes the model lacks: \\['class_9'\\]"):
         global_explanations(toy, frame, wine_spec)  # type: ignore[arg-type]
+
+
+# -- a regression model: the forecast in the target's unit --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sales_spec():
+    from headliner.spec import USE_CASES_DIR, load_spec
+
+    return load_spec(USE_CASES_DIR / "store_sales.yaml")
+
+
+@pytest.fixture(scope="module")
+def sales_file(sales_spec, tmp_path_factory):
+    from tests.helpers.models import packaged_model
+
+    path = tmp_path_factory.mktemp("sales") / "store_sales.onnx"
+    path.write_bytes(packaged_model(sales_spec, rows=20_000))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sales_predictor(sales_file):
+    return OnnxPredictor.from_path(sales_file)
+
+
+def sales_rows(predictor, promotions):
+    """Background-like rows (the background's median week) with `promotions` items on promotion."""
+    rows = np.tile(np.median(predictor.background, axis=0), (len(promotions), 1))
+    rows[:, predictor.feature_names.index("onpromotion")] = promotions
+    return rows
+
+
+def test_a_forecasts_contributions_add_up_to_it_in_the_targets_unit(sales_predictor):
+    rows = sales_predictor.background[:6] * np.linspace(0.8, 1.2, 8)
+    explanations = LocalExplainer(sales_predictor).explain_forecasts(rows)
+    forecasts = sales_predictor.predict_values(dict(zip(sales_predictor.feature_names, rows.T, strict=True)))
+    assert len(explanations) == 6
+    for explanation, forecast in zip(explanations, forecasts, strict=True):
+        assert explanation.output == "sales" and explanation.unit == "units"
+        assert explanation.prediction == pytest.approx(float(forecast), rel=1e-6)
+        total = explanation.base_value + sum(c.contribution for c in explanation.contributions)
+        assert abs(total - explanation.prediction) <= 1e-4 * max(1.0, abs(explanation.prediction))
+        assert sorted(c.feature for c in explanation.contributions) == sorted(sales_predictor.feature_names)
+        sizes = [abs(c.contribution) for c in explanation.contributions]
+        assert sizes == sorted(sizes, reverse=True)
+    # the base value is the mean forecast over the background the file carries
+    assert explanations[0].base_value == pytest.approx(
+        float(sales_predictor.scores(sales_predictor.background).astype(np.float64).mean()), rel=1e-6
+    )
+
+
+def test_a_promotion_raises_the_forecast_and_says_so_in_units(sales_predictor):
+    background_promotions = sales_predictor.background[:, sales_predictor.feature_names.index("onpromotion")]
+    assert background_promotions.mean() < 40
+    ordinary, promoted = LocalExplainer(sales_predictor).explain_forecasts(sales_rows(sales_predictor, [0, 40]))
+    effect = {c.feature: c for c in promoted.contributions}["onpromotion"]
+    assert effect.value == 40 and effect.contribution > 0
+    assert {c.feature: c for c in ordinary.contributions}["onpromotion"].contribution < effect.contribution
+    assert re.fullmatch(r"Onpromotion 40 raises the forecast by [\d,.]+ units", effect.text), effect.text
+    # every other feature has the same value in both rows: the forecasts differ by the promotion's effect alone
+    difference = promoted.prediction - ordinary.prediction
+    assert difference > 0
+    assert effect.contribution - {c.feature: c for c in ordinary.contributions}["onpromotion"].contribution == (
+        pytest.approx(difference, rel=1e-3)
+    )
+
+
+def test_each_task_has_its_own_explanation_and_refuses_the_other(sales_predictor, predictor):
+    with pytest.raises(ValueError, match="store_sales is a regression model: explain its answers with "):
+        LocalExplainer(sales_predictor).explain(sales_predictor.background[:1])
+    with pytest.raises(ValueError, match=r"is a multiclass_classification model: .*LocalExplainer\.explain$"):
+        LocalExplainer(predictor).explain_forecasts(predictor.background[:1])
+    values, base = LocalExplainer(sales_predictor).shap_values(sales_predictor.background[:2])
+    assert values.shape == (2, len(sales_predictor.feature_names), 1) and base.shape == (2, 1)
+
+
+def test_forecast_texts_round_like_people_do():
+    lag = {"name": "sales_lag_1", "dtype": "float", "unit": "units", "description": "Units sold the week before"}
+    assert forecast_text(lag, 1200.0, 85.04, "units") == (
+        "Units sold the week before 1,200 units raises the forecast by 85 units"
+    )
+    assert forecast_text(lag, 350.0, -1238.6, "units") == (
+        "Units sold the week before 350 units lowers the forecast by 1,240 units"
+    )
+    assert (
+        forecast_text(lag, 350.0, 0.001, "units") == "Units sold the week before 350 units hardly changes the forecast"
+    )
+    assert [rounded_amount(v) for v in (1238.6, 85.34, 0.01234, 1_234_567.0)] == [
+        "1,240",
+        "85.3",
+        "0.0123",
+        "1,230,000",
+    ]
