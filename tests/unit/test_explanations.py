@@ -401,3 +401,37 @@ def test_forecast_texts_round_like_people_do():
         "0.0123",
         "1,230,000",
     ]
+
+
+def test_global_explanations_of_a_forecast_rank_its_features_by_the_mae_they_cost(sales_predictor, sales_spec):
+    from headliner.model.evaluation import regression_metrics
+    from tests.helpers.models import sales_frame
+
+    validation = sales_frame(sales_spec, series=8, weeks=70)
+    explanations = global_explanations(sales_predictor, validation, sales_spec, repeats=3, shap_rows=20)
+    assert explanations.task == "regression" and explanations.unit == "units" and explanations.per_class == []
+    assert explanations.metric == "mae" and explanations.importance_rows == len(validation)
+    features = validation[sales_spec.feature_names].to_numpy(dtype=np.float64)
+    forecasts = sales_predictor.scores(features)[:, 0]
+    expected = regression_metrics(validation["sales"].to_numpy(), forecasts)["mae"]
+    assert explanations.metric_value == pytest.approx(expected, rel=1e-9)
+    by_feature = {f.feature: f for f in explanations.overall}
+    assert set(by_feature) == set(sales_spec.feature_names)
+    drops = [f.mean_drop for f in explanations.overall]
+    assert drops == sorted(drops, reverse=True)
+    # shuffling what the forecast leans on costs MAE: a drop of the sign-turned score, in units
+    assert explanations.overall[0].mean_drop > 0 and explanations.overall[0].mean_abs_shap > 0
+    page = explanations.to_html()
+    assert script_free_problems(page) == [] and page.count("data:image/png;base64,") == 1
+    assert "mean |SHAP| (units)" in page and "to the forecast, in units" in page and "Per class" not in page
+    assert set(explanations.png_images()) == {"importance"}
+    assert GlobalExplanations.model_validate_json(explanations.model_dump_json()) == explanations
+
+
+def test_regression_metrics_are_scored_as_drops_of_mae():
+    y = np.array([10.0, 20.0, 30.0])
+    model = type("Fixed", (), {"scores": lambda self, m: m})()
+    scorer = metric_scorer("mae", 0, 1)
+    assert scorer(model, np.array([[11.0], [19.0], [30.0]]), y) == pytest.approx(-2 / 3)
+    assert scorer(model, np.array([[11.0], [19.0], [30.0]]), y) > scorer(model, np.array([[15.0], [15], [15]]), y)
+    assert metric_value("r2", y, np.array([[10.0], [20.0], [30.0]]), 0, 1) == pytest.approx(1.0)
