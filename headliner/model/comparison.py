@@ -1,5 +1,6 @@
 """Is a candidate worse than the production version? Both versions' ONNX files are scored on the
-candidate's test split (the current one) by the spec's primary metric, so the comparison is fair."""
+candidate's test split (the current one) by the spec's primary metric (a classifier's from its
+probabilities, a regressor's from its predictions), so the comparison is fair."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pydantic import BaseModel
 from headliner.errors import HeadlinerError
 from headliner.labels import Artifact
 from headliner.model.estimators import class_indices
-from headliner.model.evaluation import LOWER_IS_BETTER, compute_metrics
-from headliner.spec import USE_CASES_DIR, UseCaseSpec, load_spec
+from headliner.model.evaluation import compute_metrics, regression_metrics
+from headliner.spec import LOWER_IS_BETTER, USE_CASES_DIR, UseCaseSpec, load_spec
 
 if TYPE_CHECKING:
     import pandas as pd
     from zenml.models import ModelVersionResponse
+
+    from headliner.model.onnx_packaging import OnnxPredictor
 
 
 class Verdict(BaseModel):
@@ -43,6 +46,16 @@ def spec_for_model(model: str) -> UseCaseSpec:
     return load_spec(path)
 
 
+def predictor_metrics(predictor: OnnxPredictor, frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, float]:
+    """Every metric of the spec's task of a packaged model on the labelled rows of `frame`."""
+    features = {name: frame[name].to_numpy() for name in spec.feature_names}
+    truth = frame[spec.target.column]
+    if not spec.is_classification:
+        return regression_metrics(truth.to_numpy(dtype=float), predictor.predict_values(features))
+    _, proba = predictor.predict(features)
+    return compute_metrics(class_indices(truth, spec), proba, len(spec.target.classes), spec.evaluation.top_k)
+
+
 def _score(model_version: ModelVersionResponse, test: pd.DataFrame, spec: UseCaseSpec) -> float:
     from headliner.model.onnx_packaging import OnnxPredictor
 
@@ -50,11 +63,7 @@ def _score(model_version: ModelVersionResponse, test: pd.DataFrame, spec: UseCas
     if artifact is None:
         raise HeadlinerError(f"{spec.name} v{model_version.number} has no onnx_model to compare")
     predictor = OnnxPredictor.from_bytes(artifact.load().SerializeToString())
-    _, proba = predictor.predict({name: test[name].to_numpy() for name in spec.feature_names})
-    metrics = compute_metrics(
-        class_indices(test[spec.target.column], spec), proba, len(spec.target.classes), spec.evaluation.top_k
-    )
-    return metrics[spec.evaluation.primary_metric]
+    return predictor_metrics(predictor, test, spec)[spec.evaluation.primary_metric]
 
 
 def compare_with_production(model: str, candidate: int, production: int) -> Verdict:

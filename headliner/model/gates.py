@@ -6,29 +6,32 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from headliner.errors import QualityGateError
-from headliner.model.evaluation import LOWER_IS_BETTER, EvaluationReport
+from headliner.model.evaluation import EvaluationReport
+from headliner.model.training import DEFAULT_RUN_CONFIGS
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import QualityGate
+from headliner.spec import LOWER_IS_BETTER, QualityGate, Task
 
 __all__ = [
-    "BASELINE_MEANING",
     "LOWER_IS_BETTER",
-    "REMEDIES",
     "GateResult",
     "QualityGateReport",
     "enforce_gates",
     "evaluate_gates",
     "failure_message",
+    "remedies",
 ]
 
 _MISSED = {">=": "is below", "<=": "is above"}
-BASELINE_MEANING = "the class prior (every row gets the train split's class frequencies as its probabilities)"
-# Ordered by what the measured figures (docs/training.md, "Quality gates") say helps most.
-REMEDIES = (
-    "more rows (a larger --rows, or no --rows for the whole source), the full run config "
-    "(--run-config configs/runs/training.yaml, the default), or a lower bound in the spec's "
-    "evaluation.quality_gates (docs/training.md, 'Quality gates', has the figures measured per data size)"
-)
+
+
+def remedies(task: Task) -> str:
+    """What to try when a gate fails, ordered by what the measured figures (docs/training.md, "Quality
+    gates") say helps most."""
+    return (
+        "more rows (a larger --rows, or no --rows for the whole source), the full run config "
+        f"(--run-config {DEFAULT_RUN_CONFIGS[task]}, the default), or a lower bound in the spec's "
+        "evaluation.quality_gates (docs/training.md, 'Quality gates', has the figures measured per data size)"
+    )
 
 
 class GateResult(BaseModel):
@@ -83,7 +86,10 @@ def _result(
 
 
 def evaluate_gates(report: EvaluationReport, gates: list[QualityGate]) -> list[GateResult]:
-    """One result per bound that a gate sets (min, max, min_lift_over_baseline)."""
+    """One result per bound that a gate sets (min, max, min_lift_over_baseline,
+    min_improvement_over_baseline). A relative improvement i asks for at most baseline - i x |baseline|
+    on a lower-is-better metric, at least baseline + i x |baseline| otherwise (so a negative baseline R2
+    still asks for more)."""
     results = []
     for gate in gates:
         if gate.metric not in report.metrics:
@@ -102,6 +108,14 @@ def evaluate_gates(report: EvaluationReport, gates: list[QualityGate]) -> list[G
             sign = "+" if higher_is_better else "-"
             text = f"baseline {baseline:.4f} {sign} {lift:g} = {threshold:.4f}"
             results.append(_result(gate, value, baseline, higher_is_better, threshold, text, from_baseline=True))
+        if gate.min_improvement_over_baseline is not None:
+            share = gate.min_improvement_over_baseline
+            higher_is_better = gate.metric not in LOWER_IS_BETTER
+            margin = share * abs(baseline)
+            threshold = baseline + margin if higher_is_better else baseline - margin
+            sign = "+" if higher_is_better else "-"
+            text = f"baseline {baseline:.4f} {sign} {share * 100:g}% = {threshold:.4f}"
+            results.append(_result(gate, value, baseline, higher_is_better, threshold, text, from_baseline=True))
     return results
 
 
@@ -111,7 +125,8 @@ def failure_message(report: EvaluationReport, missed: list[GateResult]) -> str:
     misses = "; ".join(result.failure() for result in missed)
     return (
         f"quality gate failed for {report.candidate} on {report.rows:,} {report.split} rows: {misses}. "
-        f"The baseline is {BASELINE_MEANING}. Nothing was registered. To pass, try {REMEDIES}."
+        f"The baseline is {report.baseline_description}. Nothing was registered. To pass, try "
+        f"{remedies(report.task)}."
     )
 
 

@@ -1,5 +1,5 @@
 """Packaging the selected model: one ONNX file with its provenance in the metadata, refused unless it
-reproduces the scikit-learn probabilities on the test split."""
+reproduces the scikit-learn probabilities (or a regressor's predictions) on the test split."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def provenance_metadata(
         "class_names": json.dumps(report.class_names),
         "metrics": json.dumps(report.metrics),
         "baseline_metrics": json.dumps(report.baseline_metrics),
+        "baseline_description": report.baseline_description,
         "data_fingerprint": dataframe_fingerprint(train),
         "train_rows": str(len(train)),
         "git_commit": git_commit(),
@@ -43,8 +44,15 @@ def package_checked(
     model_version: str,
     zenml_run_id: str,
 ) -> tuple[onnx.ModelProto, float]:
-    """The ONNX model and its measured max abs probability difference on the test split. The file carries
-    a sample of training rows as the background of local explanations (`explanation_background`)."""
+    """The ONNX model and its parity figure on the test split (`check_parity`: a classifier's max abs
+    probability difference, a regressor's max relative prediction difference). The file carries a
+    sample of training rows as the background of local explanations (`explanation_background`)."""
     metadata = {**provenance_metadata(spec, report, train, zenml_run_id), **explanation_background(train, spec)}
     model = package_onnx(pipeline, spec, model_version, metadata)
     return model, check_parity(model, pipeline, test, spec)
+
+
+def parity_metadata(spec: UseCaseSpec, parity: float) -> dict[str, float]:
+    """The parity figure as run metadata of the ONNX artifact, named for what it measures."""
+    key = "parity_max_abs_diff" if spec.is_classification else "parity_max_relative_diff"
+    return {key: parity}

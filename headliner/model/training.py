@@ -1,5 +1,5 @@
 """Model selection: every candidate of the run config is trained on the train split and scored on the
-validation split; the best by the selection metric is kept."""
+validation split by the metrics of the spec's task; the best by the selection metric is kept."""
 
 from __future__ import annotations
 
@@ -10,19 +10,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sklearn.pipeline import Pipeline
 
 from headliner.errors import HeadlinerError, RunConfigError
 from headliner.labels import class_display_names
-from headliner.model.estimators import CandidateConfig, build_pipeline, class_indices, feature_frame
-from headliner.model.evaluation import METRIC_NAMES, EvaluationReport, compute_metrics, evaluate
-from headliner.model.gates import LOWER_IS_BETTER
+from headliner.model.estimators import (
+    CandidateConfig,
+    build_pipeline,
+    class_indices,
+    feature_frame,
+    require_family_fits,
+)
+from headliner.model.evaluation import (
+    EvaluationReport,
+    baseline_forecast,
+    compute_metrics,
+    evaluate,
+    evaluate_regression,
+    regression_metrics,
+)
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import UseCaseSpec, load_yaml_model
+from headliner.spec import LOWER_IS_BETTER, METRICS_BY_TASK, Task, UseCaseSpec, load_yaml_model
 
 logger = logging.getLogger(__name__)
+
+# The run config each task trains with when none is given (candidates of the task's families).
+DEFAULT_RUN_CONFIGS = {
+    Task.MULTICLASS_CLASSIFICATION: "configs/runs/training.yaml",
+    Task.REGRESSION: "configs/runs/training_regression.yaml",
+}
+KNOWN_METRICS = tuple(dict.fromkeys(metric for metrics in METRICS_BY_TASK.values() for metric in metrics))
 
 
 class TrainingConfig(BaseModel):
@@ -36,8 +56,8 @@ class TrainingConfig(BaseModel):
     @field_validator("selection_metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        if metric not in METRIC_NAMES:
-            raise ValueError(f"unknown selection metric '{metric}'; expected one of {', '.join(METRIC_NAMES)}")
+        if metric not in KNOWN_METRICS:
+            raise ValueError(f"unknown selection metric '{metric}'; expected one of {', '.join(KNOWN_METRICS)}")
         return metric
 
     @field_validator("candidates")
@@ -47,6 +67,19 @@ class TrainingConfig(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError(f"candidate names must be unique, got {names}")
         return candidates
+
+
+def require_fits_task(training: TrainingConfig, spec: UseCaseSpec) -> None:
+    """The run config must suit the spec's task: a selection metric of the task, candidates of its
+    families (a RunConfigError naming what does not fit)."""
+    metrics = METRICS_BY_TASK[spec.task]
+    if training.selection_metric not in metrics:
+        raise RunConfigError(
+            f"selection_metric '{training.selection_metric}' is not a metric of use case '{spec.name}' "
+            f"({spec.task.value}); expected one of {', '.join(metrics)}"
+        )
+    for candidate in training.candidates:
+        require_family_fits(candidate, spec.task)
 
 
 @dataclass
@@ -106,6 +139,24 @@ def require_all_classes(train: pd.DataFrame, spec: UseCaseSpec) -> None:
         )
 
 
+def model_output(pipeline: Pipeline, features: pd.DataFrame, spec: UseCaseSpec) -> np.ndarray:
+    """What the model answers per row: a classifier's class probabilities [N, C], a regressor's
+    predictions [N] in the target's unit."""
+    output: np.ndarray = (
+        pipeline.predict_proba(features) if spec.is_classification else np.asarray(pipeline.predict(features))
+    )
+    return output
+
+
+def score(pipeline: Pipeline, frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, float]:
+    """Every metric of the spec's task of a fitted pipeline on the rows of `frame`."""
+    output = model_output(pipeline, feature_frame(frame, spec), spec)
+    truth = frame[spec.target.column]
+    if spec.is_classification:
+        return compute_metrics(class_indices(truth, spec), output, len(spec.target.classes), spec.evaluation.top_k)
+    return regression_metrics(truth.to_numpy(dtype=np.float64), output)
+
+
 def fit_candidate(
     spec: UseCaseSpec, candidate: CandidateConfig, train: pd.DataFrame, validation: pd.DataFrame
 ) -> TrainedCandidate:
@@ -113,11 +164,7 @@ def fit_candidate(
     start = time.perf_counter()
     pipeline.fit(feature_frame(train, spec), train[spec.target.column])
     fit_seconds = time.perf_counter() - start
-    proba = pipeline.predict_proba(feature_frame(validation, spec))
-    metrics = compute_metrics(
-        class_indices(validation[spec.target.column], spec), proba, len(spec.target.classes), spec.evaluation.top_k
-    )
-    return TrainedCandidate(candidate, pipeline, metrics, fit_seconds)
+    return TrainedCandidate(candidate, pipeline, score(pipeline, validation, spec), fit_seconds)
 
 
 def best_candidate(trained: list[TrainedCandidate], metric: str) -> TrainedCandidate:
@@ -135,7 +182,9 @@ def select_model(
 ) -> tuple[Pipeline, ModelSelection]:
     """Train every candidate (each passed to `track`, which returns a tracking run id) and return the
     best pipeline with the selection report."""
-    require_all_classes(train, spec)
+    require_fits_task(training, spec)
+    if spec.is_classification:
+        require_all_classes(train, spec)
     trained, scores = [], []
     for candidate in training.candidates:
         logger.info("Training candidate %s (%s) on %d rows", candidate.name, candidate.family, len(train))
@@ -168,8 +217,18 @@ def select_model(
 def evaluate_selected(
     spec: UseCaseSpec, pipeline: Pipeline, candidate: str, train: pd.DataFrame, test: pd.DataFrame
 ) -> EvaluationReport:
-    """The selected model on the test split, beside the class prior of the train split."""
+    """The selected model on the test split, beside the baseline: the class prior of the train split, or
+    the spec's baseline forecast (else the train split's mean target) for the same test rows."""
     column = spec.target.column
+    if not spec.is_classification:
+        return evaluate_regression(
+            spec,
+            model_name=spec.name,
+            candidate=candidate,
+            y_true=test[column].to_numpy(dtype=np.float64),
+            y_pred=model_output(pipeline, feature_frame(test, spec), spec),
+            baseline_pred=baseline_forecast(spec, train, test),
+        )
     return evaluate(
         spec,
         model_name=spec.name,
@@ -184,6 +243,13 @@ def evaluate_selected(
 TRAINING_PARAMETERS_PATH = ("steps", "train_model", "parameters", "training")
 
 
-def load_training_config(path: str | Path) -> TrainingConfig:
-    """The training parameters of a ZenML run config, validated before any pipeline starts."""
-    return load_yaml_model(path, TrainingConfig, "run config", RunConfigError, at=TRAINING_PARAMETERS_PATH)
+def load_training_config(path: str | Path, spec: UseCaseSpec | None = None) -> TrainingConfig:
+    """The training parameters of a ZenML run config, validated before any pipeline starts; with a
+    `spec`, also checked to suit its task (selection metric, candidate families)."""
+    training = load_yaml_model(path, TrainingConfig, "run config", RunConfigError, at=TRAINING_PARAMETERS_PATH)
+    if spec is not None:
+        try:
+            require_fits_task(training, spec)
+        except RunConfigError as exc:
+            raise RunConfigError(f"run config {path}: {exc}") from None
+    return training

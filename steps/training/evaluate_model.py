@@ -1,4 +1,5 @@
-"""Step: evaluate the selected model on the test split against the class-prior baseline."""
+"""Step: evaluate the selected model on the test split against the baseline of its task (the class prior,
+or the spec's baseline forecast)."""
 
 from typing import Annotated
 
@@ -25,6 +26,11 @@ def evaluate_model(
     report = evaluate_selected(spec, sklearn_model, model_selection.selected, train_split, test_split)
     log_evaluation(report)
     log_metadata(
-        metadata={"test_metrics": report.metrics, "baseline_metrics": report.baseline_metrics}, infer_artifact=True
+        metadata={
+            "test_metrics": report.metrics,
+            "baseline_metrics": report.baseline_metrics,
+            "baseline": report.baseline_description,
+        },
+        infer_artifact=True,
     )
     return report

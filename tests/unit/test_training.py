@@ -36,7 +36,8 @@ def test_shipped_run_config_is_valid():
         ),
         (
             "steps: {train_model: {parameters: {training: {candidates: [{name: a, family: xgboost}]}}}}",
-            "candidates.0.family': Input should be 'logistic_regression', 'mlp' or 'random_forest'",
+            "candidates.0.family': Input should be 'logistic_regression', 'mlp', 'random_forest', 'ridge', "
+            "'random_forest_regressor' or 'hist_gradient_boosting_regressor'",
         ),
         (
             "steps: {train_model: {parameters: {training: "
