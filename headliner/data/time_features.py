@@ -60,7 +60,7 @@ class _History:
         assert series is not None  # the spec refuses derived features without a time series
         ordinal = periods(frame[series.time_column], series.frequency).array.asi8.astype(np.int64)
         code = (
-            frame.groupby(series.series, sort=False, observed=True).ngroup().to_numpy(np.int64)
+            frame.groupby(series.series, sort=True, observed=True).ngroup().to_numpy(np.int64)
             if series.series
             else np.zeros(len(frame), np.int64)
         )
@@ -69,6 +69,7 @@ class _History:
         # series before it.
         stride = int(ordinal.max() - ordinal.min()) + longest + 1 if len(frame) else 1
         self.keys = code * stride + (ordinal - (ordinal.min() if len(frame) else 0))
+        self.by_time = np.lexsort((code, ordinal))  # row order by (time, series), series in sorted order
         self.order = np.argsort(self.keys, kind="stable")
         sorted_keys = self.keys[self.order]
         repeated = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
@@ -155,8 +156,8 @@ def derive_features(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tupl
                 )
             )
         keep &= ~lacking
-    result = frame.assign(**columns)[keep]
-    result = result.sort_values([series.time_column, *series.series], kind="stable").reset_index(drop=True)
+    order = history.by_time[keep[history.by_time]]
+    result = frame.assign(**columns).iloc[order].reset_index(drop=True)
     report = DataReport(
         title=title,
         source=source,
