@@ -1,6 +1,8 @@
 """The model card of a model version: the one document a reviewer reads before approving a promotion (what
-the version is, what it was trained on, how it scored and against what, how it does per group, what drives
-it, where it is weak, who moved it where and why, and the hash of the file that is served). Built at
+the version is, what it was trained on, how it scored and against what, how a classifier does per group,
+what drives it, where it is weak, who moved it where and why, and the hash of the file that is served). A
+regression model's card names the target with its unit and range, the baseline forecast it beat and the
+date span of each split of a split by time; it has no class or fairness sections. Built at
 registration, refreshed after every promotion decision; stored as a ZenML artifact linked to the version
 and as Markdown + HTML files of the version's MLflow run. Loading and rendering a card needs no scikit-learn
 (a registry-reading service image shows cards): what needs it is imported when a card is built."""
@@ -22,7 +24,7 @@ from headliner.errors import HeadlinerError
 from headliner.governance.promotion import AuditEvent
 from headliner.labels import Artifact, class_display_names
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import SourceKind, UseCaseSpec
+from headliner.spec import LOWER_IS_BETTER, DerivationKind, Feature, SourceKind, Task, UseCaseSpec
 
 if TYPE_CHECKING:
     import onnx
@@ -54,6 +56,29 @@ class SplitFacts(BaseModel):
     name: str
     rows: int
     fingerprint: str
+    first: str | None = None  # a split by time: the first and last period of the split (period starts)
+    last: str | None = None
+
+
+class TargetFacts(BaseModel):
+    """What a regression model forecasts: the target column, its meaning, unit and valid range."""
+
+    column: str
+    description: str
+    unit: str
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def range_text(self) -> str:
+        """ "[0, 10,000,000] units"."""
+
+        def bound(value: float | None, unbounded: str) -> str:
+            if value is None:
+                return unbounded
+            return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
+
+        return f"[{bound(self.min, '-inf')}, {bound(self.max, 'inf')}] {self.unit}"
 
 
 class CandidateFacts(BaseModel):
@@ -129,11 +154,15 @@ class ModelCard(HtmlReport):
     stage: str = "none"
     title: str
     description: str
+    task: str = Task.MULTICLASS_CLASSIFICATION.value  # cards stored before regression lack it
     question: str
-    classes: list[str]
+    answer_template: str = ""
+    classes: list[str]  # empty for regression
     class_names: list[str]
     top_k: int
+    target: TargetFacts | None = None  # regression
     features: list[str]
+    derived_features: dict[str, str] = Field(default_factory=dict)  # feature -> how it is computed
     source: str
     synthetic: bool = False
     date_range: str  # or why there is none
@@ -144,6 +173,7 @@ class ModelCard(HtmlReport):
     candidates: list[CandidateFacts]
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
+    baseline_description: str = ""
     gates: list[GateFacts]
     fairness_attribute: str | None = None
     groups: list[GroupMetrics] = Field(default_factory=list)
@@ -163,6 +193,10 @@ class ModelCard(HtmlReport):
     @property
     def headline(self) -> str:
         return f"{self.title}: model {self.model}, version {self.version}"
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task == Task.MULTICLASS_CLASSIFICATION.value
 
     def summary_metadata(self) -> dict[str, str | int | float]:
         return {
@@ -192,17 +226,56 @@ class ModelCard(HtmlReport):
             f"{chosen.score:.4f} against {best_other.score:.4f} for the runner-up {best_other.name}."
         )
 
+    def _use(self) -> list[str]:
+        """The use case: what is asked, what people are shown, what goes in and comes out."""
+        inputs = ", ".join(
+            f"{name} ({self.derived_features[name]})" if name in self.derived_features else name
+            for name in self.features
+        )
+        if self.target is None:
+            names = ", ".join(
+                f"{c} ({n})" if n != c else c for c, n in zip(self.classes, self.class_names, strict=True)
+            )
+            return [
+                self.description,
+                f"Question answered: {self.question} People are shown the top {self.top_k} of {len(self.classes)} "
+                f"classes with their probabilities. One ONNX file holds the whole model: the {len(self.features)} "
+                "raw features in, the class probabilities and labels out.",
+                f"Inputs: {inputs}.",
+                f"Classes: {names}.",
+            ]
+        target = self.target
+        derived = (
+            f" ({len(self.derived_features)} of them computed from the target's earlier values, which a client "
+            "sends like any other feature)"
+            if self.derived_features
+            else ""
+        )
+        return [
+            self.description,
+            f"Question answered: {self.question} People are shown the forecast in {target.unit}"
+            + (f' ("{self.answer_template}")' if self.answer_template else "")
+            + f". One ONNX file holds the whole model: the {len(self.features)} features{derived} in, the forecast "
+            "out (output 'prediction', float32 [N, 1], in the target's unit).",
+            f"Target: {target.column}: {target.description}; unit {target.unit}, valid range {target.range_text}.",
+            f"Inputs: {inputs}.",
+        ]
+
+    def _metric_rows(self) -> tuple[list[list[object]], list[str]]:
+        """The test metrics beside the baseline's; for regression also how much better than the baseline."""
+        rows: list[list[object]] = []
+        for name, value in self.metrics.items():
+            baseline = self.baseline_metrics.get(name, float("nan"))
+            row: list[object] = [name, f"{value:.4f}", f"{baseline:.4f}"]
+            if not self.is_classification:
+                row.append(_change_text(name, value, baseline))
+            rows.append(row)
+        headers = ["metric", "model", "baseline"]
+        return rows, headers if self.is_classification else [*headers, "against the baseline"]
+
     def _sections(self) -> list[Section]:
         """(heading, paragraphs, table rows, table headers) of every section, in order."""
-        names = ", ".join(f"{c} ({n})" if n != c else c for c, n in zip(self.classes, self.class_names, strict=True))
-        use = [
-            self.description,
-            f"Question answered: {self.question} People are shown the top {self.top_k} of {len(self.classes)} "
-            f"classes with their probabilities. One ONNX file holds the whole model: the {len(self.features)} raw "
-            "features in, the class probabilities and labels out.",
-            f"Inputs: {', '.join(self.features)}.",
-            f"Classes: {names}.",
-        ]
+        dated = any(s.first for s in self.splits)
         data = [
             f"Source: {self.source}",
             f"Date range: {self.date_range}",
@@ -213,12 +286,15 @@ class ModelCard(HtmlReport):
             ),
         ]
         sections: list[Section] = [
-            ("Use case", use, None, None),
+            ("Use case", self._use(), None, None),
             (
                 "Data",
                 data,
-                [[s.name, f"{s.rows:,}", s.fingerprint] for s in self.splits],
-                ["split", "rows", "fingerprint"],
+                [
+                    [s.name, f"{s.rows:,}", *([s.first or "", s.last or ""] if dated else []), s.fingerprint]
+                    for s in self.splits
+                ],
+                ["split", "rows", *(["first period", "last period"] if dated else []), "fingerprint"],
             ),
             (
                 "Candidates and why this one won",
@@ -231,12 +307,12 @@ class ModelCard(HtmlReport):
             ),
             (
                 "Test metrics",
-                ["On the test split, beside the baseline (every row gets the training split's class shares)."],
                 [
-                    [name, f"{value:.4f}", f"{self.baseline_metrics.get(name, float('nan')):.4f}"]
-                    for name, value in self.metrics.items()
+                    f"On the test split, beside the baseline: {self.baseline_description}."
+                    if self.baseline_description
+                    else "On the test split, beside the baseline (every row gets the training split's class shares)."
                 ],
-                ["metric", "model", "baseline"],
+                *self._metric_rows(),
             ),
             (
                 "Quality gates",
@@ -271,6 +347,8 @@ class ModelCard(HtmlReport):
         return sections
 
     def _group_sections(self) -> list[Section]:
+        if not self.is_classification:  # groups and fairness compare predicted classes
+            return []
         if self.fairness_attribute is None:
             note = self.fairness_note or "The spec sets no fairness attribute (monitoring.fairness_attribute)."
             return [("Per-group metrics and fairness", [note], None, None)]
@@ -365,6 +443,16 @@ def _md_cell(cell: object) -> str:
     return str(cell).replace("|", "\\|").replace("\n", " ")
 
 
+def _change_text(metric: str, value: float, baseline: float) -> str:
+    """A regression metric against the baseline's, relative to the baseline's size: "23.4% lower (better)"."""
+    if not np.isfinite(baseline) or baseline == 0:
+        return "n/a"
+    change = (value - baseline) / abs(baseline)
+    better = change < 0 if metric in LOWER_IS_BETTER else change > 0
+    direction = "lower" if change < 0 else "higher"
+    return f"{abs(change):.1%} {direction} ({'better' if better else 'worse'})"
+
+
 # -- building a card from a version's artifacts ---------------------------------------------------------
 
 
@@ -398,12 +486,21 @@ def group_metrics(
 
 def explanation_facts(explanations: GlobalExplanations) -> ExplanationFacts:
     """The card's summary of a version's global explanations: the top features overall (by the validation
-    metric's drop when shuffled) and, for the classes with the most validation rows, their top features."""
+    metric's drop when shuffled) and, for a classifier, for the classes with the most validation rows, their
+    top features."""
+    shap = (
+        f"per class: mean |SHAP| of the class's probability over {explanations.shap_rows} validation rows"
+        if explanations.per_class
+        else f"mean |SHAP| of the forecast over {explanations.shap_rows} validation rows: "
+        + ", ".join(
+            f"{f.feature} {f.mean_abs_shap:.3g} {explanations.unit or ''}".rstrip()
+            for f in sorted(explanations.overall, key=lambda f: -f.mean_abs_shap)[:TOP_CLASS_FEATURES]
+        )
+    )
     return ExplanationFacts(
         method=(
             f"permutation importance on {explanations.importance_rows:,} validation rows of the ONNX model: "
-            f"the drop of {explanations.metric} when a feature is shuffled (mean of {explanations.repeats}); "
-            f"per class: mean |SHAP| of the class's probability over {explanations.shap_rows} validation rows"
+            f"the drop of {explanations.metric} when a feature is shuffled (mean of {explanations.repeats}); " + shap
         ),
         overall=[
             FeatureWeight(feature=f.feature, importance=f.mean_drop) for f in explanations.top_features(TOP_FEATURES)
@@ -417,6 +514,33 @@ def explanation_facts(explanations: GlobalExplanations) -> ExplanationFacts:
             for c in explanations.top_classes(TOP_CLASSES)
         ],
     )
+
+
+def derivation_text(feature: Feature, spec: UseCaseSpec) -> str:
+    """How a derived feature is computed, for people: "sales 1 week before", "mean sales of the 4 weeks
+    before", "week of the year"."""
+    derive = feature.derive
+    if derive is None:
+        return ""
+    frequency = spec.time_series.frequency if spec.time_series is not None else ""
+    step = {"W": "week", "D": "day", "M": "month"}.get(frequency[:1], "period")
+    periods = derive.periods or 1
+    steps = f"{step}s" if periods != 1 else step
+    if derive.kind is DerivationKind.LAG:
+        return f"{spec.target.column} {periods} {steps} before"
+    if derive.kind is DerivationKind.ROLLING_MEAN:
+        return f"mean {spec.target.column} of the {periods} {steps} before"
+    return "week of the year"
+
+
+def split_facts(name: str, frame: pd.DataFrame, spec: UseCaseSpec) -> SplitFacts:
+    """A split's rows and fingerprint and, for a time series, its first and last period."""
+    facts = SplitFacts(name=name, rows=len(frame), fingerprint=dataframe_fingerprint(frame))
+    column = spec.time_series.time_column if spec.time_series is not None else None
+    if column is None or column not in frame or frame.empty:
+        return facts
+    times = pd.to_datetime(frame[column])
+    return facts.model_copy(update={"first": f"{times.min():%Y-%m-%d}", "last": f"{times.max():%Y-%m-%d}"})
 
 
 def build_model_card(
@@ -439,29 +563,37 @@ def build_model_card(
     links: Mapping[str, str] | None = None,
 ) -> ModelCard:
     """A version's card from its artifacts; the per-group figures, explanations and history as plain values."""
-    from headliner.model.evaluation import LOWER_IS_BETTER
-
     meta = {p.key: p.value for p in onnx_model.metadata_props}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     attribute = spec.monitoring.fairness_attribute
+    target = spec.target
     return ModelCard(
         model=spec.name,
         version=version,
         stage=stage,
         title=spec.title,
         description=spec.description,
+        task=spec.task.value,
         question=spec.decision.question,
-        classes=list(spec.target.classes),
+        answer_template=spec.decision.answer_template,
+        classes=list(target.classes),
         class_names=class_display_names(spec),
         top_k=spec.evaluation.top_k,
+        target=None
+        if spec.is_classification
+        else TargetFacts(
+            column=target.column,
+            description=target.description,
+            unit=target.unit or "",
+            min=target.min,
+            max=target.max,
+        ),
         features=spec.feature_names,
+        derived_features={f.name: derivation_text(f, spec) for f in spec.features if f.derive is not None},
         source=spec.source.format_description or spec.source.kind.value,
         synthetic=spec.source.kind is SourceKind.GENERATOR,
         date_range=date_range,
-        splits=[
-            SplitFacts(name=name, rows=len(frame), fingerprint=dataframe_fingerprint(frame))
-            for name, frame in splits.items()
-        ],
+        splits=[split_facts(name, frame, spec) for name, frame in splits.items()],
         selection_metric=selection.selection_metric,
         selection_lower_is_better=selection.selection_metric in LOWER_IS_BETTER,
         selected=selection.selected,
@@ -471,6 +603,7 @@ def build_model_card(
         ],
         metrics=dict(report.metrics),
         baseline_metrics=dict(report.baseline_metrics),
+        baseline_description=report.baseline_description,
         gates=[GateFacts(metric=g.metric, value=g.value, bound=g.bound, passed=g.passed) for g in gates.results],
         fairness_attribute=attribute,
         groups=list(groups),

@@ -317,3 +317,170 @@ def test_a_card_loads_and_renders_without_scikit_learn(jukebox_spec, inputs):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "True # The Headliner: model jukebox, version 3"
+
+
+# -- a regression model's card --------------------------------------------------------------------------
+
+SALES_METRICS = {"mae": 41.25, "rmse": 63.5, "smape": 0.1234, "r2": 0.875}
+SALES_BASELINE = {"mae": 55.0, "rmse": 80.0, "smape": 0.16, "r2": 0.7}
+
+
+@pytest.fixture(scope="module")
+def sales_spec():
+    from headliner.spec import USE_CASES_DIR, load_spec
+
+    return load_spec(USE_CASES_DIR / "store_sales.yaml")
+
+
+@pytest.fixture(scope="module")
+def sales_onnx(sales_spec):
+    from tests.helpers.models import packaged_model
+
+    return onnx.load_model_from_string(packaged_model(sales_spec, rows=20_000))
+
+
+def sales_card(spec, onnx_model) -> ModelCard:
+    from headliner.governance.model_card import explanation_facts
+    from headliner.model.evaluation import baseline_description
+    from headliner.model.explanations import FeatureImportance, GlobalExplanations
+    from headliner.spec import Task
+
+    report = EvaluationReport(
+        use_case="store_sales",
+        model_name="store_sales",
+        candidate="ridge",
+        task=Task.REGRESSION,
+        rows=480,
+        metrics=SALES_METRICS,
+        baseline_metrics=SALES_BASELINE,
+        baseline_description=baseline_description(spec),
+        target_unit="units",
+    )
+    selection = ModelSelection(
+        use_case="store_sales",
+        selection_metric="mae",
+        selected="ridge",
+        candidates=[
+            CandidateScore(name="ridge", family="ridge", params={}, fit_seconds=1, validation_metrics={"mae": 40.5}),
+            CandidateScore(
+                name="forest",
+                family="random_forest_regressor",
+                params={},
+                fit_seconds=2,
+                validation_metrics={"mae": 44},
+            ),
+        ],
+    )
+    gates = QualityGateReport(
+        results=[
+            GateResult(
+                metric="mae", value=41.25, baseline=55.0, bound="<= baseline 55 x (1 - 0.1) = 49.5", passed=True
+            ),
+            GateResult(metric="r2", value=0.875, baseline=0.7, bound=">= 0.5", passed=True),
+        ]
+    )
+
+    def weeks(start: str, count: int) -> pd.DataFrame:
+        dates = pd.date_range(start, periods=count, freq="W-MON")
+        return pd.DataFrame({"date": dates.repeat(2), "store_nbr": ["1", "2"] * count, "sales": 1.0})
+
+    splits = {
+        "train_split": weeks("2023-01-02", 60),
+        "validation_split": weeks("2024-02-26", 8),
+        "test_split": weeks("2024-04-22", 8),
+    }
+    explanations = GlobalExplanations(
+        use_case=spec.title,
+        model_name="store_sales",
+        model_version="4",
+        task="regression",
+        unit="units",
+        metric="mae",
+        metric_value=40.5,
+        importance_rows=480,
+        repeats=5,
+        shap_rows=100,
+        background_rows=50,
+        importance_seconds=0.2,
+        shap_seconds=1.5,
+        overall=[
+            FeatureImportance(feature="sales_rolling_mean_4", description="", mean_drop=42.3, std=5, mean_abs_shap=661),
+            FeatureImportance(feature="onpromotion", description="", mean_drop=8.9, std=2.7, mean_abs_shap=133),
+        ],
+        per_class=[],
+    )
+    return build_model_card(
+        spec,
+        4,
+        onnx_model,
+        report,
+        selection,
+        gates,
+        splits,
+        date_range="2023-01-01 to 2024-06-16 (533 days, date)",
+        explanations=explanation_facts(explanations),
+        history=HISTORY[:1],
+        stage="none",
+        mlflow_version="2",
+    )
+
+
+def test_a_regression_card_names_the_target_the_baseline_and_the_weeks_of_each_split(sales_spec, sales_onnx):
+    card = sales_card(sales_spec, sales_onnx)
+    text = card.to_markdown()
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    assert headings == [
+        "Use case",
+        "Data",
+        "Candidates and why this one won",
+        "Test metrics",
+        "Quality gates",
+        "Global explanations",
+        "Limitations",
+        "Governance history",
+        "Artifact",
+    ]  # no per-group or fairness section: they compare predicted classes
+    assert card.task == "regression" and card.classes == [] and card.target is not None
+    target = "Target: sales: Units of the product family sold in the store in the week; unit units, valid range "
+    assert target + "[0, 10,000,000] units." in text
+    assert 'People are shown the forecast in units ("About {value} {unit}").' in text
+    assert "the 8 features (5 of them computed from the target's earlier values" in text
+    assert (
+        "sales_lag_1 (sales 1 week before)" in text
+        and "sales_rolling_mean_4 (mean sales of the 4 weeks before)" in text
+    )
+    assert "week_of_year (week of the year)" in text and "Classes:" not in text
+    # the time split: each split's first and last week beside its rows and fingerprint
+    assert "| split | rows | first period | last period | fingerprint |" in text
+    assert "| train_split | 120 | 2023-01-02 | 2024-02-19 |" in text
+    assert "| validation_split | 16 | 2024-02-26 | 2024-04-15 |" in text
+    assert "| test_split | 16 | 2024-04-22 | 2024-06-10 |" in text
+    assert "Date range: 2023-01-01 to 2024-06-16 (533 days, date)" in text
+    # metrics beside the seasonal-naive baseline, and how much better
+    assert "beside the baseline: seasonal naive (the same week a year before) (the 'sales_lag_52' feature" in text
+    assert "| metric | model | baseline | against the baseline |" in text
+    assert "| mae | 41.2500 | 55.0000 | 25.0% lower (better) |" in text
+    assert "| r2 | 0.8750 | 0.7000 | 25.0% higher (better) |" in text
+    assert "ridge won on validation mae (lower is better): 40.5000 against 44.0000 for the runner-up forest." in text
+    assert "| mae | 41.2500 | <= baseline 55 x (1 - 0.1) = 49.5 | passed |" in text
+    assert "mean |SHAP| of the forecast over 100 validation rows: sales_rolling_mean_4 661 units" in text
+    assert "1. sales_rolling_mean_4 (42.3000)" in text
+    for limitation in sales_spec.limitations:
+        assert f"- {limitation}" in text
+    assert f"ONNX file sha256: {hashlib.sha256(sales_onnx.SerializeToString()).hexdigest()}" in text
+    page = card.to_html()
+    assert script_free_problems(page) == [] and "<td>25.0% lower (better)</td>" in page
+    assert ModelCard.model_validate_json(card.model_dump_json()) == card
+
+
+def test_a_card_stored_before_regression_loads_as_a_classification_card(jukebox_spec, inputs):
+    stored = jukebox_card(jukebox_spec, inputs).model_dump(mode="json")
+    for newer in ("task", "answer_template", "target", "derived_features", "baseline_description"):
+        stored.pop(newer)
+    for split in stored["splits"]:
+        split.pop("first"), split.pop("last")
+    card = ModelCard.model_validate(stored)
+    assert card.is_classification and card.target is None
+    text = card.to_markdown()
+    assert "beside the baseline (every row gets the training split's class shares)." in text
+    assert "## Fairness across is_explicit on the test split (worst class)" in text
