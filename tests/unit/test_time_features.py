@@ -166,3 +166,18 @@ def test_weekly_periods_start_on_the_spec_weekday():
         "2024-01-08",
     ]
     assert period_start(times, "D").equals(times)
+
+
+def test_the_profile_of_derived_examples_reads_a_regression_target_as_a_number(sales_spec, wine_spec):
+    from headliner.data.profiling import data_profile, target_columns
+    from headliner.data.time_features import has_derived_features
+
+    assert has_derived_features(sales_spec) and not has_derived_features(wine_spec)
+    derived, _ = derive_features(labelled(weekly_sales(seed=6), sales_spec), sales_spec, "t")
+    profile = data_profile(derived, sales_spec, *target_columns(sales_spec))
+    numeric = {column.name: column for column in profile.numeric}
+    assert list(numeric) == [f.name for f in sales_spec.features if f.name != "is_holiday"] + ["sales"]
+    assert numeric["sales"].mean == pytest.approx(derived["sales"].mean())
+    assert numeric["week_of_year"].bin_edges[0] == min(derived["week_of_year"]) - 0.5  # int: a bin per week
+    assert [column.name for column in profile.categorical] == ["is_holiday"]
+    assert target_columns(wine_spec) == (["target"], [])
