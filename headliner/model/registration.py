@@ -1,11 +1,13 @@
 """Registration of a model version: its metadata in the ZenML Model Control Plane, its mirror in the
-stack's model registry (MLflow), and its model card's files beside the mirrored model in MLflow."""
+stack's model registry (MLflow: the ONNX flavour with the graph's signature, the test metrics beside the
+baseline's and what the baseline is), and its model card's files beside the mirrored model in MLflow."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import onnx
@@ -19,12 +21,14 @@ from headliner.model.versions import EVENT_KEY, MLFLOW_ALIASES
 from headliner.spec import UseCaseSpec
 
 if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
     from zenml.client import Client
     from zenml.integrations.mlflow.model_registries import MLFlowModelRegistry
     from zenml.metadata.metadata_types import MetadataType
     from zenml.models import PipelineRunResponse
 
 REGISTRY_VERSION_KEY = "mlflow_registry_version"  # version metadata: set once the MLflow mirror exists
+BASELINE_DESCRIPTION_KEY = "baseline_description"  # version metadata: what the baseline's metrics are of
 MODEL_CARD_DIR = "model_card"  # the card's files, in the artifacts of the mirrored version's run
 MODEL_CARD_TAG = "model_card"  # MLflow version tag: the URI of those files
 
@@ -34,8 +38,10 @@ def version_metadata(
 ) -> dict[str, MetadataType]:
     """What the dashboard shows on the model version."""
     return {
+        "task": str(report.task),
         "test_metrics": report.metrics,
         "baseline_metrics": report.baseline_metrics,
+        BASELINE_DESCRIPTION_KEY: report.baseline_description,
         "candidate": report.candidate,
         "splits": {
             name: {"rows": len(frame), "fingerprint": dataframe_fingerprint(frame)} for name, frame in splits.items()
@@ -44,13 +50,56 @@ def version_metadata(
     }
 
 
+@dataclass(frozen=True)
+class Scores:
+    """A version's test metrics, its baseline's on the same rows, and what the baseline is."""
+
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float] = field(default_factory=dict)
+    baseline_description: str = ""
+
+
 def mirror_to_registry(
-    spec: UseCaseSpec, onnx_model: onnx.ModelProto, version: int, run: PipelineRunResponse, metrics: dict[str, float]
+    spec: UseCaseSpec, onnx_model: onnx.ModelProto, version: int, run: PipelineRunResponse, report: EvaluationReport
 ) -> str:
     """Register the ONNX file as a new version of the registered model of the same name in the
-    stack's model registry (logged to the active MLflow run), with its test `metrics` and a link back
-    to the ZenML `run`; returns the registry's version."""
-    return _register_onnx(spec.name, spec.title, onnx_model, version, run, metrics)
+    stack's model registry (logged to the active MLflow run), with the report's test metrics beside the
+    baseline's and a link back to the ZenML `run`; returns the registry's version."""
+    scores = Scores(
+        metrics=report.metrics,
+        baseline_metrics=report.baseline_metrics,
+        baseline_description=report.baseline_description,
+    )
+    return _register_onnx(spec.name, spec.title, onnx_model, version, run, scores)
+
+
+def onnx_signature(onnx_model: onnx.ModelProto) -> ModelSignature:
+    """The MLflow signature of the graph as it is: one named float32 [-1, 1] input per feature; the outputs
+    with their types and shapes (a classifier's probabilities [-1, C] and labels [-1], a regressor's
+    forecast [-1, 1]), -1 for the batch dimension."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    types: dict[int, np.dtype[Any]] = {
+        onnx.TensorProto.FLOAT: np.dtype(np.float32),
+        onnx.TensorProto.STRING: np.dtype(str),
+    }
+
+    def tensor(value_info: onnx.ValueInfoProto) -> TensorSpec:
+        elem_type = value_info.type.tensor_type.elem_type
+        if elem_type not in types:
+            raise ValueError(f"graph tensor '{value_info.name}' has type {onnx.TensorProto.DataType.Name(elem_type)}")
+        dims = value_info.type.tensor_type.shape.dim
+        shape = tuple(dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else -1 for dim in dims)
+        return TensorSpec(types[elem_type], shape, value_info.name)
+
+    initializers = {initializer.name for initializer in onnx_model.graph.initializer}
+    inputs: list[ColSpec | TensorSpec] = [
+        tensor(value) for value in onnx_model.graph.input if value.name not in initializers
+    ]
+    outputs: list[ColSpec | TensorSpec] = [tensor(value) for value in onnx_model.graph.output]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
 def _mlflow_registry(client: Client) -> MLFlowModelRegistry:
@@ -75,14 +124,28 @@ def run_link(run: PipelineRunResponse) -> dict[str, str]:
     return tags
 
 
-def metric_tags(metrics: dict[str, float]) -> dict[str, str]:
-    """A version's test metrics as MLflow tags, 4 decimals: `test_<metric>`."""
-    return {f"test_{name}": f"{value:.4f}" for name, value in metrics.items()}
+def metric_tags(metrics: dict[str, float], baseline: dict[str, float] | None = None) -> dict[str, str]:
+    """A version's test metrics and its baseline's as MLflow tags, 4 decimals: `test_<metric>`,
+    `baseline_<metric>`."""
+    return {
+        **{f"test_{name}": f"{value:.4f}" for name, value in metrics.items()},
+        **{f"baseline_{name}": f"{value:.4f}" for name, value in (baseline or {}).items()},
+    }
 
 
-def version_description(title: str, version: int, metrics: dict[str, float], link: dict[str, str]) -> str:
-    """The MLflow version's description (Markdown): what it is, its test metrics, the ZenML run."""
-    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in metrics.items()) or "| (not recorded) | |"
+def version_description(title: str, version: int, scores: Scores, link: dict[str, str]) -> str:
+    """The MLflow version's description (Markdown): what it is, its test metrics beside the baseline's, the
+    ZenML run."""
+    baseline = scores.baseline_metrics
+    columns = ["test metric", "value", *(["baseline"] if baseline else [])]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for metric, value in scores.metrics.items():
+        compared = [f"{baseline[metric]:.4f}" if metric in baseline else ""] if baseline else []
+        lines.append("| " + " | ".join([metric, f"{value:.4f}", *compared]) + " |")
+    if not scores.metrics:
+        lines.append("| (not recorded) |" + " |" * (len(columns) - 1))
+    rows = "\n".join(lines)
+    compared_with = f"Baseline: {scores.baseline_description}.\n\n" if scores.baseline_description else ""
     name = link["zenml_run_name"]
     run = (
         f"[{name}]({link['zenml_run_url']})"
@@ -91,7 +154,7 @@ def version_description(title: str, version: int, metrics: dict[str, float], lin
     )
     return (
         f"{title}: ZenML model version {version} (ONNX, pre- and post-processing included).\n\n"
-        f"| test metric | value |\n|---|---|\n{rows}\n\nZenML run: {run}\n"
+        f"{rows}\n\n{compared_with}ZenML run: {run}\n"
     )
 
 
@@ -115,7 +178,7 @@ def _register_onnx(
     onnx_model: onnx.ModelProto,
     version: int,
     run: PipelineRunResponse,
-    metrics: dict[str, float],
+    scores: Scores,
 ) -> str:
     import mlflow
     import onnxruntime
@@ -132,12 +195,13 @@ def _register_onnx(
         info = mlflow.onnx.log_model(
             onnx_model,
             name=Artifact.ONNX_MODEL.value,
+            signature=onnx_signature(onnx_model),
             pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
         )
         # On the logged model (the version's "Source model" page in the MLflow UI lists them): log_model
         # copied the run's own metrics (a training run's test_*); the rest, e.g. on a repair, here.
         present = {metric.key for metric in mlflow.get_logged_model(info.model_id).metrics or []}
-        missing = {f"test_{name}": value for name, value in metrics.items() if f"test_{name}" not in present}
+        missing = {f"test_{name}": value for name, value in scores.metrics.items() if f"test_{name}" not in present}
         if missing:
             mlflow.log_metrics(missing, run_id=run_id, model_id=info.model_id)
     # Through the registry's MLflow client with the logged model's id: a tracking server accepts a
@@ -158,14 +222,31 @@ def _register_onnx(
         name=model,
         source=info.model_uri,
         model_id=info.model_id,
-        description=version_description(title, version, metrics, link),
-        tags={**tags, **link, **metric_tags(metrics)},
+        description=version_description(title, version, scores, link),
+        tags={
+            **tags,
+            **link,
+            **metric_tags(scores.metrics, scores.baseline_metrics),
+            **({"baseline": scores.baseline_description} if scores.baseline_description else {}),
+            **_task_tags(onnx_model),
+        },
     )
     # What mlflow.register_model (and a tracking server) records: the logged model's page links its version.
     registry.mlflow_client.set_logged_model_tags(
         info.model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": model, "version": str(registered.version)}])}
     )
     return str(registered.version)
+
+
+def _task_tags(onnx_model: onnx.ModelProto) -> dict[str, str]:
+    """The MLflow version's task tag, and a regressor's target unit, from the ONNX file's metadata."""
+    from headliner.model.onnx_packaging import TARGET, TASK, model_metadata
+
+    meta = model_metadata(onnx_model)
+    tags = {"task": meta.get(TASK, "multiclass_classification")}
+    if TARGET in meta:
+        tags["target_unit"] = str(json.loads(meta[TARGET]).get("unit") or "")
+    return tags
 
 
 def _mirrors(mlflow_client: Any, model: str, number: int) -> list[Any]:
@@ -268,7 +349,11 @@ def mirror_version(model: str, versions: list[int] | None = None) -> list[str]:
                 artifact.load(),
                 model_version.number,
                 client.get_pipeline_run(artifact.producer_pipeline_run_id),  # the run that packaged it
-                dict(model_version.run_metadata.get("test_metrics") or {}),  # type: ignore[arg-type]
+                Scores(
+                    metrics=dict(model_version.run_metadata.get("test_metrics") or {}),  # type: ignore[arg-type]
+                    baseline_metrics=dict(model_version.run_metadata.get("baseline_metrics") or {}),  # type: ignore[arg-type]
+                    baseline_description=str(model_version.run_metadata.get(BASELINE_DESCRIPTION_KEY) or ""),
+                ),
             )
             tags = {}
             changes.append(f"v{number}: re-registered the missing MLflow version (now MLflow version {mlflow_version})")

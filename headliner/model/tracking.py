@@ -1,6 +1,7 @@
 """MLflow tracking of training: each candidate as a nested run (params, validation metrics, tags, the
-fitted pipeline in MLflow's sklearn flavor), the evaluation on the parent run. Writes to whatever
-tracking URI the stack's experiment tracker has set."""
+fitted pipeline in MLflow's sklearn flavor with a signature of its answers: class probabilities, or the
+forecast [N, 1]), the evaluation on the parent run (test metrics beside the baseline's, the task and what
+the baseline is). Writes to whatever tracking URI the stack's experiment tracker has set."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from headliner.model.estimators import feature_frame
 from headliner.model.evaluation import EvaluationReport
-from headliner.model.training import TrainedCandidate
+from headliner.model.training import TrainedCandidate, model_output
 from headliner.spec import PROJECT_ROOT, UseCaseSpec
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ def log_candidate(
     from mlflow.models import infer_signature
 
     sample = feature_frame(validation.head(5), spec)
+    answers = model_output(trained.pipeline, sample, spec)
+    answers = answers.reshape(len(sample), -1)  # a forecast as one column, as the ONNX output
     with mlflow.start_run(run_name=trained.config.name, nested=True) as run:
         mlflow.set_tags({**tags, "candidate": trained.config.name, "family": trained.config.family})
         mlflow.log_params({"family": trained.config.family, **trained.config.params})
@@ -68,7 +71,7 @@ def log_candidate(
         mlflow.sklearn.log_model(
             trained.pipeline,
             name="model",
-            signature=infer_signature(sample, trained.pipeline.predict_proba(sample)),
+            signature=infer_signature(sample, answers),
             input_example=sample.head(3),
             skops_trusted_types=_trusted_types(trained.pipeline),
             pip_requirements=_pip_requirements(),
@@ -77,8 +80,18 @@ def log_candidate(
         return run_id
 
 
+def evaluation_tags(report: EvaluationReport) -> dict[str, str]:
+    """What the parent run says of an evaluation besides its metrics: the candidate, the task, what the
+    baseline is and, for regression, the target's unit."""
+    tags = {"selected_candidate": report.candidate, "task": str(report.task), "baseline": report.baseline_description}
+    if report.target_unit:
+        tags["target_unit"] = report.target_unit
+    return tags
+
+
 def log_evaluation(report: EvaluationReport) -> None:
-    """Test metrics, baseline metrics and the confusion matrix on the active (parent) run."""
+    """Test metrics, baseline metrics, the evaluation's tags and its figures (the confusion matrix, or the
+    forecast-against-truth plots) on the active (parent) run."""
     import io
 
     import mlflow
@@ -86,7 +99,7 @@ def log_evaluation(report: EvaluationReport) -> None:
 
     mlflow.log_metrics({f"test_{k}": v for k, v in report.metrics.items()})
     mlflow.log_metrics({f"baseline_{k}": v for k, v in report.baseline_metrics.items()})
-    mlflow.set_tag("selected_candidate", report.candidate)
+    mlflow.set_tags(evaluation_tags(report))
     for stem, png in report.png_images().items():
         mlflow.log_image(Image.open(io.BytesIO(png)), f"{stem}.png")
     mlflow.log_text(report.model_dump_json(indent=2), "evaluation_report.json")

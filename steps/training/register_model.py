@@ -72,7 +72,7 @@ def register_model(
         Artifact.TEST_SPLIT: test_split,
     }
     version = context.model.number
-    registry_version = mirror_to_registry(spec, onnx_model, version, context.pipeline_run, evaluation_report.metrics)
+    registry_version = mirror_to_registry(spec, onnx_model, version, context.pipeline_run, evaluation_report)
     metadata = version_metadata(evaluation_report, splits, registry_version)
     if trigger:
         metadata["trigger"] = trigger

@@ -8,7 +8,7 @@ import pytest
 
 from headliner.governance.promotion import AuditEvent, PromotionRequest
 from headliner.governance.stage_record import ModelStageRecord, VersionStage
-from headliner.model.registration import metric_tags, version_description
+from headliner.model.registration import Scores, metric_tags, version_description
 
 
 def event(at: str, kind: str, by: str, stage: str, reason: str, version: int = 3) -> AuditEvent:
@@ -113,14 +113,63 @@ def test_a_new_version_without_events_and_an_unchecked_registry_say_so():
 def test_the_mlflow_version_carries_its_metrics_and_the_way_back_to_the_zenml_run():
     metrics = {"accuracy": 0.123456, "top_k_accuracy": 0.5}
     assert metric_tags(metrics) == {"test_accuracy": "0.1235", "test_top_k_accuracy": "0.5000"}
-    local = version_description("Jukebox", 3, metrics, {"zenml_run_id": "x", "zenml_run_name": "training-1"})
+    local = version_description("Jukebox", 3, Scores(metrics), {"zenml_run_id": "x", "zenml_run_name": "training-1"})
     assert local.startswith("Jukebox: ZenML model version 3 (ONNX")
     assert "| accuracy | 0.1235 |\n| top_k_accuracy | 0.5000 |" in local
     assert "ZenML run: `training-1`: see it with `zenml login --local`, then Runs -> training-1" in local
     served = version_description(
-        "Jukebox", 3, metrics, {"zenml_run_name": "training-1", "zenml_run_url": "http://127.0.0.1:8237/r/1"}
+        "Jukebox", 3, Scores(metrics), {"zenml_run_name": "training-1", "zenml_run_url": "http://127.0.0.1:8237/r/1"}
     )
     assert "ZenML run: [training-1](http://127.0.0.1:8237/r/1)" in served
+
+
+def test_a_regression_version_carries_its_baseline_and_a_forecast_signature():
+    import onnx
+
+    from headliner.model.registration import _task_tags, onnx_signature
+    from headliner.spec import USE_CASES_DIR, load_spec
+    from tests.helpers.models import packaged_model
+
+    scores = Scores(
+        metrics={"mae": 41.25, "r2": 0.875},
+        baseline_metrics={"mae": 55.0, "r2": 0.7},
+        baseline_description="seasonal naive (the same week a year before)",
+    )
+    assert metric_tags(scores.metrics, scores.baseline_metrics) == {
+        "test_mae": "41.2500",
+        "test_r2": "0.8750",
+        "baseline_mae": "55.0000",
+        "baseline_r2": "0.7000",
+    }
+    text = version_description("Store sales", 2, scores, {"zenml_run_name": "training-9"})
+    assert (
+        "| test metric | value | baseline |\n|---|---|---|\n| mae | 41.2500 | 55.0000 |\n| r2 | 0.8750 | 0.7000 |"
+        in text
+    )
+    assert "Baseline: seasonal naive (the same week a year before).\n\nZenML run: `training-9`" in text
+
+    spec = load_spec(USE_CASES_DIR / "store_sales.yaml")
+    model = onnx.load_model_from_string(packaged_model(spec, rows=20_000))
+    signature = onnx_signature(model)
+    assert [(i.name, i.shape, str(i.type)) for i in signature.inputs.inputs] == [
+        (name, (-1, 1), "float32") for name in spec.feature_names
+    ]
+    assert [(o.name, o.shape, str(o.type)) for o in signature.outputs.inputs] == [("prediction", (-1, 1), "float32")]
+    assert _task_tags(model) == {"task": "regression", "target_unit": "units"}
+
+
+def test_a_classifier_signature_has_its_probabilities_and_labels(jukebox_onnx_file):
+    import onnx
+
+    from headliner.model.registration import _task_tags, onnx_signature
+
+    model = onnx.load(jukebox_onnx_file)
+    outputs = onnx_signature(model).outputs.inputs
+    assert [(o.name, o.shape, str(o.type)) for o in outputs] == [
+        ("probabilities", (-1, 72), "float32"),
+        ("label", (-1,), "<U0"),  # numpy's str dtype
+    ]
+    assert _task_tags(model) == {"task": "multiclass_classification"}
 
 
 def test_a_decision_stands_when_recording_it_as_a_run_fails(monkeypatch, capsys):
@@ -137,3 +186,46 @@ def test_a_decision_stands_when_recording_it_as_a_run_fails(monkeypatch, capsys)
         "warning: the decision is stored, but recording it as a governance run failed: OSError: artifact store is "
         "read-only; record it with: python run.py promote record --model jukebox --version 3"
     )
+
+
+def test_a_regression_candidate_and_evaluation_are_tracked_with_the_forecast_and_the_baseline(tmp_path, monkeypatch):
+    import mlflow
+
+    from headliner.model.estimators import CandidateConfig
+    from headliner.model.evaluation import EvaluationReport
+    from headliner.model.tracking import evaluation_tags, log_candidate
+    from headliner.model.training import fit_candidate
+    from headliner.spec import USE_CASES_DIR, Task, load_spec
+    from tests.helpers.models import sales_frame
+
+    spec = load_spec(USE_CASES_DIR / "store_sales.yaml")
+    frame = sales_frame(spec, series=4, weeks=70)
+    train, validation = frame.iloc[:-20], frame.iloc[-20:]
+    trained = fit_candidate(spec, CandidateConfig(name="ridge", family="ridge"), train, validation)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run():
+        run_id = log_candidate(spec, trained, validation, {"use_case": "store_sales"})
+    run = mlflow.get_run(run_id)
+    assert run.data.params["family"] == "ridge"
+    assert run.data.metrics["validation_mae"] == pytest.approx(trained.validation_metrics["mae"])
+    (logged,) = mlflow.search_logged_models(filter_string=f"source_run_id = '{run_id}'", output_format="list")
+    outputs = mlflow.models.get_model_info(logged.model_uri).signature.outputs.inputs
+    assert [(o.shape, str(o.type)) for o in outputs] == [((-1, 1), "float32")]  # as feature_frame gives
+
+    report = EvaluationReport(
+        use_case="store_sales",
+        model_name="store_sales",
+        candidate="ridge",
+        task=Task.REGRESSION,
+        rows=20,
+        metrics={"mae": 1.0},
+        baseline_metrics={"mae": 2.0},
+        baseline_description="seasonal naive (the same week a year before)",
+        target_unit="units",
+    )
+    assert evaluation_tags(report) == {
+        "selected_candidate": "ridge",
+        "task": "regression",
+        "baseline": "seasonal naive (the same week a year before)",
+        "target_unit": "units",
+    }
