@@ -210,7 +210,7 @@ def monitor_command(
     try:
         first_since = parse_since(since) if since else None
         config_path = run_config_path(run_config, spec)
-        load_training_config(config_path)
+        load_training_config(config_path, spec)
     except HeadlinerError as exc:
         fail(str(exc))
     retraining = RetrainingRun(data=None, rows=None, options={"config_path": str(config_path)}, request_staging=True)

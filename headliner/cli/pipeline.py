@@ -53,7 +53,7 @@ def run_pipeline(
             from headliner.model.training import load_training_config
 
             config_path = run_config_path(run_config, spec)
-            load_training_config(config_path)
+            load_training_config(config_path, spec)
             training_options["config_path"] = str(config_path)
         hide_user_error_tracebacks()
         stack = ensure_stack(PIPELINE_COMPONENTS[pipeline_name])

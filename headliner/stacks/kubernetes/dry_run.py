@@ -71,7 +71,7 @@ def dry_run(
         )
         if not url:
             raise StackSetupError(f"stack '{stack_name}' names no ZenML server for the pipeline pods: give --zenml-url")
-        load_training_config(run_config)
+        load_training_config(run_config, spec)
         rendered = orchestrator_manifests(stack, spec, version, url, run_config)
         groups.update({f"pipeline {name}": manifests for name, manifests in rendered.items()})
         groups[SCHEDULE_GROUP] = scheduled_monitoring_manifests(stack, spec, version, url)
