@@ -52,7 +52,6 @@ def package_checked(
     return model, check_parity(model, pipeline, test, spec)
 
 
-def parity_metadata(spec: UseCaseSpec, parity: float) -> dict[str, float]:
-    """The parity figure as run metadata of the ONNX artifact, named for what it measures."""
-    key = "parity_max_abs_diff" if spec.is_classification else "parity_max_relative_diff"
-    return {key: parity}
+def parity_key(spec: UseCaseSpec) -> str:
+    """The name of the parity figure in the ONNX artifact's run metadata: what it measures."""
+    return "parity_max_abs_diff" if spec.is_classification else "parity_max_relative_diff"

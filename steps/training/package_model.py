@@ -10,7 +10,7 @@ from zenml import get_step_context, log_metadata, step
 import materializers  # noqa: F401  (registers the ONNX materializer)
 from headliner.labels import Artifact
 from headliner.model.evaluation import EvaluationReport
-from headliner.model.packaging import package_checked, parity_metadata
+from headliner.model.packaging import package_checked, parity_key
 from headliner.spec import UseCaseSpec
 from steps.training.discard_failed_version import discard_failed_version
 
@@ -33,5 +33,5 @@ def package_model(
         model_version=str(context.model.number),
         zenml_run_id=str(context.pipeline_run.id),
     )
-    log_metadata(metadata=parity_metadata(spec, parity), infer_artifact=True)
+    log_metadata(metadata={parity_key(spec): parity}, infer_artifact=True)
     return onnx_model
