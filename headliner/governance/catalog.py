@@ -1,8 +1,9 @@
 """A static STAC catalog of the registered model versions, so that models are found, described and compared in
 a catalog the way SharingHub describes every model: one STAC Item per version with the Machine Learning Model
-(MLM) extension (inputs, outputs, classes, hyperparameters, the ONNX file with its checksum, links to the ZenML
-and MLflow versions), one Collection per model; and its validation against the STAC core and extension JSON
-schemas that the installed packages ship, offline: no schema is ever fetched.
+(MLM) extension (its task, inputs, outputs: a classifier's classes or a regressor's forecast with its unit,
+hyperparameters, the ONNX file with its checksum, links to the ZenML and MLflow versions), one Collection per
+model; and its validation against the STAC core and extension JSON schemas that the installed packages ship,
+offline: no schema is ever fetched.
 
 Building an item (`version_item`) is a pure function of a `RegisteredVersion`; `registered_versions` gathers
 those from the ZenML Model Control Plane and its MLflow mirror; `write_catalog` writes a self-contained folder
@@ -53,6 +54,8 @@ GLOBAL_BBOX = [-180.0, -90.0, 180.0, 90.0]
 SHA256_MULTIHASH_PREFIX = "1220"  # multihash: code 0x12 (sha2-256), length 0x20 (32 bytes)
 STAGE = "headliner:stage"
 TEST_METRICS = "headliner:test_metrics"
+TARGET = "headliner:target"  # a regressor's target: column, description, unit, min, max
+MLM_TASKS = {"multiclass_classification": "classification", "regression": "regression"}  # spec task -> mlm:tasks
 ONNX_DATA_TYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 11: "float64"}
 
 
@@ -139,36 +142,106 @@ def _feature_description(entry: dict[str, Any]) -> str:
         facts.append(f"valid range [{_number(low, '-inf')}, {_number(high, 'inf')}]")
     if entry.get("unit"):
         facts.append(f"unit: {entry['unit']}")
+    derive = entry.get("derive")
+    if isinstance(derive, dict):
+        periods = f" {derive['periods']}" if derive.get("periods") else ""
+        facts.append(f"derived from the target's earlier values: {derive.get('kind')}{periods}")
     text = entry.get("description") or entry["name"]
     return f"{text} ({'; '.join(facts)}); raw value: the graph imputes and scales it"
 
 
-def mlm_properties(version: RegisteredVersion) -> dict[str, Any]:
-    """The item's `mlm:*` properties, built with stac-model's pydantic models from the ONNX graph and its
-    metadata (the feature schema, the class labels and names, the library versions)."""
-    import onnx
-    from stac_model.input import InputStructure, ModelInput
+def _target_description(target: dict[str, Any]) -> str:
+    """A regressor's output in words: the forecast, its unit and valid range."""
+    return (
+        f"The forecast of {target.get('column')}: {target.get('description') or ''} (float32, unit: "
+        f"{target.get('unit')}; valid range [{_number(target.get('min'), '-inf')}, {_number(target.get('max'), 'inf')}]"
+        "), one per row."
+    )
+
+
+def _outputs(version: RegisteredVersion, graph_model: Any, meta: dict[str, str]) -> tuple[str, list[Any]]:
+    """The MLM task and outputs of the graph: a classifier's probabilities and labels with its classes, or a
+    regressor's one forecast column in the target's unit."""
     from stac_model.output import MLMClassification, ModelOutput, ModelResult
-    from stac_model.schema import MLModelProperties
 
     from headliner.model.onnx_packaging import (
         CLASS_LABELS,
         CLASS_NAMES,
-        FEATURE_SCHEMA,
         LABELS,
-        LIBRARY_VERSIONS,
+        PREDICTION,
         PROBABILITIES,
+        TARGET,
+        TASK,
+    )
+
+    task = MLM_TASKS[meta.get(TASK, "multiclass_classification")]
+    outputs = {output.name: output for output in graph_model.graph.output}
+    if task == "regression":
+        if PREDICTION not in outputs:
+            raise HeadlinerError(f"{version.item_id}: the ONNX graph lacks the '{PREDICTION}' output")
+        prediction = outputs[PREDICTION]
+        return task, [
+            ModelOutput(
+                name=PREDICTION,
+                tasks={task},
+                result=ModelResult(shape=[-1, 1], dim_order=["batch", "value"], data_type=_data_type(prediction)),
+                description=_target_description(json.loads(meta[TARGET])),
+            )
+        ]
+    if PROBABILITIES not in outputs or LABELS not in outputs:
+        raise HeadlinerError(f"{version.item_id}: the ONNX graph lacks the '{PROBABILITIES}' or '{LABELS}' output")
+    labels = [str(label) for label in json.loads(meta[CLASS_LABELS])]
+    names = json.loads(meta[CLASS_NAMES]) if CLASS_NAMES in meta else labels
+    classes = [
+        MLMClassification(value=index, name=label, description=str(name))
+        for index, (label, name) in enumerate(zip(labels, names, strict=True))
+    ]
+    probabilities, label = outputs[PROBABILITIES], outputs[LABELS]
+    return task, [
+        ModelOutput(
+            name=PROBABILITIES,
+            tasks={task},
+            result=ModelResult(
+                shape=[-1, len(labels)], dim_order=["batch", "class"], data_type=_data_type(probabilities)
+            ),
+            classes=classes,
+            description="The probability of each class, in the order of classification:classes.",
+        ),
+        ModelOutput(
+            name=LABELS,
+            tasks={task},
+            result=ModelResult(shape=_shape(label) or [-1], dim_order=["batch"], data_type=_data_type(label)),
+            classes=classes,
+            description="The most likely class label (a string tensor), one per row.",
+        ),
+    ]
+
+
+def mlm_properties(version: RegisteredVersion) -> dict[str, Any]:
+    """The item's `mlm:*` properties, built with stac-model's pydantic models from the ONNX graph and its
+    metadata (the task, the feature schema, the classes or the target, the library versions)."""
+    import onnx
+    from stac_model.input import InputStructure, ModelInput
+    from stac_model.schema import MLModelProperties
+
+    from headliner.model.onnx_packaging import (
+        CLASS_LABELS,
+        FEATURE_SCHEMA,
+        LIBRARY_VERSIONS,
+        TARGET,
+        TASK,
         model_metadata,
     )
 
     graph_model = onnx.load_model_from_string(version.onnx_bytes)
     meta = model_metadata(graph_model)
-    missing = [key for key in (FEATURE_SCHEMA, CLASS_LABELS) if key not in meta]
+    task = meta.get(TASK, "multiclass_classification")
+    if task not in MLM_TASKS:
+        raise HeadlinerError(f"{version.item_id}: the ONNX file's task '{task}' is not one of {list(MLM_TASKS)}")
+    missing = [key for key in (FEATURE_SCHEMA, TARGET if task == "regression" else CLASS_LABELS) if key not in meta]
     if missing:
         raise HeadlinerError(f"{version.item_id}: the ONNX file has no {', '.join(missing)} metadata")
     schema = {entry["name"]: entry for entry in json.loads(meta[FEATURE_SCHEMA])}
-    labels = [str(label) for label in json.loads(meta[CLASS_LABELS])]
-    names = json.loads(meta[CLASS_NAMES]) if CLASS_NAMES in meta else labels
     inputs = []
     for graph_input in graph_model.graph.input:
         entry = schema.get(graph_input.name, {"name": graph_input.name})
@@ -183,37 +256,12 @@ def mlm_properties(version: RegisteredVersion) -> dict[str, Any]:
                 description=_feature_description(entry),
             )
         )
-    outputs = {output.name: output for output in graph_model.graph.output}
-    if PROBABILITIES not in outputs or LABELS not in outputs:
-        raise HeadlinerError(f"{version.item_id}: the ONNX graph lacks the '{PROBABILITIES}' or '{LABELS}' output")
-    classes = [
-        MLMClassification(value=index, name=label, description=str(name))
-        for index, (label, name) in enumerate(zip(labels, names, strict=True))
-    ]
-    probabilities, label = outputs[PROBABILITIES], outputs[LABELS]
-    output_list = [
-        ModelOutput(
-            name=PROBABILITIES,
-            tasks={"classification"},
-            result=ModelResult(
-                shape=[-1, len(labels)], dim_order=["batch", "class"], data_type=_data_type(probabilities)
-            ),
-            classes=classes,
-            description="The probability of each class, in the order of classification:classes.",
-        ),
-        ModelOutput(
-            name=LABELS,
-            tasks={"classification"},
-            result=ModelResult(shape=_shape(label) or [-1], dim_order=["batch"], data_type=_data_type(label)),
-            classes=classes,
-            description="The most likely class label (a string tensor), one per row.",
-        ),
-    ]
+    mlm_task, output_list = _outputs(version, graph_model, meta)
     libraries = json.loads(meta.get(LIBRARY_VERSIONS, "{}"))
     properties = MLModelProperties(
         name=version.model,
         architecture=version.family or meta.get("candidate") or "unknown",
-        tasks={"classification"},
+        tasks={mlm_task},
         framework="ONNX",
         framework_version=libraries.get("onnx"),
         accelerator="amd64",
@@ -234,12 +282,25 @@ def mlm_properties(version: RegisteredVersion) -> dict[str, Any]:
     return dumped
 
 
+def _target(version: RegisteredVersion) -> dict[str, Any]:
+    """A regressor's target as its ONNX file describes it (column, description, unit, min, max)."""
+    import onnx
+
+    from headliner.model.onnx_packaging import TARGET as TARGET_KEY
+    from headliner.model.onnx_packaging import model_metadata
+
+    target: dict[str, Any] = json.loads(model_metadata(onnx.load_model_from_string(version.onnx_bytes))[TARGET_KEY])
+    return target
+
+
 def version_item(version: RegisteredVersion, asset_href: str | None = None) -> pystac.Item:
     """The STAC Item of one registered version: MLM properties, the stage, the test metrics, the ONNX
     file as the model asset (`asset_href`, default: the file name beside the item) with its size and
     checksum, and links to the ZenML and MLflow versions."""
     import pystac
 
+    mlm = mlm_properties(version)
+    regression = "regression" in mlm["mlm:tasks"]
     properties: dict[str, Any] = {
         "title": f"{version.model} version {version.number}",
         "description": f"Model '{version.model}', version {version.number} of the ZenML Model Control Plane "
@@ -248,7 +309,8 @@ def version_item(version: RegisteredVersion, asset_href: str | None = None) -> p
         "deprecated": version.stage == "archived",
         STAGE: version.stage,
         **({TEST_METRICS: version.test_metrics} if version.test_metrics else {}),
-        **mlm_properties(version),
+        **({TARGET: _target(version)} if regression else {}),
+        **mlm,
     }
     item = pystac.Item(
         id=version.item_id,
@@ -263,7 +325,8 @@ def version_item(version: RegisteredVersion, asset_href: str | None = None) -> p
         pystac.Asset(
             href=asset_href or f"./{version.onnx_file_name}",
             title=f"ONNX model {version.item_id}",
-            description="The whole model: raw named features in, class probabilities and labels out.",
+            description="The whole model: raw named features in, "
+            + ("the forecast in the target's unit out." if regression else "class probabilities and labels out."),
             media_type=ONNX_MEDIA_TYPE,
             roles=list(MODEL_ROLES),
             extra_fields={
@@ -295,9 +358,10 @@ def model_collection(model: str, versions: list[RegisteredVersion], description:
             pystac.SpatialExtent([list(GLOBAL_BBOX)]), pystac.TemporalExtent([[created[0], created[-1]]])
         ),
         license="other",
-        keywords=["machine learning", "classification", "onnx", model],
     )
     items = [version_item(version) for version in sorted(versions, key=lambda v: v.number)]
+    tasks = sorted({task for item in items for task in item.properties["mlm:tasks"]})
+    collection.keywords = ["machine learning", *tasks, "onnx", model]
     for older, newer in pairwise(items):  # the version extension's links, to compare versions
         older.add_link(pystac.Link("successor-version", newer, media_type=pystac.MediaType.GEOJSON))
         newer.add_link(pystac.Link("predecessor-version", older, media_type=pystac.MediaType.GEOJSON))

@@ -237,3 +237,63 @@ def test_the_command_writes_and_validates_and_refuses_an_empty_catalog(cli_regis
     assert written.exit_code == 0, written.output
     assert "Wrote a STAC catalog of 2 version(s) in 1 collection(s) (jukebox: 2)" in written.output
     assert "Valid: every catalog, collection and item" in written.output
+
+
+@pytest.fixture(scope="module")
+def sales_version():
+    from headliner.spec import USE_CASES_DIR, load_spec
+    from tests.helpers.models import packaged_model
+
+    spec = load_spec(USE_CASES_DIR / "store_sales.yaml")
+    model = packaged_model(spec, rows=20_000)
+    return spec, RegisteredVersion(
+        model="store_sales",
+        number=1,
+        created=datetime(2026, 6, 1, 9, 0),
+        onnx_bytes=model,
+        stage="staging",
+        family="ridge",
+        hyperparameters={"alpha": 1.0},
+        test_metrics={"mae": 41.25, "rmse": 63.5, "r2": 0.875},
+    )
+
+
+def test_a_regression_item_describes_the_forecast_in_its_unit(sales_version):
+    spec, version = sales_version
+    item = version_item(version).to_dict()
+    props = item["properties"]
+    assert props["mlm:tasks"] == ["regression"] and props["mlm:architecture"] == "ridge"
+    assert props["headliner:test_metrics"] == {"mae": 41.25, "rmse": 63.5, "r2": 0.875}
+    assert props["headliner:target"] == {
+        "column": "sales",
+        "description": spec.target.description,
+        "unit": "units",
+        "min": 0.0,
+        "max": 10_000_000.0,
+    }
+    (output,) = props["mlm:output"]
+    assert output["name"] == "prediction" and output["tasks"] == ["regression"]
+    assert output["result"] == {"shape": [-1, 1], "dim_order": ["batch", "value"], "data_type": "float32"}
+    assert "classification:classes" not in output
+    assert output["description"].startswith("The forecast of sales: Units of the product family sold in the store")
+    assert "unit: units; valid range [0, 10000000]" in output["description"]
+    inputs = {entry["name"]: entry for entry in props["mlm:input"]}
+    assert list(inputs) == spec.feature_names  # derived features are inputs like the others
+    assert (
+        "Units sold the week before (float; valid range [0, 10000000]; unit: units)"
+        in (inputs["sales_lag_1"]["description"])
+    )
+    assert item["assets"]["model"]["description"].endswith("the forecast in the target's unit out.")
+    assert validate_stac_dict(item, "item.json", offline_validator()) == []
+
+
+def test_a_catalog_of_both_tasks_validates_offline(versions, sales_version, tmp_path):
+    _, sales = sales_version
+    out = tmp_path / "catalog"
+    summary = write_catalog([*versions, sales], out)
+    assert summary.items == {"jukebox": ["jukebox-v1", "jukebox-v2"], "store_sales": ["store_sales-v1"]}
+    collection = json.loads((out / "store_sales" / "collection.json").read_text())
+    assert collection["keywords"] == ["machine learning", "regression", "onnx", "store_sales"]
+    jukebox = json.loads((out / "jukebox" / "collection.json").read_text())
+    assert jukebox["keywords"] == ["machine learning", "classification", "onnx", "jukebox"]
+    assert validate_catalog(out) == []
