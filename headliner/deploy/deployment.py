@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import shlex
 import time
 import urllib.error
@@ -25,6 +26,8 @@ from headliner.spec import PROJECT_ROOT
 if TYPE_CHECKING:
     from bentoml import Bento
     from zenml.services.service import BaseDeploymentService
+
+    from headliner.model.onnx_packaging import OnnxPredictor
 
 BENTOFILE = PROJECT_ROOT / "serving" / "bentofile.yaml"
 DEFAULT_PORT = 3000
@@ -189,41 +192,53 @@ class SmokeTestReport(HtmlReport):
         }
 
 
-def smoke_test(
-    url: str, feature_schema: list[dict[str, Any]], model_name: str, model_version: str, token: str | None
-) -> SmokeTestReport:
-    """One friendly and one Open Inference Protocol request; raises DeploymentError when either is wrong
-    or the service serves another version than the one deployed."""
-    example = example_inputs(feature_schema)
-    checks = []
-    status, body, ms = _post(f"{url}/predict", example, token)
-    top = (body or {}).get("predictions", [{}])[0].get("top", []) if status == 200 else []
+def _predict_check(status: int, body: Any, ms: float, predictor: OnnxPredictor) -> Check:
+    """POST /predict answered the deployed version with a ranked top-k or a finite forecast."""
+    first = ((body or {}).get("predictions") or [{}])[0] if status == 200 else {}
     served = (body or {}).get("model_version")
-    checks.append(
-        Check(
-            name="POST /predict",
-            passed=status == 200 and bool(top) and served == model_version,
-            detail=f"HTTP {status} in {ms:.0f} ms, version {served}, top: "
-            + ", ".join(f"{t['name']} {t['probability']:.3f}" for t in top),
-        )
+    if predictor.is_classification:
+        top = first.get("top", [])
+        answered, answer = bool(top), "top: " + ", ".join(f"{t['name']} {t['probability']:.3f}" for t in top)
+    else:
+        value = first.get("prediction")
+        answered = isinstance(value, int | float) and math.isfinite(value)
+        answer = f"answer: {first.get('answer')}"
+    return Check(
+        name="POST /predict",
+        passed=status == 200 and answered and served == predictor.model_version,
+        detail=f"HTTP {status} in {ms:.0f} ms, version {served}, {answer}",
     )
-    v2_request = {"inputs": [{"name": n, "shape": [1, 1], "datatype": "FP32", "data": [v]} for n, v in example.items()]}
-    status, body, ms = _post(f"{url}/v2/models/{model_name}/infer", v2_request, token)
+
+
+def _v2_check(status: int, body: Any, ms: float, predictor: OnnxPredictor) -> Check:
+    """The Open Inference Protocol answer: probabilities summing to 1, or one FP32 [1, 1] forecast."""
     outputs = (body or {}).get("outputs", []) if status == 200 else []
-    probabilities = outputs[0]["data"] if outputs else []
-    checks.append(
-        Check(
-            name=f"POST /v2/models/{model_name}/infer",
-            passed=status == 200 and abs(sum(probabilities) - 1) < 1e-3,
-            detail=(
-                f"HTTP {status} in {ms:.0f} ms, {len(probabilities)} probabilities summing to {sum(probabilities):.4f}"
-            ),
-        )
+    data = outputs[0]["data"] if outputs else []
+    if predictor.is_classification:
+        passed = abs(sum(data) - 1) < 1e-3
+        answer = f"{len(data)} probabilities summing to {sum(data):.4f}"
+    else:
+        shape, datatype = (outputs[0].get("shape"), outputs[0].get("datatype")) if outputs else (None, None)
+        passed = shape == [1, 1] and datatype == "FP32" and all(math.isfinite(value) for value in data)
+        answer = f"{outputs[0].get('name') if outputs else 'no output'} {datatype} {shape}: {data}"
+    return Check(
+        name=f"POST /v2/models/{predictor.model_name}/infer",
+        passed=status == 200 and passed,
+        detail=f"HTTP {status} in {ms:.0f} ms, {answer}",
     )
+
+
+def smoke_test(url: str, predictor: OnnxPredictor, token: str | None) -> SmokeTestReport:
+    """One friendly and one Open Inference Protocol request with the model's example input; raises
+    DeploymentError when either is wrong or the service serves another version than `predictor`'s."""
+    example = example_inputs(predictor.feature_schema)
+    checks = [_predict_check(*_post(f"{url}/predict", example, token), predictor)]
+    v2_request = {"inputs": [{"name": n, "shape": [1, 1], "datatype": "FP32", "data": [v]} for n, v in example.items()]}
+    checks.append(_v2_check(*_post(f"{url}/v2/models/{predictor.model_name}/infer", v2_request, token), predictor))
     report = SmokeTestReport(
         url=url,
-        model_name=model_name,
-        model_version=model_version,
+        model_name=predictor.model_name,
+        model_version=predictor.model_version,
         curl=curl_command(url, example, token),
         checks=checks,
     )
@@ -234,18 +249,19 @@ def smoke_test(
 
 
 def smoke_test_deployment(
-    service: BaseDeploymentService,
-    feature_schema: list[dict[str, Any]],
-    model_name: str,
-    model_version: str,
-    token: str | None,
+    service: BaseDeploymentService, predictor: OnnxPredictor, token: str | None
 ) -> SmokeTestReport:
     """smoke_test at the service's URL. A service its deployer only rendered (`dry_run` in its config)
     gets no request: the report says so, and where it would answer."""
     url = service_url(service)
     if getattr(service.config, "dry_run", False):
-        curl = curl_command(url, example_inputs(feature_schema), token)
+        curl = curl_command(url, example_inputs(predictor.feature_schema), token)
         return SmokeTestReport(
-            url=url, model_name=model_name, model_version=model_version, curl=curl, checks=[], applied=False
+            url=url,
+            model_name=predictor.model_name,
+            model_version=predictor.model_version,
+            curl=curl,
+            checks=[],
+            applied=False,
         )
-    return smoke_test(url, feature_schema, model_name, model_version, token)
+    return smoke_test(url, predictor, token)

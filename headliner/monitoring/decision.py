@@ -4,8 +4,10 @@ to a webhook when one is configured).
 
 Rules (thresholds from the spec's `monitoring` block):
 - retrain: share of drifted features >= drift_share_retrain, or the live metric (with >= min_labels
-  labels) below its offline value by >= live_metric_min_drop_to_retrain;
-- warn: share of drifted features >= drift_share_warn, the predicted class drifted, a data-quality
+  labels) worse than its offline value (below it for accuracy, above it for MAE) by >=
+  live_metric_min_drop_to_retrain;
+- warn: share of drifted features >= drift_share_warn, the prediction (class or forecast) or the true
+  values drifted, a data-quality
   problem, a fairness figure outside its limit (statistical parity, disparate impact, equal opportunity,
   average odds), the live metric down by half the retrain drop, or its label-free estimate (CBPE) below
   the validation split's value by >= estimated_metric_max_drop;
@@ -29,7 +31,7 @@ from pydantic import BaseModel, Field
 from headliner.monitoring.drift import DriftReport
 from headliner.monitoring.estimate import PerformanceEstimateReport
 from headliner.monitoring.fairness import FairnessReport
-from headliner.monitoring.performance import LivePerformanceReport
+from headliner.monitoring.performance import LivePerformanceReport, worse_word
 from headliner.monitoring.quality import DataQualityReport
 from headliner.monitoring.window import WindowReport
 from headliner.reports.html import HtmlReport, html_page, html_table
@@ -125,9 +127,12 @@ def decide(
         retrain.append(f"{share:.0%} of features drifted ({drifted}), at or above {rules.drift_share_retrain:.0%}")
     elif share >= rules.drift_share_warn:
         warn.append(f"{share:.0%} of features drifted ({drifted}), at or above {rules.drift_share_warn:.0%}")
-    if prediction_drift.drifted:
-        column = prediction_drift.columns[0]
-        warn.append(f"the predicted class drifted ({column.method} {column.score:.3f}, threshold {column.threshold:g})")
+    for column in prediction_drift.columns:
+        if column.drifted:
+            warn.append(
+                f"{prediction_drift.column_meaning(column.column)} drifted "
+                f"({column.method} {column.score:.3f}, threshold {column.threshold:g})"
+            )
     warn += [f"data quality: {problem}" for problem in quality.problems]
     if fairness.passed is False:
         warn.append(
@@ -146,15 +151,10 @@ def decide(
             )
     drop = performance.drop
     metric = rules.live_metric
-    if drop is not None and drop >= rules.live_metric_min_drop_to_retrain:
-        retrain.append(
+    if drop is not None and drop >= rules.live_metric_min_drop_to_retrain / 2:
+        (retrain if drop >= rules.live_metric_min_drop_to_retrain else warn).append(
             f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} "
-            f"below offline {performance.offline[metric]:.3f}"
-        )
-    elif drop is not None and drop >= rules.live_metric_min_drop_to_retrain / 2:
-        warn.append(
-            f"live {metric} {performance.metrics[metric]:.3f} is {drop:.3f} "
-            f"below offline {performance.offline[metric]:.3f}"
+            f"{worse_word(metric)} offline {performance.offline[metric]:.3f}"
         )
     estimated_drop = estimate.drop if estimate is not None else None
     if estimate is not None and estimated_drop is not None and estimated_drop >= estimate.max_drop:

@@ -1,4 +1,5 @@
-"""Drift of the live inputs and of the predicted class against the served version's training data, with
+"""Drift of the live inputs and of the prediction (the class, or the forecast and the true values that
+arrived) against the served version's training data, with
 Evidently's 0.7 API: per-column drift scores and Evidently's drift verdicts, the share of drifted
 features that the decision reads, and each column's reference and current distributions, drawn as a
 static figure for the drifted ones (Evidently's interactive page is kept as an attachment)."""
@@ -22,6 +23,7 @@ from headliner.data.profiling import (
     histogram_counts,
     histogram_edges,
 )
+from headliner.monitoring.window import LABEL, PREDICTED
 from headliner.reports.html import HtmlReport, figure_png, html_page, html_table, inline_png, small_multiples
 from headliner.spec import FeatureType, UseCaseSpec
 
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
     from evidently.core.report import Snapshot
     from matplotlib.axes import Axes
 
-PREDICTED = "predicted"
 TOP_CATEGORIES = 15  # categories kept per categorical column (the most frequent over both sides)
 REFERENCE_COLOUR, CURRENT_COLOUR = "#4c72b0", "#dd8452"
 
@@ -130,6 +131,10 @@ class DriftReport(HtmlReport):
     columns: list[ColumnDrift]
     distributions: list[Distribution] = Field(default_factory=list)
     evidently_html: str
+    meanings: dict[str, str] = Field(default_factory=dict)  # what a column is, for people ("the forecast")
+
+    def column_meaning(self, column: str) -> str:
+        return self.meanings.get(column, column)
 
     @property
     def drifted(self) -> list[str]:
@@ -209,9 +214,11 @@ def drift_snapshot(
     methods: dict[str, Any] | None = None,
     timestamp: datetime | None = None,
     tags: Sequence[str] = (),
+    numerical: Sequence[str] = (),
 ) -> Snapshot:
     """Evidently's DataDriftPreset (with its tests) of `columns`, current against reference: the snapshot
-    `drift_report` reads and the Evidently workspace keeps (`timestamp`: the snapshot's time, default now)."""
+    `drift_report` reads and the Evidently workspace keeps (`timestamp`: the snapshot's time, default now).
+    `categorical`, `numerical`: the columns of `columns` that are not features of the spec."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
@@ -222,8 +229,8 @@ def drift_snapshot(
         }
     preset = DataDriftPreset(columns=list(columns), **methods)
     return Report([preset], include_tests=True).run(
-        current_data=evidently_dataset(current, spec, categorical),
-        reference_data=evidently_dataset(reference, spec, categorical),
+        current_data=evidently_dataset(current, spec, categorical, numerical),
+        reference_data=evidently_dataset(reference, spec, categorical, numerical),
         timestamp=timestamp,
         tags=list(tags),
     )
@@ -237,10 +244,12 @@ def drift_report(
     categorical: Sequence[str] = (),
     title: str = "Drift",
     methods: dict[str, Any] | None = None,
+    numerical: Sequence[str] = (),
 ) -> DriftReport:
-    """Evidently's drift test of each of `columns` (features of the spec, or extra `categorical` ones);
-    `methods`: DataDriftPreset's method and threshold arguments (default: the spec's numeric ones)."""
-    snapshot = drift_snapshot(reference, current, spec, columns, categorical, methods)
+    """Evidently's drift test of each of `columns` (features of the spec, or extra `categorical` and
+    `numerical` ones); `methods`: DataDriftPreset's method and threshold arguments (default: the spec's
+    numeric ones)."""
+    snapshot = drift_snapshot(reference, current, spec, columns, categorical, methods, numerical=numerical)
     result = snapshot.dict()
     drifted = {
         test["metric_config"]["params"]["column"]: str(test["status"]).endswith("FAIL")
@@ -290,18 +299,41 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, spec: UseCaseS
     return drift_report(reference, current, spec, spec.feature_names, title=f"Feature drift of {spec.name}")
 
 
+def prediction_columns(spec: UseCaseSpec) -> tuple[list[str], list[str]]:
+    """The prediction column as Evidently reads it: (categorical, numerical): the predicted class is a
+    category, a forecast a number."""
+    return ([PREDICTED], []) if spec.is_classification else ([], [PREDICTED])
+
+
 def prediction_drift(reference: pd.DataFrame, current: pd.DataFrame, spec: UseCaseSpec) -> DriftReport:
-    """Drift of the distribution of the predicted top class (column `predicted` of both frames)."""
+    """Drift of the prediction (column `predicted` of both frames): the top-1 class, or the forecast. For a
+    regression model with at least `monitoring.min_labels` true values in the window (column `label`), the
+    true values drift against the reference's (target drift) as a second column."""
+    categorical, numerical = prediction_columns(spec)
+    kind = "cat" if spec.is_classification else "num"
     methods = {
-        "cat_method": spec.monitoring.prediction_drift_method,
-        "cat_threshold": spec.monitoring.prediction_drift_threshold,
+        f"{kind}_method": spec.monitoring.prediction_drift_method,
+        f"{kind}_threshold": spec.monitoring.prediction_drift_threshold,
     }
-    return drift_report(
+    what = "top-1 class" if spec.is_classification else "forecast"
+    report = drift_report(
         reference,
         current,
         spec,
         [PREDICTED],
-        categorical=[PREDICTED],
-        title=f"Prediction drift of {spec.name} (top-1 class)",
+        categorical=categorical,
+        numerical=numerical,
+        title=f"Prediction drift of {spec.name} ({what})",
         methods=methods,
     )
+    report.meanings = {PREDICTED: f"the predicted {'class' if spec.is_classification else 'value'}"}
+    labelled = current[current[LABEL].notna()] if LABEL in current else current.iloc[:0]
+    if spec.is_classification or len(labelled) < spec.monitoring.min_labels or LABEL not in reference:
+        return report
+    truth = labelled.assign(**{LABEL: labelled[LABEL].astype(np.float64)})
+    target = drift_report(reference, truth, spec, [LABEL], numerical=[LABEL], methods=methods)
+    report.title = f"Prediction and target drift of {spec.name}"
+    report.columns += target.columns
+    report.distributions += target.distributions
+    report.meanings[LABEL] = f"the true {spec.target.column} values"
+    return report

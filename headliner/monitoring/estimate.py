@@ -38,6 +38,7 @@ class PerformanceEstimateReport(HtmlReport):
     estimated_labelled: dict[str, float] = Field(default_factory=dict)  # the estimate on the labelled rows only
     realized_labelled: dict[str, float] = Field(default_factory=dict)  # their realized value
     max_drop: float
+    not_estimated: str = ""  # why there is no estimate (e.g. a regression model), if there is none
 
     @property
     def drop(self) -> float | None:
@@ -75,6 +76,8 @@ class PerformanceEstimateReport(HtmlReport):
             f"estimated, labelled rows ({self.labelled:,})",
             "realized, labelled rows",
         ]
+        if self.not_estimated:
+            return html_page("Performance estimated without labels", [("No estimate", f"<p>{self.not_estimated}</p>")])
         if self.drop is None:
             verdict = f"<p>{self.live_metric} has no confidence-based estimate; accuracy and top-k accuracy do.</p>"
         else:
@@ -190,8 +193,23 @@ def performance_estimate(
 ) -> PerformanceEstimateReport:
     """CBPE of the window `current` (the inference log's rows, ANALYSED and LABEL columns) for the version
     whose ONNX model is `model_bytes`, calibrated on its validation split. The window's rows are scored
-    again by the same model: the log keeps the probabilities of the served top k only."""
+    again by the same model: the log keeps the probabilities of the served top k only. A regression model
+    gets a report that says why it has no estimate."""
     from headliner.model.estimators import class_indices
+
+    if not spec.is_classification:
+        return PerformanceEstimateReport(
+            live_metric=spec.monitoring.live_metric,
+            top_k=0,
+            reference_rows=0,
+            rows=int(current[ANALYSED].sum()),
+            estimated={},
+            reference={},
+            max_drop=spec.monitoring.estimated_metric_max_drop,
+            not_estimated="Confidence-based performance estimation calibrates a classifier's confidence on "
+            "its validation split; a forecast carries no confidence to calibrate, so a regression model's "
+            f"{spec.monitoring.live_metric} is judged from true values only (live performance).",
+        )
 
     reference, reference_probabilities = labelled_reference(validation_split, model_bytes, spec)
     labelled = current[current[LABEL].notna()]

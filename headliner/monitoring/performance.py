@@ -1,6 +1,7 @@
 """Live performance: once true labels arrive (POST /feedback, `run.py feedback`), the served answers are
-scored with the offline metrics — top-k accuracy from the logged top-k, accuracy and precision/recall/F1
-from the top-1 — over the window and over time, beside the offline evaluation of the same version."""
+scored with the offline metrics over the window and over time, beside the offline evaluation of the same
+version. Classification: top-k accuracy from the logged top-k, accuracy and precision/recall/F1 from the
+top-1; regression: MAE, RMSE, MAPE and sMAPE of the logged forecasts against the true values."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from headliner.model.evaluation import label_metrics
+from headliner.model.evaluation import label_metrics, regression_metrics
 from headliner.monitoring.window import LABEL, LABEL_RANK, PREDICTED
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import UseCaseSpec
+from headliner.spec import LIVE_METRICS_BY_TASK, LOWER_IS_BETTER, Task, UseCaseSpec
 
 PERIODS = 10
 
@@ -42,10 +43,11 @@ class LivePerformanceReport(HtmlReport):
 
     @property
     def drop(self) -> float | None:
-        """How far the live metric is below its offline value (negative: above); None if not judged."""
+        """How much worse the live metric is than its offline value, in the metric's unit (below it for
+        accuracy, above it for MAE; negative: better); None if not judged."""
         if not self.judged or self.live_metric not in self.offline:
             return None
-        return self.offline[self.live_metric] - self.metrics[self.live_metric]
+        return worse_by(self.live_metric, self.metrics[self.live_metric], self.offline[self.live_metric])
 
     def summary_metadata(self) -> dict[str, str | int | float]:
         figures: dict[str, str | int | float] = {"labelled": self.labelled}
@@ -76,7 +78,7 @@ class LivePerformanceReport(HtmlReport):
         ]
         status = (
             f"<p>{self.labelled:,} labelled answers; {self.live_metric} is {self.drop:+.4f} "
-            "below its offline value.</p>"
+            f"{worse_word(self.live_metric)} its offline value.</p>"
             if self.drop is not None
             else f"<p>{self.labelled:,} labelled answers; at least {self.min_labels:,} are needed to judge.</p>"
         )
@@ -92,11 +94,25 @@ class LivePerformanceReport(HtmlReport):
         sections = [
             (
                 "Window",
-                status + html_table([f"metric (top-k: k={self.top_k:d})", "live", "offline (test split)"], rows),
+                status
+                + html_table(
+                    [f"metric (top-k: k={self.top_k:d})" if self.top_k else "metric", "live", "offline (test split)"],
+                    rows,
+                ),
             ),
             ("Over time", html_table(["from", "to", "labels", self.live_metric], periods)),
         ]
         return html_page("Live performance", sections)
+
+
+def worse_by(metric: str, live: float, offline: float) -> float:
+    """How much worse `live` is than `offline` for this metric (positive: worse)."""
+    return live - offline if metric in LOWER_IS_BETTER else offline - live
+
+
+def worse_word(metric: str) -> str:
+    """Where a worse value of the metric lies: 'above' (MAE) or 'below' (accuracy)."""
+    return "above" if metric in LOWER_IS_BETTER else "below"
 
 
 def live_metrics(
@@ -114,9 +130,16 @@ def live_metrics(
     }
 
 
+def live_regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """The live metrics of logged forecasts against the true values that arrived."""
+    metrics = regression_metrics(np.asarray(truth, dtype=np.float64), np.asarray(predicted, dtype=np.float64))
+    return {name: metrics[name] for name in LIVE_METRICS_BY_TASK[Task.REGRESSION]}
+
+
 def live_performance(current: pd.DataFrame, offline: dict[str, float], spec: UseCaseSpec) -> LivePerformanceReport:
     """Live metrics of the labelled items of the window, overall and in up to PERIODS equal time spans."""
-    top_k = min(spec.evaluation.top_k, spec.decision.top_k)  # the service logs the decision's top-k
+    # the service logs the decision's top-k classes; a forecast has no top-k (0)
+    top_k = min(spec.evaluation.top_k, spec.decision.top_k) if spec.is_classification else 0
     labelled = current[current[LABEL].notna()]
     report = LivePerformanceReport(
         live_metric=spec.monitoring.live_metric,
@@ -130,6 +153,8 @@ def live_performance(current: pd.DataFrame, offline: dict[str, float], spec: Use
     classes = spec.target.classes
 
     def score(part: pd.DataFrame) -> dict[str, float]:
+        if not spec.is_classification:
+            return live_regression_metrics(part[LABEL].to_numpy(), part[PREDICTED].to_numpy())
         return live_metrics(
             part[LABEL].to_numpy(), part[PREDICTED].to_numpy(), part[LABEL_RANK].to_numpy(), classes, top_k
         )

@@ -9,7 +9,7 @@ import html
 import pandas as pd
 
 from headliner.data.profiling import DataProfile, data_profile
-from headliner.monitoring.drift import PREDICTED
+from headliner.monitoring.drift import prediction_columns
 from headliner.monitoring.window import WindowReport
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.spec import UseCaseSpec
@@ -65,7 +65,7 @@ class DataQualityReport(HtmlReport):
 
 def data_quality(current: pd.DataFrame, window: WindowReport, spec: UseCaseSpec) -> DataQualityReport:
     """Missing and out-of-range values per feature of `current`, rejected requests of the window, and the
-    profile of the features and the predicted class."""
+    profile of the features and the prediction."""
     missing, out_of_range = {}, {}
     for feature in spec.features:
         values = current[feature.name]
@@ -84,5 +84,5 @@ def data_quality(current: pd.DataFrame, window: WindowReport, spec: UseCaseSpec)
         rejected_requests=window.rejected_requests,
         max_rejected_share=spec.monitoring.max_rejected_share,
         top_errors=window.top_errors,
-        profile=data_profile(current, spec, categorical=[PREDICTED], title="Profile of the window"),
+        profile=data_profile(current, spec, *prediction_columns(spec), title="Profile of the window"),
     )

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 CHUNK_ROWS = 20_000
 ANALYSED = "analysed"  # column: the item is in the sample that drift, quality and fairness read
-LABEL = "label"  # column: the true class, when feedback arrived
+LABEL = "label"  # column: the true class or value, when feedback arrived
 LABEL_RANK = "label_rank"  # column: rank of the true class in the logged top-k (0 = top-1), -1 if not in it
-PREDICTED = "predicted"  # column: the top-1 class the service answered
+PREDICTED = "predicted"  # column: the top-1 class or the value the service answered
 # the endpoints whose requests are predictions; 'explain' (POST /explain) is logged too, and left out
 SCORING_ENDPOINTS = ("predict", "v2", "batch")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -409,15 +409,21 @@ def reference_rows(split: pd.DataFrame, spec: UseCaseSpec) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def reference_data(train_split: pd.DataFrame, model_bytes: bytes, spec: UseCaseSpec) -> pd.DataFrame:
-    """The reference of a monitoring run: the served version's training split (its features, as
-    `reference_rows` gives them), with the class the version predicts for each row."""
+def reference_data(split: pd.DataFrame, model_bytes: bytes, spec: UseCaseSpec) -> pd.DataFrame:
+    """The reference of a monitoring run: a split of the served version (its features, as `reference_rows`
+    gives them), with what the version predicts for each row (PREDICTED: the top class, or the forecast);
+    a regression reference also keeps the true values (LABEL), which target drift compares with."""
     from headliner.model.onnx_packaging import OnnxPredictor
 
-    frame = reference_rows(train_split, spec)[spec.feature_names].astype(np.float64)
+    rows = reference_rows(split, spec)
+    frame = rows[spec.feature_names].astype(np.float64)
     predictor = OnnxPredictor(model_bytes)
-    order, _ = predictor.top_classes(predictor.probabilities(frame.to_numpy()))
-    frame[PREDICTED] = np.asarray(predictor.classes, dtype=object)[order[:, 0]]
+    if predictor.is_classification:
+        order, _ = predictor.top_classes(predictor.probabilities(frame.to_numpy()))
+        frame[PREDICTED] = np.asarray(predictor.classes, dtype=object)[order[:, 0]]
+    else:
+        frame[PREDICTED] = predictor.scores(frame.to_numpy())[:, 0].astype(np.float64)
+        frame[LABEL] = rows[spec.target.column].to_numpy(dtype=np.float64)
     return frame
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from headliner.errors import MonitoringError
 from headliner.monitoring.decision import MonitoringSummary
-from headliner.monitoring.drift import PREDICTED, drift_snapshot
+from headliner.monitoring.drift import drift_snapshot, prediction_columns
 from headliner.serving.settings import local_state_dir
 from headliner.spec import UseCaseSpec
 
@@ -191,8 +191,8 @@ def record_monitoring_run(
     snapshots = {
         DRIFT: drift_snapshot(reference, current, spec, spec.feature_names, timestamp=at, tags=[DRIFT, version]),
         DATA_QUALITY: Report([DataSummaryPreset()]).run(
-            current_data=evidently_dataset(current, spec, [PREDICTED]),
-            reference_data=evidently_dataset(reference, spec, [PREDICTED]),
+            current_data=evidently_dataset(current, spec, *prediction_columns(spec)),
+            reference_data=evidently_dataset(reference, spec, *prediction_columns(spec)),
             timestamp=at,
             tags=[DATA_QUALITY, version],
         ),

@@ -18,11 +18,4 @@ from headliner.serving.settings import ServingSettings
 def smoke_test_service(
     service: BaseDeploymentService, onnx_model: onnx.ModelProto
 ) -> Annotated[SmokeTestReport, Artifact.SMOKE_TEST]:
-    predictor = OnnxPredictor.from_model(onnx_model)
-    return smoke_test_deployment(
-        service,
-        predictor.feature_schema,
-        predictor.model_name,
-        predictor.model_version,
-        ServingSettings().bearer_token(),
-    )
+    return smoke_test_deployment(service, OnnxPredictor.from_model(onnx_model), ServingSettings().bearer_token())

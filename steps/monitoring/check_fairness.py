@@ -19,7 +19,10 @@ from headliner.spec import UseCaseSpec
 def check_fairness(
     validation_split: pd.DataFrame, onnx_model: onnx.ModelProto, current_window: pd.DataFrame, spec: UseCaseSpec
 ) -> Annotated[FairnessReport, Artifact.FAIRNESS_REPORT]:
-    """The reference is the validation split with its true labels, as the version predicts it."""
+    """The reference is the validation split with its true labels, as the version predicts it (scored only
+    when the spec watches an attribute)."""
+    if spec.monitoring.fairness_attribute is None:
+        return fairness(current_window, current_window, spec)
     reference, _ = labelled_reference(validation_split, onnx_model.SerializeToString(), spec)
     return fairness(
         current_window[current_window[ANALYSED]],

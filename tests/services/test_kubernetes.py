@@ -318,8 +318,9 @@ def test_kubernetes_dry_run_renders_and_returns_the_service_at_its_cluster_dns_n
 
     from headliner.deploy.deployers import deploy
     from headliner.deploy.deployment import service_url, smoke_test_deployment
-    from headliner.model.onnx_packaging import feature_schema
+    from headliner.model.onnx_packaging import OnnxPredictor
     from headliner.stacks.kubernetes.deployer import KubernetesModelService
+    from tests.helpers.models import packaged_linear_model
 
     service = deploy(deployment_request("3"), deployer=dry_run_deployer)
     assert isinstance(service, KubernetesModelService)
@@ -334,7 +335,8 @@ def test_kubernetes_dry_run_renders_and_returns_the_service_at_its_cluster_dns_n
     # What the smoke-test step gets: the service as ZenML's service materializer loads it from the store.
     loaded = BaseDeploymentService.from_model(Client().get_service(service.uuid))
     assert type(loaded) is KubernetesModelService and service_url(loaded) == service_url(service)
-    report = smoke_test_deployment(loaded, feature_schema(jukebox_spec), "jukebox", "3", token=None)
+    version_3 = OnnxPredictor(packaged_linear_model(jukebox_spec, rows=8_000, version="3"))
+    report = smoke_test_deployment(loaded, version_3, token=None)
     assert not report.applied and report.checks == [] and report.url == service_url(service)
     assert "dry run: not applied" in report.to_html()
 

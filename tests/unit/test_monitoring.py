@@ -443,7 +443,9 @@ def _checks(drifted=0, predicted_drift=False, rejected=0, spd=0.05, live=None, d
         metrics={"top_k_accuracy": live} if live is not None else {},
         offline={"top_k_accuracy": 0.30},
     )
-    return window, _drift(drifted), _drift(1 if predicted_drift else 0, 1, "predicted"), quality, fair, performance
+    prediction = _drift(1 if predicted_drift else 0, 1, "predicted")
+    prediction.meanings = {"predicted0": "the predicted class"}
+    return window, _drift(drifted), prediction, quality, fair, performance
 
 
 def _estimate(estimated: float = 0.28) -> PerformanceEstimateReport:
