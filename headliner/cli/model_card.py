@@ -23,8 +23,9 @@ from headliner.cli.promote import governed
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the card to this file.")
 def model_card(name: str, version: int, output_format: str, out: Path | None) -> None:
-    """Print the model card of version N of model NAME: use case, data, candidates, test metrics and gates,
-    per-group and fairness figures, explanations, limitations, governance history, the ONNX file's hash."""
+    """Print the model card of version N of model NAME: use case (the classes, or the target with its unit),
+    data, candidates, test metrics beside the baseline and gates, per-group and fairness figures (classifiers),
+    explanations, limitations, governance history, the ONNX file's hash."""
     from headliner.governance.model_card import load_model_card
 
     card = governed(lambda: load_model_card(name, version))
