@@ -1,6 +1,7 @@
 """Step: global explanations of the packaged model on the validation split (which features it uses,
-overall and per class), computed on the ONNX predictor so that what is explained is what is served;
-kept with the model version and in the MLflow run."""
+overall and, for a classifier, per class; for a regressor, mean |SHAP| of the forecast in the target's
+unit), computed on the ONNX predictor so that what is explained is what is served; kept with the model
+version and in the MLflow run."""
 
 from typing import Annotated
 
