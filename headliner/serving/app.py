@@ -1,10 +1,11 @@
-"""The inference HTTP API as one plain ASGI app: friendly `POST /predict`, the Open Inference Protocol
-(KServe v2) endpoints, `POST /explain` (each feature's contribution to the top classes), `POST /feedback` for
-true labels, `GET /rollout`, `GET /` (the page for people, headliner/serving/page.py), `GET /model-card`,
-`POST /batch` (a CSV file scored through the batch path), bearer-token auth, Prometheus metrics and the
-inference log. Which loaded version answers a request is the `Routing`'s choice (headliner/serving/routing.py):
-one fixed model, or production and a candidate under a rollout policy (/explain and /model-card: always
-production). The endpoints are one table, `ROUTES`, and `MODEL_ROUTES` for the paths under /v2/models/{name}.
+"""The inference HTTP API as one plain ASGI app: friendly `POST /predict`, the Open Inference Protocol (KServe
+v2) endpoints, `POST /explain` (each feature's contribution to the top classes, or to a regressor's forecast),
+`POST /feedback` for true labels (classes, or numbers), `GET /rollout`, `GET /` (the page for people,
+headliner/serving/page.py), `GET /model-card`, `POST /batch` (a CSV file scored through the batch path),
+bearer-token auth, Prometheus metrics and the inference log. Which loaded version answers a request is the
+`Routing`'s choice (headliner/serving/routing.py): one fixed model, or production and a candidate under a
+rollout policy (/explain and /model-card: always production). The endpoints are one table, `ROUTES`, and
+`MODEL_ROUTES` for the paths under /v2/models/{name}.
 
 It is a raw ASGI callable rather than a framework app because one-row requests are tens of
 microseconds of model work: routing, validation and JSON are kept to what the request needs. The
@@ -22,7 +23,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -35,7 +36,9 @@ from headliner.serving.routing import SHADOW, Routing
 from headliner.serving.server import (
     HTML,
     JSON,
+    NOTHING_LOGGED,
     Answer,
+    Logged,
     ModelServer,
     Receive,
     Scope,
@@ -46,6 +49,7 @@ from headliner.serving.server import (
 )
 
 if TYPE_CHECKING:
+    from headliner.model.explanations import ForecastExplanation, SongExplanation
     from headliner.serving.batch_scoring import BatchScoringReport
 
 logger = logging.getLogger(__name__)
@@ -53,8 +57,6 @@ logger = logging.getLogger(__name__)
 CSV = b"text/csv; charset=utf-8"
 PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
 PROTOCOL_NAME = "headliner"
-V2_OUTPUTS = ("probabilities", "label", "classes")
-_V2_OUTPUT_SET = frozenset(V2_OUTPUTS)
 LIVE_PATH = "/v2/health/live"  # answered even while the model loads, so it is not in `ROUTES`
 
 
@@ -190,8 +192,8 @@ class InferenceMiddleware:
 
 # -- the JSON scoring endpoints: /predict, /v2/models/{m}/infer, /feedback -----------------------------------
 
-# (answer, the rows scored [N, F] or None, top labels [N, k] or None, top probabilities [N, k] or None)
-Scored = tuple[dict[str, Any], np.ndarray | None, np.ndarray | None, np.ndarray | None]
+# (answer, the rows scored [N, F] or None, what the log keeps of the outputs)
+Scored = tuple[dict[str, Any], np.ndarray | None, Logged]
 Compute = Callable[[ModelServer, bytes, str], Awaitable[Scored]]  # (server, raw JSON body, request id)
 
 
@@ -224,13 +226,13 @@ class Scoring:
         else:
             answering, variant, shadow = routing.choose(request.ab_key)
         status, rows, error = 200, 0, None
-        matrix = top_labels = top_probabilities = None
+        matrix, logged = None, NOTHING_LOGGED
         try:
             if content_type is None or b"json" not in content_type:
                 got = content_type.decode("latin-1") if content_type else "none"
                 raise RequestError(400, f"Content-Type must be application/json, got {got}", "Content-Type")
             body = await read_body(request.receive, server.max_body_bytes)
-            response, matrix, top_labels, top_probabilities = await self.compute(answering, body, request_id)
+            response, matrix, logged = await self.compute(answering, body, request_id)
             rows = 0 if matrix is None else len(matrix)
             answer = json_bytes(response)
         except RequestError as exc:
@@ -250,20 +252,8 @@ class Scoring:
         if server.log is None or endpoint == "feedback":  # labels are stored by the feedback store
             return
         server.log.append(
-            InferenceRecord(
-                request.received_at,
-                request_id,
-                endpoint,
-                answering.name,
-                answering.version,
-                status,
-                elapsed * 1000.0,
-                rows,
-                matrix,
-                top_labels,
-                top_probabilities,
-                error,
-                variant,
+            answering.record(
+                request.received_at, request_id, endpoint, status, elapsed * 1000.0, matrix, logged, error, variant
             )
         )
         if shadow is not None and status == 200 and matrix is not None:
@@ -290,11 +280,12 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     return body
 
 
-def requested_outputs(payload: dict[str, Any]) -> list[str]:
-    """The v2 request's `outputs` names (all three by default, probabilities first)."""
+def requested_outputs(payload: dict[str, Any], known: tuple[str, ...]) -> list[str]:
+    """The v2 request's `outputs` names, each one of the model's `known` outputs (all of them by default, in
+    their order)."""
     outputs = payload.get("outputs")
     if outputs is None:
-        return list(V2_OUTPUTS)
+        return list(known)
     if not isinstance(outputs, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
@@ -302,51 +293,59 @@ def requested_outputs(payload: dict[str, Any]) -> list[str]:
     for index, output in enumerate(outputs):
         check_parameters(output, f"outputs[{index}].parameters")
     names = [o["name"] for o in outputs]
-    unknown = [name for name in names if name not in V2_OUTPUTS]
+    unknown = [name for name in names if name not in known]
     if unknown:
-        raise RequestError(400, f"unknown output '{unknown[0]}'; this model has {list(V2_OUTPUTS)}", "outputs")
+        raise RequestError(400, f"unknown output '{unknown[0]}'; this model has {list(known)}", "outputs")
     return names
 
 
 async def _predict(server: ModelServer, body: bytes, request_id: str) -> Scored:
     matrix = server.rules.songs_matrix_of(body, server.max_rows)
-    _, top_labels, top_probabilities = await server.score(matrix)
-    return server.predict_response(request_id, top_labels, top_probabilities), matrix, top_labels, top_probabilities
+    scores = await server.score(matrix)
+    return server.predict_response(request_id, scores), matrix, server.logged(scores)
 
 
 async def _infer(server: ModelServer, body: bytes, request_id: str) -> Scored:
     decoded = server.rules.v2_request_of(body, server.max_rows)
-    if decoded is not None and (decoded.outputs is None or set(decoded.outputs) <= _V2_OUTPUT_SET):
+    if decoded is not None and (decoded.outputs is None or set(decoded.outputs) <= server.v2_output_set):
         matrix, given_id = decoded.matrix, decoded.id
-        wanted = list(V2_OUTPUTS) if decoded.outputs is None else decoded.outputs
+        wanted = list(server.v2_outputs) if decoded.outputs is None else decoded.outputs
     else:  # any other layout, or an error to name
         payload = parse_json(body)
         matrix = server.rules.v2_matrix(payload, server.max_rows)
-        wanted = requested_outputs(payload)
+        wanted = requested_outputs(payload, server.v2_outputs)
         given_id = payload.get("id")
         if given_id is not None and type(given_id) is not str:
             raise RequestError(400, f"'id' must be a string, got {type(given_id).__name__}", "id")
         check_parameters(payload, "parameters")
-    probabilities, top_labels, top_probabilities = await server.score(matrix)
+    scores = await server.score(matrix)
     if given_id is not None:
         request_id = given_id[:64]
-    return server.v2_response(request_id, probabilities, top_labels, wanted), matrix, top_labels, top_probabilities
+    return server.v2_response(request_id, scores, wanted), matrix, server.logged(scores)
 
 
 async def _explain(server: ModelServer, body: bytes, request_id: str) -> Scored:
-    """`POST /explain`: the body of /predict, at most `max_explain` songs, explained off the event loop. Logged
-    with the explained classes as its outputs, under endpoint 'explain', which monitoring windows leave out."""
+    """`POST /explain`: the body of /predict, at most `max_explain` items, explained off the event loop. Logged
+    with the explained classes (or forecasts) as its outputs, under endpoint 'explain', which monitoring windows
+    leave out."""
     matrix = server.rules.songs_matrix_of(body, server.max_rows)
     if len(matrix) > server.max_explain:
         raise RequestError(
             422,
-            f"{len(matrix)} songs in one request; /explain takes at most {server.max_explain} "
+            f"{len(matrix)} {server.rules.items} in one request; /explain takes at most {server.max_explain} "
             "(HEADLINER_MAX_EXPLAIN): send fewer, or several requests",
         )
     explanations = await server.explanations(matrix)
-    labels = np.array([[c.label for c in song.classes] for song in explanations], dtype=object)
-    probabilities = np.array([[c.probability for c in song.classes] for song in explanations], dtype=np.float64)
-    return server.explain_response(request_id, explanations), matrix, labels, probabilities
+    logged: Logged
+    if server.is_classification:
+        songs = cast("list[SongExplanation]", explanations)
+        labels = np.array([[c.label for c in song.classes] for song in songs], dtype=object)
+        probabilities = np.array([[c.probability for c in song.classes] for song in songs], dtype=np.float64)
+        logged = labels, probabilities, None
+    else:
+        forecasts = cast("list[ForecastExplanation]", explanations)
+        logged = None, None, np.array([[row.prediction] for row in forecasts], dtype=np.float64)
+    return server.explain_response(request_id, explanations), matrix, logged
 
 
 async def _feedback(server: ModelServer, body: bytes, request_id: str) -> Scored:
@@ -354,41 +353,28 @@ async def _feedback(server: ModelServer, body: bytes, request_id: str) -> Scored
     store = server.feedback
     if store is None:
         raise RequestError(503, "this server keeps no feedback (it has no inference log)")
-    labels = parse_feedback(parse_json(body), server.predictor.classes, server.max_rows)
+    labels = parse_feedback(parse_json(body), server.predictor.classes, server.max_rows, server.predictor.target)
     try:
         accepted = await asyncio.get_running_loop().run_in_executor(None, store.write, labels, "api")
     except Exception as exc:  # the database is down: the client may send again
         logger.error("feedback %s not stored: %s", request_id, exc)
         raise RequestError(503, "the feedback store is unavailable; send the labels again later") from None
-    return {"accepted": accepted, "request_id": request_id}, None, None, None
+    return {"accepted": accepted, "request_id": request_id}, None, NOTHING_LOGGED
 
 
 async def _score_in_shadow(shadow: ModelServer, endpoint: str, request_id: str, matrix: np.ndarray) -> None:
     """The candidate's answer to a request production answered: logged (variant 'shadow'), never sent."""
     started, received_at = time.perf_counter(), time.time()
     try:
-        _, top_labels, top_probabilities = await shadow.score(matrix)
+        scores = await shadow.score(matrix)
     except Exception:  # the shadow must never hurt the answer already given
         logger.exception("shadow scoring of request %s by version %s failed", request_id, shadow.version)
         return
     if shadow.log is None:
         return
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
     shadow.log.append(
-        InferenceRecord(
-            received_at,
-            request_id,
-            endpoint,
-            shadow.name,
-            shadow.version,
-            200,
-            (time.perf_counter() - started) * 1000.0,
-            len(matrix),
-            matrix,
-            top_labels,
-            top_probabilities,
-            None,
-            SHADOW,
-        )
+        shadow.record(received_at, request_id, endpoint, 200, elapsed_ms, matrix, shadow.logged(scores), None, SHADOW)
     )
 
 

@@ -1,6 +1,7 @@
-"""Batch scoring: a table of songs (CSV or Parquet) gets the top-k predictions of an ONNX model, scored
-chunk by chunk with ONNX Runtime, checked with the same feature rules as the service, and recorded in the
-inference log like requests, so monitoring sees batch traffic too.
+"""Batch scoring: a table of items (CSV or Parquet) gets the predictions of an ONNX model (a classifier's top-k
+classes, a regressor's `prediction` in the target's unit), scored chunk by chunk with ONNX Runtime, checked
+with the same feature rules as the service, and recorded in the inference log like requests, so monitoring
+sees batch traffic too.
 
 Rows with an invalid feature value (missing, not a number, out of range, not whole) are not scored: their
 prediction columns stay empty and the `error` column says why. Columns that are not features (ids, names,
@@ -22,7 +23,7 @@ from pydantic import BaseModel, computed_field
 from headliner.data.features import coerce_feature
 from headliner.data.sources import parse_table
 from headliner.errors import DataValidationError
-from headliner.model.onnx_packaging import OnnxPredictor
+from headliner.model.onnx_packaging import PREDICTION, OnnxPredictor
 from headliner.reports.html import HtmlReport, html_page, html_table
 from headliner.serving.inference_log import InferenceLog, InferenceRecord
 from headliner.serving.payloads import FeatureRules
@@ -34,10 +35,13 @@ DEFAULT_CHUNK_ROWS = 10_000
 REJECTED_EXAMPLES = 10  # rejected rows shown in the report
 
 
-def prediction_columns(top_k: int) -> list[str]:
-    """The columns scoring adds, in order: code, name and probability per rank, then `error`."""
+def prediction_columns(predictor: OnnxPredictor) -> list[str]:
+    """The columns scoring adds, in order: a classifier's code, name and probability per rank, a regressor's
+    `prediction`; then `error`."""
+    if not predictor.is_classification:
+        return [PREDICTION, ERROR_COLUMN]
     columns = []
-    for rank in range(1, top_k + 1):
+    for rank in range(1, predictor.top_k + 1):
         columns += [f"top_{rank}_code", f"top_{rank}_name", f"top_{rank}_probability"]
     return [*columns, ERROR_COLUMN]
 
@@ -61,7 +65,7 @@ class BatchScoringReport(HtmlReport):
     rows_rejected: int
     rejected_by_feature: dict[str, int]  # rejected rows with a problem in that feature
     rejected_examples: list[RejectedRow]
-    top_k: int
+    top_k: int  # a classifier's classes per row; 0 for a regressor
     chunks: int
     chunk_rows: int
     seconds: float
@@ -69,6 +73,11 @@ class BatchScoringReport(HtmlReport):
     inference_log: str | None = None  # URL, password hidden
     log_records: int = 0  # one per chunk
     output_file: str | None = None
+    unit: str | None = None  # a regressor's: the unit of its `prediction` column
+
+    @property
+    def predictions_described(self) -> str:
+        return f"top {self.top_k}" if self.top_k else f"prediction in {self.unit or 'the target unit'}"
 
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented way; mypy rejects decorated properties
     @property
@@ -98,7 +107,7 @@ class BatchScoringReport(HtmlReport):
                 f"  rejected {self.rows_rejected:,} rows with invalid features ({by_feature}); see the 'error' column"
             )
         if self.output_file:
-            lines.append(f"  predictions (top {self.top_k}): {self.output_file}")
+            lines.append(f"  predictions ({self.predictions_described}): {self.output_file}")
         if self.inference_log:
             lines.append(f"  inference log: {self.log_records} records ({self.batch_id}-*) in {self.inference_log}")
         return lines
@@ -110,7 +119,7 @@ class BatchScoringReport(HtmlReport):
             ["rows in", f"{self.rows_in:,}"],
             ["rows scored", f"{self.rows_scored:,}"],
             ["rows rejected", f"{self.rows_rejected:,}"],
-            ["predictions", f"top {self.top_k}"],
+            ["predictions", self.predictions_described],
             ["output file", self.output_file or "(not written)"],
         ]
         sections = [("Summary", html_table(["item", "value"], summary))]
@@ -201,9 +210,11 @@ def score_frame(
     batch_id: str | None = None,
     source: str = "batch data",
 ) -> tuple[pd.DataFrame, BatchScoringReport]:
-    """Top-k predictions for every valid row of `frame`, `chunk_rows` rows at a time.
+    """Predictions (top-k classes, or a regressor's value) for every valid row of `frame`, `chunk_rows` rows
+    at a time.
 
-    Returns one output row per input row: the non-feature columns, then `prediction_columns(k)`.
+    Returns one output row per input row: the non-feature columns, then `prediction_columns(predictor)`; a
+    regressor's frame names the unit of its predictions in `attrs["units"]` ({"prediction": unit}).
     `progress` is called with the rows done after each chunk. With a `log`, each chunk is appended as
     one record (endpoint 'batch', request id '<batch_id>-<chunk>') holding the rows it scored.
     """
@@ -212,8 +223,9 @@ def score_frame(
     require_features(frame, predictor.feature_names, source)
     feature_set = set(predictor.feature_names)
     passthrough = [column for column in frame.columns if column not in feature_set]
-    top_k = predictor.top_k
-    clashing = [str(column) for column in passthrough if column in prediction_columns(top_k)]
+    classification = predictor.is_classification
+    top_k = predictor.top_k if classification else 0
+    clashing = [str(column) for column in passthrough if column in prediction_columns(predictor)]
     if clashing:
         raise DataValidationError(
             f"{source}: column(s) {_quoted(clashing)} would be overwritten by the predictions; rename them"
@@ -225,6 +237,7 @@ def score_frame(
     rows = len(frame)
     top_indices = np.full((rows, top_k), -1, dtype=np.int32)  # class index per rank; -1: not scored
     top_probabilities = np.full((rows, top_k), np.nan, dtype=np.float32)
+    values_predicted = np.full(rows, np.nan, dtype=np.float32)  # a regressor's; NaN: not scored
     errors = np.full(rows, None, dtype=object)
     rejected_by_feature: Counter[str] = Counter()
     rejected_examples: list[RejectedRow] = []
@@ -236,11 +249,17 @@ def score_frame(
         values, not_of_type = checker.matrix(chunk)
         invalid = checker.rules.invalid_rows(values)
         inputs = values[~invalid]
-        probabilities = predictor.probabilities(inputs)
-        order, chunk_probabilities = predictor.top_classes(probabilities)  # as the service ranks classes
+        scores = predictor.scores(inputs)
         scored = chunk_start + np.flatnonzero(~invalid)
-        top_indices[scored] = order
-        top_probabilities[scored] = chunk_probabilities
+        logged: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]  # as InferenceRecord's outputs
+        if classification:
+            order, chunk_probabilities = predictor.top_classes(scores)  # as the service ranks classes
+            top_indices[scored] = order
+            top_probabilities[scored] = chunk_probabilities
+            logged = (classes[order], chunk_probabilities, None)
+        else:
+            values_predicted[scored] = scores[:, 0]
+            logged = (None, None, scores)
         for offset in np.flatnonzero(invalid).tolist():
             problems = checker.problems(chunk, offset, values[offset], not_of_type[offset])
             error = "; ".join(f"{name}: {why}" for name, why in problems)
@@ -260,9 +279,10 @@ def score_frame(
                     latency_ms=(time.perf_counter() - chunk_started) * 1000.0,
                     rows=len(inputs),
                     inputs=inputs,
-                    top_labels=classes[order],
-                    top_probabilities=chunk_probabilities,
+                    top_labels=logged[0],
+                    top_probabilities=logged[1],
                     error=None,
+                    predictions=logged[2],
                 )
             )
         chunks += 1
@@ -275,8 +295,13 @@ def score_frame(
         predicted[f"top_{rank + 1}_code"] = _class_labels(top_indices[:, rank], predictor.classes)
         predicted[f"top_{rank + 1}_name"] = _class_labels(top_indices[:, rank], predictor.class_names)
         predicted[f"top_{rank + 1}_probability"] = top_probabilities[:, rank]
+    if not classification:
+        predicted[PREDICTION] = values_predicted
     predicted[ERROR_COLUMN] = errors
     predictions = pd.concat([frame[passthrough].reset_index(drop=True), pd.DataFrame(predicted)], axis=1)
+    unit = None if predictor.target is None else predictor.target.get("unit")
+    if unit:
+        predictions.attrs["units"] = {PREDICTION: unit}  # pandas keeps attrs in a Parquet file's metadata
 
     rows_rejected = int(pd.notna(errors).sum())
     report = BatchScoringReport(
@@ -296,6 +321,7 @@ def score_frame(
         passthrough_columns=[str(column) for column in passthrough],
         inference_log=url_without_password(log.url) if log is not None else None,
         log_records=chunks if log is not None else 0,
+        unit=unit,
     )
     return predictions, report
 

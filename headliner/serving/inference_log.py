@@ -13,10 +13,11 @@ Schema of table `inference_log` (one row per request):
   model_version  e.g. '3'
   status         HTTP status answered (batch: 200)
   latency_ms     time from receiving the request to sending the answer
-  rows           songs (rows) in the request; 0 when it was rejected before parsing
+  rows           items (rows) in the request; 0 when it was rejected before parsing
   inputs         JSON {"columns": [feature names], "data": [[raw values] per row]} (pandas' "split"
                  layout: pd.DataFrame(**json.loads(inputs))); null when rejected
-  outputs        JSON {"top": [[class code per rank] per row], "probability": [[...] per row]}
+  outputs        JSON, a classifier's {"top": [[class code per rank] per row], "probability": [[...] per row]},
+                 a regressor's {"prediction": [[value] per row]} (in the target's unit)
   error          the error message answered, for 4xx/5xx
   variant        under a rollout (see headliner/serving/rollout.py): 'production' or 'candidate' for the
                  version that answered, 'shadow' for a candidate's unreturned answer to the same request
@@ -68,6 +69,7 @@ COLUMNS = [  # every column but `id`, in table order
     "variant",
 ]
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+PREDICTION = "prediction"  # a regressor's outputs (the ONNX output's name)
 
 
 class InferenceRecord(NamedTuple):
@@ -80,10 +82,11 @@ class InferenceRecord(NamedTuple):
     latency_ms: float
     rows: int
     inputs: np.ndarray | None  # [N, F] raw feature values
-    top_labels: np.ndarray | None  # [N, k] class codes
-    top_probabilities: np.ndarray | None  # [N, k]
+    top_labels: np.ndarray | None  # [N, k] class codes (classification)
+    top_probabilities: np.ndarray | None  # [N, k] (classification)
     error: str | None
     variant: str | None = None
+    predictions: np.ndarray | None = None  # [N, 1] in the target's unit (regression)
 
 
 def utc_timestamp() -> DateTime:
@@ -207,6 +210,8 @@ def record_values(record: InferenceRecord, feature_names: Sequence[str]) -> list
             {"top": record.top_labels.tolist(), "probability": np.ascontiguousarray(record.top_probabilities)},
             option=_NUMPY,
         ).decode()
+    elif record.predictions is not None:
+        outputs = orjson.dumps({PREDICTION: np.ascontiguousarray(record.predictions)}, option=_NUMPY).decode()
     return [
         datetime.fromtimestamp(record.received_at, tz=UTC),
         record.request_id,
@@ -398,14 +403,26 @@ def _compact(record: InferenceRecord) -> Compact:
     """A record as one byte string (marshal: a microsecond, on the request path), so handing a queue of them
     to the writer pickles no structure: the sender thread holds the interpreter lock for a copy, not for
     encoding, and the event loop does not stall behind it."""
-    inputs = top_labels = top_probabilities = None
+    inputs = top_labels = top_probabilities = predictions = None
     if record.inputs is not None:
         inputs = (record.inputs.shape, np.ascontiguousarray(record.inputs, dtype=np.float64).tobytes())
     if record.top_labels is not None:
         top_labels = record.top_labels.tolist()
-        probabilities = np.ascontiguousarray(record.top_probabilities)
-        top_probabilities = (probabilities.shape, probabilities.dtype.str, probabilities.tobytes())
-    return marshal.dumps((*record[:8], inputs, top_labels, top_probabilities, record.error, record.variant))
+        top_probabilities = _array_bytes(record.top_probabilities)
+    if record.predictions is not None:
+        predictions = _array_bytes(record.predictions)
+    return marshal.dumps(
+        (*record[:8], inputs, top_labels, top_probabilities, record.error, record.variant, predictions)
+    )
+
+
+def _array_bytes(array: Any) -> tuple[tuple[int, ...], str, bytes]:
+    values = np.ascontiguousarray(array)
+    return values.shape, values.dtype.str, values.tobytes()
+
+
+def _array(packed: tuple[tuple[int, ...], str, bytes] | None) -> np.ndarray | None:
+    return None if packed is None else np.frombuffer(packed[2], packed[1]).reshape(packed[0])
 
 
 def _expand(compact: Compact) -> InferenceRecord:
@@ -416,10 +433,9 @@ def _expand(compact: Compact) -> InferenceRecord:
             *fields[:8],
             None if inputs is None else np.frombuffer(inputs[1], dtype=np.float64).reshape(inputs[0]),
             None if top_labels is None else np.array(top_labels, dtype=object),
-            None
-            if top_probabilities is None
-            else np.frombuffer(top_probabilities[2], top_probabilities[1]).reshape(top_probabilities[0]),
-            *fields[11:],
+            _array(top_probabilities),
+            *fields[11:13],
+            _array(fields[13]),
         )
     )
 
@@ -562,8 +578,9 @@ def read_inference_log(url: str, endpoint: str | None = None, since: datetime | 
 
 
 def logged_items(frame: pd.DataFrame) -> pd.DataFrame:
-    """Requests -> one row per scored item: request_id, item, received_at, model_version, the raw
-    features, the top class and its probability (what drift and live-performance checks read)."""
+    """Requests -> one row per scored item: request_id, item, the raw features, received_at, model_version,
+    then what was answered: a classifier's top class and its probability (`predicted`, `probability`), a
+    regressor's forecast (`prediction`, float64) (what drift and live-performance checks read)."""
     import pandas as pd
 
     parts = []
@@ -579,8 +596,11 @@ def logged_items(frame: pd.DataFrame) -> pd.DataFrame:
         features.insert(0, "request_id", request_id)
         features["received_at"] = received_at
         features["model_version"] = model_version
-        features["predicted"] = [top[0] for top in outputs["top"]] or None
-        features["probability"] = [p[0] for p in outputs["probability"]] or None
+        if PREDICTION in outputs:
+            features[PREDICTION] = np.array(outputs[PREDICTION], dtype=np.float64).reshape(-1)
+        else:
+            features["predicted"] = [top[0] for top in outputs["top"]] or None
+            features["probability"] = [p[0] for p in outputs["probability"]] or None
         parts.append(features)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 

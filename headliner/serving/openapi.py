@@ -1,6 +1,7 @@
 """The service's contract for integrators: `GET /docs.json` is an OpenAPI 3.1 document generated from pydantic
-models built from the served model's own feature schema, classes and limits (the data `FeatureRules` and
-`parse_feedback` validate with), and `GET /docs` is Swagger UI for it, from files a pip package installs (no CDN).
+models built from the served model's own feature schema, classes or target, and limits (the data `FeatureRules`
+and `parse_feedback` validate with), its answers those of the model's task (a classifier's top classes, a
+regressor's forecast), and `GET /docs` is Swagger UI for it, from files a pip package installs (no CDN).
 
 The /v2 part follows the KServe Open Inference Protocol REST schema. Examples are the use case's first preset
 (a real song for jukebox, a real wine for wine), carried in the model's metadata. tests/services/test_openapi.py
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
-from headliner.model.explanations import SongExplanation
+from headliner.model.explanations import ForecastExplanation, SongExplanation
 from headliner.model.onnx_packaging import DECISION, PRESETS, example_inputs
 from headliner.serving.feedback import MAX_REQUEST_ID
 from headliner.serving.payloads import NUMERIC_DATATYPES
@@ -60,6 +61,21 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction] = Field(description="one per item sent, in order")
 
 
+class Forecast(BaseModel):
+    prediction: float = Field(description="the forecast, in the target's unit")
+    unit: str = Field(description="the target's unit")
+    answer: str = Field(description="the forecast in words, rounded for people: 'About 1,240 units'")
+
+
+class ForecastResponse(BaseModel):
+    """The answer of a regression model."""
+
+    model_name: str
+    model_version: str
+    request_id: str = Field(description="also the `x-request-id` header; send it back with `POST /feedback`")
+    predictions: list[Forecast] = Field(description="one per item sent, in order")
+
+
 class ExplainResponse(BaseModel):
     model_name: str
     model_version: str = Field(description="the primary (production) version: it explains, whatever a rollout routes")
@@ -67,6 +83,19 @@ class ExplainResponse(BaseModel):
     explanations: list[SongExplanation] = Field(
         description="one per item sent, in order: its top-k classes, each with every feature's contribution to its "
         "probability (largest first); base_probability + the contributions = probability"
+    )
+
+
+class ForecastExplainResponse(BaseModel):
+    """The explanations of a regression model."""
+
+    model_name: str
+    model_version: str = Field(description="the primary (production) version: it explains, whatever a rollout routes")
+    request_id: str
+    explanations: list[ForecastExplanation] = Field(
+        description="one per item sent, in order: the forecast, the mean forecast over typical items (base_value) "
+        "and every feature's contribution in the target's unit (largest first); base_value + the contributions = "
+        "prediction"
     )
 
 
@@ -139,6 +168,26 @@ class InferenceResponse(BaseModel):
     parameters: Parameters | None = None
 
 
+class ForecastOutput(BaseModel):
+    """A regression model's OIP output tensor: `prediction` FP32 [N, 1], in the target's unit."""
+
+    name: Literal["prediction"]
+    shape: list[int]
+    datatype: Literal["FP32"]
+    data: list[float]
+    parameters: Parameters | None = None
+
+
+class ForecastInferenceResponse(BaseModel):
+    """A regression model's OIP infer response."""
+
+    model_name: str
+    model_version: str
+    id: str = Field(description="the request's `id`, or the request id given to it")
+    outputs: list[ForecastOutput]
+    parameters: Parameters | None = None
+
+
 class RolloutStatus(BaseModel):
     model_name: str
     rollouts: bool = Field(description="whether this service follows a rollout policy")
@@ -166,9 +215,19 @@ def _feature_type(entry: dict[str, Any]) -> Any:
     return Annotated[kind, Field(allow_inf_nan=False, **bounds)]
 
 
+def _true_label(server: ModelServer) -> Any:
+    """What /feedback takes as `label`, as `parse_feedback` checks it: a class, or a number in the target's range."""
+    target = server.predictor.target
+    if target is None:
+        return Literal[tuple(server.predictor.classes)]
+    bounds = {key: target[bound] for key, bound in (("ge", "min"), ("le", "max")) if target.get(bound) is not None}
+    description = f"the true {target['column']}, in {target.get('unit') or 'its unit'}"
+    return Annotated[float, Field(allow_inf_nan=False, description=description, **bounds)]
+
+
 def request_models(server: ModelServer) -> dict[str, type[BaseModel]]:
-    """The request bodies of the served model: its item (a song, a wine), /predict, /explain (the same body,
-    fewer items), /feedback, OIP infer."""
+    """The request bodies of the served model: its item (a song, a wine, a store-week), /predict, /explain (the
+    same body, fewer items), /feedback, OIP infer."""
     noun: str = json.loads(server.predictor.metadata.get(DECISION, "{}")).get("item_noun", "item")
     strict = ConfigDict(extra="forbid")
     features: dict[str, Any] = {entry["name"]: (_feature_type(entry), ...) for entry in server.rules.schema}
@@ -185,7 +244,7 @@ def request_models(server: ModelServer) -> dict[str, type[BaseModel]]:
         __config__=strict,
         __doc__="The true label of item `item` of an answered request.",
         request_id=(Annotated[str, Field(min_length=1, max_length=MAX_REQUEST_ID)], ...),
-        label=(Literal[tuple(server.predictor.classes)], ...),
+        label=(_true_label(server), ...),
         item=(Annotated[int, Field(ge=0)], 0),
     )
     labels: Any = Annotated[list[label], Field(min_length=1, max_length=server.max_rows)]
@@ -201,7 +260,7 @@ def request_models(server: ModelServer) -> dict[str, type[BaseModel]]:
     )
     request_output: Any = create_model(
         "RequestOutput",
-        name=(Literal["probabilities", "label", "classes"], ...),
+        name=(Literal[server.v2_outputs], ...),
         parameters=(Parameters | None, None),
     )
     infer: Any = create_model(
@@ -227,19 +286,21 @@ def _root(name: str, annotation: Any, doc: str) -> type[BaseModel]:
     return type(name, (RootModel[annotation],), {"__doc__": doc, "__module__": __name__})
 
 
+# the answers of every model, and those of each task: (predict, explain, infer) by is_classification
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
-    PredictResponse,
-    ExplainResponse,
     FeedbackResponse,
     ServerMetadata,
     Live,
     Ready,
     ModelReady,
     ModelMetadata,
-    InferenceResponse,
     RolloutStatus,
 )
+TASK_RESPONSES: dict[bool, tuple[type[BaseModel], type[BaseModel], type[BaseModel]]] = {
+    True: (PredictResponse, ExplainResponse, InferenceResponse),
+    False: (ForecastResponse, ForecastExplainResponse, ForecastInferenceResponse),
+}
 
 
 def _schemas(models: list[type[BaseModel]]) -> dict[str, Any]:
@@ -298,16 +359,26 @@ def openapi_document(routing: Routing) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the service as `routing` serves it (its model, versions and auth)."""
     server = routing.primary
     auth = server.token is not None
+    responses = TASK_RESPONSES[server.is_classification]
+    if server.is_classification:
+        answered, explained, answered_columns = "the top-k classes of each item", "top classes", "top-k classes"
+        true_label: Any = server.predictor.classes[0]
+    else:
+        unit = server.unit or "the target's unit"
+        answered = f"the forecast of each item in {unit}, and in words"
+        explained, answered_columns = "forecast", f"`prediction` ({unit})"
+        true_label = float((server.predictor.target or {}).get("min") or 0.0)
     example = _example(server)
     requests = request_models(server)
-    schemas = _schemas([*requests.values(), *RESPONSE_MODELS])
+    predict_response, explain_response, infer_response = (model.__name__ for model in responses)
+    schemas = _schemas([*requests.values(), *RESPONSE_MODELS, *responses])
     v2_example = {
         "id": "my-request-1",
         "inputs": [
             {"name": name, "shape": [1, 1], "datatype": "FP32", "data": [value]} for name, value in example.items()
         ],
     }
-    feedback_example = {"request_id": "4c1e542e6dcd6af7b835c05bb1b8f77a", "label": server.predictor.classes[0]}
+    feedback_example = {"request_id": "4c1e542e6dcd6af7b835c05bb1b8f77a", "label": true_label}
     scoring = (400, 413, 422, 500)
     open_op: dict[str, Any] = {"security": []} if auth else {}
 
@@ -352,24 +423,30 @@ def openapi_document(routing: Routing) -> dict[str, Any]:
     infer = post(
         "Open Inference Protocol infer",
         _json(_ref("InferenceRequest"), v2_example),
-        _ok("the outputs asked for (all three by default)", "InferenceResponse"),
+        _ok("the outputs asked for (all of them by default)", infer_response),
         "v2",
         (*scoring, 404),
     )
-    metadata = get("Model metadata", _ok("inputs, outputs, feature schema, classes", "ModelMetadata"), (404,), "v2")
+    metadata = get(
+        "Model metadata", _ok("inputs, outputs, feature schema, classes or target", "ModelMetadata"), (404,), "v2"
+    )
     model_ready = get("Model readiness", _ok("ready", "ModelReady"), (404,), "v2")
     paths: dict[str, Any] = {
         "/predict": post(
             f"Score one {server.name} or a list of them",
             _json(_ref("PredictRequest"), example),
-            _ok("the top-k classes of each item", "PredictResponse"),
+            _ok(answered, predict_response),
             "predict",
         ),
         "/explain": post(
-            f"Why: each feature's contribution to the top classes of one {server.name} item or a few "
+            f"Why: each feature's contribution to the {explained} of one {server.name} item or a few "
             f"(at most {server.max_explain})",
             _json(_ref("ExplainRequest"), example),
-            _ok("the top-k classes of each item with every feature's contribution", "ExplainResponse"),
+            _ok(
+                f"the {'top-k classes' if server.is_classification else 'forecast'} of each item with every feature's "
+                "contribution",
+                explain_response,
+            ),
             "predict",
             (*scoring, 409),
         ),
@@ -380,7 +457,7 @@ def openapi_document(routing: Routing) -> dict[str, Any]:
             open_=True,
         ),
         "/feedback": post(
-            "True labels for earlier answers",
+            "True labels (classes, or a regression model's true values) for earlier answers",
             _json(_ref("FeedbackRequest"), feedback_example),
             _ok("the labels are stored", "FeedbackResponse"),
             "predict",
@@ -395,7 +472,7 @@ def openapi_document(routing: Routing) -> dict[str, Any]:
                 }
             },
             {
-                "description": "a CSV of the top-k classes per row and an `error` column",
+                "description": f"a CSV of the {answered_columns} per row and an `error` column",
                 "content": {"text/csv": {"schema": {"type": "string"}}},
             },
             "predict",

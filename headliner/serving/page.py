@@ -1,11 +1,14 @@
 """The page for people (`GET /` of the service): a form generated from the served model's own metadata
-(feature schema, classes and their names, the decision's wording, example inputs), so the page, the API
-and the model cannot disagree and every model gets its own correct form with no change here.
+(feature schema, classes and their names or the target and its unit, the decision's wording, example inputs),
+so the page, the API and the model cannot disagree and every model gets its own correct form with no change
+here. A classifier's answer is its top classes as bars; a regressor's, its forecast in words ("About 1,240
+units", as /predict words it).
 
 The HTML is rendered here with every metadata value escaped; the model's data travels in the page as
 JSON for the script (headliner/serving/static/page.js), which asks the service's own endpoints
-(`POST /predict`, `POST /explain` for "why these classes": a bar per feature, `POST /v2/models/{model}/infer`
-for the full list, `POST /batch` for a CSV file); it links the version's card (`GET /model-card`).
+(`POST /predict`, `POST /explain` for "why these classes" or "why this forecast": a bar per feature,
+`POST /v2/models/{model}/infer` for a classifier's full list, `POST /batch` for a CSV file); it links the
+version's card (`GET /model-card`).
 The style and the script are inline, nothing is fetched from elsewhere, and the Content-Security-Policy
 sent with the page allows exactly these two by hash.
 """
@@ -24,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from headliner.model.onnx_packaging import DECISION, PRESETS, USE_CASE, OnnxPredictor, example_inputs
+from headliner.spec import Task
 
 STATIC = Path(__file__).parent / "static"
 STYLE = (STATIC / "page.css").read_text()
@@ -90,6 +94,8 @@ def page_data(predictor: OnnxPredictor) -> dict[str, Any]:
         "model": {"name": predictor.model_name, "version": predictor.model_version},
         "title": metadata.get(USE_CASE) or predictor.model_name,
         **decision,
+        "task": predictor.task.value,
+        "unit": (predictor.target or {}).get("unit") or "",
         "top_k": predictor.top_k,
         "features": features,
         "classes": predictor.classes,
@@ -217,6 +223,41 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
         else ""
     )
     top_k = data["top_k"]
+    if data["task"] == Task.REGRESSION:
+        unit = e(data["unit"])
+        answer_note = f"The forecast, in {unit}"
+        bars = ""
+        why_title = "Why this forecast"
+        why_note = (
+            f"What each feature of this {e(item)} adds to (right) or takes from (left) the forecast, in {unit}, "
+            f"from the average forecast over typical {e(item)}s."
+        )
+        every_class = ""
+        batch_note = (
+            f"The result has, per row, the forecast (<code>prediction</code>, in {unit}) and an <code>error</code> "
+            "column saying why a row was not scored."
+        )
+    else:
+        answer_note = f"Top {top_k} {e(classes)} with their probabilities"
+        bars = (
+            f'<ol id="top" class="bars" aria-label="Top {top_k} {e(classes)}"></ol>\n'
+            '      <p class="section-note">Bar lengths are relative to the first.</p>'
+        )
+        why_title = f"Why these {e(classes)}"
+        why_note = (
+            f"What each feature of this {e(item)} adds to (right) or takes from (left) the\n        probability of "
+            f"each of these {e(classes)}, in percentage points, from its average over typical {e(item)}s."
+        )
+        every_class = f"""<details id="all">
+        <summary>All {len(data["classes"])} {e(classes)}</summary>
+        <div id="all-status" class="section-note" role="status"></div>
+        <ol id="all-list" class="bars bars-all"></ol>
+      </details>"""
+        batch_note = (
+            f"The result has, per row, the top {top_k} {e(classes)} (<code>top_1_code</code>,\n    "
+            "<code>top_1_name</code>, <code>top_1_probability</code>, …) and an <code>error</code> column saying why "
+            "a row\n    was not scored."
+        )
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -247,7 +288,7 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
     <form id="predict-form" novalidate>
       <div class="fields">{fields}</div>
       <div class="actions"><button type="submit" class="primary" id="predict">Predict</button>
-      <span class="section-note">Top {top_k} {e(classes)} with their probabilities</span></div>
+      <span class="section-note">{answer_note}</span></div>
     </form>
   </section>
   <section class="card answer-card" id="answer" aria-labelledby="answer-title">
@@ -256,22 +297,16 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
     <p id="status" class="status" role="status">Pick an example or fill in the form, then press Predict.</p>
     <div id="result" hidden>
       <p id="headline" class="headline"></p>
-      <ol id="top" class="bars" aria-label="Top {top_k} {e(classes)}"></ol>
-      <p class="section-note">Bar lengths are relative to the first.</p>
+      {bars}
       <p id="answered-by" class="answered-by"></p>
       <section id="why" class="why" aria-labelledby="why-title" hidden>
-        <h3 id="why-title">Why these {e(classes)}</h3>
-        <p class="section-note">What each feature of this {e(item)} adds to (right) or takes from (left) the
-        probability of each of these {e(classes)}, in percentage points, from its average over typical {e(item)}s.
+        <h3 id="why-title">{why_title}</h3>
+        <p class="section-note">{why_note}
         Every bar is drawn to the same scale.</p>
         <p id="why-status" class="section-note" role="status"></p>
         <div id="why-classes"></div>
       </section>
-      <details id="all">
-        <summary>All {len(data["classes"])} {e(classes)}</summary>
-        <div id="all-status" class="section-note" role="status"></div>
-        <ol id="all-list" class="bars bars-all"></ol>
-      </details>
+      {every_class}
     </div>
   </section>
   <section class="card batch-card" aria-labelledby="batch-title">
@@ -287,9 +322,7 @@ def render_page(data: dict[str, Any], auth: bool, max_upload_rows: int) -> str:
     <div id="batch-alert" class="alert" role="alert"></div>
     <p id="batch-status" class="status" role="status"></p>
     <a id="batch-download" class="download" hidden></a>
-    <p class="section-note">The result has, per row, the top {top_k} {e(classes)} (<code>top_1_code</code>,
-    <code>top_1_name</code>, <code>top_1_probability</code>, …) and an <code>error</code> column saying why a row
-    was not scored.</p>
+    <p class="section-note">{batch_note}</p>
   </section>
 </main>
 <footer class="wrap footer">

@@ -27,7 +27,7 @@ NUMERIC_DATATYPES = frozenset(
 
 class RequestError(Exception):
     """A client error: `status` is the HTTP status (400 malformed, 422 invalid values), `field` the
-    path of the offending field (e.g. `songs[2].tempo`, `inputs[0].shape`) when there is one."""
+    path of the offending field (e.g. `songs[2].tempo`, `items[0].price`, `inputs[0].shape`) when there is one."""
 
     def __init__(self, status: int, message: str, field: str | None = None):
         super().__init__(message)
@@ -60,7 +60,7 @@ def check_parameters(holder: dict[str, Any], field: str) -> None:
         raise RequestError(400, f"{field}: expected an object, got {_describe(parameters)}", field)
 
 
-def _number(value: float) -> str:
+def number_text(value: float) -> str:
     """A number as people write it: 1200000, not 1.2e+06."""
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
@@ -81,9 +81,11 @@ def _too_large(values: Sequence[Any]) -> int | None:
 
 class FeatureRules:
     """The model's feature schema as checks: names and order, integer features (a boolean is an integer
-    in [0, 1] that may also be sent as false/true), valid ranges, finite values."""
+    in [0, 1] that may also be sent as false/true), valid ranges, finite values. `item` names one item of a
+    friendly request in the paths of errors: `song.tempo` for one, `songs[2].tempo` in a list."""
 
-    def __init__(self, feature_schema: Sequence[dict[str, Any]]):
+    def __init__(self, feature_schema: Sequence[dict[str, Any]], item: str = "song"):
+        self.item, self.items = item, f"{item}s"
         self.schema = list(feature_schema)
         self.names: list[str] = [entry["name"] for entry in feature_schema]
         self._name_set = frozenset(self.names)
@@ -99,8 +101,8 @@ class FeatureRules:
         self._lower = np.array([rule[2] for rule in self._rules])
         self._upper = np.array([rule[3] for rule in self._rules])
         self._whole = np.array([rule[4] for rule in self._rules])
-        item = _song_struct(self._rules)
-        self._songs_decoder = msgspec.json.Decoder(item | list[item])  # type: ignore[valid-type]
+        struct = _song_struct(self._rules)
+        self._songs_decoder = msgspec.json.Decoder(struct | list[struct])  # type: ignore[valid-type]
 
     @property
     def width(self) -> int:
@@ -115,7 +117,7 @@ class FeatureRules:
         if math.isinf(lower) and math.isinf(upper):
             return f"{kind} (finite)"
         unit = f" {self._units[position]}" if self._units[position] else ""
-        return f"{kind} in [{_number(lower)}, {_number(upper)}]{unit}"
+        return f"{kind} in [{number_text(lower)}, {number_text(upper)}]{unit}"
 
     def _value_ok(self, position: int, value: float) -> bool:
         _, _, lower, upper, whole = self._rules[position]
@@ -148,26 +150,29 @@ class FeatureRules:
         return self.songs_matrix(parse_json(body), max_rows)
 
     def songs_matrix(self, payload: Any, max_rows: int) -> np.ndarray:
-        """One song (a JSON object of features) or a list of them -> [N, F] float64 raw values."""
+        """One item (a JSON object of features) or a list of them -> [N, F] float64 raw values."""
         songs: Sequence[Any]
+        item, items = self.item, self.items
         if type(payload) is dict:
             songs, single = (payload,), True
         elif type(payload) is list:
             songs, single = payload, False
             if not songs:
-                raise RequestError(422, "the list of songs is empty: send at least one")
+                raise RequestError(422, f"the list of {items} is empty: send at least one")
             if len(songs) > max_rows:
-                raise RequestError(422, f"{len(songs)} songs in one request; at most {max_rows} are accepted")
+                raise RequestError(422, f"{len(songs)} {items} in one request; at most {max_rows} are accepted")
         else:
-            raise RequestError(422, f"expected a JSON object (one song) or a list of objects, got {_describe(payload)}")
+            raise RequestError(
+                422, f"expected a JSON object (one {item}) or a list of objects, got {_describe(payload)}"
+            )
         rules, name_set = self._rules, self._name_set
         rows = []
         for index, song in enumerate(songs):
             if type(song) is not dict:
-                where = f"songs[{index}]"
+                where = f"{items}[{index}]"
                 raise RequestError(422, f"{where}: expected an object of features, got {_describe(song)}", where)
             if song.keys() != name_set:
-                raise self._field_mismatch(list(song), "song" if single else f"songs[{index}]")
+                raise self._field_mismatch(list(song), item if single else f"{items}[{index}]")
             row = []
             for position, (name, dtype, lower, upper, whole) in enumerate(rules):
                 value = song[name]
@@ -187,7 +192,7 @@ class FeatureRules:
             raise self._bad(single, index, _too_large(row) or 0, "got an integer beyond a 64-bit float") from None
 
     def _bad(self, single: bool, index: int, position: int, got: str) -> RequestError:
-        field = f"{'song' if single else f'songs[{index}]'}.{self.names[position]}"
+        field = f"{self.item if single else f'{self.items}[{index}]'}.{self.names[position]}"
         return RequestError(422, f"{field}: expected {self.expected(position)}, {got}", field)
 
     # -- checks shared by v2 tensors and batch files -------------------------------------------------
@@ -204,7 +209,7 @@ class FeatureRules:
     def row_problems(self, row: Sequence[float] | np.ndarray) -> list[tuple[str, str]]:
         """(feature, why) for each invalid value of one row."""
         return [
-            (self.names[position], f"expected {self.expected(position)}, got {_number(value)}")
+            (self.names[position], f"expected {self.expected(position)}, got {number_text(value)}")
             for position, value in enumerate(row)
             if not self._value_ok(position, float(value))
         ]

@@ -1,6 +1,7 @@
 """One loaded model version and what answering with it takes (`ModelServer`: validation rules, scoring
-with the model calls of concurrent requests shared (`RowBatcher`), the answers' JSON, the log, auth,
-limits), the process's Prometheus counters (`Metrics`), what the
+with the model calls of concurrent requests shared (`RowBatcher`), the answers' JSON for the model's task
+(a classifier's top classes, a regressor's forecast in the target's unit), the log, auth, limits), the
+process's Prometheus counters (`Metrics`), what the
 worker processes of one service show each other (`WorkerBoard`) and the few ASGI answer helpers both
 the app and the server use. The bottom of the serving stack: routing
 (headliner/serving/routing.py) chooses among servers, the app (headliner/serving/app.py) answers with them.
@@ -12,6 +13,7 @@ import asyncio
 import bisect
 import contextlib
 import functools
+import json
 import logging
 import os
 import shutil
@@ -25,14 +27,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from headliner.model.onnx_packaging import OnnxPredictor
+from headliner.model.explanations import explanation_answer, rounded_amount
+from headliner.model.onnx_packaging import DECISION, PREDICTION, OnnxPredictor
 from headliner.serving.feedback import FeedbackStore
-from headliner.serving.inference_log import InferenceLog
+from headliner.serving.inference_log import InferenceLog, InferenceRecord
 from headliner.serving.monitoring_figures import MonitoringGauges
 from headliner.serving.payloads import FeatureRules, RequestError
 
 if TYPE_CHECKING:
-    from headliner.model.explanations import LocalExplainer, SongExplanation
+    from headliner.model.explanations import ForecastExplanation, LocalExplainer, SongExplanation
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +73,6 @@ def fixed_answer(status: int, payload: Any, content_type: bytes = JSON, extra_he
         await respond(send, status, body, content_type, extra_headers)
 
     return answer
-
-
-def explain_answer(
-    model_name: str, model_version: str, request_id: str, explanations: list[SongExplanation]
-) -> dict[str, Any]:
-    """The answer of POST /explain (and of `python run.py explain --output json`)."""
-    return {
-        "model_name": model_name,
-        "model_version": model_version,
-        "request_id": request_id,
-        "explanations": [explanation.model_dump() for explanation in explanations],
-    }
 
 
 class _Histogram:
@@ -265,7 +256,16 @@ def _prometheus_text(workers: list[dict[str, Any]], buckets: tuple[float, ...], 
     return "\n".join(lines) + "\n"
 
 
-Scores = tuple[np.ndarray, np.ndarray, np.ndarray]  # probabilities [N, C], top labels [N, k], top probabilities [N, k]
+# a model call's results: a classifier's (probabilities [N, C], top labels [N, k], top probabilities [N, k]), a
+# regressor's (predictions [N, 1],)
+Scores = tuple[np.ndarray, ...]
+# what the log keeps of an answer: (top labels [N, k], top probabilities [N, k], predictions [N, 1]), None where
+# the task has none
+Logged = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
+NOTHING_LOGGED: Logged = (None, None, None)
+V2_OUTPUTS_BY_TASK = {True: ("probabilities", "label", "classes"), False: (PREDICTION,)}  # by is_classification
+CLASSIFICATION_ITEM = "song"  # the item key of a classifier's request paths (songs[2].tempo), as its clients know it
+ITEM = "item"  # of the other tasks' (items[2].price)
 
 
 class RowBatcher:
@@ -297,7 +297,7 @@ class RowBatcher:
             return
         matrices = [matrix for matrix, _ in waiting]
         try:
-            probabilities, labels, top_probabilities = self._count(np.concatenate(matrices))
+            scores = self._count(np.concatenate(matrices))
         except Exception:
             for matrix, future in waiting:
                 self._score_alone(matrix, future)
@@ -306,7 +306,7 @@ class RowBatcher:
         for matrix, future in waiting:
             end = start + len(matrix)
             if not future.done():  # its request may have been cancelled meanwhile
-                future.set_result((probabilities[start:end], labels[start:end], top_probabilities[start:end]))
+                future.set_result(tuple([part[start:end] for part in scores]))
             start = end
 
     def _score_alone(self, matrix: np.ndarray, future: asyncio.Future[Scores]) -> None:
@@ -326,9 +326,10 @@ class RowBatcher:
 
 
 class ModelServer:
-    """One loaded model and everything a request needs: validation rules, top-k, the log, auth, and for
-    POST /explain its explainer (built when first asked, run on a thread of its own) and GET /model-card its
-    card (`card_source`, see headliner/serving/model_source.py)."""
+    """One loaded model and everything a request needs: validation rules, the answers of its task (a
+    classifier's top-k classes, a regressor's forecast in the target's unit: the methods are chosen once, from
+    `OnnxPredictor.task`), the log, auth, and for POST /explain its explainer (built when first asked, run on a
+    thread of its own) and GET /model-card its card (`card_source`, see headliner/serving/model_source.py)."""
 
     def __init__(
         self,
@@ -345,7 +346,8 @@ class ModelServer:
         card_source: CardSource | None = None,
     ):
         self.predictor = predictor
-        self.rules = FeatureRules(predictor.feature_schema)
+        self.is_classification = classification = predictor.is_classification
+        self.rules = FeatureRules(predictor.feature_schema, CLASSIFICATION_ITEM if classification else ITEM)
         self.log = log
         self.feedback = feedback
         self.token = f"Bearer {token}".encode() if token else None
@@ -356,6 +358,18 @@ class ModelServer:
         self.version = predictor.model_version
         self.classes = np.array(predictor.classes, dtype=object)
         self.names_by_code = dict(zip(predictor.classes, predictor.class_names, strict=True))
+        self.unit = str((predictor.target or {}).get("unit") or "")
+        self.answer_template: str = json.loads(predictor.metadata.get(DECISION, "{}")).get(
+            "answer_template", "About {value} {unit}"
+        )
+        self.v2_outputs = V2_OUTPUTS_BY_TASK[classification]
+        self.v2_output_set = frozenset(self.v2_outputs)
+        # the task's own ways, chosen here once
+        self.scores: Callable[[np.ndarray], Scores] = self._class_scores if classification else self._value_scores
+        self.predict_response: Callable[[str, Scores], dict[str, Any]] = (
+            self._classes_response if classification else self._values_response
+        )
+        self.logged: Callable[[Scores], Logged] = self._logged_classes if classification else self._logged_values
         self.board = board  # the service's other workers, when it has a board
         self.metrics = metrics or Metrics(log, board, MonitoringGauges(log.url, self.name) if log is not None else None)
         self.model_metadata = self._model_metadata()
@@ -408,20 +422,24 @@ class ModelServer:
                     raise RequestError(409, str(exc)) from None
             return self._explainer
 
-    def explain(self, matrix: np.ndarray) -> list[SongExplanation]:
-        """The explanations of [N, F] raw rows, in the calling thread (the CPU-bound SHAP work: 15-50 ms a song;
-        the first call of a process, which also builds the explainer, about as long: no warm-up is needed)."""
-        return self.explainer().explain(matrix)
+    def explain(self, matrix: np.ndarray) -> list[SongExplanation] | list[ForecastExplanation]:
+        """The explanations of [N, F] raw rows (a classifier's top classes, a regressor's forecast), in the
+        calling thread (the CPU-bound SHAP work: 15-50 ms a row; the first call of a process, which also builds
+        the explainer, about as long: no warm-up is needed)."""
+        explainer = self.explainer()
+        return explainer.explain(matrix) if self.is_classification else explainer.explain_forecasts(matrix)
 
-    async def explanations(self, matrix: np.ndarray) -> list[SongExplanation]:
+    async def explanations(self, matrix: np.ndarray) -> list[SongExplanation] | list[ForecastExplanation]:
         """`explain` off the event loop, on this version's one explanation thread: explanations queue there
         rather than take every core from the predictions."""
         if self._explain_pool is None:
             self._explain_pool = ThreadPoolExecutor(1, thread_name_prefix=f"explain-v{self.version}")
         return await asyncio.get_running_loop().run_in_executor(self._explain_pool, self.explain, matrix)
 
-    def explain_response(self, request_id: str, explanations: list[SongExplanation]) -> dict[str, Any]:
-        return explain_answer(self.name, self.version, request_id, explanations)
+    def explain_response(
+        self, request_id: str, explanations: list[SongExplanation] | list[ForecastExplanation]
+    ) -> dict[str, Any]:
+        return explanation_answer(self.name, self.version, request_id, explanations)
 
     def model_card(self) -> str | None:
         """The model card (HTML) of this version, if the service has one (may ask the registry: call it off
@@ -430,11 +448,25 @@ class ModelServer:
 
     def _model_metadata(self) -> dict[str, Any]:
         width = self.rules.width
-        return {
+        metadata = {
             "name": self.name,
             "versions": [self.version],
             "platform": "onnxruntime_onnx",
             "inputs": [{"name": name, "datatype": "FP32", "shape": [-1, 1]} for name in self.rules.names],
+        }
+        if not self.is_classification:
+            return {
+                **metadata,
+                "outputs": [{"name": PREDICTION, "datatype": "FP32", "shape": [-1, 1]}],
+                "parameters": {
+                    "feature_schema": self.rules.schema,
+                    "task": self.predictor.task.value,
+                    "target": self.predictor.target,
+                    "single_input_shape": [-1, width],
+                },
+            }
+        return {
+            **metadata,
             "outputs": [
                 {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.classes)]},
                 {"name": "label", "datatype": "BYTES", "shape": [-1]},
@@ -450,22 +482,25 @@ class ModelServer:
         }
 
     async def score(self, matrix: np.ndarray) -> Scores:
-        """[N, F] raw values -> (probabilities [N, C], top labels [N, k], top probabilities [N, k]). Small
-        requests share a model call with the others that reach this point in the same pass of the event
-        loop (`RowBatcher`); big ones run alone, off the event loop."""
+        """[N, F] raw values -> the model's `Scores`. Small requests share a model call with the others that
+        reach this point in the same pass of the event loop (`RowBatcher`); big ones run alone, off the event
+        loop."""
         if len(matrix) > ROWS_RUN_IN_THREAD:
             return await asyncio.get_running_loop().run_in_executor(None, self.scores, matrix)
         return await self.batcher.scores(matrix)
 
-    def scores(self, matrix: np.ndarray) -> Scores:
-        """`score`, in the calling thread."""
-        probabilities = self.predictor.probabilities(matrix)
+    # `scores` (in the calling thread), `predict_response` (the answer of POST /predict) and `logged` (what the
+    # log keeps of scores) of each task
+
+    def _class_scores(self, matrix: np.ndarray) -> Scores:
+        probabilities = self.predictor.scores(matrix)
         order, top_probabilities = self.predictor.top_classes(probabilities)
         return probabilities, self.classes[order], top_probabilities
 
-    def predict_response(
-        self, request_id: str, top_labels: np.ndarray, top_probabilities: np.ndarray
-    ) -> dict[str, Any]:
+    def _value_scores(self, matrix: np.ndarray) -> Scores:
+        return (self.predictor.scores(matrix),)
+
+    def _classes_response(self, request_id: str, scores: Scores) -> dict[str, Any]:
         names = self.names_by_code
         return {
             "model_name": self.name,
@@ -478,32 +513,96 @@ class ModelServer:
                         for code, p in zip(codes, probabilities, strict=True)
                     ]
                 }
-                for codes, probabilities in zip(top_labels.tolist(), top_probabilities.tolist(), strict=True)
+                for codes, probabilities in zip(scores[1].tolist(), scores[2].tolist(), strict=True)
             ],
         }
 
-    def v2_response(
-        self, request_id: str, probabilities: np.ndarray, top_labels: np.ndarray, wanted: list[str]
-    ) -> dict[str, Any]:
-        rows = len(probabilities)
-        tensors = {
-            "probabilities": {
-                "name": "probabilities",
-                "datatype": "FP32",
-                "shape": [rows, probabilities.shape[1]],
-                "data": np.ascontiguousarray(probabilities, dtype=np.float32).reshape(-1),
-            },
-            "label": {"name": "label", "datatype": "BYTES", "shape": [rows], "data": top_labels[:, 0].tolist()},
-            "classes": {
-                "name": "classes",
-                "datatype": "BYTES",
-                "shape": [len(self.classes)],
-                "data": self.predictor.classes,
-            },
+    def _values_response(self, request_id: str, scores: Scores) -> dict[str, Any]:
+        unit = self.unit
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "request_id": request_id,
+            # float32 scalars: the JSON holds the model's number in its shortest form (1238.6)
+            "predictions": [
+                {"prediction": value, "unit": unit, "answer": self.answer(float(value))} for value in scores[0][:, 0]
+            ],
         }
+
+    def answer(self, value: float) -> str:
+        """A forecast in the decision's words: "About 1,240 units"."""
+        return self.answer_template.replace("{value}", rounded_amount(value)).replace("{unit}", self.unit)
+
+    @staticmethod
+    def _logged_classes(scores: Scores) -> Logged:
+        return scores[1], scores[2], None
+
+    @staticmethod
+    def _logged_values(scores: Scores) -> Logged:
+        return None, None, scores[0]
+
+    def v2_response(self, request_id: str, scores: Scores, wanted: list[str]) -> dict[str, Any]:
+        rows = len(scores[0])
+        if self.is_classification:
+            probabilities, top_labels = scores[0], scores[1]
+            tensors = {
+                "probabilities": {
+                    "name": "probabilities",
+                    "datatype": "FP32",
+                    "shape": [rows, probabilities.shape[1]],
+                    "data": np.ascontiguousarray(probabilities, dtype=np.float32).reshape(-1),
+                },
+                "label": {"name": "label", "datatype": "BYTES", "shape": [rows], "data": top_labels[:, 0].tolist()},
+                "classes": {
+                    "name": "classes",
+                    "datatype": "BYTES",
+                    "shape": [len(self.classes)],
+                    "data": self.predictor.classes,
+                },
+            }
+        else:
+            tensors = {
+                PREDICTION: {
+                    "name": PREDICTION,
+                    "datatype": "FP32",
+                    "shape": [rows, 1],
+                    "data": np.ascontiguousarray(scores[0], dtype=np.float32).reshape(-1),
+                }
+            }
         return {
             "model_name": self.name,
             "model_version": self.version,
             "id": request_id,
             "outputs": [tensors[name] for name in wanted],
         }
+
+    def record(
+        self,
+        received_at: float,
+        request_id: str,
+        endpoint: str,
+        status: int,
+        latency_ms: float,
+        matrix: np.ndarray | None,
+        logged: Logged,
+        error: str | None,
+        variant: str | None,
+    ) -> InferenceRecord:
+        """The log's record of a request this version answered."""
+        top_labels, top_probabilities, predictions = logged
+        return InferenceRecord(
+            received_at,
+            request_id,
+            endpoint,
+            self.name,
+            self.version,
+            status,
+            latency_ms,
+            0 if matrix is None else len(matrix),
+            matrix,
+            top_labels,
+            top_probabilities,
+            error,
+            variant,
+            predictions,
+        )

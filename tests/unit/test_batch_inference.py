@@ -49,7 +49,7 @@ def test_predictions_are_the_models_top_k_after_the_passed_through_columns(predi
 
     passthrough = [column for column in valid_songs.columns if column not in predictor.feature_names]
     assert passthrough[:3] == ["spotify_id", "name", "artists"]
-    assert list(predictions.columns) == passthrough + prediction_columns(5)
+    assert list(predictions.columns) == passthrough + prediction_columns(predictor)
     pd.testing.assert_frame_equal(predictions[passthrough], valid_songs[passthrough])
     assert (report.rows_in, report.rows_scored, report.rows_rejected, report.chunks) == (
         len(valid_songs),
@@ -80,7 +80,7 @@ def test_invalid_rows_are_reported_and_not_scored_while_the_others_are(predictor
         errors[5]
         == "energy: missing value; expected a number in [0, 1]; tempo: expected a number in [30, 250] BPM, got 400"
     )
-    assert predictions.loc[BAD_ROWS, prediction_columns(5)[:-1]].isna().all().all()
+    assert predictions.loc[BAD_ROWS, prediction_columns(predictor)[:-1]].isna().all().all()
     scored_alone, _ = score_frame(predictor, frame.drop(index=BAD_ROWS))
     pd.testing.assert_frame_equal(predictions.drop(index=BAD_ROWS).reset_index(drop=True), scored_alone)
 

@@ -459,7 +459,8 @@ def test_a_csv_file_is_scored_by_the_batch_path_and_logged_as_batch(served, pred
         response.content == score_frame(predictor, uploaded)[0].to_csv(index=False).encode()
     )  # the batch path's answer
     answered = pd.read_csv(io.BytesIO(response.content))
-    assert list(answered.columns) == ["id", *prediction_columns(5)] and answered["id"].tolist() == ["a", "b", "c"]
+    assert list(answered.columns) == ["id", *prediction_columns(predictor)]
+    assert answered["id"].tolist() == ["a", "b", "c"]
     top = expected_top(predictor, [SONG_ROW])[0]
     assert answered.loc[0, [f"top_{rank}_code" for rank in range(1, 6)]].tolist() == [code for code, _ in top]
     assert answered.loc[0, "top_1_name"] == predictor.class_names[predictor.classes.index(top[0][0])]
@@ -541,7 +542,7 @@ def test_a_failing_model_is_a_500_and_the_app_keeps_serving(served, monkeypatch)
     def broken(matrix):
         raise RuntimeError("onnxruntime exploded")
 
-    monkeypatch.setattr(served.server.predictor, "probabilities", broken)
+    monkeypatch.setattr(served.server.predictor, "scores", broken)
     response = served.client.post("/predict", json=SONG)
     assert response.status_code == 500
     assert response.json() == {"error": "internal error: RuntimeError"}  # no internals leak
@@ -577,14 +578,14 @@ def test_concurrent_requests_share_model_calls_and_get_their_own_answers(served,
 
 
 def test_a_shared_model_call_that_fails_fails_only_the_request_that_fails_alone(served, monkeypatch):
-    real = served.server.predictor.probabilities
+    real = served.server.predictor.scores
 
     def fails_on_tempo_99(matrix):
         if (matrix[:, list(SONG).index("tempo")] == 99.0).any():
             raise RuntimeError("this row breaks the model")
         return real(matrix)
 
-    monkeypatch.setattr(served.server.predictor, "probabilities", fails_on_tempo_99)
+    monkeypatch.setattr(served.server.predictor, "scores", fails_on_tempo_99)
 
     async def concurrently() -> list[httpx.Response]:
         bodies = [{**SONG, "tempo": tempo} for tempo in (98.0, 99.0, 100.0)]

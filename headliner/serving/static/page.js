@@ -1,10 +1,12 @@
 "use strict";
-// The page's behaviour: the form's values to POST /predict, answers as named bars, why (POST /explain) as a
-// bar per feature and class, the full list from the v2 endpoint, the API's own validation messages beside the
-// field they name, CSV files to POST /batch.
+// The page's behaviour: the form's values to POST /predict, answers as named bars (a classifier) or the forecast
+// in words (a regressor), why (POST /explain) as a bar per feature and class (or of the forecast), a classifier's
+// full list from the v2 endpoint, the API's own validation messages beside the field they name, CSV files to
+// POST /batch.
 (() => {
   const data = JSON.parse(document.getElementById("page-data").textContent);
   const features = data.features;
+  const regression = data.task === "regression";
   const byId = (id) => document.getElementById(id);
   const inputs = features.map((_, i) => byId(`f${i}`));
   const sliders = features.map((_, i) => byId(`f${i}-slider`));
@@ -22,6 +24,8 @@
   const byName = new Map(features.map((feature) => [feature.name, feature]));
 
   const percent = (p) => (p < 0.001 ? "<0.1%" : `${(p * 100).toFixed(1)}%`);
+  // an amount in the target's unit as the API words it: 3 significant digits, thousands separated
+  const amount = (value) => `${value.toLocaleString("en-US", { maximumSignificantDigits: 3 })} ${data.unit}`;
 
   function headers(contentType) {
     const sent = { "Content-Type": contentType };
@@ -141,19 +145,22 @@
         return;
       }
       const answer = await response.json();
-      const top = answer.predictions[0].top;
-      // The headline names the classes at least a quarter as likely as the first; the bars show all top-k.
-      const likely = top.filter((entry) => entry.probability >= top[0].probability / 4);
-      const headline = data.answer_template.replace("{classes}", likely.map((entry) => entry.name).join(", "));
+      let headline = answer.predictions[0].answer; // a regressor's forecast, worded by the API
+      if (!regression) {
+        const top = answer.predictions[0].top;
+        // The headline names the classes at least a quarter as likely as the first; the bars show all top-k.
+        const likely = top.filter((entry) => entry.probability >= top[0].probability / 4);
+        headline = data.answer_template.replace("{classes}", likely.map((entry) => entry.name).join(", "));
+        bars(byId("top"), top, false);
+      }
       byId("headline").textContent = headline;
-      bars(byId("top"), top, false);
       byId("answered-by").textContent = `Answered by model ${answer.model_name} version ${answer.model_version} (request ${answer.request_id}).`;
       result.hidden = false;
       status.classList.add("visually-hidden"); // the headline shows it; screen readers hear it once
       status.textContent = `${headline}. Model ${answer.model_name} version ${answer.model_version}.`;
       asked = sent;
       explain(sent);
-      if (all.open) listAll();
+      if (all && all.open) listAll();
       if (byId("answer").getBoundingClientRect().top > window.innerHeight) byId("answer").scrollIntoView({ behavior: "smooth" });
     } catch (error) {
       status.textContent = "";
@@ -170,17 +177,37 @@
     return feature.unit ? `${text} ${feature.unit}` : text;
   }
 
+  const sign = (contribution) => (contribution > 0 ? "+" : contribution < 0 ? "−" : "");
+
   function points(contribution) {
     const size = Math.abs(contribution * 100);
-    const sign = contribution > 0 ? "+" : contribution < 0 ? "−" : "";
-    return `${sign}${size.toFixed(size >= 1 ? 1 : 2)} pts`;
+    return `${sign(contribution)}${size.toFixed(size >= 1 ? 1 : 2)} pts`;
   }
 
-  // One <details> per class: a bar per feature, right (green) when it raises the class, left (red) when it
+  // What an explanation shows, as whyBars draws it: per explained output (a class, or the forecast) its name,
+  // its value beside the average, and the features' contributions with their amounts.
+  function explained(explanation) {
+    if (regression) {
+      return [{
+        name: "Forecast",
+        detail: `${amount(explanation.prediction)} (average ${amount(explanation.base_value)})`,
+        contributions: explanation.contributions,
+        shown: (c) => `${sign(c)}${amount(Math.abs(c))}`,
+      }];
+    }
+    return explanation.classes.map((entry) => ({
+      name: entry.name,
+      detail: `${percent(entry.probability)} (average ${percent(entry.base_probability)})`,
+      contributions: entry.contributions,
+      shown: points,
+    }));
+  }
+
+  // One <details> per output: a bar per feature, right (green) when it raises the output, left (red) when it
   // lowers it, every bar to the scale of the largest contribution of the item explained.
-  function whyBars(classes) {
-    const largest = Math.max(1e-9, ...classes.flatMap((entry) => entry.contributions.map((c) => Math.abs(c.contribution))));
-    return classes.map((entry, index) => {
+  function whyBars(outputs) {
+    const largest = Math.max(1e-9, ...outputs.flatMap((entry) => entry.contributions.map((c) => Math.abs(c.contribution))));
+    return outputs.map((entry, index) => {
       const box = document.createElement("details");
       box.className = "why-class";
       box.open = index === 0;
@@ -188,10 +215,10 @@
       const name = document.createElement("span");
       name.className = "why-class-name";
       name.textContent = entry.name;
-      const probability = document.createElement("span");
-      probability.className = "why-probability";
-      probability.textContent = `${percent(entry.probability)} (average ${percent(entry.base_probability)})`;
-      summary.append(name, probability);
+      const detail = document.createElement("span");
+      detail.className = "why-probability";
+      detail.textContent = entry.detail;
+      summary.append(name, detail);
       const list = document.createElement("ol");
       list.className = "why-bars";
       list.setAttribute("aria-label", `Why ${entry.name}`);
@@ -207,13 +234,13 @@
         value.textContent = shownValue(feature, c.value);
         label.append(value);
         const track = barTrack("why", (50 * Math.abs(c.contribution)) / largest);
-        const amount = document.createElement("span");
-        amount.className = "why-amount";
-        amount.textContent = points(c.contribution);
+        const change = document.createElement("span");
+        change.className = "why-amount";
+        change.textContent = entry.shown(c.contribution);
         const text = document.createElement("span");
         text.className = "why-text";
         text.textContent = c.text;
-        item.append(label, track, amount, text);
+        item.append(label, track, change, text);
         return item;
       }));
       box.append(summary, list);
@@ -238,7 +265,7 @@
       }
       const answer = await response.json();
       if (asking !== explaining) return;
-      whyClasses.replaceChildren(...whyBars(answer.explanations[0].classes));
+      whyClasses.replaceChildren(...whyBars(explained(answer.explanations[0])));
       whyStatus.textContent = `Explained by model ${answer.model_name} version ${answer.model_version}.`;
     } catch (error) {
       if (asking === explaining) whyStatus.textContent = `The service did not explain (${error.message}).`;
@@ -277,7 +304,7 @@
     event.preventDefault();
     predict();
   }));
-  all.addEventListener("toggle", () => { if (all.open) listAll(); });
+  if (all) all.addEventListener("toggle", () => { if (all.open) listAll(); });
   document.querySelectorAll("[data-preset]").forEach((button) => {
     button.addEventListener("click", () => {
       fill(data.presets[Number(button.dataset.preset)]);
