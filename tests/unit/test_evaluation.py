@@ -26,7 +26,7 @@ from headliner.model.evaluation import (
     prior_probabilities,
 )
 from headliner.model.gates import QualityGateReport, enforce_gates, evaluate_gates
-from headliner.spec import QualityGate
+from headliner.spec import QualityGate, Task
 
 # 3 classes, 6 rows; supports 3, 2, 1.
 HAND_Y_TRUE = np.array([0, 0, 0, 1, 1, 2])
@@ -154,6 +154,17 @@ def test_evaluate_fills_model_baseline_per_class_and_confusion_matrix(wine_repor
     assert matrix.shape == (3, 3)
     assert matrix.sum(axis=1).tolist() == [c.support for c in wine_report.per_class]
     assert np.trace(matrix) / 60 == pytest.approx(wine_report.metric("accuracy"))
+
+
+def test_a_classification_report_names_its_task_and_baseline_and_has_no_regression_figures(wine_report):
+    assert wine_report.task is Task.MULTICLASS_CLASSIFICATION and wine_report.target_unit is None
+    assert wine_report.baseline_description == (
+        "the class prior (every row gets the train split's class frequencies as its probabilities)"
+    )
+    assert (wine_report.sample_actual, wine_report.residual_counts) == ([], [])
+    assert set(wine_report.png_images()) == {"confusion_matrix"}
+    page = wine_report.to_html()
+    assert "<td>multiclass_classification</td>" in page and "improvement over baseline" not in page
 
 
 def test_evaluate_refuses_a_spec_asking_for_an_unknown_metric(wine_spec):
