@@ -13,8 +13,9 @@ Graph contract (what `package_onnx` writes and `OnnxPredictor` reads):
 - output of a regressor (`task` "regression"): `prediction` float32 [N, 1] in the target's unit, which
   the `target` metadata describes (JSON: column, description, unit, min, max); `class_labels` is "[]".
 
-This module imports only numpy, onnxruntime and the spec's Task at module level, so `OnnxPredictor` runs where neither
-scikit-learn nor pandas is installed; packaging and the parity check import them when called.
+This module imports only numpy, onnxruntime and the spec's Task at module level, so `OnnxPredictor`
+runs where neither scikit-learn nor pandas is installed; packaging and the parity check import them
+when called.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ PARITY_TOLERANCE = 1e-4
 PROBABILITIES = "probabilities"
 LABELS = "label"
 PREDICTION = "prediction"
+# the graph's outputs in their order, per task
 GRAPH_OUTPUTS_BY_TASK = {Task.MULTICLASS_CLASSIFICATION: (PROBABILITIES, LABELS), Task.REGRESSION: (PREDICTION,)}
-GRAPH_OUTPUTS = GRAPH_OUTPUTS_BY_TASK[Task.MULTICLASS_CLASSIFICATION]  # a classifier's output order
 
 # metadata_props keys
 USE_CASE = "use_case"
