@@ -35,14 +35,12 @@ def packaged_model(
     carries the explanation background."""
     from headliner.data.sources import load_raw_data
     from headliner.data.splitting import split_examples
+    from headliner.data.time_features import derive_features
     from headliner.data.wrangling import label_examples, wrangle
 
     wrangled, _ = wrangle(load_raw_data(spec, rows=rows), spec, "test")
-    examples, _ = label_examples(wrangled, spec, "test")
-    if any(feature.derive for feature in spec.features):
-        from headliner.data.time_features import derive_features
-
-        examples, _ = derive_features(examples, spec, "test")
+    labelled, _ = label_examples(wrangled, spec, "test")
+    examples, _ = derive_features(labelled, spec, "test")  # a spec without derived features: unchanged
     train, _, _, _ = split_examples(examples, spec, "test")
     return packaged_model_from_frame(spec, train, version, metadata)
 

@@ -28,7 +28,7 @@ from headliner.model.onnx_packaging import (
     package_onnx,
 )
 from headliner.spec import PROJECT_ROOT, USE_CASES_DIR, Task, load_spec
-from tests.helpers.models import example_metadata, sales_frame
+from tests.helpers.models import example_metadata, packaged_model, sales_frame
 
 FAMILY_PARAMS = {
     "logistic_regression": {},
@@ -498,3 +498,15 @@ def test_a_regressor_needs_only_onnxruntime_and_numpy(sales_spec, sales_splits, 
     assert result.returncode == 0, result.stderr[-3000:]
     expected = OnnxPredictor.from_model(model).predict_values(weeks)
     np.testing.assert_array_equal(np.asarray(json.loads(result.stdout), dtype=np.float32), expected)
+
+
+def test_packaged_model_of_a_regression_use_case_takes_the_data_pipelines_path(sales_spec):
+    """The test helper the serving and explanation tests use: generated rows, wrangled, labelled, with
+    derived features, split by time, a ridge fitted on the train split."""
+    predictor = OnnxPredictor(packaged_model(sales_spec, rows=5000, version="2"))
+    assert (predictor.task, predictor.model_version, predictor.output_names) == (Task.REGRESSION, "2", ["sales"])
+    assert predictor.metadata["candidate"] == "test" and predictor.background is not None
+    assert predictor.background.shape == (50, len(sales_spec.features))
+    preset = json.loads(predictor.metadata["presets"])[0]["values"]
+    [forecast] = predictor.predict_values({name: [value] for name, value in preset.items()})
+    assert 0 < forecast < 10_000  # an ordinary week of about 350 units sold before
