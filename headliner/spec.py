@@ -53,6 +53,11 @@ LIVE_METRICS_BY_TASK = {
     Task.REGRESSION: ("rmse", "mae", "mape", "smape"),
 }
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "smape"})
+# The training run config of each task when none is given (candidates of the task's families).
+DEFAULT_RUN_CONFIGS = {
+    Task.MULTICLASS_CLASSIFICATION: "configs/runs/training.yaml",
+    Task.REGRESSION: "configs/runs/training_regression.yaml",
+}
 
 
 class FeatureType(StrEnum):

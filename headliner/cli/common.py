@@ -18,15 +18,9 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., object])
 
 DEFAULT_CONFIG = "configs/use_cases/jukebox.yaml"
-# The training run config each task starts from when --run-config is not given (candidates of its families).
-DEFAULT_RUN_CONFIGS = {
-    "multiclass_classification": "configs/runs/training.yaml",
-    "regression": "configs/runs/training_regression.yaml",
-}
 RUN_CONFIG_HELP = (
-    "ZenML run config of the training pipeline: candidates and selection metric. Default by the spec's task: "
-    + ", ".join(f"{path} ({task})" for task, path in DEFAULT_RUN_CONFIGS.items())
-    + "."
+    "ZenML run config of the training pipeline: candidates and selection metric. Default: the run config of the "
+    "spec's task, configs/runs/training.yaml (classification) or training_regression.yaml (regression)."
 )
 DEFAULT_PORT = 3000
 
@@ -130,7 +124,9 @@ MOVED_PATHS = {
 
 def run_config_path(run_config: str | None, spec: UseCaseSpec) -> Path:
     """The --run-config file, or the default run config of the spec's task."""
-    return project_path(run_config or DEFAULT_RUN_CONFIGS[spec.task.value])
+    from headliner.spec import DEFAULT_RUN_CONFIGS
+
+    return project_path(run_config or DEFAULT_RUN_CONFIGS[spec.task])
 
 
 def project_path(path: str) -> Path:

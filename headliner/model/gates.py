@@ -7,9 +7,8 @@ from pydantic import BaseModel
 
 from headliner.errors import QualityGateError
 from headliner.model.evaluation import EvaluationReport
-from headliner.model.training import DEFAULT_RUN_CONFIGS
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import LOWER_IS_BETTER, QualityGate, Task
+from headliner.spec import DEFAULT_RUN_CONFIGS, LOWER_IS_BETTER, QualityGate, Task
 
 __all__ = [
     "LOWER_IS_BETTER",

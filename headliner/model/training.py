@@ -33,15 +33,10 @@ from headliner.model.evaluation import (
     regression_metrics,
 )
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import LOWER_IS_BETTER, METRICS_BY_TASK, Task, UseCaseSpec, load_yaml_model
+from headliner.spec import LOWER_IS_BETTER, METRICS_BY_TASK, UseCaseSpec, load_yaml_model
 
 logger = logging.getLogger(__name__)
 
-# The run config each task trains with when none is given (candidates of the task's families).
-DEFAULT_RUN_CONFIGS = {
-    Task.MULTICLASS_CLASSIFICATION: "configs/runs/training.yaml",
-    Task.REGRESSION: "configs/runs/training_regression.yaml",
-}
 KNOWN_METRICS = tuple(dict.fromkeys(metric for metrics in METRICS_BY_TASK.values() for metric in metrics))
 
 

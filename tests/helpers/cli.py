@@ -9,6 +9,9 @@ from headliner.spec import PROJECT_ROOT
 from tests.helpers.ports import free_port
 
 FAST_RUN_CONFIG = str(PROJECT_ROOT / "tests" / "training_fast.yaml")
+FAST_REGRESSION_RUN_CONFIG = str(PROJECT_ROOT / "tests" / "training_fast_regression.yaml")
+STORE_SALES_CONFIG = "configs/use_cases/store_sales.yaml"
+STORE_SALES_ROWS = "8000"  # 96 series over 83 weeks: 5,304 examples after a year of lag history
 
 
 def cli_command(args: list[str]) -> list[str]:
