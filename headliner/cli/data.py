@@ -1,4 +1,4 @@
-"""`generate`: write a use case's raw data source to a file (jukebox: synthetic charts in the Kaggle
+"""`generate`: write a use case's raw data source to a file (e.g. jukebox's synthetic charts in the Kaggle
 format), to look at or to feed back with --data."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from headliner.cli.common import CONFIG_OPTION, fail, load_spec
 @click.option("--seed", type=int, help="Random seed (default: the spec's).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write: .csv, .csv.gz or .parquet.")
 def generate(config: str, rows: int | None, seed: int | None, out: str) -> None:
-    """Write the spec's raw data source to a file (jukebox: synthetic Kaggle-format charts)."""
+    """Write the spec's raw data source to a file (jukebox: synthetic Kaggle-format charts; store_sales:
+    weekly sales in the Kaggle Store Sales layout)."""
     spec = load_spec(config)
     from headliner.data.sources import load_raw_data, table_format
     from headliner.errors import HeadlinerError
