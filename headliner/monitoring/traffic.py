@@ -108,10 +108,11 @@ def parse_drift(values: Sequence[str], spec: UseCaseSpec) -> dict[str, float]:
 
 def traffic_songs(
     frame: pd.DataFrame, spec: UseCaseSpec, requests: int, drift: dict[str, float], seed: int
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> tuple[list[dict[str, Any]], list[str | float]]:
     """`requests` rows of `frame`, one per group (song) of the spec, drawn at random (seeded; with replacement
     only when there are fewer), shifted by `drift`, clipped into each feature's valid range and rounded for int and bool
-    features: JSON-ready feature objects in the spec's order, and each row's true label."""
+    features: JSON-ready feature objects in the spec's order, and each row's true label (a class, or a number
+    for a regression target)."""
     if requests < 1:
         raise HeadlinerError(f"requests: expected at least 1, got {requests}")
     missing = [column for column in [*spec.feature_names, spec.target.column] if column not in frame.columns]
@@ -134,7 +135,9 @@ def traffic_songs(
             values.tolist() if feature.dtype is FeatureType.FLOAT else np.rint(values).astype(np.int64).tolist()
         )
     songs = [dict(zip(spec.feature_names, row, strict=True)) for row in zip(*columns, strict=True)]
-    return songs, [str(label) for label in rows[spec.target.column]]
+    truth = rows[spec.target.column]
+    labels: list[str | float] = [str(label) if spec.is_classification else float(label) for label in truth]
+    return songs, labels
 
 
 def held_out_split(model_name: str, version: str) -> pd.DataFrame:
@@ -199,7 +202,7 @@ def simulate_traffic(
     url: str,
     model_name: str,
     songs: Sequence[dict[str, Any]],
-    labels: Sequence[str],
+    labels: Sequence[str | float],
     feedback_rate: float,
     token: str | None = None,
     concurrency: int = 8,
@@ -267,7 +270,7 @@ def _predict(client: httpx.Client, song: dict[str, Any]) -> _Answer:
 
 
 def _send_feedback(
-    client: httpx.Client, answers: Sequence[_Answer], labels: Sequence[str], feedback_rate: float, seed: int
+    client: httpx.Client, answers: Sequence[_Answer], labels: Sequence[str | float], feedback_rate: float, seed: int
 ) -> tuple[int, int, list[str]]:
     """(labels sent, labels accepted, distinct error messages) for a seeded random share of the answers."""
     answered = [index for index, answer in enumerate(answers) if answer.request_id is not None]
