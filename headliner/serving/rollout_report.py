@@ -1,7 +1,8 @@
 """How a rollout is going, from the inference log: per variant (production, candidate, shadow) the
-requests, errors, latency p50/p99 and live accuracy where true labels arrived, and how often the two
-versions agree on the top class for the same songs (both versions score a sample of the window's songs,
-so canary and A/B traffic, where each request saw one version, are compared on equal terms)."""
+requests, errors, latency p50/p99 and live accuracy (a regression model: live MAE) where true labels arrived,
+and how often the two versions agree on the top class (a regression model: how far apart their forecasts are)
+for the same items (both versions score a sample of the window's items, so canary and A/B traffic, where each
+request saw one version, are compared on equal terms)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 from headliner.errors import HeadlinerError
 from headliner.reports.html import HtmlReport, html_page, html_table
+from headliner.serving.inference_log import PREDICTION
 from headliner.serving.routing import CANDIDATE, PRODUCTION, SHADOW
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ class VariantFigures(BaseModel):
     labelled: int = 0
     accuracy: float | None = None  # top-1, where labels arrived
     top_k_accuracy: float | None = None
+    mae: float | None = None  # a regression model's mean absolute error, where true values arrived
 
 
 class RolloutReport(HtmlReport):
@@ -48,6 +51,9 @@ class RolloutReport(HtmlReport):
     compared_versions: list[str] | None = None  # [production, candidate]
     agreement: float | None = None  # share of sampled songs with the same top-1 class from both versions
     agreement_items: int = 0
+    regression: bool = False  # the versions forecast a number: live MAE, and forecasts compared
+    unit: str | None = None  # a regression model's target unit
+    forecast_difference: float | None = None  # mean |forecast of one version - the other's| on the sampled items
 
     def summary_metadata(self) -> dict[str, str | int | float]:
         figures: dict[str, str | int | float] = {"window": self.window}
@@ -55,45 +61,41 @@ class RolloutReport(HtmlReport):
             figures[f"{v.variant}_v{v.version}_requests"] = v.requests
         if self.agreement is not None:
             figures["top1_agreement"] = round(self.agreement, 4)
+        if self.forecast_difference is not None:
+            figures["mean_forecast_difference"] = round(self.forecast_difference, 4)
         return figures
 
     def table(self) -> tuple[list[str], list[list[str]]]:
         def show(value: float | None, fmt: str) -> str:
             return "-" if value is None else format(value, fmt)
 
-        headers = [
-            "variant",
-            "version",
-            "requests",
-            "errors",
-            "songs",
-            "p50 ms",
-            "p99 ms",
-            "labelled",
-            "accuracy",
-            f"top-{self.top_k or 'k'} acc.",
-        ]
-        rows = [
-            [
-                v.variant,
-                v.version,
-                f"{v.requests:,}",
-                f"{v.errors:,}",
-                f"{v.items:,}",
-                show(v.latency_p50_ms, ".2f"),
-                show(v.latency_p99_ms, ".2f"),
-                f"{v.labelled:,}",
-                show(v.accuracy, ".3f"),
-                show(v.top_k_accuracy, ".3f"),
-            ]
-            for v in self.variants
-        ]
+        headers = ["variant", "version", "requests", "errors", "items" if self.regression else "songs"]
+        headers += ["p50 ms", "p99 ms", "labelled"]
+        headers += (
+            [f"MAE ({self.unit})" if self.unit else "MAE"]
+            if self.regression
+            else ["accuracy", f"top-{self.top_k or 'k'} acc."]
+        )
+        rows = []
+        for v in self.variants:
+            row = [v.variant, v.version, f"{v.requests:,}", f"{v.errors:,}", f"{v.items:,}"]
+            row += [show(v.latency_p50_ms, ".2f"), show(v.latency_p99_ms, ".2f"), f"{v.labelled:,}"]
+            row += (
+                [show(v.mae, ",.2f")] if self.regression else [show(v.accuracy, ".3f"), show(v.top_k_accuracy, ".3f")]
+            )
+            rows.append(row)
         return headers, rows
 
     def agreement_text(self) -> str:
-        if self.agreement is None or self.compared_versions is None:  # set together
+        if self.compared_versions is None:  # set with agreement or forecast_difference
             return "agreement: needs requests answered by two versions in the window"
         production, candidate = self.compared_versions
+        if self.forecast_difference is not None:
+            return (
+                f"forecasts of v{production} and v{candidate} differ by {self.forecast_difference:,.3g} "
+                f"{self.unit or ''} on average over {self.agreement_items:,} items (both versions forecasting the "
+                "same sampled items)"
+            )
         return (
             f"top-1 agreement of v{production} and v{candidate}: {self.agreement:.1%} of {self.agreement_items:,} "
             "songs (both versions scoring the same sampled songs)"
@@ -190,7 +192,7 @@ def rollout_report(
     label_of = {
         (r, i): label for r, i, label in zip(labels["request_id"], labels["item"], labels["label"], strict=True)
     }
-    variants, top_k = [], None
+    variants, top_k, regression = [], None, False
     for (variant, version), group in meta.groupby(["variant", "model_version"], sort=False):
         answered = group[group["status"] == 200]
         figures = VariantFigures(
@@ -204,15 +206,25 @@ def rollout_report(
             figures.latency_p50_ms, figures.latency_p99_ms = (
                 float(x) for x in np.percentile(answered["latency_ms"], [50, 99])
             )
-        truth, ranks = [], []
+        truth, ranks, absolute_errors = [], [], []
         of_version = labelled_rows[(labelled_rows["variant"] == variant) & (labelled_rows["model_version"] == version)]
         for row_id, request_id in zip(of_version["id"], of_version["request_id"], strict=True):
-            for item, top in enumerate(orjson.loads(outputs[row_id])["top"]):
+            answered_outputs = orjson.loads(outputs[row_id])
+            if PREDICTION in answered_outputs:  # a regression model's forecasts; its labels are numbers
+                regression = True
+                for item, (value,) in enumerate(answered_outputs[PREDICTION]):
+                    label = label_of.get((request_id, item))
+                    if label is not None:
+                        absolute_errors.append(abs(float(label) - value))
+                continue
+            for item, top in enumerate(answered_outputs["top"]):
                 label = label_of.get((request_id, item))
                 if label is not None:
                     top_k = len(top)
                     truth.append(label)
                     ranks.append(top.index(label) if label in top else -1)
+        if absolute_errors:
+            figures.labelled, figures.mae = len(absolute_errors), float(np.mean(absolute_errors))
         if truth:
             rank_array = np.asarray(ranks)
             figures.labelled, figures.accuracy, figures.top_k_accuracy = (
@@ -222,7 +234,9 @@ def rollout_report(
             )
         variants.append(figures)
     variants.sort(key=lambda v: (VARIANT_ORDER.index(v.variant) if v.variant in VARIANT_ORDER else 9, v.version))
-    report = RolloutReport(model_name=model_name, window=window, policy=policy, variants=variants, top_k=top_k)
+    report = RolloutReport(
+        model_name=model_name, window=window, policy=policy, variants=variants, top_k=top_k, regression=regression
+    )
     _agreement(report, meta, inputs, load_model)
     return report
 
@@ -243,7 +257,7 @@ def _agreement(
     report: RolloutReport, meta: pd.DataFrame, inputs: dict[int, str], load_model: Callable[[str], bytes]
 ) -> None:
     """The newest candidate (or shadow) version and the newest other version that answered as production
-    both score the sampled songs."""
+    both score the sampled items: how often their top classes agree, or how far apart their forecasts are."""
     from headliner.model.onnx_packaging import OnnxPredictor
 
     newest = meta.iloc[::-1]
@@ -258,11 +272,19 @@ def _agreement(
     if not production or not inputs:
         return
     matrix = np.array([row for text in inputs.values() for row in orjson.loads(text)["data"]], dtype=np.float64)
-    tops = []
+    answers = []
     for version in (production[0], candidate[0]):
         predictor = OnnxPredictor(load_model(str(version)))
-        order, _ = predictor.top_classes(predictor.probabilities(matrix))
-        tops.append(np.asarray(predictor.classes, dtype=object)[order[:, 0]])
+        scores = predictor.scores(matrix)
+        if predictor.is_classification:
+            order, _ = predictor.top_classes(scores)
+            answers.append(np.asarray(predictor.classes, dtype=object)[order[:, 0]])
+        else:
+            answers.append(scores[:, 0].astype(np.float64))
     report.compared_versions = [str(production[0]), str(candidate[0])]
-    report.agreement = float(np.mean(tops[0] == tops[1]))
     report.agreement_items = len(matrix)
+    if predictor.is_classification:
+        report.agreement = float(np.mean(answers[0] == answers[1]))
+    else:
+        report.regression, report.unit = True, (predictor.target or {}).get("unit")
+        report.forecast_difference = float(np.mean(np.abs(answers[0] - answers[1])))

@@ -320,3 +320,44 @@ def test_the_page_has_a_form_of_every_feature_and_answers_in_the_targets_unit(sa
     markup = page[: page.index('<script type="application/json"')]
     markup = markup[markup.index("</style>") :]  # the page's own markup, not its style or script
     assert 'id="all"' not in markup and 'id="top"' not in markup and "probabilit" not in markup
+
+
+def test_the_rollout_report_of_a_regression_model_gives_live_mae_and_how_far_the_forecasts_are(
+    sales_spec, sales_predictor, tmp_path
+):
+    from headliner.serving.feedback import Feedback
+    from headliner.serving.rollout_report import rollout_report
+    from headliner.serving.routing import CANDIDATE, PRODUCTION
+
+    versions = {"1": packaged_model(sales_spec, rows=6_000), "2": packaged_model(sales_spec, rows=9_000, version="2")}
+    servers = {version: ModelServer(OnnxPredictor(model), None) for version, model in versions.items()}
+    matrix = servers["1"].rules.songs_matrix(ITEMS, len(ITEMS))
+    forecasts = {version: server.scores(matrix)[0][:, 0] for version, server in servers.items()}
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    log = InferenceLog(url, FEATURES, flush_seconds=60)
+    for index in range(3):  # item 0 and 2 to production, item 1 to the candidate
+        version, variant = ("2", CANDIDATE) if index == 1 else ("1", PRODUCTION)
+        server, rows = servers[version], matrix[index : index + 1]
+        logged = server.logged(server.scores(rows))
+        log.append(server.record(1.7e9 + index, f"r{index}", "predict", 200, 1.0 + index, rows, logged, None, variant))
+    assert log.close() == 0
+    truth = [100.0, 250.0, 1000.0]
+    store = FeedbackStore(url)
+    store.write([Feedback(f"r{index}", 0, repr(value)) for index, value in enumerate(truth)], "api")
+    store.close()
+
+    report = rollout_report(url, "store_sales", versions.get)
+
+    production, candidate = report.variants
+    assert (production.version, production.labelled, candidate.version, candidate.labelled) == ("1", 2, "2", 1)
+    expected_mae = np.mean([abs(truth[0] - forecasts["1"][0]), abs(truth[2] - forecasts["1"][2])])
+    assert production.mae == pytest.approx(expected_mae, rel=1e-6)
+    assert candidate.mae == pytest.approx(abs(truth[1] - forecasts["2"][1]), rel=1e-6)
+    assert production.accuracy is None and report.regression and report.unit == "units"
+    difference = np.mean(np.abs(forecasts["1"].astype(np.float64) - forecasts["2"]))
+    assert report.forecast_difference == pytest.approx(difference, rel=1e-6) and report.agreement is None
+    assert report.agreement_items == 3 and report.compared_versions == ["1", "2"]
+    headers, rows = report.table()
+    assert headers[-1] == "MAE (units)" and headers[4] == "items"
+    assert rows[0][-1] == f"{production.mae:,.2f}"
+    assert report.agreement_text().startswith(f"forecasts of v1 and v2 differ by {difference:,.3g} units on average")
