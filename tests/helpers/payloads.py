@@ -1,5 +1,6 @@
 """Valid requests of each use case: one jukebox song (as JSON and as the model's input row), the v2
-request the workshop notebook sends, one wine, and seeded valid items spread over a spec's ranges."""
+request the workshop notebook sends, one wine, one store-week of store_sales (its "Ordinary week" preset),
+and seeded valid items spread over a spec's ranges."""
 
 import numpy as np
 
@@ -36,6 +37,17 @@ WINE = {
     "hue": 1.05,
     "od280_od315_of_diluted_wines": 3.2,
     "proline": 1100.0,
+}
+
+STORE_WEEK = {
+    "onpromotion": 0,
+    "price": 4.0,
+    "is_holiday": 0,
+    "week_of_year": 23,
+    "sales_lag_1": 350.0,
+    "sales_lag_2": 340.0,
+    "sales_lag_52": 330.0,
+    "sales_rolling_mean_4": 345.0,
 }
 
 

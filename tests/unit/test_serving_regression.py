@@ -23,18 +23,10 @@ from headliner.serving.payloads import RequestError
 from headliner.serving.server import ModelServer
 from headliner.spec import load_spec
 from tests.helpers.models import packaged_model
+from tests.helpers.payloads import STORE_WEEK
 from tests.helpers.serving import Served
 
-ITEM = {
-    "onpromotion": 0,
-    "price": 4.0,
-    "is_holiday": 0,
-    "week_of_year": 23,
-    "sales_lag_1": 350.0,
-    "sales_lag_2": 340.0,
-    "sales_lag_52": 330.0,
-    "sales_rolling_mean_4": 345.0,
-}
+ITEM = STORE_WEEK
 ITEMS = [ITEM, {**ITEM, "onpromotion": 40, "price": 3.6}, {**ITEM, "sales_lag_1": 2400.0, "is_holiday": True}]
 FEATURES = list(ITEM)
 
