@@ -362,11 +362,13 @@ def openapi_document(routing: Routing) -> dict[str, Any]:
     responses = TASK_RESPONSES[server.is_classification]
     if server.is_classification:
         answered, explained, answered_columns = "the top-k classes of each item", "top classes", "top-k classes"
+        explained_answer = "the top-k classes of each item with every feature's contribution"
         true_label: Any = server.predictor.classes[0]
     else:
         unit = server.unit or "the target's unit"
         answered = f"the forecast of each item in {unit}, and in words"
         explained, answered_columns = "forecast", f"`prediction` ({unit})"
+        explained_answer = f"the forecast of each item with every feature's contribution, in {unit}"
         true_label = float((server.predictor.target or {}).get("min") or 0.0)
     example = _example(server)
     requests = request_models(server)
@@ -442,11 +444,7 @@ def openapi_document(routing: Routing) -> dict[str, Any]:
             f"Why: each feature's contribution to the {explained} of one {server.name} item or a few "
             f"(at most {server.max_explain})",
             _json(_ref("ExplainRequest"), example),
-            _ok(
-                f"the {'top-k classes' if server.is_classification else 'forecast'} of each item with every feature's "
-                "contribution",
-                explain_response,
-            ),
+            _ok(explained_answer, explain_response),
             "predict",
             (*scoring, 409),
         ),
