@@ -252,11 +252,13 @@ def feedback(config: str, data_file: str, inference_log: str | None) -> None:
     """Store true labels for served predictions (by request id), for live performance in monitoring."""
     spec = load_spec(config)
     from headliner.errors import HeadlinerError
+    from headliner.model.onnx_packaging import target_description
     from headliner.serving.feedback import FeedbackStore, feedback_from_file
 
     settings = inference_log_settings(inference_log)
+    target = None if spec.is_classification else target_description(spec)
     try:
-        labels = feedback_from_file(data_file, spec.target.classes, spec.target.column)
+        labels = feedback_from_file(data_file, spec.target.classes, spec.target.column, target)
         store = FeedbackStore(settings.inference_log_url())
         try:
             stored = store.write(labels, "file")

@@ -326,6 +326,8 @@ def _read_items(
     parsed (parsing is most of the cost of a large window)."""
     from sqlalchemy import select
 
+    from headliner.serving.inference_log import PREDICTION
+
     rate = min(1.0, spec.monitoring.max_analysis_rows / items)
     rng = np.random.default_rng(spec.split.seed)
     labelled = {
@@ -372,17 +374,22 @@ def _read_items(
         parsed_items = np.concatenate([np.arange(starts[p], starts[p] + counts[p]) for p in parsed])
         at = np.searchsorted(parsed_items, selected)
         values = np.array([row for entry in parsed_inputs for row in entry["data"]], dtype=np.float64)[at]
-        tops = [top for entry in parsed_outputs for top in entry["top"]]
-        probabilities = np.array([p[0] for entry in parsed_outputs for p in entry["probability"]])[at]
         chosen_labels = [item_labels[i] for i in selected] if item_labels is not None else [None] * len(selected)
         part = pd.DataFrame(values, columns=features)
         part.insert(0, "item", item_index[selected])
         part.insert(0, "request_id", np.array(request_ids, dtype=object)[item_position[selected]])
         part["received_at"] = pd.to_datetime(list(received), utc=True)[item_position[selected]]  # naive = UTC
-        part[PREDICTED] = [tops[i][0] for i in at]
-        part["probability"] = probabilities
-        part[LABEL] = chosen_labels
-        part[LABEL_RANK] = [_rank(tops[i], label) for i, label in zip(at, chosen_labels, strict=True)]
+        if spec.is_classification:
+            tops = [top for entry in parsed_outputs for top in entry["top"]]
+            part[PREDICTED] = [tops[i][0] for i in at]
+            part["probability"] = np.array([p[0] for entry in parsed_outputs for p in entry["probability"]])[at]
+            part[LABEL] = chosen_labels
+            part[LABEL_RANK] = [_rank(tops[i], label) for i, label in zip(at, chosen_labels, strict=True)]
+        else:  # a forecast per item; the true values arrive as text of numbers
+            forecasts = np.array([row[0] for entry in parsed_outputs for row in entry[PREDICTION]], dtype=np.float64)
+            part[PREDICTED] = forecasts[at]
+            part[LABEL] = pd.to_numeric(pd.Series(chosen_labels, dtype=object), errors="coerce").to_numpy()
+            part[LABEL_RANK] = -1
         part[ANALYSED] = keep[selected]
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
