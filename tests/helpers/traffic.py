@@ -47,8 +47,8 @@ def log_traffic(
     seconds_apart: float = 1.0,
 ) -> list[str]:
     """Write one logged /predict request per row of `frame` (features shifted by `shift`, clipped to the
-    spec's ranges) through the real InferenceLog, as the service would, and true labels (the frame's target)
-    for a seeded `feedback_rate` share of them. Returns the request ids."""
+    spec's ranges) through the real InferenceLog, as the service would (the top classes, or the forecast), and
+    true labels (the frame's target) for a seeded `feedback_rate` share of them. Returns the request ids."""
     from headliner.model.onnx_packaging import OnnxPredictor
     from headliner.serving.feedback import Feedback, FeedbackStore
     from headliner.serving.inference_log import InferenceLog, InferenceRecord
@@ -58,8 +58,12 @@ def log_traffic(
     for name, value in (shift or {}).items():
         feature, column = spec.feature(name), spec.feature_names.index(name)
         matrix[:, column] = np.clip(matrix[:, column] + value, feature.min, feature.max)
-    order, top = predictor.top_classes(predictor.probabilities(matrix))
-    labels = np.asarray(predictor.classes, dtype=object)[order]
+    if predictor.is_classification:
+        order, top = predictor.top_classes(predictor.probabilities(matrix))
+        labels, forecasts = np.asarray(predictor.classes, dtype=object)[order], None
+    else:
+        labels = top = None
+        forecasts = predictor.scores(matrix)
     log = InferenceLog(url, spec.feature_names, flush_seconds=60)
     start = time.time() - len(matrix) * seconds_apart
     ids = [f"{prefix}-{i}" for i in range(len(matrix))]
@@ -75,9 +79,10 @@ def log_traffic(
                 1.0,
                 1,
                 matrix[i : i + 1],
-                labels[i : i + 1],
-                top[i : i + 1],
+                None if labels is None else labels[i : i + 1],
+                None if top is None else top[i : i + 1],
                 None,
+                predictions=None if forecasts is None else forecasts[i : i + 1],
             )
         )
     assert log.close() == 0
