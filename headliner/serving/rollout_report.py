@@ -192,7 +192,7 @@ def rollout_report(
     label_of = {
         (r, i): label for r, i, label in zip(labels["request_id"], labels["item"], labels["label"], strict=True)
     }
-    variants, top_k, regression = [], None, False
+    variants, top_k = [], None
     for (variant, version), group in meta.groupby(["variant", "model_version"], sort=False):
         answered = group[group["status"] == 200]
         figures = VariantFigures(
@@ -211,7 +211,6 @@ def rollout_report(
         for row_id, request_id in zip(of_version["id"], of_version["request_id"], strict=True):
             answered_outputs = orjson.loads(outputs[row_id])
             if PREDICTION in answered_outputs:  # a regression model's forecasts; its labels are numbers
-                regression = True
                 for item, (value,) in enumerate(answered_outputs[PREDICTION]):
                     label = label_of.get((request_id, item))
                     if label is not None:
@@ -234,9 +233,12 @@ def rollout_report(
             )
         variants.append(figures)
     variants.sort(key=lambda v: (VARIANT_ORDER.index(v.variant) if v.variant in VARIANT_ORDER else 9, v.version))
-    report = RolloutReport(
-        model_name=model_name, window=window, policy=policy, variants=variants, top_k=top_k, regression=regression
-    )
+    report = RolloutReport(model_name=model_name, window=window, policy=policy, variants=variants, top_k=top_k)
+    if variants:  # the task of the served model, whether or not labels arrived
+        from headliner.model.onnx_packaging import OnnxPredictor
+
+        served = OnnxPredictor(load_model(variants[0].version))
+        report.regression, report.unit = not served.is_classification, (served.target or {}).get("unit")
     _agreement(report, meta, inputs, load_model)
     return report
 
@@ -286,5 +288,4 @@ def _agreement(
     if predictor.is_classification:
         report.agreement = float(np.mean(answers[0] == answers[1]))
     else:
-        report.regression, report.unit = True, (predictor.target or {}).get("unit")
         report.forecast_difference = float(np.mean(np.abs(answers[0] - answers[1])))

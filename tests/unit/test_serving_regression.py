@@ -353,3 +353,24 @@ def test_the_rollout_report_of_a_regression_model_gives_live_mae_and_how_far_the
     assert headers[-1] == "MAE (units)" and headers[4] == "items"
     assert rows[0][-1] == f"{production.mae:,.2f}"
     assert report.agreement_text().startswith(f"forecasts of v1 and v2 differ by {difference:,.3g} units on average")
+
+
+def test_a_rollout_report_without_true_values_still_speaks_of_forecasts(tmp_path, sales_spec):
+    from headliner.serving.rollout_report import rollout_report
+    from headliner.serving.routing import PRODUCTION
+
+    versions = {"1": packaged_model(sales_spec, rows=6_000)}
+    server = ModelServer(OnnxPredictor(versions["1"]), None)
+    rows = server.rules.songs_matrix(ITEMS, len(ITEMS))[:1]
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    log = InferenceLog(url, FEATURES, flush_seconds=60)
+    log.append(
+        server.record(1.7e9, "r0", "predict", 200, 1.0, rows, server.logged(server.scores(rows)), None, PRODUCTION)
+    )
+    assert log.close() == 0
+
+    report = rollout_report(url, "store_sales", versions.get)
+
+    assert report.regression and report.unit == "units" and report.variants[0].labelled == 0
+    headers, _ = report.table()
+    assert headers[4] == "items" and headers[-1] == "MAE (units)" and "accuracy" not in " ".join(headers)
