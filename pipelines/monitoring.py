@@ -33,10 +33,10 @@ from steps.monitoring import (
     settings={"docker": docker_settings()},
 )
 def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_url: str | None = None) -> None:
-    """Judges version `version` (a number) of model `spec.name`: inputs against its training split, the
-    predicted class, fairness and the estimated performance against its validation split. The version's
-    splits, `onnx_model` and `evaluation_report` artifacts are the steps' inputs, so the run's lineage
-    shows what it compared against. ZenML resolves the version when the steps run: check it exists first."""
+    """Judges version `version` (a number) of model `spec.name`: inputs against its training split (its
+    validation split when split by time), the prediction, fairness and the estimated performance against its
+    validation split. The version's splits, `onnx_model` and `evaluation_report` artifacts are the steps'
+    inputs, so the run's lineage shows what it compared against. ZenML resolves the version when the steps run: check it exists first."""
     model_version = Client().get_model_version(spec.name, version)
     validation_split = model_version.get_artifact(Artifact.VALIDATION_SPLIT)
     onnx_model = model_version.get_artifact(Artifact.ONNX_MODEL)
@@ -44,7 +44,10 @@ def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_
         model_version.get_artifact(Artifact.TRAIN_SPLIT), validation_split, onnx_model, spec=spec
     )
     current, window_report = load_inference_window(spec=spec, version=version, selection=selection, log_url=log_url)
-    feature_drift = check_feature_drift(reference, current, spec=spec)
+    # Split by time, the training weeks lie far back (trend, other seasons): inputs are compared with the
+    # validation weeks, the most recent the version knows.
+    input_reference = held_out if spec.split.by == "time" else reference
+    feature_drift = check_feature_drift(input_reference, current, spec=spec)
     prediction_drift = check_prediction_drift(held_out, current, spec=spec)
     quality = check_data_quality(current, window_report, spec=spec)
     fairness = check_fairness(validation_split, onnx_model, current, spec=spec)
@@ -56,4 +59,4 @@ def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_
     send_alert(summary, spec=spec)
     # after the alert: the pipeline stops at a failed step, and a failure to publish must not hold the alert back
     publish_figures(summary, log_url=log_url, after="send_alert")
-    record_in_workspace(reference, current, summary, spec=spec, after="send_alert")
+    record_in_workspace(input_reference, current, summary, spec=spec, after="send_alert")

@@ -198,7 +198,8 @@ def rollout_status(url: str, token: str | None, inference_log: str | None, confi
 @INFERENCE_LOG_OPTION
 @CONFIG_OPTION
 def rollout_report(since: str | None, inference_log: str | None, config: str) -> None:
-    """Per variant: requests, latency p50/p99, live accuracy; the versions' top-1 agreement (an artifact too)."""
+    """Per variant: requests, latency p50/p99, live accuracy (a regression model: MAE); how often the versions
+    agree on the top class (how far apart their forecasts are) (an artifact too)."""
     set_quiet_defaults()
     spec = load_spec(config)
     from headliner.cli import runs

@@ -25,7 +25,7 @@ from headliner.data.profiling import (
 )
 from headliner.monitoring.window import LABEL, PREDICTED
 from headliner.reports.html import HtmlReport, figure_png, html_page, html_table, inline_png, small_multiples
-from headliner.spec import FeatureType, UseCaseSpec
+from headliner.spec import DerivationKind, FeatureType, UseCaseSpec
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -294,9 +294,15 @@ def drift_report(
     )
 
 
+def drift_features(spec: UseCaseSpec) -> list[str]:
+    """The features whose drift is tested: all but calendar features (the week of the year), whose values a
+    window of a few weeks can never share with a reference of other weeks."""
+    return [f.name for f in spec.features if f.derive is None or f.derive.kind is not DerivationKind.WEEK_OF_YEAR]
+
+
 def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, spec: UseCaseSpec) -> DriftReport:
-    """Drift of every feature of the spec."""
-    return drift_report(reference, current, spec, spec.feature_names, title=f"Feature drift of {spec.name}")
+    """Drift of every feature of the spec but the calendar ones (`drift_features`)."""
+    return drift_report(reference, current, spec, drift_features(spec), title=f"Feature drift of {spec.name}")
 
 
 def prediction_columns(spec: UseCaseSpec) -> tuple[list[str], list[str]]:

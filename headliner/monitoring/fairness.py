@@ -244,6 +244,11 @@ def _rows(frame: pd.DataFrame, attribute: str, labelled: bool) -> Rows:
     )
 
 
+def not_watched() -> FairnessReport:
+    """The report of a spec that watches no attribute (every regression spec: fairness_attribute is refused)."""
+    return FairnessReport(note="the spec sets no monitoring.fairness_attribute")
+
+
 def fairness(
     current: pd.DataFrame, reference: pd.DataFrame, spec: UseCaseSpec, labelled: pd.DataFrame | None = None
 ) -> FairnessReport:
@@ -252,7 +257,7 @@ def fairness(
     come from its own LABEL column when it has one."""
     attribute = spec.monitoring.fairness_attribute
     if attribute is None:
-        return FairnessReport(note="the spec sets no monitoring.fairness_attribute")
+        return not_watched()
     rules = spec.monitoring
     flags = current[attribute].to_numpy().astype(bool)
     parity = parity_differences(flags, current[PREDICTED].to_numpy())

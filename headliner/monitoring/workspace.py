@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from headliner.errors import MonitoringError
 from headliner.monitoring.decision import MonitoringSummary
-from headliner.monitoring.drift import drift_snapshot, prediction_columns
+from headliner.monitoring.drift import drift_features, drift_snapshot, prediction_columns
 from headliner.serving.settings import local_state_dir
 from headliner.spec import UseCaseSpec
 
@@ -189,7 +189,7 @@ def record_monitoring_run(
     at = summary.checked_at.astimezone(UTC).replace(tzinfo=None)
     version = f"v{summary.model_version}"
     snapshots = {
-        DRIFT: drift_snapshot(reference, current, spec, spec.feature_names, timestamp=at, tags=[DRIFT, version]),
+        DRIFT: drift_snapshot(reference, current, spec, drift_features(spec), timestamp=at, tags=[DRIFT, version]),
         DATA_QUALITY: Report([DataSummaryPreset()]).run(
             current_data=evidently_dataset(current, spec, *prediction_columns(spec)),
             reference_data=evidently_dataset(reference, spec, *prediction_columns(spec)),

@@ -10,7 +10,7 @@ from zenml import step
 import materializers  # noqa: F401  (registers the report and ONNX materializers)
 from headliner.labels import Artifact
 from headliner.monitoring.estimate import labelled_reference
-from headliner.monitoring.fairness import FairnessReport, fairness
+from headliner.monitoring.fairness import FairnessReport, fairness, not_watched
 from headliner.monitoring.window import ANALYSED, LABEL
 from headliner.spec import UseCaseSpec
 
@@ -22,7 +22,7 @@ def check_fairness(
     """The reference is the validation split with its true labels, as the version predicts it (scored only
     when the spec watches an attribute)."""
     if spec.monitoring.fairness_attribute is None:
-        return fairness(current_window, current_window, spec)
+        return not_watched()
     reference, _ = labelled_reference(validation_split, onnx_model.SerializeToString(), spec)
     return fairness(
         current_window[current_window[ANALYSED]],

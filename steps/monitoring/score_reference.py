@@ -1,5 +1,6 @@
 """Step: the reference data — the served version's training split (what the inputs are compared with)
-and its validation split (what the predictions are compared with), each with the class the version predicts."""
+and its validation split (what the predictions are compared with), each with what the version predicts
+(the top class, or the forecast)."""
 
 from typing import Annotated
 

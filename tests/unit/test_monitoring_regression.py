@@ -88,7 +88,10 @@ def test_forecast_and_true_values_drift_and_no_estimate_or_fairness(tmp_path, sa
     assert [column.column for column in drift.columns] == [PREDICTED, LABEL]  # >= min_labels true values
     assert drift.drifted == [PREDICTED, LABEL]
     assert drift.column_meaning(LABEL) == "the true sales values"
-    assert "sales_lag_1" in feature_drift(reference, current, store_sales_spec).drifted
+    inputs = feature_drift(reference, current, store_sales_spec)
+    assert "sales_lag_1" in inputs.drifted
+    assert "week_of_year" not in [column.column for column in inputs.columns]  # a calendar feature: not tested
+    assert len(inputs.columns) == len(store_sales_spec.features) - 1
     few = prediction_drift(reference, current.assign(**{LABEL: np.nan}), store_sales_spec)
     assert [column.column for column in few.columns] == [PREDICTED]
 
