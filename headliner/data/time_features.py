@@ -11,7 +11,7 @@ from pandas.tseries.frequencies import to_offset
 
 from headliner.errors import DataValidationError
 from headliner.reports.html import DataReport, Finding
-from headliner.spec import Derivation, DerivationKind, Feature, UseCaseSpec
+from headliner.spec import Derivation, DerivationKind, Feature, TimeSeries, UseCaseSpec
 
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
@@ -31,6 +31,27 @@ def periods(times: pd.Series, frequency: str) -> pd.Series:
     """Each time's period of the spec's frequency (pandas Period values)."""
     result: pd.Series = times.dt.to_period(period_alias(frequency))
     return result
+
+
+def raw_step(frame: pd.DataFrame, series: TimeSeries) -> pd.Timedelta | None:
+    """The step of the raw rows: the most common gap between consecutive distinct times of a series (the
+    shortest on a tie); None when no series has two distinct times."""
+    dates = frame[[*series.series, series.time_column]].drop_duplicates()
+    dates = dates.sort_values([*series.series, series.time_column])
+    gaps = dates[series.time_column].diff()
+    if series.series:  # a gap counts only between two times of the same series
+        gaps = gaps[dates.duplicated(subset=series.series).to_numpy()]
+    common = gaps[gaps > pd.Timedelta(0)].mode()
+    return None if common.empty else pd.Timedelta(common.iloc[0])
+
+
+def steps_per_period(times: pd.Series, frequency: str, step: pd.Timedelta) -> np.ndarray:
+    """How many raw steps the period of each time holds (7 for daily rows in a week, 28 to 31 in a month;
+    at least 1, so rows as coarse as the period or coarser fill it)."""
+    spans = periods(times, frequency)
+    length = spans.dt.end_time - spans.dt.start_time + pd.Timedelta(1, unit="ns")
+    counts: np.ndarray = np.maximum((length / step).round().to_numpy(dtype=np.int64), 1)
+    return counts
 
 
 def period_start(times: pd.Series, frequency: str) -> pd.Series:

@@ -23,9 +23,9 @@ from headliner.data.features import (
     target_problems,
     unknown_label_finding,
 )
-from headliner.data.time_features import period_start
+from headliner.data.time_features import period_start, periods, raw_step, steps_per_period
 from headliner.reports.html import DataReport, Finding
-from headliner.spec import FeatureType, OutOfRangeAction, UseCaseSpec
+from headliner.spec import FeatureType, OutOfRangeAction, TimeSeries, UseCaseSpec
 
 
 def wrangle(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.DataFrame, DataReport]:
@@ -121,10 +121,12 @@ def wrangle(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.Dat
 def aggregate_periods(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFrame, list[Finding], dict[str, str]]:
     """One row per (period, series) of the spec's time series, the time moved to the period's start: the
     target and int features summed, float features averaged, bool features or-ed (max). Rows already one
-    per period stay as they are. Sorted by (time, series); a summed feature above its range is repaired
+    per period stay as they are. Rows finer than the period only count for a complete period (see
+    `drop_incomplete_periods`). Sorted by (time, series); a summed feature above its range is repaired
     per the spec (e.g. a week's promotions above max)."""
     series = spec.time_series
     assert series is not None
+    frame, findings, facts = drop_incomplete_periods(frame, series)
     keys = [series.time_column, *series.series]
     frame = frame.assign(**{series.time_column: period_start(frame[series.time_column], series.frequency)})
     # A regression target is summed over the period; a class label is the period's last.
@@ -135,7 +137,6 @@ def aggregate_periods(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFr
     extra = [c for c in frame.columns if c not in keys and c not in how]  # e.g. the split's group column
     how |= dict.fromkeys(extra, "first")
     aggregated = frame.groupby(keys, sort=True, observed=True).agg(how).reset_index()[list(frame.columns)]
-    findings: list[Finding] = []
     merged = len(frame) - len(aggregated)
     if merged:
         findings.append(
@@ -156,11 +157,56 @@ def aggregate_periods(frame: pd.DataFrame, spec: UseCaseSpec) -> tuple[pd.DataFr
         keep &= ~problems.drop_mask(feature).to_numpy()
         if feature.out_of_range is OutOfRangeAction.CLIP:
             aggregated[feature.name] = aggregated[feature.name].clip(lower=feature.min, upper=feature.max)
-    facts = {
+    facts |= {
         "periods": f"{aggregated[series.time_column].nunique():,} ({series.frequency})",
         "rows per period and series": f"{len(frame) / max(len(aggregated), 1):.2f} on average",
     }
     return aggregated[keep].reset_index(drop=True), findings, facts
+
+
+def drop_incomplete_periods(
+    frame: pd.DataFrame, series: TimeSeries
+) -> tuple[pd.DataFrame, list[Finding], dict[str, str]]:
+    """Drop the rows of each (period, series) that lacks some of its raw times, so no period's sum is
+    short (a week with a missing day, the partial first and last weeks of a daily file). A period is
+    complete when it holds as many distinct times as it has steps of the raw rows' own step (the most
+    common gap within a series): 7 days a week for daily rows; rows as coarse as the period always are."""
+    step = raw_step(frame, series)
+    if step is None:
+        return frame, [], {}
+    facts = {"raw rows' step": _describe_step(step, plural=False)}
+    times = frame[series.time_column]
+    expected = steps_per_period(times, series.frequency, step)
+    if (expected == 1).all():
+        return frame, [], facts
+    ordinal = pd.Series(periods(times, series.frequency).array.asi8, index=frame.index)
+    present = times.groupby([ordinal, *(frame[c] for c in series.series)], sort=False).transform("nunique")
+    shortfall = pd.DataFrame({"present": present.to_numpy(), "expected": expected})
+    shortfall = shortfall[shortfall["present"] < shortfall["expected"]]
+    counts = shortfall.groupby(["present", "expected"]).size()
+    findings = [
+        Finding(
+            column=series.time_column,
+            problem=f"incomplete {series.frequency} period: {held} of {full} {_describe_step(step)}",
+            rows=int(rows),
+            action="drop",
+        )
+        for held, full, rows in zip(
+            counts.index.get_level_values(0), counts.index.get_level_values(1), counts.to_numpy(), strict=True
+        )
+    ]
+    keep = np.ones(len(frame), dtype=bool)
+    keep[shortfall.index.to_numpy()] = False
+    return frame[keep], findings, facts
+
+
+def _describe_step(step: pd.Timedelta, plural: bool = True) -> str:
+    """'days' / '1 day' for daily rows, 'steps of 7 days' / '7 days' for weekly ones."""
+    whole_days = step % pd.Timedelta(days=1) == pd.Timedelta(0)
+    size = f"{step.days} days" if whole_days else str(step)
+    if step == pd.Timedelta(days=1):
+        return "days" if plural else "1 day"
+    return f"steps of {size}" if plural else size
 
 
 def label_examples(frame: pd.DataFrame, spec: UseCaseSpec, source: str) -> tuple[pd.DataFrame, DataReport]:

@@ -5,9 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from headliner.data.time_features import raw_step, steps_per_period
 from headliner.data.validation import validate_raw
 from headliner.data.wrangling import label_examples, wrangle
 from headliner.errors import DataValidationError
+from headliner.spec import TimeSeries
 
 SOURCE = "charts.csv"
 
@@ -307,3 +309,64 @@ def test_a_weekly_sum_above_an_int_features_range_is_repaired(sales_spec):
     daily["onpromotion"] = 2000  # in range per day, 14,000 in the week (max 10,000: drop)
     wrangled, report = wrangle(daily, sales_spec, SOURCE)
     assert wrangled.empty and report.rows_affected("out of range", "onpromotion") == 1
+
+
+def test_incomplete_weeks_of_daily_rows_are_dropped_and_counted(sales_spec):
+    days = pd.date_range("2023-12-28", "2024-01-23", freq="D")  # Thu..Sun, three whole weeks, Mon..Tue
+    daily = pd.DataFrame(
+        {
+            "date": np.tile(days.strftime("%Y-%m-%d"), 2),
+            "store_nbr": np.repeat([1, 2], days.size),
+            "family": "GROCERY I",
+            "sales": 10.0,
+            "onpromotion": 1,
+            "price": 2.5,
+            "is_holiday": 0,
+        }
+    )
+    gap = (daily["store_nbr"] == 2) & (daily["date"] == "2024-01-10")  # store 2 misses a Wednesday
+    wrangled, report = wrangle(daily[~gap], sales_spec, SOURCE)
+
+    assert report.rows_affected("incomplete W-MON period: 4 of 7 days") == 2 * 4  # the first week, both stores
+    assert report.rows_affected("incomplete W-MON period: 6 of 7 days") == 6  # store 2's second week
+    assert report.rows_affected("incomplete W-MON period: 2 of 7 days") == 2 * 2  # the last week, both stores
+    assert {f.action for f in report.findings if f.problem.startswith("incomplete")} == {"drop"}
+    assert report.facts["raw rows' step"] == "1 day"
+    assert report.rows_in == 2 * 27 - 1 and report.rows_out == 5
+    assert wrangled[["date", "store_nbr"]].astype(str).values.tolist() == [
+        ["2024-01-01", "1"],
+        ["2024-01-01", "2"],
+        ["2024-01-08", "1"],
+        ["2024-01-15", "1"],
+        ["2024-01-15", "2"],
+    ]
+    assert wrangled["sales"].tolist() == [70.0] * 5 and wrangled["onpromotion"].tolist() == [7.0] * 5
+    assert report.rows_affected("several rows in one W-MON period and series") == 5 * 7 - 5
+
+
+def test_weekly_rows_with_missing_weeks_are_complete_periods(sales_spec):
+    weekly = sales_rows(series=3, weeks=12, missing=0.2)
+    wrangled, report = wrangle(weekly, sales_spec, SOURCE)
+    assert report.findings == [] and report.facts["raw rows' step"] == "7 days"
+    assert len(wrangled) == len(weekly) and (wrangled["date"] == weekly["date"]).all()
+    np.testing.assert_allclose(wrangled["sales"], weekly["sales"])
+
+
+DAYS_1_3_5 = ["2024-01-01", "2024-01-03", "2024-01-05"]
+
+
+def test_the_raw_step_is_the_most_common_gap_within_a_series():
+    series = TimeSeries(time_column="date", series=["store"])
+    frame = pd.DataFrame(
+        {
+            "store": ["a"] * 4 + ["b"] * 3,  # a: gaps 1, 1, 5 days; b: 2, 2 (tie with 1: the shorter wins)
+            "date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-08", *DAYS_1_3_5]),
+        }
+    )
+    assert raw_step(frame, series) == pd.Timedelta(days=1)
+    assert raw_step(frame[frame["store"] == "b"], series) == pd.Timedelta(days=2)
+    assert raw_step(frame.drop_duplicates("store"), series) is None  # one time per series: no step
+    days = pd.Series(pd.to_datetime(["2024-01-03", "2024-02-10", "2024-03-31"]))
+    assert steps_per_period(days, "W-MON", pd.Timedelta(days=1)).tolist() == [7, 7, 7]
+    assert steps_per_period(days, "W-MON", pd.Timedelta(hours=1)).tolist() == [168, 168, 168]
+    assert steps_per_period(days, "D", pd.Timedelta(days=7)).tolist() == [1, 1, 1]
