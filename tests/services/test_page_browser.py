@@ -252,3 +252,39 @@ def test_the_service_switched_to_wine_shows_a_wine_form(browser, wine_onnx_file,
         page.close()
     finally:
         service.stop()
+
+
+def test_the_service_of_a_regression_model_shows_the_forecast_in_its_unit(
+    browser, store_sales_spec, isolated_env, tmp_path_factory
+):
+    """store_sales: a form of its 8 inputs with their units, a preset answered as 'About N units' (the API's
+    words for the same values), and why the forecast is what it is."""
+    from tests.helpers.models import packaged_model
+
+    folder = tmp_path_factory.mktemp("page-store-sales")
+    model_file = folder / "store_sales.onnx"
+    model_file.write_bytes(packaged_model(store_sales_spec, rows=6_000))
+    service = start_service(model_file, isolated_env, folder)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{service.client.base_url}/")
+        assert page.inner_text("h1") == "Store sales forecast"
+        labels = page.locator(".field-head label").all_inner_texts()
+        assert len(labels) == len(store_sales_spec.features) and "countries" not in page.inner_text("body")
+        assert page.locator("#top").count() == 0 and page.locator("#all").count() == 0
+
+        page.get_by_role("button", name=re.compile("^Promotion week")).click()
+        page.wait_for_selector("#result:not([hidden])")
+        preset = next(p for p in store_sales_spec.presets if p.name == "Promotion week")
+        values = {f.name: preset.values.get(f.name, f.default) for f in store_sales_spec.features}
+        expected = service.client.post("/predict", json=values).json()["predictions"][0]
+        assert re.fullmatch(r"About [\d,]+ units", expected["answer"])
+        assert page.inner_text("#headline") == expected["answer"]
+        assert page.inner_text("#answered-by").startswith("Answered by model store_sales version 1")
+        page.wait_for_selector("#why:not([hidden])")
+        assert "units" in page.inner_text("#why")
+        shot(page, "page-store-sales")
+        page.close()
+    finally:
+        service.stop()
