@@ -374,3 +374,42 @@ def test_a_rollout_report_without_true_values_still_speaks_of_forecasts(tmp_path
     assert report.regression and report.unit == "units" and report.variants[0].labelled == 0
     headers, _ = report.table()
     assert headers[4] == "items" and headers[-1] == "MAE (units)" and "accuracy" not in " ".join(headers)
+
+
+def test_a_canary_and_a_shadow_of_a_regression_model_answer_with_the_version_that_computed_them(sales_spec, tmp_path):
+    from headliner.serving.app import InferenceApp
+    from headliner.serving.routing import CANDIDATE, PRODUCTION, SHADOW, RolloutPolicy, Routing
+    from tests.helpers.serving import Client
+
+    versions = {"1": packaged_model(sales_spec, rows=6_000), "2": packaged_model(sales_spec, rows=9_000, version="2")}
+    forecasts = {v: [float(expected(OnnxPredictor(b), [item])[0]) for item in ITEMS] for v, b in versions.items()}
+    assert forecasts["1"] != forecasts["2"]
+    for policy in (RolloutPolicy(mode="shadow"), RolloutPolicy(mode="canary", percent=50)):
+        mode = policy.mode
+        url = f"sqlite:///{tmp_path / f'{mode}.sqlite'}"
+        log = InferenceLog(url, FEATURES, flush_seconds=60)
+        primary = ModelServer(OnnxPredictor(versions["1"]), log)
+        app = InferenceApp()
+        app.route(Routing(primary, primary.sibling(OnnxPredictor(versions["2"])), policy))
+        client = Client(app)
+        answered = {}
+        try:
+            for index in range(40):
+                body = client.post("/predict", json=ITEMS[index % 3]).json()
+                version, (forecast,) = body["model_version"], body["predictions"]
+                assert forecast["prediction"] == pytest.approx(forecasts[version][index % 3], rel=1e-6)
+                answered[body["request_id"]] = version
+        finally:
+            client.close()
+            assert log.close() == 0
+        frame = read_inference_log(url)
+        if mode == "shadow":  # every answer is production's; the candidate's forecast is logged beside it
+            assert set(answered.values()) == {"1"} and len(frame) == 80
+            shadowed = frame[frame["variant"] == SHADOW]
+            assert set(shadowed["model_version"]) == {"2"} and shadowed["request_id"].tolist() == list(answered)
+            logged = [json.loads(o)["prediction"][0][0] for o in shadowed["outputs"]]
+            assert logged == pytest.approx([forecasts["2"][i % 3] for i in range(40)], rel=1e-6)
+        else:
+            assert 8 <= sum(v == "2" for v in answered.values()) <= 32  # 40 requests at 50%
+            variants = dict(zip(frame["request_id"], frame["variant"], strict=True))
+            assert all(variants[r] == (CANDIDATE if v == "2" else PRODUCTION) for r, v in answered.items())
