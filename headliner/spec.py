@@ -53,6 +53,14 @@ LIVE_METRICS_BY_TASK = {
     Task.REGRESSION: ("rmse", "mae", "mape", "smape"),
 }
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "smape"})
+
+
+def better_by(metric: str, value: float, reference: float) -> float:
+    """How much better `value` is than `reference` on `metric`, in the metric's unit (positive: better;
+    for a lower-is-better metric such as MAE, a value below the reference)."""
+    return reference - value if metric in LOWER_IS_BETTER else value - reference
+
+
 # The training run config of each task when none is given (candidates of the task's families).
 DEFAULT_RUN_CONFIGS = {
     Task.MULTICLASS_CLASSIFICATION: "configs/runs/training.yaml",

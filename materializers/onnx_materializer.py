@@ -1,5 +1,6 @@
 """Stores ONNX models (`onnx.ModelProto`, ZenML ships no materializer for them) as one `model.onnx`
-file through the artifact store, and shows a model card built from the file's own metadata."""
+file through the artifact store, and shows a model card built from the file's own metadata: a
+classifier's classes, or a regressor's target with its unit and range."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from zenml.enums import ArtifactType, VisualizationType
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.metadata.metadata_types import MetadataType
 
-from headliner.data.features import valid_range
+from headliner.data.features import target_range, valid_range
 from headliner.model.onnx_packaging import (
     CLASS_LABELS,
     CLASS_NAMES,
@@ -23,10 +24,13 @@ from headliner.model.onnx_packaging import (
     METRICS,
     MODEL_NAME,
     MODEL_VERSION,
+    PREDICTION,
+    TARGET,
+    TASK,
     model_metadata,
 )
 from headliner.reports.html import html_page, html_table
-from headliner.spec import Feature, FeatureType
+from headliner.spec import Feature, FeatureType, Target, Task
 
 MODEL_FILE = "model.onnx"
 VISUALIZATION_FILE = "model_card.html"
@@ -53,6 +57,22 @@ def _metrics_rows(metrics_json: str) -> list[list[str]]:
     ]
 
 
+def _task(metadata: dict[str, str]) -> Task:
+    """The model's task; files from before regression existed are classifiers."""
+    return Task(metadata.get(TASK, Task.MULTICLASS_CLASSIFICATION.value))
+
+
+def _target(metadata: dict[str, str]) -> Target:
+    """A regressor's target as its TARGET metadata describes it."""
+    return Target.model_validate(json.loads(metadata[TARGET]))
+
+
+def _prediction_shape(model: onnx.ModelProto) -> str:
+    """The shape of a regressor's `prediction` output, e.g. "[N, 1]"."""
+    output = next(output for output in model.graph.output if output.name == PREDICTION)
+    return _tensor_signature(output)[1]
+
+
 def _size(size_bytes: int) -> str:
     return f"{size_bytes / 1e6:.2f} MB ({size_bytes:,} bytes)"
 
@@ -70,13 +90,24 @@ def model_card_html(model: onnx.ModelProto) -> str:
         described = [_feature_range(entry), entry["unit"] or "", entry["description"]] if entry else ["", "", ""]
         inputs.append([graph_input.name, *_tensor_signature(graph_input), *described])
     outputs = [[output.name, *_tensor_signature(output)] for output in model.graph.output]
+    task = _task(metadata)
+    if task is Task.MULTICLASS_CLASSIFICATION:
+        classes_rows = [[i, c, n] for i, (c, n) in enumerate(zip(classes, names, strict=True))]
+        answer = ("Classes", html_table(["#", "code", "name"], classes_rows))
+    else:
+        target = _target(metadata)
+        forecast = [
+            ["task", task.value],
+            ["target", f"{target.column}: {target.description}"],
+            ["unit", target.unit or ""],
+            ["range", target_range(target)],
+            ["output", f"{PREDICTION} float32 {_prediction_shape(model)}, clipped to the range"],
+        ]
+        answer = ("Forecast", html_table(["item", "value"], forecast))
     sections = [
         ("Inputs", html_table(["name", "type", "shape", "range", "unit", "description"], inputs)),
         ("Outputs", html_table(["name", "type", "shape"], outputs)),
-        (
-            "Classes",
-            html_table(["#", "code", "name"], [[i, c, n] for i, (c, n) in enumerate(zip(classes, names, strict=True))]),
-        ),
+        answer,
     ]
     if METRICS in metadata:
         sections.append(("Metrics", html_table(["metric", "value"], _metrics_rows(metadata[METRICS]))))
@@ -90,7 +121,9 @@ def model_card_html(model: onnx.ModelProto) -> str:
         rows = json.loads(metadata[EXPLANATION_BACKGROUND])
         facts.append([EXPLANATION_BACKGROUND, f"{len(rows)} training rows x {len(rows[0]) if rows else 0} features"])
     shown = {FEATURE_SCHEMA, CLASS_LABELS, CLASS_NAMES, METRICS, DATA_FINGERPRINT, LIBRARY_VERSIONS}
-    shown |= {EXPLANATION_BACKGROUND}
+    shown |= (
+        {EXPLANATION_BACKGROUND} if task is Task.MULTICLASS_CLASSIFICATION else {EXPLANATION_BACKGROUND, TASK, TARGET}
+    )
     facts += [[key, value] for key, value in sorted(metadata.items()) if key not in shown]
     sections.append(("Details", html_table(["item", "value"], facts)))
     if LIBRARY_VERSIONS in metadata:
@@ -121,11 +154,23 @@ class OnnxModelMaterializer(BaseMaterializer):
     def extract_metadata(self, data: onnx.ModelProto) -> dict[str, MetadataType]:
         metadata = model_metadata(data)
         default_opset = next((o.version for o in data.opset_import if o.domain in ("", "ai.onnx")), 0)
+        task = _task(metadata)
+        if task is Task.MULTICLASS_CLASSIFICATION:
+            answers: dict[str, MetadataType] = {"n_classes": len(json.loads(metadata.get(CLASS_LABELS, "[]")))}
+        else:
+            target = _target(metadata)
+            answers = {
+                "task": task.value,
+                "target": target.column,
+                "target_unit": target.unit or "",
+                "target_range": target_range(target),
+                "output": f"{PREDICTION} {_prediction_shape(data)}",
+            }
         return {
             "model_name": metadata.get(MODEL_NAME, data.graph.name),
             "model_version": metadata.get(MODEL_VERSION, ""),
             "n_inputs": len(data.graph.input),
-            "n_classes": len(json.loads(metadata.get(CLASS_LABELS, "[]"))),
+            **answers,
             "size_bytes": data.ByteSize(),
             "opset": default_opset,
         }

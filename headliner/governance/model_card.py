@@ -445,12 +445,13 @@ def _md_cell(cell: object) -> str:
 
 def _change_text(metric: str, value: float, baseline: float) -> str:
     """A regression metric against the baseline's, relative to the baseline's size: "23.4% lower (better)"."""
-    if not np.isfinite(baseline) or baseline == 0:
+    from headliner.model.evaluation import improvement_over_baseline
+
+    improvement = improvement_over_baseline(metric, value, baseline)
+    if improvement is None:
         return "n/a"
-    change = (value - baseline) / abs(baseline)
-    better = change < 0 if metric in LOWER_IS_BETTER else change > 0
-    direction = "lower" if change < 0 else "higher"
-    return f"{abs(change):.1%} {direction} ({'better' if better else 'worse'})"
+    direction = "lower" if value < baseline else "higher"
+    return f"{abs(improvement):.1%} {direction} ({'better' if improvement > 0 else 'worse'})"
 
 
 # -- building a card from a version's artifacts ---------------------------------------------------------

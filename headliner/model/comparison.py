@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from headliner.errors import HeadlinerError
 from headliner.labels import Artifact
 from headliner.model.estimators import class_indices
-from headliner.model.evaluation import compute_metrics, regression_metrics
-from headliner.spec import LOWER_IS_BETTER, USE_CASES_DIR, UseCaseSpec, load_spec
+from headliner.model.evaluation import compute_metrics, regression_metrics, require_metric
+from headliner.spec import USE_CASES_DIR, UseCaseSpec, better_by, load_spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +63,11 @@ def _score(model_version: ModelVersionResponse, test: pd.DataFrame, spec: UseCas
     if artifact is None:
         raise HeadlinerError(f"{spec.name} v{model_version.number} has no onnx_model to compare")
     predictor = OnnxPredictor.from_bytes(artifact.load().SerializeToString())
-    return predictor_metrics(predictor, test, spec)[spec.evaluation.primary_metric]
+    where = f"the test split for v{model_version.number}"
+    try:
+        return require_metric(predictor_metrics(predictor, test, spec), spec.evaluation.primary_metric, where)
+    except ValueError as undefined:
+        raise HeadlinerError(f"cannot compare {spec.name} versions: {undefined}") from None
 
 
 def compare_with_production(model: str, candidate: int, production: int) -> Verdict:
@@ -81,7 +85,7 @@ def compare_with_production(model: str, candidate: int, production: int) -> Verd
     candidate_value = _score(candidate_version, test, spec)
     production_value = _score(client.get_model_version(model, production), test, spec)
     metric = spec.evaluation.primary_metric
-    worse = candidate_value > production_value if metric in LOWER_IS_BETTER else candidate_value < production_value
+    worse = better_by(metric, candidate_value, production_value) < 0
     return Verdict(
         metric=metric,
         candidate_version=candidate,

@@ -5,6 +5,7 @@ split's mean target), as a report artifact that the quality gates read and the d
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +23,7 @@ from headliner.spec import (
     REGRESSION_METRICS,
     Task,
     UseCaseSpec,
+    better_by,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "label_metrics",
     "prior_probabilities",
     "regression_metrics",
+    "require_metric",
 ]
 
 METRIC_NAMES = CLASSIFICATION_METRICS  # a classifier's metrics, in report order
@@ -126,7 +129,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     one: rmse, mae; mape and smape as fractions (0.1 is 10%); r2.
 
     MAPE, mean |error| / |truth|, skips the rows whose truth is 0 (their ratio is infinite); with no other
-    row it is undefined: a ValueError. sMAPE, mean 2 |error| / (|truth| + |prediction|), counts a row
+    row it is undefined and left out of the dict (a week of zero sales is normal, so callers cope: see
+    `require_metric`). sMAPE, mean 2 |error| / (|truth| + |prediction|), counts a row
     where both are 0 as 0. R2 of constant truth is 1 for exact predictions, else 0 (scikit-learn's finite
     convention)."""
     truth = np.asarray(y_true, dtype=np.float64).reshape(-1)
@@ -140,21 +144,26 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     errors = predicted - truth
     absolute = np.abs(errors)
     nonzero = truth != 0
-    if not nonzero.any():
-        raise ValueError("MAPE is undefined: every true value is 0")
     magnitudes = np.abs(truth) + np.abs(predicted)
     symmetric = np.divide(2 * absolute, magnitudes, out=np.zeros_like(absolute), where=magnitudes > 0)
     residual_sum = float(np.sum(errors**2))
     total_sum = float(np.sum((truth - truth.mean()) ** 2))
     constant_truth_r2 = 1.0 if residual_sum == 0 else 0.0
     r2 = 1 - residual_sum / total_sum if total_sum > 0 else constant_truth_r2
-    return {
-        "rmse": float(np.sqrt(np.mean(errors**2))),
-        "mae": float(np.mean(absolute)),
-        "mape": float(np.mean(absolute[nonzero] / np.abs(truth[nonzero]))),
-        "smape": float(np.mean(symmetric)),
-        "r2": float(r2),
-    }
+    metrics = {"rmse": float(np.sqrt(np.mean(errors**2))), "mae": float(np.mean(absolute))}
+    if nonzero.any():
+        metrics["mape"] = float(np.mean(absolute[nonzero] / np.abs(truth[nonzero])))
+    return {**metrics, "smape": float(np.mean(symmetric)), "r2": float(r2)}
+
+
+def require_metric(metrics: Mapping[str, float], name: str, where: str) -> float:
+    """`metrics[name]`, or a ValueError that says why it is missing from the metrics of `where` (e.g.
+    "the validation split"): MAPE where every true value is 0, or a metric that was never computed."""
+    if name in metrics:
+        return metrics[name]
+    if name == "mape" and "mae" in metrics:
+        raise ValueError(f"mape is undefined on {where}: every true value is 0 (MAPE divides by the true value)")
+    raise ValueError(f"metric '{name}' was not computed on {where}; computed: {', '.join(metrics)}")
 
 
 def baseline_forecast(spec: UseCaseSpec, train: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
@@ -183,15 +192,11 @@ def baseline_description(spec: UseCaseSpec) -> str:
 
 def improvement_over_baseline(metric: str, value: float, baseline: float) -> float | None:
     """How much better than the baseline a value is, relative to the baseline's figure (0.1: 10% lower
-    for a lower-is-better metric, 10% higher otherwise); None when the baseline's figure is 0."""
-    if baseline == 0:
+    for a lower-is-better metric, 10% higher otherwise); None when the baseline's figure is 0 or not a
+    number."""
+    if baseline == 0 or not np.isfinite(baseline):
         return None
-    return _lift_over_baseline(metric, value, baseline) / abs(baseline)
-
-
-def _lift_over_baseline(metric: str, value: float, baseline: float) -> float:
-    """How much better than the baseline a value is; positive is better for every metric."""
-    return baseline - value if metric in LOWER_IS_BETTER else value - baseline
+    return better_by(metric, value, baseline) / abs(baseline)
 
 
 def confusion_matrix_png(matrix: np.ndarray, classes: list[str]) -> bytes:
@@ -322,7 +327,7 @@ class EvaluationReport(HtmlReport):
                 f"{name} (lower is better)" if name in LOWER_IS_BETTER else name,
                 f"{value:.4f}",
                 f"{baseline:.4f}",
-                f"{_lift_over_baseline(name, value, baseline):+.4f}",
+                f"{better_by(name, value, baseline):+.4f}",
             ]
             if self.task is Task.REGRESSION:
                 row.append("n/a" if improvement is None else f"{improvement:+.1%}")
@@ -330,20 +335,12 @@ class EvaluationReport(HtmlReport):
         return rows
 
     def to_html(self) -> str:
-        summary = html_table(
-            ["use case", "model", "candidate", "task", "split", "rows", "baseline"],
-            [
-                [
-                    self.use_case,
-                    self.model_name,
-                    self.candidate,
-                    self.task.value,
-                    self.split,
-                    f"{self.rows:,}",
-                    self.baseline_description,
-                ]
-            ],
-        )
+        headers = ["use case", "model", "candidate", "task", "split", "rows"]
+        facts = [self.use_case, self.model_name, self.candidate, self.task.value, self.split, f"{self.rows:,}"]
+        if self.task is Task.MULTICLASS_CLASSIFICATION:  # a forecast has no top k
+            headers.append("top k")
+            facts.append(str(self.top_k))
+        summary = html_table([*headers, "baseline"], [[*facts, self.baseline_description]])
         if self.task is Task.MULTICLASS_CLASSIFICATION:
             metrics = html_table(
                 ["metric", "model", "baseline (class prior)", "lift over baseline"], self._metric_rows()

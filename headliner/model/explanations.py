@@ -570,15 +570,14 @@ class _ScoreModel:
 def metric_scorer(metric: str, n_classes: int, top_k: int) -> Callable[[Any, np.ndarray, np.ndarray], float]:
     """A scikit-learn scorer (estimator with `scores`, X, y: class indices or target values) -> the metric,
     sign turned for lower-is-better metrics so that larger is always better and an importance is a drop."""
-    from headliner.spec import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
+    from headliner.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS, better_by
 
     known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
     if metric not in known:
         raise ValueError(f"metric '{metric}' is not one of {list(known)}")
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
 
     def score(estimator: Any, matrix: np.ndarray, y: np.ndarray) -> float:
-        return sign * metric_value(metric, y, estimator.scores(matrix), n_classes, top_k)
+        return better_by(metric, metric_value(metric, y, estimator.scores(matrix), n_classes, top_k), 0.0)
 
     return score
 
@@ -589,11 +588,11 @@ def metric_value(metric: str, y: np.ndarray, scores: np.ndarray, n_classes: int,
     metric of the probabilities (y: class indices)."""
     from sklearn.metrics import log_loss
 
-    from headliner.model.evaluation import label_metrics, regression_metrics
+    from headliner.model.evaluation import label_metrics, regression_metrics, require_metric
     from headliner.spec import REGRESSION_METRICS
 
     if metric in REGRESSION_METRICS:
-        return regression_metrics(y, scores[:, 0])[metric]
+        return require_metric(regression_metrics(y, scores[:, 0]), metric, "the explained rows")
     probabilities = scores
     if metric == "top_k_accuracy":
         top = np.argsort(-probabilities, axis=1, kind="stable")[:, : min(top_k, n_classes)]  # as evaluation ranks

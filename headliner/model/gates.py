@@ -6,9 +6,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from headliner.errors import QualityGateError
-from headliner.model.evaluation import EvaluationReport
+from headliner.model.evaluation import EvaluationReport, require_metric
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import DEFAULT_RUN_CONFIGS, LOWER_IS_BETTER, QualityGate, Task
+from headliner.spec import DEFAULT_RUN_CONFIGS, LOWER_IS_BETTER, METRICS_BY_TASK, QualityGate, Task
 
 __all__ = [
     "LOWER_IS_BETTER",
@@ -91,11 +91,19 @@ def evaluate_gates(report: EvaluationReport, gates: list[QualityGate]) -> list[G
     still asks for more)."""
     results = []
     for gate in gates:
-        if gate.metric not in report.metrics:
+        if gate.metric not in METRICS_BY_TASK[report.task]:
             raise QualityGateError(
                 f"quality gate on unknown metric '{gate.metric}'; known metrics: {', '.join(report.metrics)}"
             )
-        value, baseline = report.metrics[gate.metric], report.baseline_metrics[gate.metric]
+        where = f"the {report.rows:,} {report.split} rows of {report.candidate}"
+        try:
+            value = require_metric(report.metrics, gate.metric, where)
+            baseline = require_metric(report.baseline_metrics, gate.metric, f"the baseline's forecast on {where}")
+        except ValueError as undefined:
+            raise QualityGateError(
+                f"quality gate on {gate.metric} cannot be checked: {undefined}. Nothing was registered. Gate on "
+                "a metric defined for these rows (e.g. smape or mae) in the spec's evaluation.quality_gates."
+            ) from None
         if gate.min is not None:
             results.append(_result(gate, value, baseline, True, gate.min, f"{gate.min:g}"))
         if gate.max is not None:

@@ -11,7 +11,8 @@ Graph contract (what `package_onnx` writes and `OnnxPredictor` reads):
   this order: `probabilities` float32 [N, C] (columns in the order of the `class_labels` metadata, which
   is the spec's class order), then `label` string [N];
 - output of a regressor (`task` "regression"): `prediction` float32 [N, 1] in the target's unit, which
-  the `target` metadata describes (JSON: column, description, unit, min, max); `class_labels` is "[]".
+  the `target` metadata describes (JSON: column, description, unit, min, max), clipped to that range by a
+  Clip node after the regressor (an omitted bound clips nothing); `class_labels` is "[]".
 
 This module imports only numpy, onnxruntime and the spec's Task at module level, so `OnnxPredictor`
 runs where neither scikit-learn nor pandas is installed; packaging and the parity check import them
@@ -223,6 +224,28 @@ def _order_outputs(model: onnx.ModelProto, task: Task) -> None:
     model.graph.output.extend(ordered)
 
 
+UNCLIPPED = "unclipped_prediction"  # the regressor's own output, before the Clip node
+CLIP_BOUNDS = ("target_min", "target_max")  # the Clip node's float32 scalar initializers
+
+
+def _clip_prediction(model: onnx.ModelProto, spec: UseCaseSpec) -> None:
+    """Route the regressor's output through a Clip node to the target's range, so that the graph's
+    `prediction` is what `training.model_output` answers on scikit-learn's side; no bound, no node."""
+    from onnx import helper, numpy_helper
+
+    target = spec.target
+    if target.min is None and target.max is None:
+        return
+    for node in model.graph.node:
+        node.output[:] = [UNCLIPPED if name == PREDICTION else name for name in node.output]
+    bounds = []
+    for name, bound in zip(CLIP_BOUNDS, (target.min, target.max), strict=True):
+        if bound is not None:
+            model.graph.initializer.append(numpy_helper.from_array(np.array(bound, dtype=np.float32), name))
+        bounds.append("" if bound is None else name)  # "": an omitted optional input
+    model.graph.node.append(helper.make_node("Clip", [UNCLIPPED, *bounds], [PREDICTION], name="clip_to_target_range"))
+
+
 def _convert_hist_gradient_boosting_regressor(scope: Any, operator: Any, container: Any) -> None:
     """skl2onnx converter of a HistGradientBoostingRegressor with scikit-learn's own precision: the
     stock converter stores float32 thresholds (and fails on bool attributes), which sends values lying
@@ -333,8 +356,13 @@ def package_onnx(
     else:
         if hasattr(pipeline, "classes_"):
             raise ValueError(f"use case '{spec.name}' is a regression task, but the pipeline is a classifier")
+        from headliner.data.features import target_range
+
         final_types = [(PREDICTION, FloatTensorType([None, 1]))]
-        outputs = f"'{PREDICTION}' float32 [N, 1]: {spec.target.description}, in {spec.target.unit}"
+        outputs = (
+            f"'{PREDICTION}' float32 [N, 1]: {spec.target.description}, in {spec.target.unit}, clipped to the "
+            f"target's range {target_range(spec.target)}"
+        )
     fitted_features = [str(name) for name in getattr(pipeline, "feature_names_in_", spec.feature_names)]
     if fitted_features != spec.feature_names:
         raise ValueError(f"the pipeline was fitted on features {fitted_features}, the spec has {spec.feature_names}")
@@ -350,6 +378,8 @@ def package_onnx(
         custom_shape_calculators={HistGradientBoostingRegressor: calculate_linear_regressor_output_shapes},
     )
     _order_outputs(model, spec.task)
+    if not spec.is_classification:
+        _clip_prediction(model, spec)
     model.producer_name = "headliner (skl2onnx)"
     model.producer_version = skl2onnx.__version__
     model.doc_string = (
@@ -372,8 +402,10 @@ def check_parity(
     """ONNX vs scikit-learn over `frame`, raising ParityError above `tolerance`. A classifier: the max
     abs difference of probabilities, and no predicted label may differ where scikit-learn's top two
     probabilities are further apart than the tolerance (a near tie may break either way). A regressor:
-    the max relative difference of predictions, |onnx - sklearn| / max(|sklearn|, 1)."""
+    the max relative difference of forecasts, |onnx - sklearn| / max(|sklearn|, 1), both clipped to the
+    target's range (scikit-learn's by `training.model_output`)."""
     from headliner.model.estimators import feature_frame
+    from headliner.model.training import model_output
 
     if frame.empty:
         raise ValueError("the parity check needs at least one row")
@@ -381,7 +413,7 @@ def check_parity(
     predictor = OnnxPredictor.from_model(model)
     rows = len(features)
     if not spec.is_classification:
-        expected = np.asarray(pipeline.predict(features), dtype=np.float64)
+        expected = model_output(pipeline, features, spec)
         actual = predictor.predict_values(features).astype(np.float64)
         relative = float((np.abs(actual - expected) / np.maximum(np.abs(expected), 1.0)).max())
         if not relative <= tolerance:  # NaN fails too
@@ -391,7 +423,7 @@ def check_parity(
             )
         return relative
     _require_spec_classes(pipeline.classes_, spec)
-    expected_probabilities = pipeline.predict_proba(features)
+    expected_probabilities = model_output(pipeline, features, spec)
     expected_labels = np.asarray(pipeline.predict(features)).astype(str)
     labels, probabilities = predictor.predict(features)
 

@@ -31,9 +31,10 @@ from headliner.model.evaluation import (
     evaluate,
     evaluate_regression,
     regression_metrics,
+    require_metric,
 )
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import LOWER_IS_BETTER, METRICS_BY_TASK, UseCaseSpec, load_yaml_model
+from headliner.spec import LOWER_IS_BETTER, METRICS_BY_TASK, UseCaseSpec, better_by, load_yaml_model
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +137,14 @@ def require_all_classes(train: pd.DataFrame, spec: UseCaseSpec) -> None:
 
 def model_output(pipeline: Pipeline, features: pd.DataFrame, spec: UseCaseSpec) -> np.ndarray:
     """What the model answers per row: a classifier's class probabilities [N, C], a regressor's
-    predictions [N] in the target's unit."""
-    output: np.ndarray = (
-        pipeline.predict_proba(features) if spec.is_classification else np.asarray(pipeline.predict(features))
-    )
-    return output
+    forecasts [N] in the target's unit, clipped to the target's range as the ONNX graph's Clip node
+    clips them (a linear model may otherwise forecast negative sales)."""
+    if spec.is_classification:
+        probabilities: np.ndarray = pipeline.predict_proba(features)
+        return probabilities
+    forecast = np.asarray(pipeline.predict(features), dtype=np.float64)
+    target = spec.target
+    return forecast if target.min is None and target.max is None else np.clip(forecast, target.min, target.max)
 
 
 def score(pipeline: Pipeline, frame: pd.DataFrame, spec: UseCaseSpec) -> dict[str, float]:
@@ -162,10 +166,20 @@ def fit_candidate(
     return TrainedCandidate(candidate, pipeline, score(pipeline, validation, spec), fit_seconds)
 
 
+def selection_value(trained: TrainedCandidate, metric: str) -> float:
+    """A candidate's validation figure of the selection metric; a HeadlinerError if it is undefined there
+    (mape when every validation true value is 0)."""
+    try:
+        return require_metric(trained.validation_metrics, metric, "the validation split")
+    except ValueError as undefined:
+        raise HeadlinerError(
+            f"cannot select a model by {metric}: {undefined}; choose another selection_metric"
+        ) from None
+
+
 def best_candidate(trained: list[TrainedCandidate], metric: str) -> TrainedCandidate:
     """The best by `metric` (ties: the first in config order)."""
-    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
-    return min(trained, key=lambda t: sign * t.validation_metrics[metric])
+    return max(trained, key=lambda t: better_by(metric, selection_value(t, metric), 0.0))
 
 
 def select_model(
@@ -199,7 +213,7 @@ def select_model(
             "  %s: validation %s = %.4f (%.1f s)",
             candidate.name,
             training.selection_metric,
-            result.validation_metrics[training.selection_metric],
+            selection_value(result, training.selection_metric),
             result.fit_seconds,
         )
     best = best_candidate(trained, training.selection_metric)
@@ -229,7 +243,7 @@ def evaluate_selected(
         model_name=spec.name,
         candidate=candidate,
         y_true=class_indices(test[column], spec),
-        proba=pipeline.predict_proba(feature_frame(test, spec)),
+        proba=model_output(pipeline, feature_frame(test, spec), spec),
         train_y=class_indices(train[column], spec),
         class_names=class_display_names(spec),
     )

@@ -1,7 +1,8 @@
 """Live performance: once true labels arrive (POST /feedback, `run.py feedback`), the served answers are
 scored with the offline metrics over the window and over time, beside the offline evaluation of the same
 version. Classification: top-k accuracy from the logged top-k, accuracy and precision/recall/F1 from the
-top-1; regression: MAE, RMSE, MAPE and sMAPE of the logged forecasts against the true values."""
+top-1; regression: MAE, RMSE, MAPE and sMAPE of the logged forecasts against the true values (MAPE left
+out of a window or time slice whose true values are all 0, where it is undefined)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 from headliner.model.evaluation import label_metrics, regression_metrics
 from headliner.monitoring.window import LABEL, LABEL_RANK, PREDICTED
 from headliner.reports.html import HtmlReport, html_page, html_table
-from headliner.spec import LIVE_METRICS_BY_TASK, LOWER_IS_BETTER, Task, UseCaseSpec
+from headliner.spec import LIVE_METRICS_BY_TASK, LOWER_IS_BETTER, Task, UseCaseSpec, better_by
 
 PERIODS = 10
 
@@ -38,8 +39,8 @@ class LivePerformanceReport(HtmlReport):
 
     @property
     def judged(self) -> bool:
-        """Enough labels to compare with the offline evaluation."""
-        return self.labelled >= self.min_labels and bool(self.metrics)
+        """Enough labels to compare with the offline evaluation, and the live metric defined on them."""
+        return self.labelled >= self.min_labels and self.live_metric in self.metrics
 
     @property
     def drop(self) -> float | None:
@@ -47,7 +48,7 @@ class LivePerformanceReport(HtmlReport):
         accuracy, above it for MAE; negative: better); None if not judged."""
         if not self.judged or self.live_metric not in self.offline:
             return None
-        return worse_by(self.live_metric, self.metrics[self.live_metric], self.offline[self.live_metric])
+        return -better_by(self.live_metric, self.metrics[self.live_metric], self.offline[self.live_metric])
 
     def summary_metadata(self) -> dict[str, str | int | float]:
         figures: dict[str, str | int | float] = {"labelled": self.labelled}
@@ -76,18 +77,19 @@ class LivePerformanceReport(HtmlReport):
             [name, f"{self.metrics[name]:.4f}", f"{self.offline[name]:.4f}" if name in self.offline else "-"]
             for name in names
         ]
-        status = (
-            f"<p>{self.labelled:,} labelled answers; {self.live_metric} is {self.drop:+.4f} "
-            f"{worse_word(self.live_metric)} its offline value.</p>"
-            if self.drop is not None
-            else f"<p>{self.labelled:,} labelled answers; at least {self.min_labels:,} are needed to judge.</p>"
-        )
+        if self.drop is not None:
+            status = f"{self.live_metric} is {self.drop:+.4f} {worse_word(self.live_metric)} its offline value."
+        elif self.live_metric not in self.metrics:
+            status = f"{self.live_metric} is undefined on them: every true value is 0."
+        else:
+            status = f"at least {self.min_labels:,} are needed to judge."
+        status = f"<p>{self.labelled:,} labelled answers; {status}</p>"
         periods = [
             [
                 f"{p.start:%Y-%m-%d %H:%M:%S}",
                 f"{p.end:%Y-%m-%d %H:%M:%S}",
                 f"{p.labelled:,}",
-                f"{p.metrics[self.live_metric]:.4f}",
+                f"{p.metrics[self.live_metric]:.4f}" if self.live_metric in p.metrics else "n/a (all true values 0)",
             ]
             for p in self.periods
         ]
@@ -103,11 +105,6 @@ class LivePerformanceReport(HtmlReport):
             ("Over time", html_table(["from", "to", "labels", self.live_metric], periods)),
         ]
         return html_page("Live performance", sections)
-
-
-def worse_by(metric: str, live: float, offline: float) -> float:
-    """How much worse `live` is than `offline` for this metric (positive: worse)."""
-    return live - offline if metric in LOWER_IS_BETTER else offline - live
 
 
 def worse_word(metric: str) -> str:
@@ -131,9 +128,10 @@ def live_metrics(
 
 
 def live_regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """The live metrics of logged forecasts against the true values that arrived."""
+    """The live metrics of logged forecasts against the true values that arrived (no mape where every
+    true value is 0)."""
     metrics = regression_metrics(np.asarray(truth, dtype=np.float64), np.asarray(predicted, dtype=np.float64))
-    return {name: metrics[name] for name in LIVE_METRICS_BY_TASK[Task.REGRESSION]}
+    return {name: metrics[name] for name in LIVE_METRICS_BY_TASK[Task.REGRESSION] if name in metrics}
 
 
 def live_performance(current: pd.DataFrame, offline: dict[str, float], spec: UseCaseSpec) -> LivePerformanceReport:
@@ -185,7 +183,9 @@ def _chart(report: LivePerformanceReport) -> bytes:
     figure, axes = plt.subplots(figsize=(8, 3.5))
     middles = [p.start + (p.end - p.start) / 2 for p in report.periods]
     # matplotlib converts datetimes through its units registry; its type hints leave them out
-    axes.plot(middles, [p.metrics[report.live_metric] for p in report.periods], marker="o", label="live")  # type: ignore[arg-type]
+    # a time slice without the metric (mape of zero true values) leaves a gap
+    values = [p.metrics.get(report.live_metric, np.nan) for p in report.periods]
+    axes.plot(middles, values, marker="o", label="live")  # type: ignore[arg-type]
     if report.live_metric in report.offline:
         axes.axhline(report.offline[report.live_metric], color="grey", linestyle="--", label="offline (test split)")
     axes.set_ylabel(report.live_metric)

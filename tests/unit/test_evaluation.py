@@ -165,6 +165,9 @@ def test_a_classification_report_names_its_task_and_baseline_and_has_no_regressi
     assert set(wine_report.png_images()) == {"confusion_matrix"}
     page = wine_report.to_html()
     assert "<td>multiclass_classification</td>" in page and "improvement over baseline" not in page
+    summary = page.split("<table>")[1]  # the first table: what was evaluated, with the top k of top_k_accuracy
+    assert "<th>rows</th><th>top k</th><th>baseline</th>" in summary
+    assert f"<td>{wine_report.rows:,}</td><td>{wine_report.top_k}</td><td>the class prior" in summary
 
 
 def test_evaluate_refuses_a_spec_asking_for_an_unknown_metric(wine_spec):

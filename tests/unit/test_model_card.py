@@ -484,3 +484,23 @@ def test_a_card_stored_before_regression_loads_as_a_classification_card(jukebox_
     text = card.to_markdown()
     assert "beside the baseline (every row gets the training split's class shares)." in text
     assert "## Fairness across is_explicit on the test split (worst class)" in text
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "baseline", "text"),
+    [
+        ("mae", 41.25, 55.0, "25.0% lower (better)"),
+        ("mae", 66.0, 55.0, "20.0% higher (worse)"),
+        ("r2", 0.875, 0.7, "25.0% higher (better)"),
+        ("r2", -0.3, -0.2, "50.0% lower (worse)"),  # relative to the baseline's size, a negative R2 too
+        ("mae", 41.25, 0.0, "n/a"),
+        ("mape", 0.1, float("nan"), "n/a"),  # the baseline's figure is missing (mape of zero true values)
+    ],
+)
+def test_change_against_the_baseline_reads_as_the_evaluation_improvement(metric, value, baseline, text):
+    from headliner.governance.model_card import _change_text
+    from headliner.model.evaluation import improvement_over_baseline
+
+    assert _change_text(metric, value, baseline) == text
+    improvement = improvement_over_baseline(metric, value, baseline)
+    assert text == "n/a" if improvement is None else text.startswith(f"{abs(improvement):.1%}")

@@ -100,3 +100,52 @@ def test_forecast_and_true_values_drift_and_no_estimate_or_fairness(tmp_path, sa
     assert "a forecast carries no confidence to calibrate" in estimate.to_html()
     report = fairness(current, current, store_sales_spec)
     assert report.passed is None and report.figures == []
+
+
+def zero_sales_first_window(rows: int = 200, zero_rows: int = 20) -> pd.DataFrame:
+    """Labelled forecasts a minute apart; the first time slice (of PERIODS) only weeks of zero sales
+    (forecast 5, true 0), the rest forecast 110 for a true 100."""
+    zero = np.arange(rows) < zero_rows
+    return pd.DataFrame(
+        {
+            "received_at": pd.date_range("2026-01-05", periods=rows, freq="min"),
+            PREDICTED: np.where(zero, 5.0, 110.0),
+            LABEL: np.where(zero, 0.0, 100.0),
+        }
+    )
+
+
+def test_a_first_time_slice_of_zero_sales_is_scored_without_mape_and_the_live_mae_judged(store_sales_spec):
+    report = live_performance(zero_sales_first_window(), {"mae": 8.0, "mape": 0.05}, store_sales_spec)
+    # overall: mae (20 x 5 + 180 x 10) / 200 = 9.5; mape over the 180 non-zero true values 10 / 100;
+    # smape 2 x 5 / 5 on a zero week, 2 x 10 / 210 on the others
+    assert report.metrics == pytest.approx(
+        {
+            "rmse": np.sqrt((20 * 25 + 180 * 100) / 200),
+            "mae": 9.5,
+            "mape": 0.1,
+            "smape": (20 * 2 + 180 * 20 / 210) / 200,
+        }
+    )
+    first, *later = report.periods
+    assert (first.labelled, first.metrics) == (20, pytest.approx({"rmse": 5.0, "mae": 5.0, "smape": 2.0}))
+    assert all(period.metrics["mape"] == pytest.approx(0.1) for period in later) and len(later) == 9
+    assert report.judged and report.drop == pytest.approx(1.5)
+    assert report.summary_metadata()["mae_drop"] == 1.5
+    assert report.png_images()["live_performance"].startswith(b"\x89PNG")
+    assert "mae is +1.5000 above its offline value" in report.to_html()
+
+
+def test_a_live_mape_undefined_on_a_time_slice_leaves_a_gap_and_on_the_window_is_not_judged(store_sales_spec):
+    monitoring = store_sales_spec.monitoring.model_copy(update={"live_metric": "mape"})
+    spec = store_sales_spec.model_copy(update={"monitoring": monitoring})
+    report = live_performance(zero_sales_first_window(), {"mape": 0.05}, spec)
+    assert report.judged and report.drop == pytest.approx(0.05)
+    page = report.to_html()
+    assert page.count("n/a (all true values 0)") == 1 and page.count("<td>0.1000</td>") >= 9
+    assert report.png_images()["live_performance"].startswith(b"\x89PNG")  # the slice without mape: a gap
+
+    zeros = live_performance(zero_sales_first_window(zero_rows=200), {"mape": 0.05}, spec)
+    assert zeros.metrics["mae"] == 5.0 and "mape" not in zeros.metrics
+    assert not zeros.judged and zeros.drop is None and "mape_drop" not in zeros.summary_metadata()
+    assert "200 labelled answers; mape is undefined on them: every true value is 0." in zeros.to_html()

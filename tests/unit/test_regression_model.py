@@ -6,6 +6,8 @@ import io
 import json
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import pandas as pd
 import pytest
 from PIL import Image
@@ -21,13 +23,22 @@ from headliner.model.evaluation import (
     evaluate_regression,
     improvement_over_baseline,
     regression_metrics,
+    require_metric,
 )
 from headliner.model.gates import enforce_gates, evaluate_gates
 from headliner.model.onnx_packaging import OnnxPredictor
 from headliner.model.packaging import package_checked, parity_key
 from headliner.model.training import TrainingConfig, evaluate_selected, load_training_config, select_model
 from headliner.reports.html import script_free_problems
-from headliner.spec import PROJECT_ROOT, REGRESSION_METRICS, USE_CASES_DIR, QualityGate, Task, load_spec
+from headliner.spec import (
+    PROJECT_ROOT,
+    REGRESSION_METRICS,
+    USE_CASES_DIR,
+    QualityGate,
+    Task,
+    better_by,
+    load_spec,
+)
 from tests.helpers.models import sales_frame
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -79,8 +90,25 @@ def test_metrics_match_hand_computed_values():
 def test_zero_truths_and_predictions_have_defined_percentages():
     metrics = regression_metrics(np.array([0.0, 10.0]), np.array([0.0, 10.0]))
     assert (metrics["smape"], metrics["mape"], metrics["mae"], metrics["r2"]) == (0.0, 0.0, 0.0, 1.0)
-    with pytest.raises(ValueError, match="MAPE is undefined: every true value is 0"):
-        regression_metrics(np.zeros(3), np.ones(3))
+
+
+def test_mape_is_left_out_when_every_true_value_is_0_and_says_why_when_asked_for():
+    # a week of zero sales everywhere: mae 1, rmse 1, smape 2 |1| / (0 + 1) = 2, r2 0 (constant truth)
+    metrics = regression_metrics(np.zeros(3), np.ones(3))
+    assert metrics == {"rmse": 1.0, "mae": 1.0, "smape": 2.0, "r2": 0.0}
+    assert require_metric(metrics, "mae", "the window") == 1.0
+    with pytest.raises(ValueError, match=r"^mape is undefined on the window: every true value is 0 \(MAPE divides"):
+        require_metric(metrics, "mape", "the window")
+    with pytest.raises(ValueError, match=r"^metric 'auc' was not computed on the window; computed: rmse, mae, smape"):
+        require_metric(metrics, "auc", "the window")
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "reference", "better"),
+    [("mae", 270.0, 300.0, 30.0), ("mae", 330.0, 300.0, -30.0), ("r2", 0.6, 0.5, 0.1), ("log_loss", 1.0, 1.5, 0.5)],
+)
+def test_better_by_is_positive_when_the_value_is_better(metric, value, reference, better):
+    assert better_by(metric, value, reference) == pytest.approx(better)
 
 
 def test_r2_of_constant_truth_follows_scikit_learn():
@@ -103,6 +131,7 @@ def test_improvement_is_relative_to_the_baseline_and_positive_when_better():
     assert improvement_over_baseline("r2", 0.6, 0.5) == pytest.approx(0.2)
     assert improvement_over_baseline("r2", 0.1, -0.5) == pytest.approx(1.2)
     assert improvement_over_baseline("mae", 1.0, 0.0) is None
+    assert improvement_over_baseline("mae", 1.0, float("nan")) is None
 
 
 def test_baseline_is_the_spec_feature_else_the_train_mean(sales_spec, sales_splits):
@@ -155,6 +184,7 @@ def test_regression_report_page_is_static_with_both_figures(hand_report):
     # mae 20 vs the baseline's 30: lift +10, improvement +33.3%
     assert "<td>mae (lower is better)</td><td>20.0000</td><td>30.0000</td><td>+10.0000</td><td>+33.3%</td>" in page
     assert "improvement over baseline" in page and "rmse and mae in units" in page and "seasonal naive" in page
+    assert "<th>top k</th>" not in page  # a forecast has no top k
 
 
 def test_a_report_stored_before_tasks_existed_loads_as_a_classifier():
@@ -215,6 +245,25 @@ def test_improvement_gate_on_a_higher_is_better_metric_uses_the_baseline_magnitu
     assert (result.bound, result.passed) == (">= baseline -0.2000 + 50% = -0.1000", False)
     [result] = evaluate_gates(with_metric(hand_report, "r2", 0.61, 0.4), gates)
     assert (result.bound, result.passed) == (">= baseline 0.4000 + 50% = 0.6000", True)
+
+
+def test_a_split_of_zero_sales_gives_a_report_without_mape_and_a_gate_on_mape_fails_clearly(sales_spec):
+    zeros = np.zeros(4)
+    report = evaluate_regression(sales_spec, "store_sales", "ridge", zeros, HAND_PREDICTED, np.full(4, 5.0))
+    assert list(report.metrics) == list(report.baseline_metrics) == ["rmse", "mae", "smape", "r2"]
+    assert report.metrics["mae"] == pytest.approx(77.5) and report.baseline_metrics["mae"] == 5.0
+    page = report.to_html()
+    assert "<td>mae (lower is better)</td><td>77.5000</td><td>5.0000</td><td>-72.5000</td><td>-1450.0%</td>" in page
+    assert "<td>mape" not in page
+    [mae] = evaluate_gates(report, [QualityGate(metric="mae", max=100.0)])
+    assert mae.passed
+    with pytest.raises(QualityGateError) as failure:
+        evaluate_gates(report, [QualityGate(metric="mape", max=0.2)])
+    assert str(failure.value) == (
+        "quality gate on mape cannot be checked: mape is undefined on the 4 test_split rows of ridge: every true "
+        "value is 0 (MAPE divides by the true value). Nothing was registered. Gate on a metric defined for these "
+        "rows (e.g. smape or mae) in the spec's evaluation.quality_gates."
+    )
 
 
 def test_improvement_gate_works_for_classification_too(wine_spec):
@@ -301,7 +350,8 @@ def test_evaluation_of_the_selected_regressor_against_seasonal_naive(sales_spec,
     assert report.baseline_metrics == regression_metrics(truth, test["sales_lag_52"].to_numpy())
     from headliner.model.estimators import feature_frame
 
-    assert report.metrics == regression_metrics(truth, pipeline.predict(feature_frame(test, sales_spec)))
+    forecast = np.clip(pipeline.predict(feature_frame(test, sales_spec)), 0, None)  # the target's min is 0
+    assert report.metrics == regression_metrics(truth, forecast)
     assert report.metrics["mae"] < report.baseline_metrics["mae"]
     mean_report = evaluate_selected(without_baseline(sales_spec), pipeline, selection.selected, train, test)
     assert mean_report.baseline_metrics == regression_metrics(truth, np.full(len(test), train["sales"].mean()))
@@ -321,3 +371,44 @@ def test_packaged_regressor_carries_its_baseline_and_scores_like_scikit_learn(sa
     metrics = predictor_metrics(predictor, test, sales_spec)
     for name, value in report.metrics.items():
         assert metrics[name] == pytest.approx(value, rel=1e-5)
+
+
+def test_forecasts_are_clipped_to_the_target_range_in_scikit_learn_and_onnx_alike(sales_spec, sales_splits):
+    from headliner.model.estimators import feature_frame
+    from headliner.model.onnx_packaging import check_parity, package_onnx
+    from headliner.model.training import model_output
+
+    train, validation, test = sales_splits
+    rows = pd.concat([train, validation, test])
+    pipeline = build_pipeline(sales_spec, CandidateConfig(name="ridge", family="ridge"))
+    pipeline.fit(feature_frame(train, sales_spec), train["sales"])
+    raw = pipeline.predict(feature_frame(rows, sales_spec))
+    assert (raw < 0).sum() > 0  # the linear model alone forecasts negative sales for some weeks
+    forecast = model_output(pipeline, feature_frame(rows, sales_spec), sales_spec)
+    np.testing.assert_array_equal(forecast, np.clip(raw, 0, 1e7))
+
+    model = package_onnx(pipeline, sales_spec, "1", {})
+    onnx_forecast = OnnxPredictor.from_model(model).predict_values(rows[sales_spec.feature_names])
+    assert onnx_forecast.min() == 0.0 and np.all(onnx_forecast[raw < 0] == 0.0)
+    assert 0 <= check_parity(model, pipeline, rows, sales_spec) <= 1e-4
+    clip = model.graph.node[-1]
+    assert (clip.op_type, list(clip.input)[1:], list(clip.output)) == (
+        "Clip",
+        ["target_min", "target_max"],
+        ["prediction"],
+    )
+    bounds = {i.name: onnx.numpy_helper.to_array(i).item() for i in model.graph.initializer if i.name in clip.input}
+    assert bounds == {"target_min": 0.0, "target_max": 1e7}
+    assert model.doc_string.endswith("in units, clipped to the target's range [0, 10000000].")
+
+    # an omitted bound clips nothing: no minimum, so the Clip node has an empty min input and negatives stay
+    unbounded_below = sales_spec.model_copy(update={"target": sales_spec.target.model_copy(update={"min": None})})
+    model = package_onnx(pipeline, unbounded_below, "1", {})
+    assert list(model.graph.node[-1].input)[1:] == ["", "target_max"]
+    onnx_forecast = OnnxPredictor.from_model(model).predict_values(rows[sales_spec.feature_names])
+    np.testing.assert_allclose(onnx_forecast, raw, rtol=1e-4, atol=1e-3)
+    assert "range [-inf, 10000000]" in model.doc_string
+    unbounded = sales_spec.model_copy(
+        update={"target": sales_spec.target.model_copy(update={"min": None, "max": None})}
+    )
+    assert "Clip" not in {node.op_type for node in package_onnx(pipeline, unbounded, "1", {}).graph.node}

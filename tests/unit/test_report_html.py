@@ -412,3 +412,40 @@ def test_a_report_without_drift_says_so_and_draws_nothing():
         title="Feature drift", reference_rows=10, current_rows=10, columns=columns, evidently_html=""
     ).to_html()
     assert "0 of 2 drifted" in page and "No column drifted" in page and "<img" not in page
+
+
+def test_a_regressors_model_card_shows_its_task_target_and_forecast_output(store_sales_spec, jukebox_onnx_file):
+    from materializers.onnx_materializer import OnnxModelMaterializer
+    from tests.helpers.models import packaged_model_from_frame, sales_frame
+
+    model = onnx.load_model_from_string(packaged_model_from_frame(store_sales_spec, sales_frame(store_sales_spec)))
+    page = model_card_html(model)
+    assert script_free_problems(page) == [] and "<h2>Classes</h2>" not in page
+    forecast = page.split("<h2>Forecast</h2>")[1].split("</table>")[0]
+    for item, value in [
+        ("task", "regression"),
+        ("target", "sales: Units of the product family sold in the store in the week"),
+        ("unit", "units"),
+        ("range", "[0, 10000000]"),
+        ("output", "prediction float32 [N, 1], clipped to the range"),
+    ]:
+        assert f"<td>{item}</td><td>{value}</td>" in forecast
+    assert "<td>prediction</td><td>float</td><td>[N, 1]</td>" in page
+    assert "<td>task</td>" not in page.split("<h2>Details</h2>")[1]  # shown once, in the Forecast table
+
+    materializer = OnnxModelMaterializer(uri="unused")
+    metadata = materializer.extract_metadata(model)
+    assert "n_classes" not in metadata
+    assert {key: metadata[key] for key in ("task", "target", "target_unit", "target_range", "output")} == {
+        "task": "regression",
+        "target": "sales",
+        "target_unit": "units",
+        "target_range": "[0, 10000000]",
+        "output": "prediction [N, 1]",
+    }
+    # a classifier's card and metadata are as before: its classes, no forecast
+    classifier = onnx.load_model_from_string(jukebox_onnx_file.read_bytes())
+    page = model_card_html(classifier)
+    assert "<h2>Classes</h2>" in page and "<h2>Forecast</h2>" not in page and "<td>71</td><td>ZA</td>" in page
+    metadata = materializer.extract_metadata(classifier)
+    assert metadata["n_classes"] == 72 and "task" not in metadata and "target" not in metadata
