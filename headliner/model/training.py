@@ -142,7 +142,7 @@ def model_output(pipeline: Pipeline, features: pd.DataFrame, spec: UseCaseSpec) 
     if spec.is_classification:
         probabilities: np.ndarray = pipeline.predict_proba(features)
         return probabilities
-    forecast = np.asarray(pipeline.predict(features), dtype=np.float64)
+    forecast = np.asarray(pipeline.predict(features))  # the estimator's own dtype (the MLflow signature's)
     target = spec.target
     return forecast if target.min is None and target.max is None else np.clip(forecast, target.min, target.max)
 
