@@ -480,7 +480,8 @@ class Monitoring(_Strict):
     live_metric: str = Field(description="The live metric compared with the offline evaluation of the served version.")
     live_metric_min_drop_to_retrain: float = Field(
         ge=0,
-        description="A drop of the live metric below its offline value by this much asks to retrain; half of it warns.",
+        description="The live metric worse than its offline value by this much (below it for accuracy, above it "
+        "for MAE; in the metric's unit) asks to retrain; half of it warns.",
     )
     min_labels: int = Field(
         default=100, ge=1, description="Live metrics are judged only with at least this many true labels in the window."
