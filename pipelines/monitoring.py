@@ -36,7 +36,8 @@ def monitoring(spec: UseCaseSpec, version: str, selection: WindowSelection, log_
     """Judges version `version` (a number) of model `spec.name`: inputs against its training split (its
     validation split when split by time), the prediction, fairness and the estimated performance against its
     validation split. The version's splits, `onnx_model` and `evaluation_report` artifacts are the steps'
-    inputs, so the run's lineage shows what it compared against. ZenML resolves the version when the steps run: check it exists first."""
+    inputs, so the run's lineage shows what it compared against. ZenML resolves the version when the steps
+    run: check it exists first."""
     model_version = Client().get_model_version(spec.name, version)
     validation_split = model_version.get_artifact(Artifact.VALIDATION_SPLIT)
     onnx_model = model_version.get_artifact(Artifact.ONNX_MODEL)
