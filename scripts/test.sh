@@ -38,8 +38,9 @@ fi
 # starting, image builds downloading, services draining) and 2 cores sat half idle with one (27 min of CPU in
 # 31 min). The side session takes the tests that bring their own ZenML config, stack and servers, and share
 # nothing with the others but the machine: the containers tier (podman image builds, steps in containers)
-# and the `servers` stack's tests. Each session has its own temporary folders; both must pass.
-SIDE=(tests/containers tests/services/test_servers.py)
+# and the `servers` stack's tests, and store_sales' whole loop (the regression use case, trained once in its own
+# store). Each session has its own temporary folders; both must pass.
+SIDE=(tests/containers tests/services/test_servers.py tests/services/test_regression_loop.py)
 runs=$(mktemp -d)
 stage "pytest ${SIDE[*]} (side session, its output follows the main one's)"
 python -m pytest --durations=10 --basetemp="$runs/side" "${SIDE[@]}" >"$runs/side.log" 2>&1 &
@@ -47,7 +48,7 @@ side_pid=$!
 stage "pytest, every other test (main session)"
 main_status=0
 python -m pytest --durations=25 --basetemp="$runs/main" --ignore=tests/containers \
-    --ignore=tests/services/test_servers.py || main_status=$?
+    --ignore=tests/services/test_servers.py --ignore=tests/services/test_regression_loop.py || main_status=$?
 side_status=0
 wait "$side_pid" || side_status=$?
 stage "the side session's output (pytest ${SIDE[*]})"

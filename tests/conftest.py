@@ -25,13 +25,7 @@ Path(ISOLATED_ENV["ZENML_REPOSITORY_PATH"]).mkdir(parents=True)
 import pytest  # noqa: E402
 
 from headliner.spec import USE_CASES_DIR, UseCaseSpec, load_spec  # noqa: E402
-from tests.helpers.cli import (  # noqa: E402
-    FAST_REGRESSION_RUN_CONFIG,
-    FAST_RUN_CONFIG,
-    STORE_SALES_CONFIG,
-    STORE_SALES_ROWS,
-    run_pipeline,
-)
+from tests.helpers.cli import FAST_RUN_CONFIG, run_pipeline  # noqa: E402
 from tests.helpers.models import packaged_linear_model  # noqa: E402
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -97,14 +91,6 @@ def jukebox_training(isolated_env):
 def wine_training(isolated_env):
     """One training run of wine on its bundled data with the shipped run config."""
     return run_pipeline(["--pipeline", "training", "--config", "configs/use_cases/wine.yaml"], isolated_env)
-
-
-@pytest.fixture(scope="session")
-def store_sales_training(isolated_env):
-    """One training run of store_sales (regression, split by time) on a small generated panel with two quick
-    regressors."""
-    args = ["--pipeline", "training", "--config", STORE_SALES_CONFIG, "--rows", STORE_SALES_ROWS]
-    return run_pipeline([*args, "--run-config", FAST_REGRESSION_RUN_CONFIG], isolated_env)
 
 
 @pytest.fixture(scope="session")

@@ -362,26 +362,3 @@ def test_each_promote_decision_is_a_governance_run_with_the_stage_record(new_ver
     assert [(e.event, e.by) for e in record.history] == [("requested", "alice"), ("approved", "bob")]
     assert "html" in [v.type.value for v in artifact.visualizations]
     assert request_run.steps[Step.RECORD_MODEL_STAGE].outputs[Artifact.MODEL_STAGE_RECORD][0].load().stage == "none"
-
-
-def test_a_regression_version_goes_through_the_same_four_eyes(store_sales_training):
-    """store_sales: the staging request its training run filed, a refused self-approval, approval by a second
-    person, then production; the stage record and the MLflow aliases follow."""
-    run, _ = store_sales_training
-    number = run.steps[Step.REGISTER_MODEL].model_version.number
-    (request,) = [r for r in governance.pending_requests("store_sales") if r.version == number]
-    assert (request.to_stage, request.requested_by) == ("staging", "training-pipeline")
-    with pytest.raises(PromotionError, match="cannot decide it: a second person must"):
-        governance.approve(request.id, "training-pipeline")
-    governance.approve(request.id, "bob", reason="MAE well below seasonal naive")
-    production = governance.request_promotion("store_sales", number, "production", "forecasts for the stores", "alice")
-    governance.approve(production.id, "carol")
-    assert governance.stage_holders("store_sales")["production"] == [number]
-    record = model_stage_record("store_sales", number)
-    assert record.stage == "production" and record.mlflow_aliases == ["champion"]
-    assert [(e.event, e.stage, e.by) for e in record.history] == [
-        ("requested", "staging", "training-pipeline"),
-        ("approved", "staging", "bob"),
-        ("requested", "production", "alice"),
-        ("approved", "production", "carol"),
-    ]

@@ -5,26 +5,15 @@ registers nothing."""
 import re
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
 from headliner.labels import Artifact, Step
 from headliner.model.estimators import feature_frame
 from headliner.model.onnx_packaging import PARITY_TOLERANCE, OnnxPredictor
-from headliner.model.training import model_output
-from headliner.spec import LOWER_IS_BETTER, PROJECT_ROOT
+from headliner.spec import PROJECT_ROOT
 from tests.helpers.cli import run_cli
-
-SPLITS = (Artifact.TRAIN_SPLIT, Artifact.VALIDATION_SPLIT, Artifact.TEST_SPLIT)
-LINKED_ARTIFACTS = {
-    Artifact.ONNX_MODEL,
-    Artifact.MODEL_CARD,
-    Artifact.EVALUATION_REPORT,
-    Artifact.TRAIN_SPLIT,
-    Artifact.VALIDATION_SPLIT,
-    Artifact.TEST_SPLIT,
-}
+from tests.helpers.training import LINKED_ARTIFACTS, check_registered_version
 
 
 def test_registers_a_model_version_with_its_artifacts(jukebox_training):
@@ -197,68 +186,7 @@ def test_the_run_config_flag_files_the_staging_request(jukebox_training):
     assert governance.stage_holders("jukebox")["staging"] == []  # approval stays human
 
 
-USE_CASE_TRAININGS = {"jukebox": "jukebox_training", "wine": "wine_training", "store_sales": "store_sales_training"}
-
-
-@pytest.mark.parametrize("use_case", USE_CASE_TRAININGS)
+@pytest.mark.parametrize("use_case", ["jukebox", "wine"])  # store_sales: tests/services/test_regression_loop.py
 def test_every_task_trains_gates_packages_and_registers_with_the_same_code(use_case, request):
-    """One code path per task, chosen by the spec: each use case's version is registered with its test metrics
-    beside the baseline's, and its ONNX file alone answers like the scikit-learn model on the test split."""
-    run, stdout = request.getfixturevalue(USE_CASE_TRAININGS[use_case])
-    spec = request.getfixturevalue(f"{use_case}_spec")
-    version = run.steps[Step.REGISTER_MODEL].model_version
-    assert version.model.name == spec.name and f"Registered model '{spec.name}' version {version.number}" in stdout
-    assert set(version.data_artifact_ids) | set(version.model_artifact_ids) >= LINKED_ARTIFACTS
-
-    report = run.steps[Step.EVALUATE_MODEL].outputs[Artifact.EVALUATION_REPORT][0].load()
-    assert set(report.metrics) == set(report.baseline_metrics) >= set(spec.evaluation.metrics)
-    primary = spec.evaluation.primary_metric
-    better = report.metrics[primary] < report.baseline_metrics[primary]
-    assert better if primary in LOWER_IS_BETTER else not better, (report.metrics, report.baseline_metrics)
-    gates = run.steps[Step.CHECK_QUALITY_GATES].outputs[Artifact.QUALITY_GATES][0].load()
-    assert len(gates.results) >= len(spec.evaluation.quality_gates) and all(r.passed for r in gates.results)
-
-    onnx_model = run.steps[Step.PACKAGE_MODEL].outputs[Artifact.ONNX_MODEL][0].load()
-    sklearn_model = run.steps[Step.TRAIN_MODEL].outputs[Artifact.SKLEARN_MODEL][0].load()
-    test = run.steps[Step.SPLIT_DATA].outputs[Artifact.TEST_SPLIT][0].load()
-    predictor = OnnxPredictor.from_bytes(onnx_model.SerializeToString())
-    assert predictor.task == spec.task and predictor.feature_names == spec.feature_names
-    assert predictor.model_version == str(version.number)
-    scores = predictor.scores(test[spec.feature_names].to_numpy(dtype=np.float64))
-    if spec.is_classification:
-        expected = sklearn_model.predict_proba(feature_frame(test, spec))
-        assert scores.shape == (len(test), len(spec.target.classes))
-        assert np.abs(scores - expected).max() <= PARITY_TOLERANCE
-    else:
-        expected = model_output(sklearn_model, feature_frame(test, spec), spec)  # clipped to the target's range
-        assert scores.shape == (len(test), 1) and predictor.output_names == [spec.target.column]
-        assert (np.abs(scores[:, 0] - expected) / np.maximum(np.abs(expected), 1)).max() <= PARITY_TOLERANCE
-
-
-def test_store_sales_is_judged_on_later_weeks_than_it_learnt_from(store_sales_training, store_sales_spec):
-    """The split by time: the last 8 weeks test, the 8 before validate, every earlier week trains; the lags
-    of every example are the sales of earlier weeks of its own series (no look-ahead)."""
-    run, stdout = store_sales_training
-    split = run.steps[Step.SPLIT_DATA].outputs
-    train, validation, test = (split[name][0].load() for name in SPLITS)
-    assert train["date"].max() < validation["date"].min() <= validation["date"].max() < test["date"].min()
-    assert validation["date"].nunique() == test["date"].nunique() == 8
-    assert test["date"].max() - validation["date"].min() == pd.Timedelta(weeks=15)
-
-    labelled = run.steps[Step.LABEL_DATA].outputs[Artifact.LABELLED_DATA][0].load()
-    derived = pd.concat([train, validation, test])
-    for lag in (1, 2, 52):
-        earlier = labelled.assign(date=labelled["date"] + pd.Timedelta(weeks=lag))[
-            ["date", "store_nbr", "family", "sales"]
-        ]
-        joined = derived.merge(earlier, on=["date", "store_nbr", "family"], suffixes=("", "_earlier"), validate="1:1")
-        assert len(joined) == len(derived)
-        np.testing.assert_allclose(joined[f"sales_lag_{lag}"], joined["sales_earlier"])
-
-    for metric in ("rmse", "mae", "r2"):
-        assert re.search(rf"^  {metric} +[\d.]+ +[\d.]+$", stdout, re.MULTILINE), stdout[-1500:]
-    assert re.search(r"gate mae <= baseline [\d.]+ - 10% = [\d.]+: passed", stdout)
-    report = run.steps[Step.EVALUATE_MODEL].outputs[Artifact.EVALUATION_REPORT][0].load()
-    assert report.task == "regression" and report.target_unit == "units"
-    assert report.baseline_description.startswith("seasonal naive")
-    assert report.metrics["mae"] <= 0.9 * report.baseline_metrics["mae"] and report.metrics["r2"] >= 0.5
+    run, stdout = request.getfixturevalue(f"{use_case}_training")
+    check_registered_version(run, stdout, request.getfixturevalue(f"{use_case}_spec"))

@@ -10,15 +10,11 @@ import socket
 import subprocess
 import urllib.request
 
-import pandas as pd
 import pytest
 
 from headliner.labels import Step
 from headliner.serving.inference_log import read_inference_log
 from tests.helpers.cli import (
-    FAST_REGRESSION_RUN_CONFIG,
-    STORE_SALES_CONFIG,
-    STORE_SALES_ROWS,
     finished_run,
     run_cli,
     run_cli_on_a_free_port,
@@ -116,65 +112,3 @@ def test_all_trains_then_serves_the_new_version(wine_spec, serving_env):
     assert answer["model_name"] == "wine" and answer["model_version"] == str(number)
     assert {t["name"] for t in answer["predictions"][0]["top"]} <= {"Cultivar 1", "Cultivar 2", "Cultivar 3"}
     stop_all_services()
-
-
-def test_store_sales_all_serves_forecasts_and_monitoring_judges_live_mae(store_sales_spec, serving_env, tmp_path):
-    """The regression loop on a fresh version: trained, gated against seasonal naive, served (a forecast in
-    units on /predict, one FP32 [n, 1] output on /v2), true values fed back, batch-scored, and judged by
-    monitoring on its live MAE."""
-    env, _ = serving_env
-    args = ["--pipeline", "all", "--config", STORE_SALES_CONFIG, "--rows", STORE_SALES_ROWS]
-    port, result = run_cli_on_a_free_port([*args, "--run-config", FAST_REGRESSION_RUN_CONFIG], env)
-    run, stdout = finished_run(result), result.stdout
-    number = run.steps[Step.REGISTER_MODEL].model_version.number
-    assert re.search(r"gate mae <= baseline [\d.]+ - 10% = [\d.]+: passed", stdout)
-    assert re.search(r"smoke test POST /predict: passed \(.*answer: About [\d,]+ units\)", stdout)
-    assert "smoke test POST /v2/models/store_sales/infer: passed" in stdout and "prediction FP32 [1, 1]" in stdout
-
-    (forecast,) = run_printed_curl(stdout)["predictions"]
-    assert forecast["unit"] == "units" and forecast["prediction"] > 0
-    rounded = float(f"{forecast['prediction']:.3g}")  # three significant digits, as people read it
-    assert forecast["answer"] == f"About {rounded:,.0f} units"
-
-    weeks = run.steps[Step.SPLIT_DATA].outputs["test_split"][0].load()
-    test = weeks.head(3)
-    inputs = [
-        {"name": name, "shape": [3, 1], "datatype": "FP32", "data": test[name].tolist()}
-        for name in store_sales_spec.feature_names
-    ]
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v2/models/store_sales/infer",
-        data=json.dumps({"inputs": inputs}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        (output,) = json.loads(response.read())["outputs"]
-    assert (output["name"], output["datatype"], output["shape"]) == ("prediction", "FP32", [3, 1])
-
-    url = f"http://127.0.0.1:{port}"
-    traffic_args = ["--url", url, "--requests", "300", "--feedback-rate", "0.5"]
-    traffic = run_cli(["simulate-traffic", "--config", STORE_SALES_CONFIG, *traffic_args], env)
-    assert traffic.returncode == 0, traffic.stderr[-2000:]
-    assert "feedback: 150 true labels sent to POST /feedback, 150 accepted" in traffic.stdout
-
-    data, predictions = tmp_path / "weeks.csv", tmp_path / "forecasts.csv"
-    weeks[store_sales_spec.feature_names].to_csv(data, index=False)  # every test week: a table worth a look
-    batch_args = ["--data", str(data), "--version", str(number), "--output", str(predictions)]
-    batch = run_cli(["--pipeline", "batch-inference", "--config", STORE_SALES_CONFIG, *batch_args], env)
-    assert batch.returncode == 0, batch.stdout[-2000:] + batch.stderr[-2000:]
-    scored = pd.read_csv(predictions)
-    assert len(scored) == len(weeks) and scored["error"].isna().all()
-    assert scored["prediction"].head(3).round(2).tolist() == [round(v, 2) for v in output["data"]]
-
-    stop_all_services()  # the service writes its log when it stops (this module's flush interval)
-    monitoring = run_cli(["--pipeline", "monitoring", "--config", STORE_SALES_CONFIG, "--version", str(number)], env)
-    assert monitoring.returncode == 0, monitoring.stdout[-3000:] + monitoring.stderr[-2000:]
-    figures = dict(re.findall(r"^  (\w+) +([\d.,]+|n/a)", monitoring.stdout, re.MULTILINE))
-    assert figures["labelled_rows"] == "150" and float(figures["live_mae"]) > 0
-    assert float(figures["offline_mae"]) == pytest.approx(
-        run.steps[Step.EVALUATE_MODEL].outputs["evaluation_report"][0].load().metrics["mae"], abs=1e-4
-    )
-    assert figures["estimated_mae"] == "n/a" and figures["statistical_parity_difference"] == "n/a"
-    # held-out weeks of the served version: the live MAE stays within the retrain limit of the offline one
-    assert float(figures["mae_drop"]) < store_sales_spec.monitoring.live_metric_min_drop_to_retrain
-    assert not re.search(r"^  - live mae", monitoring.stdout, re.M), monitoring.stdout[-2500:]

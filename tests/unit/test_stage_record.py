@@ -203,6 +203,7 @@ def test_a_regression_candidate_and_evaluation_are_tracked_with_the_forecast_and
     train, validation = frame.iloc[:-20], frame.iloc[-20:]
     trained = fit_candidate(spec, CandidateConfig(name="ridge", family="ridge"), train, validation)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("candidates")  # not the experiment an earlier test made active in another store
     with mlflow.start_run():
         run_id = log_candidate(spec, trained, validation, {"use_case": "store_sales"})
     run = mlflow.get_run(run_id)
