@@ -564,6 +564,8 @@ def build_model_card(
     links: Mapping[str, str] | None = None,
 ) -> ModelCard:
     """A version's card from its artifacts; the per-group figures, explanations and history as plain values."""
+    from headliner.model.onnx_packaging import target_description
+
     meta = {p.key: p.value for p in onnx_model.metadata_props}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     attribute = spec.monitoring.fairness_attribute
@@ -582,13 +584,7 @@ def build_model_card(
         top_k=spec.evaluation.top_k,
         target=None
         if spec.is_classification
-        else TargetFacts(
-            column=target.column,
-            description=target.description,
-            unit=target.unit or "",
-            min=target.min,
-            max=target.max,
-        ),
+        else TargetFacts.model_validate({**target_description(spec), "unit": target.unit or ""}),
         features=spec.feature_names,
         derived_features={f.name: derivation_text(f, spec) for f in spec.features if f.derive is not None},
         source=spec.source.format_description or spec.source.kind.value,
